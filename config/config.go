@@ -1,0 +1,329 @@
+// Package config reads Gatehouse's TOML configuration into an immutable,
+// validated value.
+//
+// Parse decodes strictly (an unknown key is an error naming its path and
+// line), applies the defaults of defaults.go and checks every cross-field
+// rule, reporting all problems at once. The returned *Config is never
+// modified afterwards: a reload parses a new one.
+//
+// The package imports only the standard library and the TOML decoder, so
+// every other package can depend on it.
+package config
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Config is one validated configuration. All durations are positive unless
+// documented otherwise, all sizes are in bytes.
+type Config struct {
+	// Source is the file the config was read from ("" for embedded ones).
+	Source string
+	// StateDir holds certificates, the ACME account, OCSP staples and bans.
+	StateDir string
+	// GracePeriod is how long shutdown waits for in-flight requests.
+	GracePeriod time.Duration
+
+	Log            Log
+	HTTP           *Listener // nil when the HTTP listener is disabled
+	HTTPS          *Listener // nil when the HTTPS listener is disabled
+	Admin          Admin
+	Timeouts       Timeouts
+	Limits         Limits
+	ACME           ACME
+	TrustedProxies []netip.Prefix
+	Ban            Ban
+
+	// Sites in name order; DefaultSite is the one that answers a Host no
+	// site claims (nil: such requests get 421).
+	Sites       []*Site
+	DefaultSite *Site
+	// Upstreams and Zones by name.
+	Upstreams map[string]*Upstream
+	Zones     map[string]*Zone
+}
+
+// Log configures the process log (not the access log).
+type Log struct {
+	Level  slog.Level
+	Format string // "text" or "json"
+}
+
+// Listener is a public listener.
+type Listener struct {
+	Address       string
+	ProxyProtocol bool
+	// MaxConns caps concurrent connections on this listener (0: no cap).
+	MaxConns int
+
+	// TLS policy, HTTPS listener only.
+	MinVersion     uint16
+	MaxVersion     uint16
+	CipherSuites   []uint16 // TLS 1.2 suites; TLS 1.3 suites are fixed by Go
+	SessionTickets bool
+	HTTP2          bool
+}
+
+// Admin is the loopback listener for metrics, health and control.
+type Admin struct {
+	Address string // "" disables the admin listener
+	// Token, when set, is required (Authorization: Bearer) on control
+	// endpoints (bans, drain).
+	Token string
+}
+
+// Timeouts are the client- and upstream-side defaults; routes and
+// upstreams may override some of them.
+type Timeouts struct {
+	ClientHeader    time.Duration
+	ClientBody      time.Duration
+	ClientBodyTotal time.Duration
+	Send            time.Duration
+	Keepalive       time.Duration
+}
+
+// Limits bounds what one client may send.
+type Limits struct {
+	MaxBody         int64
+	MaxHeaderBytes  int
+	HTTP2MaxStreams uint32
+	// ConnPerIP caps concurrent connections per client address (keyed by
+	// /IPv6Prefix for IPv6) on every public listener; 0 disables.
+	ConnPerIP  int
+	IPv6Prefix int
+}
+
+// ACME configures automatic certificates for sites with tls = "acme".
+type ACME struct {
+	Email       string
+	Directory   string
+	EABKeyID    string
+	EABHMACKey  []byte
+	RenewBefore time.Duration
+	HTTP01      bool
+	TLSALPN01   bool
+	// CARoots is a PEM file of roots trusted for the ACME directory
+	// (for a private CA); "" trusts the system roots.
+	CARoots string
+}
+
+// Ban is the fail2ban-like jail.
+type Ban struct {
+	Enabled  bool
+	MaxRetry int
+	FindTime time.Duration
+	BanTime  time.Duration
+	// Statuses are response statuses (e.g. 401, 403 from a login route)
+	// that count as strikes on routes with ban_on_status = true.
+	Statuses []int
+}
+
+// TLSMode says where a site's certificate comes from.
+type TLSMode string
+
+// TLS modes.
+const (
+	TLSACME       TLSMode = "acme"
+	TLSFiles      TLSMode = "files"
+	TLSSelfSigned TLSMode = "self_signed"
+	TLSOff        TLSMode = "off"
+)
+
+// Site is a set of host names with their routes.
+type Site struct {
+	Name  string
+	Hosts []string // lower case; "*.example.com" matches one label
+
+	TLS      TLSMode
+	CertFile string
+	KeyFile  string
+
+	HSTS          string // "" sends none
+	RedirectHTTPS bool
+
+	AccessLog AccessLog
+	// ErrorPages maps a status to the file served for it.
+	ErrorPages map[int][]byte
+	Allow      []netip.Prefix
+	Deny       []netip.Prefix
+
+	// Routes sorted by descending prefix length.
+	Routes []*Route
+}
+
+// AccessLog configures a site's request log.
+type AccessLog struct {
+	Path   string // "" off, "stderr", or a file path
+	Format string // "json" or "combined"
+}
+
+// Route maps a path prefix to an upstream.
+type Route struct {
+	Path     string
+	Upstream string
+	// AccessLog false silences the access log for this route.
+	AccessLog bool
+	MaxBody   int64
+	Zones     []string
+	Allow     []netip.Prefix
+	Deny      []netip.Prefix
+	// BanOnStatus counts Ban.Statuses answered on this route as strikes.
+	BanOnStatus bool
+	// ResponseHeaderTimeout overrides the upstream's for this route.
+	ResponseHeaderTimeout time.Duration
+
+	WebSocket WebSocket
+}
+
+// WebSocket configures upgrades on a route.
+type WebSocket struct {
+	Enabled bool
+	// Origins allowed; empty means the site's own hosts over https; "*"
+	// allows any.
+	Origins        []string
+	IdleTimeout    time.Duration
+	PingInterval   time.Duration // 0: no proxy pings
+	PingTimeout    time.Duration
+	MaxPerClient   int // 0: no cap
+	CloseDelay     time.Duration
+	CloseSpread    time.Duration
+	ConnectTimeout time.Duration
+}
+
+// Upstream is a group of backend servers.
+type Upstream struct {
+	Name    string
+	Policy  string
+	Servers []Server
+
+	Keepalive             int
+	KeepaliveTimeout      time.Duration
+	ConnectTimeout        time.Duration
+	ResponseHeaderTimeout time.Duration
+
+	Sticky *Sticky
+	Health *Health
+
+	MaxFails     int
+	FailTimeout  time.Duration
+	FailStatuses []int
+
+	QueueSize    int
+	QueueTimeout time.Duration
+
+	Retries        int
+	RetryBudget    time.Duration
+	RetryBodyLimit int64
+
+	ResolveInterval time.Duration
+	SlowStart       time.Duration
+}
+
+// Server is one backend of an upstream.
+type Server struct {
+	Name     string
+	Host     string // IP literal or DNS name
+	Port     int
+	Weight   int
+	Backup   bool
+	MaxConns int
+	Drain    bool
+}
+
+// Sticky is HAProxy's `cookie NAME insert indirect nocache`.
+type Sticky struct {
+	Cookie   string
+	Secret   string
+	MaxAge   time.Duration
+	Domain   string
+	SameSite string
+}
+
+// Health is an active health check.
+type Health struct {
+	Method    string
+	Path      string
+	Host      string // "" means the first host name of the first site using the upstream
+	Expect    []int
+	Body      string
+	Interval  time.Duration
+	Timeout   time.Duration
+	Rise      int
+	Fall      int
+	StartDown bool
+}
+
+// Zone is a request rate limit (nginx limit_req_zone).
+type Zone struct {
+	Name string
+	// Rate in requests per second.
+	Rate       float64
+	RateText   string
+	Burst      int
+	Delay      bool
+	MaxKeys    int
+	Status     int
+	DryRun     bool
+	IPv6Prefix int
+}
+
+// defaultCipherSuites are the reference's TLS 1.2 suites plus ChaCha20.
+var defaultCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// DefaultCipherSuites returns the TLS 1.2 suites used when none are
+// configured.
+func DefaultCipherSuites() []uint16 {
+	return append([]uint16(nil), defaultCipherSuites...)
+}
+
+// SiteForHost returns the site claiming host (already lower case, no port):
+// exact names first, then a one-label wildcard, then the default site.
+func (c *Config) SiteForHost(host string) *Site {
+	for _, s := range c.Sites {
+		for _, h := range s.Hosts {
+			if h == host {
+				return s
+			}
+		}
+	}
+	for _, s := range c.Sites {
+		for _, h := range s.Hosts {
+			if len(h) > 2 && h[0] == '*' && h[1] == '.' && matchWildcard(h[1:], host) {
+				return s
+			}
+		}
+	}
+	return c.DefaultSite
+}
+
+func matchWildcard(suffix, host string) bool {
+	if len(host) <= len(suffix) || host[len(host)-len(suffix):] != suffix {
+		return false
+	}
+	label := host[:len(host)-len(suffix)]
+	for i := 0; i < len(label); i++ {
+		if label[i] == '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// Hosts returns every host name claimed by a site, in site order.
+func (c *Config) Hosts() []string {
+	var out []string
+	for _, s := range c.Sites {
+		out = append(out, s.Hosts...)
+	}
+	return out
+}

@@ -1,0 +1,197 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestInvalid runs every testdata/invalid-*.toml and checks that the error
+// names the key and the line.
+func TestInvalid(t *testing.T) {
+	cases := map[string][]string{
+		"invalid-unknown-key.toml":       {":3: listeners.https.tickets: unknown key"},
+		"invalid-unknown-upstream.toml":  {":7: sites.a.routes[0].upstream: unknown upstream \"djangoo\""},
+		"invalid-duration.toml":          {":2:", "client_header", "invalid duration \"12 seconds\""},
+		"invalid-server-address.toml":    {":10: upstreams.app.servers[1].address: \"127.0.0.1\" is not host:port"},
+		"invalid-admin-public.toml":      {":2: listeners.admin.address:", "not a loopback address"},
+		"invalid-zone-rate.toml":         {":2: zones.login.rate:", "not a rate"},
+		"invalid-duplicate-host.toml":    {":8: sites.b.hosts[0]: \"a.example\" is already claimed by site \"a\""},
+		"invalid-cipher.toml":            {":2: listeners.https.ciphers[1]: cipher \"AES128-SHA\" is not allowed"},
+		"invalid-files-missing-key.toml": {":4: sites.a.cert_file: tls = \"files\" needs cert_file and key_file"},
+		"invalid-acme-wildcard.toml":     {":2: sites.a.hosts[0]: wildcard \"*.a.example\" cannot be obtained"},
+		"invalid-websocket-origin.toml":  {":8: sites.a.routes[0].websocket.origins[0]: \"a.example\" is not an origin"},
+		"invalid-policy.toml":            {":8: upstreams.app.policy: unknown policy \"leastconn\""},
+		"invalid-syntax.toml":            {":3:"},
+		"invalid-health.toml":            {":11: upstreams.app.health.path: must start with /", ":13: upstreams.app.health.timeout: must not exceed", ":14: upstreams.app.health.rise: must be at least 1"},
+		"invalid-type.toml":              {":2:", "conn_per_ip"},
+	}
+	files, err := filepath.Glob("testdata/invalid-*.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(cases) {
+		t.Errorf("%d invalid-*.toml files but %d cases: keep them in step", len(files), len(cases))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			want, ok := cases[filepath.Base(f)]
+			if !ok {
+				t.Fatalf("no expectation for %s", f)
+			}
+			_, err := Load(f)
+			if err == nil {
+				t.Fatal("Load succeeded; want an error")
+			}
+			for _, w := range want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+			var ps Problems
+			if !errors.As(err, &ps) || len(ps) == 0 {
+				t.Errorf("error is not a Problems list: %T", err)
+			}
+			for _, p := range ps {
+				if p.Line == 0 {
+					t.Errorf("problem without a line: %v", p)
+				}
+			}
+		})
+	}
+}
+
+func TestAllProblemsAtOnce(t *testing.T) {
+	_, err := Parse([]byte(`
+[sites.a]
+hosts = ["a.example"]
+tls = "self_signed"
+[[sites.a.routes]]
+upstream = "nope"
+limit = ["nozone"]
+[upstreams.app]
+policy = "bogus"
+servers = [{ address = "x" }]
+`))
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("got %v, want Problems", err)
+	}
+	if len(ps) < 4 {
+		t.Fatalf("got %d problems, want at least 4:\n%v", len(ps), err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(DefaultTOML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Timeouts.ClientHeader, 12*time.Second; got != want {
+		t.Errorf("client_header = %v, want %v", got, want)
+	}
+	if got, want := c.Limits.MaxBody, int64(10<<20); got != want {
+		t.Errorf("max_body = %d, want %d", got, want)
+	}
+	if c.Admin.Address != "127.0.0.1:9180" {
+		t.Errorf("admin = %q", c.Admin.Address)
+	}
+	if c.DefaultSite == nil || c.DefaultSite.Name != "dev" {
+		t.Errorf("default site = %v", c.DefaultSite)
+	}
+	u := c.Upstreams["daphne"]
+	if u == nil || u.Servers[0].Host != "127.0.0.1" || u.Servers[0].Port != 8000 || u.ConnectTimeout != 60*time.Second {
+		t.Errorf("upstream = %+v", u)
+	}
+	if c.Sites[0].HSTS != "" {
+		t.Errorf("dev HSTS = %q, want off", c.Sites[0].HSTS)
+	}
+}
+
+func TestRoutesLongestPrefixFirst(t *testing.T) {
+	c, err := Parse([]byte(`
+[sites.a]
+hosts = ["a.example", "*.b.example"]
+tls = "self_signed"
+[[sites.a.routes]]
+path = "/"
+upstream = "app"
+[[sites.a.routes]]
+path = "/api/v1/"
+upstream = "app"
+[[sites.a.routes]]
+path = "/api/"
+upstream = "app"
+[upstreams.app]
+servers = [{ address = "127.0.0.1:8000" }]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range c.Sites[0].Routes {
+		got = append(got, r.Path)
+	}
+	if strings.Join(got, " ") != "/api/v1/ /api/ /" {
+		t.Errorf("route order %v", got)
+	}
+	if c.SiteForHost("x.b.example") == nil || c.SiteForHost("y.x.b.example") != nil || c.SiteForHost("b.example") != nil {
+		t.Error("wildcard must match exactly one label")
+	}
+}
+
+func TestParseSizeAndRate(t *testing.T) {
+	for in, want := range map[string]int64{"10M": 10 << 20, "10MiB": 10 << 20, "512k": 512 << 10, "1024": 1024, "1G": 1 << 30} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "M", "-1", "10X", "99999999999999G"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) succeeded", bad)
+		}
+	}
+	for in, want := range map[string]float64{"5r/m": 5.0 / 60, "20r/s": 20, "10/s": 10, "60/h": 1.0 / 60} {
+		got, err := parseRate(in)
+		if err != nil || got != want {
+			t.Errorf("parseRate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
+
+// TestExamples checks that every example config parses.
+func TestExamples(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*.toml")
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := Load(f); err != nil {
+				t.Errorf("%v", err)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(DefaultTOML())
+	files, _ := filepath.Glob("testdata/*.toml")
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b)
+		if err == nil && c == nil {
+			t.Fatal("nil config without error")
+		}
+		if err != nil && err.Error() == "" {
+			t.Fatal("empty error")
+		}
+		scanKeyLines(string(b)) // must not panic or loop on any input
+	})
+}

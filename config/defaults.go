@@ -1,0 +1,148 @@
+package config
+
+import "time"
+
+// Every default of the configuration lives here, each with the reason it has
+// the value it has. Package code elsewhere never carries a literal timeout:
+// it reads the compiled Config.
+
+// Listener addresses.
+const (
+	// DefaultHTTPAddress is where plain HTTP (redirects, ACME HTTP-01) listens.
+	DefaultHTTPAddress = ":80"
+	// DefaultHTTPSAddress is where TLS listens.
+	DefaultHTTPSAddress = ":443"
+	// DefaultAdminAddress keeps metrics and control on loopback: an admin
+	// listener reachable from the internet is a finding in every audit.
+	DefaultAdminAddress = "127.0.0.1:9180"
+	// DefaultStateDir holds certificates, OCSP staples and bans; systemd's
+	// StateDirectory=gatehouse creates it.
+	DefaultStateDir = "/var/lib/gatehouse"
+)
+
+// Client-side timeouts: the reference's nginx DDoS block.
+const (
+	// DefaultClientHeaderTimeout is nginx client_header_timeout 12: a client
+	// that has not sent its whole request head by then is cut (slowloris).
+	DefaultClientHeaderTimeout = 12 * time.Second
+	// DefaultClientBodyTimeout is nginx client_body_timeout 12: the longest
+	// gap between two reads of a request body.
+	DefaultClientBodyTimeout = 12 * time.Second
+	// DefaultClientBodyTotal bounds a whole request body, which nginx does
+	// not: a body trickled one byte every 11 s would otherwise live forever.
+	// 10 MiB at a slow 200 KiB/s needs under a minute.
+	DefaultClientBodyTotal = 60 * time.Second
+	// DefaultSendTimeout is nginx send_timeout 10: the longest a write to
+	// the client may block. It is idle-based, so long downloads and SSE
+	// streams are never cut while they move.
+	DefaultSendTimeout = 10 * time.Second
+	// DefaultKeepaliveTimeout is nginx keepalive_timeout 15: how long an
+	// idle client connection is kept between requests.
+	DefaultKeepaliveTimeout = 15 * time.Second
+	// DefaultGracePeriod is how long SIGTERM waits for in-flight requests;
+	// systemd's default TimeoutStopSec is 90 s, so this leaves room.
+	DefaultGracePeriod = 30 * time.Second
+)
+
+// Upstream-side timeouts and pools.
+const (
+	// DefaultConnectTimeout is nginx proxy_connect_timeout 60s.
+	DefaultConnectTimeout = 60 * time.Second
+	// DefaultResponseHeaderTimeout is nginx proxy_read_timeout 60s applied
+	// to the wait for the response head: a Django view slower than this
+	// answers 504.
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	// DefaultUpstreamKeepalive is nginx `keepalive 32`: idle connections
+	// kept per backend server.
+	DefaultUpstreamKeepalive = 32
+	// DefaultUpstreamKeepaliveTimeout is nginx keepalive_timeout 60s inside
+	// the upstream block; Daphne keeps idle connections longer.
+	DefaultUpstreamKeepaliveTimeout = 60 * time.Second
+	// DefaultWebSocketIdleTimeout is the reference's proxy_read_timeout
+	// 86400s on /ws/: Daphne pings every 20 s, so a live stream is never
+	// idle that long.
+	DefaultWebSocketIdleTimeout = 24 * time.Hour
+	// DefaultWebSocketCloseDelay is how long a stream whose route or server
+	// disappeared in a reload is kept before it is closed with 1012.
+	DefaultWebSocketCloseDelay = 10 * time.Second
+	// DefaultWebSocketCloseSpread spreads closes of many streams so clients
+	// do not reconnect in the same second.
+	DefaultWebSocketCloseSpread = 10 * time.Second
+	// DefaultPingTimeout is how long a client has to answer a proxy ping.
+	DefaultPingTimeout = 20 * time.Second
+)
+
+// Health checks and passive failure detection.
+const (
+	// DefaultHealthPath is the reference's `option httpchk GET /health/`.
+	DefaultHealthPath = "/health/"
+	// DefaultHealthInterval is HAProxy's `inter 2s`.
+	DefaultHealthInterval = 2 * time.Second
+	// DefaultHealthTimeout keeps a probe well inside its interval.
+	DefaultHealthTimeout = 1 * time.Second
+	// DefaultHealthRise and DefaultHealthFall are HAProxy's rise 2 fall 3.
+	DefaultHealthRise = 2
+	DefaultHealthFall = 3
+	// DefaultMaxFails and DefaultFailTimeout are the reference's
+	// max_fails=3 fail_timeout=30s.
+	DefaultMaxFails    = 3
+	DefaultFailTimeout = 30 * time.Second
+	// DefaultQueueTimeout is HAProxy's usual `timeout queue` when maxconn
+	// is set: a queued request waits this long for a slot.
+	DefaultQueueTimeout = 10 * time.Second
+	// DefaultRetries is nginx proxy_next_upstream_tries: one more server
+	// after the first (0 would disable retries).
+	DefaultRetries = 1
+	// DefaultRetryBudget bounds the time spent over all tries.
+	DefaultRetryBudget = 10 * time.Second
+	// DefaultRetryBodyLimit is how much of a request body is buffered so a
+	// non-idempotent request may be retried after a timeout or 502/503.
+	DefaultRetryBodyLimit = 64 << 10
+	// DefaultResolveInterval re-resolves servers given by name, so a
+	// restarted Podman container with a new address is followed.
+	DefaultResolveInterval = 5 * time.Second
+	// DefaultStickyCookie is the reference's `cookie SERVERID`.
+	DefaultStickyCookie = "SERVERID"
+)
+
+// Size limits.
+const (
+	// DefaultMaxBody is nginx client_max_body_size 10M.
+	DefaultMaxBody = 10 << 20
+	// DefaultMaxHeaderBytes bounds the request head. The reference's
+	// `large_client_header_buffers 2 1k` is too tight for real browsers
+	// with Django session and CSRF cookies; 16 KiB is nginx's own default
+	// (4 × 8k) halved.
+	DefaultMaxHeaderBytes = 16 << 10
+	// DefaultHTTP2MaxStreams is Go's and nginx's http2_max_concurrent_streams.
+	DefaultHTTP2MaxStreams = 128
+	// DefaultConnPerIP is the reference's `limit_conn addr 10`.
+	DefaultConnPerIP = 10
+)
+
+// Rate limits and bans.
+const (
+	// DefaultZoneMaxKeys is the number of client states nginx fits in a
+	// 10m zone (about 160,000).
+	DefaultZoneMaxKeys = 160000
+	// DefaultRejectStatus is 429; nginx uses 503 by default.
+	DefaultRejectStatus = 429
+	// DefaultIPv6Prefix keys IPv6 clients by their /64, the smallest block
+	// an ISP hands out, so address rotation inside it does not escape.
+	DefaultIPv6Prefix = 64
+	// DefaultBanMaxRetry, DefaultBanFindTime and DefaultBanTime are the
+	// reference's fail2ban jail: maxretry 10, findtime 600, bantime 7200.
+	DefaultBanMaxRetry = 10
+	DefaultBanFindTime = 600 * time.Second
+	DefaultBanTime     = 7200 * time.Second
+)
+
+// TLS and ACME.
+const (
+	// DefaultHSTS is the reference's Strict-Transport-Security value.
+	DefaultHSTS = "max-age=31536000; includeSubDomains; preload"
+	// DefaultACMEDirectory is Let's Encrypt production.
+	DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+	// DefaultRenewBefore renews 30 days before expiry, as certbot does.
+	DefaultRenewBefore = 30 * 24 * time.Hour
+)

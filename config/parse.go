@@ -1,0 +1,942 @@
+package config
+
+import (
+	"crypto/tls"
+	_ "embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// DefaultTOML returns the embedded configuration used by `gatehouse run`
+// without -config: local development in front of Daphne on :8000.
+func DefaultTOML() []byte { return slices.Clone(defaultTOML) }
+
+// Load reads and parses the file at path. Relative paths inside the file
+// (certificates, error pages, logs) are resolved against its directory.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFile(b, path)
+}
+
+// Parse parses a configuration that has no file name.
+func Parse(b []byte) (*Config, error) { return ParseFile(b, "") }
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	File string
+	Line int    // 0 when unknown
+	Key  string // e.g. "sites.main.routes[0].upstream"
+	Msg  string
+}
+
+func (p Problem) Error() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString(p.File)
+		b.WriteByte(':')
+	}
+	if p.Line > 0 {
+		b.WriteString(strconv.Itoa(p.Line))
+		b.WriteByte(':')
+	}
+	if b.Len() > 0 {
+		b.WriteByte(' ')
+	}
+	if p.Key != "" {
+		b.WriteString(p.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every problem found in a configuration. Parse returns it as
+// its error; errors.As recovers the list.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// ParseFile parses b, naming file in errors and resolving relative paths
+// against file's directory.
+func ParseFile(b []byte, file string) (*Config, error) {
+	var raw rawConfig
+	md, err := toml.Decode(string(b), &raw)
+	if err != nil {
+		var pe toml.ParseError
+		var ppe *toml.ParseError
+		if errors.As(err, &ppe) {
+			pe = *ppe
+		}
+		if ppe != nil || errors.As(err, &pe) {
+			return nil, Problems{{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}}
+		}
+		// Type mismatches come as "toml: line N (last key "K"): msg".
+		if m := decodeErrRe.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, Problems{{File: file, Line: line, Key: m[2], Msg: m[3]}}
+		}
+		return nil, Problems{{File: file, Msg: err.Error()}}
+	}
+	c := &compiler{file: file, lines: scanKeyLines(string(b))}
+	if file != "" {
+		c.dir = filepath.Dir(file)
+	}
+	for _, k := range md.Undecoded() {
+		c.errf(k.String(), "unknown key")
+	}
+	cfg := c.compile(&raw)
+	if len(c.problems) > 0 {
+		sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].Line < c.problems[j].Line })
+		return nil, c.problems
+	}
+	cfg.Source = file
+	return cfg, nil
+}
+
+var decodeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+type compiler struct {
+	file     string
+	dir      string
+	lines    keyLines
+	problems Problems
+}
+
+func (c *compiler) errf(key, format string, args ...any) {
+	line := c.lines[key]
+	if line == 0 {
+		line = c.lines[stripIndexes(key)]
+	}
+	// Fall back to the nearest enclosing key that has a line.
+	for k := key; line == 0 && k != ""; {
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+		line = c.lines[k]
+	}
+	c.problems = append(c.problems, Problem{File: c.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *compiler) path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+func (c *compiler) compile(r *rawConfig) *Config {
+	cfg := &Config{
+		StateDir:    DefaultStateDir,
+		GracePeriod: r.GracePeriod.or(DefaultGracePeriod),
+		Upstreams:   map[string]*Upstream{},
+		Zones:       map[string]*Zone{},
+	}
+	if r.StateDir != nil {
+		if *r.StateDir == "" {
+			c.errf("state_dir", "must not be empty")
+		}
+		cfg.StateDir = c.path(*r.StateDir)
+	}
+
+	// Log.
+	switch strings.ToLower(r.Log.Level) {
+	case "", "info":
+		cfg.Log.Level = slog.LevelInfo
+	case "debug":
+		cfg.Log.Level = slog.LevelDebug
+	case "warn", "warning":
+		cfg.Log.Level = slog.LevelWarn
+	case "error":
+		cfg.Log.Level = slog.LevelError
+	default:
+		c.errf("log.level", "must be debug, info, warn or error, not %q", r.Log.Level)
+	}
+	cfg.Log.Format = r.Log.Format
+	switch r.Log.Format {
+	case "":
+		cfg.Log.Format = "text"
+	case "text", "json":
+	default:
+		c.errf("log.format", "must be text or json, not %q", r.Log.Format)
+	}
+
+	cfg.HTTP = c.listener("listeners.http", r.Listeners.HTTP, DefaultHTTPAddress, false)
+	cfg.HTTPS = c.listener("listeners.https", r.Listeners.HTTPS, DefaultHTTPSAddress, true)
+	cfg.Admin = c.admin(r.Listeners.Admin)
+
+	cfg.Timeouts = Timeouts{
+		ClientHeader:    c.positive("timeouts.client_header", r.Timeouts.ClientHeader, DefaultClientHeaderTimeout),
+		ClientBody:      c.positive("timeouts.client_body", r.Timeouts.ClientBody, DefaultClientBodyTimeout),
+		ClientBodyTotal: c.positive("timeouts.client_body_total", r.Timeouts.ClientBodyTotal, DefaultClientBodyTotal),
+		Send:            c.positive("timeouts.send", r.Timeouts.Send, DefaultSendTimeout),
+		Keepalive:       c.positive("timeouts.keepalive", r.Timeouts.Keepalive, DefaultKeepaliveTimeout),
+	}
+
+	cfg.Limits = Limits{
+		MaxBody:         r.Limits.MaxBody.or(DefaultMaxBody),
+		MaxHeaderBytes:  int(r.Limits.MaxHeaderBytes.or(DefaultMaxHeaderBytes)),
+		HTTP2MaxStreams: DefaultHTTP2MaxStreams,
+		ConnPerIP:       DefaultConnPerIP,
+		IPv6Prefix:      DefaultIPv6Prefix,
+	}
+	if cfg.Limits.MaxHeaderBytes < 1024 {
+		c.errf("limits.max_header_bytes", "must be at least 1k")
+	}
+	if v := r.Limits.HTTP2MaxStreams; v != nil {
+		if *v < 1 || *v > 1000 {
+			c.errf("limits.http2_max_streams", "must be between 1 and 1000")
+		}
+		cfg.Limits.HTTP2MaxStreams = uint32(*v)
+	}
+	if v := r.Limits.ConnPerIP; v != nil {
+		if *v < 0 {
+			c.errf("limits.conn_per_ip", "must not be negative (0 disables the cap)")
+		}
+		cfg.Limits.ConnPerIP = *v
+	}
+	if v := r.Limits.IPv6Prefix; v != nil {
+		if *v < 1 || *v > 128 {
+			c.errf("limits.ipv6_prefix", "must be between 1 and 128")
+		}
+		cfg.Limits.IPv6Prefix = *v
+	}
+
+	cfg.ACME = c.acme(r.ACME)
+	for i, p := range r.TrustedProxies {
+		pfx, err := parsePrefix(p)
+		if err != nil {
+			c.errf(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
+			continue
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
+	}
+	cfg.Ban = Ban{
+		Enabled:  r.Ban.Enabled,
+		MaxRetry: DefaultBanMaxRetry,
+		FindTime: c.positive("ban.find_time", r.Ban.FindTime, DefaultBanFindTime),
+		BanTime:  c.positive("ban.ban_time", r.Ban.BanTime, DefaultBanTime),
+		Statuses: r.Ban.Statuses,
+	}
+	if r.Ban.MaxRetry != nil {
+		if *r.Ban.MaxRetry < 1 {
+			c.errf("ban.max_retry", "must be at least 1")
+		}
+		cfg.Ban.MaxRetry = *r.Ban.MaxRetry
+	}
+	for i, s := range r.Ban.Statuses {
+		if s < 100 || s > 599 {
+			c.errf(fmt.Sprintf("ban.statuses[%d]", i), "%d is not an HTTP status", s)
+		}
+	}
+
+	for _, name := range sortedKeys(r.Zones) {
+		cfg.Zones[name] = c.zone(name, r.Zones[name], cfg.Limits.IPv6Prefix)
+	}
+	for _, name := range sortedKeys(r.Upstreams) {
+		cfg.Upstreams[name] = c.upstream(name, r.Upstreams[name])
+	}
+	for _, name := range sortedKeys(r.Sites) {
+		s := c.site(name, r.Sites[name], cfg)
+		cfg.Sites = append(cfg.Sites, s)
+		if r.Sites[name].Default {
+			if cfg.DefaultSite != nil {
+				c.errf("sites."+name+".default", "site %q is already the default site", cfg.DefaultSite.Name)
+			}
+			cfg.DefaultSite = s
+		}
+	}
+	if len(cfg.Sites) == 0 {
+		c.errf("sites", "at least one site is required")
+	}
+	c.crossChecks(cfg, r)
+	return cfg
+}
+
+func (c *compiler) positive(key string, d duration, def time.Duration) time.Duration {
+	v := d.or(def)
+	if d.set && v <= 0 {
+		c.errf(key, "must be greater than zero")
+	}
+	return v
+}
+
+func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *Listener {
+	l := &Listener{Address: def, ProxyProtocol: r.ProxyProtocol, MaxConns: r.MaxConns, HTTP2: true}
+	if r.Address != nil {
+		if *r.Address == "" {
+			return nil // disabled
+		}
+		l.Address = *r.Address
+	}
+	if _, port, err := net.SplitHostPort(l.Address); err != nil {
+		c.errf(key+".address", "%q is not host:port (e.g. \":443\" or \"127.0.0.1:8443\")", l.Address)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		c.errf(key+".address", "%q has an invalid port", l.Address)
+	}
+	if r.MaxConns < 0 {
+		c.errf(key+".max_conns", "must not be negative (0: no cap)")
+	}
+	if !isTLS {
+		for k, set := range map[string]bool{"min_version": r.MinVersion != "", "max_version": r.MaxVersion != "", "ciphers": r.Ciphers != nil, "session_tickets": r.SessionTickets, "http2": r.HTTP2 != nil} {
+			if set {
+				c.errf(key+"."+k, "only applies to the https listener")
+			}
+		}
+		return l
+	}
+	l.MinVersion = tls.VersionTLS12
+	l.MaxVersion = tls.VersionTLS13
+	if r.MinVersion != "" {
+		v, ok := tlsVersion(r.MinVersion)
+		if !ok {
+			c.errf(key+".min_version", "must be \"1.2\" or \"1.3\", not %q", r.MinVersion)
+		}
+		l.MinVersion = v
+	}
+	if r.MaxVersion != "" {
+		v, ok := tlsVersion(r.MaxVersion)
+		if !ok {
+			c.errf(key+".max_version", "must be \"1.2\" or \"1.3\", not %q", r.MaxVersion)
+		}
+		l.MaxVersion = v
+	}
+	if l.MaxVersion < l.MinVersion {
+		c.errf(key+".max_version", "is below min_version")
+	}
+	l.CipherSuites = DefaultCipherSuites()
+	if r.Ciphers != nil {
+		l.CipherSuites = nil
+		for i, name := range r.Ciphers {
+			id, err := cipherSuite(name)
+			if err != nil {
+				c.errf(fmt.Sprintf("%s.ciphers[%d]", key, i), "%v", err)
+				continue
+			}
+			l.CipherSuites = append(l.CipherSuites, id)
+		}
+		if len(l.CipherSuites) == 0 && len(r.Ciphers) == 0 {
+			c.errf(key+".ciphers", "must not be empty (TLS 1.2 clients could not connect); remove the key for the defaults")
+		}
+	}
+	l.SessionTickets = r.SessionTickets
+	if r.HTTP2 != nil {
+		l.HTTP2 = *r.HTTP2
+	}
+	return l
+}
+
+func tlsVersion(s string) (uint16, bool) {
+	switch strings.TrimPrefix(strings.ToLower(s), "tls") {
+	case "1.2", "v1.2":
+		return tls.VersionTLS12, true
+	case "1.3", "v1.3":
+		return tls.VersionTLS13, true
+	}
+	return 0, false
+}
+
+// cipherSuite accepts Go names (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) and
+// the OpenSSL names nginx and HAProxy use (ECDHE-RSA-AES128-GCM-SHA256).
+// Only forward-secret AEAD suites are allowed.
+func cipherSuite(name string) (uint16, error) {
+	openssl := map[string]string{
+		"ECDHE-ECDSA-AES128-GCM-SHA256": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+		"ECDHE-RSA-AES128-GCM-SHA256":   "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+		"ECDHE-ECDSA-AES256-GCM-SHA384": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+		"ECDHE-RSA-AES256-GCM-SHA384":   "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+		"ECDHE-ECDSA-CHACHA20-POLY1305": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+		"ECDHE-RSA-CHACHA20-POLY1305":   "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+	}
+	goName := name
+	if n, ok := openssl[strings.ToUpper(name)]; ok {
+		goName = n
+	}
+	for _, id := range defaultCipherSuites {
+		if tls.CipherSuiteName(id) == goName {
+			return id, nil
+		}
+	}
+	return 0, fmt.Errorf("cipher %q is not allowed: use forward-secret AEAD suites such as ECDHE-ECDSA-AES128-GCM-SHA256 or ECDHE-RSA-CHACHA20-POLY1305", name)
+}
+
+func (c *compiler) admin(r rawAdmin) Admin {
+	a := Admin{Address: DefaultAdminAddress, Token: r.Token}
+	if r.Address != nil {
+		a.Address = *r.Address
+	}
+	if a.Address == "" {
+		return a
+	}
+	host, _, err := net.SplitHostPort(a.Address)
+	if err != nil {
+		c.errf("listeners.admin.address", "%q is not host:port", a.Address)
+		return a
+	}
+	if !r.AllowRemote && !isLoopback(host) {
+		c.errf("listeners.admin.address", "%q is not a loopback address; metrics and control must not be public (set allow_remote = true, and a token, to override)", a.Address)
+	}
+	return a
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func (c *compiler) acme(r rawACME) ACME {
+	a := ACME{
+		Email:       r.Email,
+		Directory:   r.Directory,
+		EABKeyID:    r.EABKeyID,
+		RenewBefore: r.RenewBefore.or(DefaultRenewBefore),
+		HTTP01:      r.HTTP01 == nil || *r.HTTP01,
+		TLSALPN01:   r.TLSALPN01 == nil || *r.TLSALPN01,
+		CARoots:     c.path(r.CARoots),
+	}
+	if a.Directory == "" {
+		a.Directory = DefaultACMEDirectory
+	} else if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+		c.errf("acme.directory", "%q is not an https URL", r.Directory)
+	}
+	if r.EABHMACKey != "" {
+		k, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(r.EABHMACKey, "="))
+		if err != nil {
+			c.errf("acme.eab_hmac_key", "must be base64url as the CA gives it: %v", err)
+		}
+		a.EABHMACKey = k
+	}
+	if (a.EABKeyID == "") != (r.EABHMACKey == "") {
+		c.errf("acme.eab_key_id", "eab_key_id and eab_hmac_key go together")
+	}
+	if r.Email != "" && !strings.Contains(r.Email, "@") {
+		c.errf("acme.email", "%q is not an email address", r.Email)
+	}
+	if !a.HTTP01 && !a.TLSALPN01 {
+		c.errf("acme.http01", "http01 and tls_alpn01 are both off: no challenge could be answered")
+	}
+	return a
+}
+
+func (c *compiler) zone(name string, r rawZone, v6 int) *Zone {
+	key := "zones." + name
+	z := &Zone{Name: name, RateText: r.Rate, Burst: r.Burst, MaxKeys: DefaultZoneMaxKeys, Status: DefaultRejectStatus, DryRun: r.DryRun, IPv6Prefix: v6}
+	rate, err := parseRate(r.Rate)
+	if err != nil {
+		c.errf(key+".rate", "%v", err)
+	}
+	z.Rate = rate
+	if r.Burst < 0 {
+		c.errf(key+".burst", "must not be negative")
+	}
+	switch r.Mode {
+	case "", "nodelay":
+	case "delay":
+		z.Delay = true
+	default:
+		c.errf(key+".mode", "must be nodelay or delay, not %q", r.Mode)
+	}
+	if r.MaxKeys != nil {
+		if *r.MaxKeys < 1 {
+			c.errf(key+".max_keys", "must be at least 1")
+		}
+		z.MaxKeys = *r.MaxKeys
+	}
+	if r.Status != nil {
+		if *r.Status < 400 || *r.Status > 599 {
+			c.errf(key+".status", "must be a 4xx or 5xx status")
+		}
+		z.Status = *r.Status
+	}
+	if r.IPv6Prefix != nil {
+		if *r.IPv6Prefix < 1 || *r.IPv6Prefix > 128 {
+			c.errf(key+".ipv6_prefix", "must be between 1 and 128")
+		}
+		z.IPv6Prefix = *r.IPv6Prefix
+	}
+	return z
+}
+
+// parseRate parses nginx-style rates: "5r/m", "20r/s", "5/m", "10/s".
+func parseRate(s string) (float64, error) {
+	if s == "" {
+		return 0, errors.New("is required (e.g. \"10r/s\" or \"5r/m\")")
+	}
+	num, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	num = strings.TrimSuffix(num, "r")
+	n, err := strconv.ParseFloat(num, 64)
+	if !ok || err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a rate (e.g. \"10r/s\" or \"5r/m\")", s)
+	}
+	switch unit {
+	case "s":
+		return n, nil
+	case "m":
+		return n / 60, nil
+	case "h":
+		return n / 3600, nil
+	}
+	return 0, fmt.Errorf("%q: unit must be s, m or h", s)
+}
+
+var policies = []string{"round_robin", "least_conn", "ip_hash", "random_two", "first"}
+
+func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
+	key := "upstreams." + name
+	u := &Upstream{
+		Name:                  name,
+		Policy:                r.Policy,
+		Keepalive:             DefaultUpstreamKeepalive,
+		KeepaliveTimeout:      c.positive(key+".keepalive_timeout", r.KeepaliveTimeout, DefaultUpstreamKeepaliveTimeout),
+		ConnectTimeout:        c.positive(key+".connect_timeout", r.ConnectTimeout, DefaultConnectTimeout),
+		ResponseHeaderTimeout: c.positive(key+".response_header_timeout", r.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+		MaxFails:              DefaultMaxFails,
+		FailTimeout:           c.positive(key+".fail_timeout", r.FailTimeout, DefaultFailTimeout),
+		FailStatuses:          r.FailStatuses,
+		QueueSize:             r.QueueSize,
+		QueueTimeout:          c.positive(key+".queue_timeout", r.QueueTimeout, DefaultQueueTimeout),
+		Retries:               DefaultRetries,
+		RetryBudget:           c.positive(key+".retry_budget", r.RetryBudget, DefaultRetryBudget),
+		RetryBodyLimit:        r.RetryBodyLimit.or(DefaultRetryBodyLimit),
+		ResolveInterval:       c.positive(key+".resolve_interval", r.ResolveInterval, DefaultResolveInterval),
+		SlowStart:             r.SlowStart.or(0),
+	}
+	if u.Policy == "" {
+		u.Policy = "round_robin"
+	} else if !slices.Contains(policies, u.Policy) {
+		c.errf(key+".policy", "unknown policy %q (one of %s)", u.Policy, strings.Join(policies, ", "))
+	}
+	if r.Keepalive != nil {
+		if *r.Keepalive < 0 {
+			c.errf(key+".keepalive", "must not be negative (0 disables upstream keepalive)")
+		}
+		u.Keepalive = *r.Keepalive
+	}
+	if r.MaxFails != nil {
+		if *r.MaxFails < 0 {
+			c.errf(key+".max_fails", "must not be negative (0 disables passive checks)")
+		}
+		u.MaxFails = *r.MaxFails
+	}
+	if r.QueueSize < 0 {
+		c.errf(key+".queue", "must not be negative")
+	}
+	if r.Retries != nil {
+		if *r.Retries < 0 {
+			c.errf(key+".retries", "must not be negative")
+		}
+		u.Retries = *r.Retries
+	}
+	for i, s := range r.FailStatuses {
+		if s < 500 || s > 599 {
+			c.errf(fmt.Sprintf("%s.fail_statuses[%d]", key, i), "%d: only 5xx statuses can mark a server failed", s)
+		}
+	}
+	if len(r.Servers) == 0 {
+		c.errf(key+".servers", "at least one server is required")
+	}
+	names := map[string]bool{}
+	primaries := 0
+	for i, rs := range r.Servers {
+		sk := fmt.Sprintf("%s.servers[%d]", key, i)
+		s := Server{Name: rs.Name, Weight: 1, Backup: rs.Backup, MaxConns: rs.MaxConns, Drain: rs.Drain}
+		host, port, err := net.SplitHostPort(rs.Address)
+		if err != nil || host == "" {
+			c.errf(sk+".address", "%q is not host:port (e.g. \"127.0.0.1:8000\" or \"django:8000\")", rs.Address)
+		} else {
+			p, err := strconv.Atoi(port)
+			if err != nil || p < 1 || p > 65535 {
+				c.errf(sk+".address", "%q has an invalid port", rs.Address)
+			}
+			s.Host, s.Port = host, p
+		}
+		if s.Name == "" {
+			s.Name = rs.Address
+		}
+		if names[s.Name] {
+			c.errf(sk+".name", "duplicate server name %q (names key sticky cookies and metrics)", s.Name)
+		}
+		names[s.Name] = true
+		if rs.Weight != nil {
+			if *rs.Weight < 1 || *rs.Weight > 1000 {
+				c.errf(sk+".weight", "must be between 1 and 1000")
+			}
+			s.Weight = *rs.Weight
+		}
+		if rs.MaxConns < 0 {
+			c.errf(sk+".max_conns", "must not be negative (0: no cap)")
+		}
+		if !rs.Backup {
+			primaries++
+		}
+		u.Servers = append(u.Servers, s)
+	}
+	if len(r.Servers) > 0 && primaries == 0 {
+		c.errf(key+".servers", "every server is a backup; at least one must be primary")
+	}
+	if r.Sticky != nil {
+		st := &Sticky{Cookie: r.Sticky.Cookie, Secret: r.Sticky.Secret, MaxAge: r.Sticky.MaxAge.or(0), Domain: r.Sticky.Domain, SameSite: r.Sticky.SameSite}
+		if st.Cookie == "" {
+			st.Cookie = DefaultStickyCookie
+		} else if !validCookieName(st.Cookie) {
+			c.errf(key+".sticky.cookie", "%q is not a valid cookie name", st.Cookie)
+		}
+		switch strings.ToLower(st.SameSite) {
+		case "":
+			st.SameSite = "lax"
+		case "lax", "strict", "none":
+			st.SameSite = strings.ToLower(st.SameSite)
+		default:
+			c.errf(key+".sticky.same_site", "must be lax, strict or none")
+		}
+		u.Sticky = st
+	}
+	if r.Health != nil {
+		h := &Health{
+			Method:    strings.ToUpper(r.Health.Method),
+			Path:      r.Health.Path,
+			Host:      r.Health.Host,
+			Expect:    r.Health.Expect,
+			Body:      r.Health.Body,
+			Interval:  c.positive(key+".health.interval", r.Health.Interval, DefaultHealthInterval),
+			Timeout:   c.positive(key+".health.timeout", r.Health.Timeout, DefaultHealthTimeout),
+			Rise:      DefaultHealthRise,
+			Fall:      DefaultHealthFall,
+			StartDown: r.Health.StartDown,
+		}
+		if h.Method == "" {
+			h.Method = "GET"
+		} else if h.Method != "GET" && h.Method != "HEAD" && h.Method != "OPTIONS" {
+			c.errf(key+".health.method", "must be GET, HEAD or OPTIONS")
+		}
+		if h.Path == "" {
+			h.Path = DefaultHealthPath
+		} else if !strings.HasPrefix(h.Path, "/") {
+			c.errf(key+".health.path", "must start with /")
+		}
+		if len(h.Expect) == 0 {
+			h.Expect = []int{200}
+		}
+		for i, s := range h.Expect {
+			if s < 100 || s > 599 {
+				c.errf(fmt.Sprintf("%s.health.expect_status[%d]", key, i), "%d is not an HTTP status", s)
+			}
+		}
+		if r.Health.Rise != nil {
+			h.Rise = *r.Health.Rise
+		}
+		if r.Health.Fall != nil {
+			h.Fall = *r.Health.Fall
+		}
+		if h.Rise < 1 {
+			c.errf(key+".health.rise", "must be at least 1")
+		}
+		if h.Fall < 1 {
+			c.errf(key+".health.fall", "must be at least 1")
+		}
+		if h.Timeout > h.Interval {
+			c.errf(key+".health.timeout", "must not exceed the interval (%v)", h.Interval)
+		}
+		u.Health = h
+	}
+	return u
+}
+
+func validCookieName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
+	key := "sites." + name
+	s := &Site{Name: name, TLS: TLSMode(r.TLS), CertFile: c.path(r.CertFile), KeyFile: c.path(r.KeyFile), HSTS: DefaultHSTS, RedirectHTTPS: true, ErrorPages: map[int][]byte{}}
+	if len(r.Hosts) == 0 && !r.Default {
+		c.errf(key+".hosts", "at least one host name is required (or default = true)")
+	}
+	for i, h := range r.Hosts {
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		if err := checkHostName(h); err != nil {
+			c.errf(fmt.Sprintf("%s.hosts[%d]", key, i), "%v", err)
+		}
+		s.Hosts = append(s.Hosts, h)
+	}
+	switch s.TLS {
+	case "":
+		s.TLS = TLSACME
+		if r.CertFile != "" || r.KeyFile != "" {
+			s.TLS = TLSFiles
+		}
+	case TLSACME, TLSFiles, TLSSelfSigned, TLSOff:
+	default:
+		c.errf(key+".tls", "must be acme, files, self_signed or off, not %q", r.TLS)
+	}
+	if s.TLS == TLSFiles && (r.CertFile == "" || r.KeyFile == "") {
+		c.errf(key+".cert_file", "tls = \"files\" needs cert_file and key_file")
+	}
+	if s.TLS != TLSFiles && (r.CertFile != "" || r.KeyFile != "") {
+		c.errf(key+".cert_file", "cert_file and key_file only apply with tls = \"files\"")
+	}
+	if s.TLS == TLSACME {
+		for i, h := range s.Hosts {
+			if strings.HasPrefix(h, "*.") {
+				c.errf(fmt.Sprintf("%s.hosts[%d]", key, i), "wildcard %q cannot be obtained with HTTP-01 or TLS-ALPN-01; use a certificate from a DNS-01 client with tls = \"files\"", h)
+			}
+		}
+	}
+	if s.TLS == TLSOff || cfg.HTTPS == nil {
+		s.HSTS, s.RedirectHTTPS = "", false
+	}
+	if r.HSTS != nil {
+		switch *r.HSTS {
+		case "", "off":
+			s.HSTS = ""
+		default:
+			if !strings.HasPrefix(*r.HSTS, "max-age=") {
+				c.errf(key+".hsts", "must start with max-age= (or be \"off\")")
+			}
+			if s.TLS == TLSOff {
+				c.errf(key+".hsts", "needs TLS: the site has tls = \"off\"")
+			}
+			s.HSTS = *r.HSTS
+		}
+	}
+	if r.RedirectHTTPS != nil {
+		if *r.RedirectHTTPS && (s.TLS == TLSOff || cfg.HTTPS == nil) {
+			c.errf(key+".redirect_https", "needs TLS: the site has tls = \"off\" or there is no https listener")
+		}
+		s.RedirectHTTPS = *r.RedirectHTTPS
+	}
+	s.AccessLog = AccessLog{Path: "stderr", Format: "json"}
+	if r.AccessLog != nil {
+		switch *r.AccessLog {
+		case "off", "":
+			s.AccessLog.Path = ""
+		case "stderr":
+		default:
+			s.AccessLog.Path = c.path(*r.AccessLog)
+		}
+	}
+	switch r.AccessFormat {
+	case "", "json":
+	case "combined":
+		s.AccessLog.Format = "combined"
+	default:
+		c.errf(key+".access_log_format", "must be json or combined, not %q", r.AccessFormat)
+	}
+	siteMaxBody := r.MaxBody.or(cfg.Limits.MaxBody)
+	for code, file := range r.ErrorPages {
+		n, err := strconv.Atoi(code)
+		if err != nil || n < 400 || n > 599 {
+			c.errf(key+".error_pages."+code, "%q is not a 4xx or 5xx status", code)
+			continue
+		}
+		b, err := os.ReadFile(c.path(file))
+		if err != nil {
+			c.errf(key+".error_pages."+code, "%v", err)
+			continue
+		}
+		s.ErrorPages[n] = b
+	}
+	s.Allow = c.prefixes(key+".allow", r.Allow)
+	s.Deny = c.prefixes(key+".deny", r.Deny)
+
+	if len(r.Routes) == 0 {
+		c.errf(key+".routes", "at least one route is required")
+	}
+	paths := map[string]bool{}
+	for i, rr := range r.Routes {
+		rk := fmt.Sprintf("%s.routes[%d]", key, i)
+		rt := &Route{
+			Path:                  rr.Path,
+			Upstream:              rr.Upstream,
+			AccessLog:             rr.AccessLog == nil || *rr.AccessLog,
+			MaxBody:               rr.MaxBody.or(siteMaxBody),
+			Zones:                 rr.Limit,
+			Allow:                 c.prefixes(rk+".allow", rr.Allow),
+			Deny:                  c.prefixes(rk+".deny", rr.Deny),
+			BanOnStatus:           rr.BanOnStatus,
+			ResponseHeaderTimeout: rr.ResponseHeaderTimeout.or(0),
+		}
+		if rt.Path == "" {
+			rt.Path = "/"
+		}
+		if !strings.HasPrefix(rt.Path, "/") {
+			c.errf(rk+".path", "%q must start with /", rr.Path)
+		}
+		if paths[rt.Path] {
+			c.errf(rk+".path", "duplicate route for %q", rt.Path)
+		}
+		paths[rt.Path] = true
+		if rt.Upstream == "" {
+			c.errf(rk+".upstream", "is required")
+		}
+		ws := rr.WebSocket
+		rt.WebSocket = WebSocket{
+			Enabled:        ws.Enabled,
+			Origins:        ws.Origins,
+			IdleTimeout:    c.positive(rk+".websocket.idle_timeout", ws.IdleTimeout, DefaultWebSocketIdleTimeout),
+			PingInterval:   ws.PingInterval.or(0),
+			PingTimeout:    c.positive(rk+".websocket.ping_timeout", ws.PingTimeout, DefaultPingTimeout),
+			MaxPerClient:   ws.MaxPerClient,
+			CloseDelay:     ws.CloseDelay.or(DefaultWebSocketCloseDelay),
+			CloseSpread:    ws.CloseSpread.or(DefaultWebSocketCloseSpread),
+			ConnectTimeout: c.positive(rk+".websocket.connect_timeout", ws.ConnectTimeout, DefaultConnectTimeout),
+		}
+		if ws.MaxPerClient < 0 {
+			c.errf(rk+".websocket.max_per_client", "must not be negative (0: no cap)")
+		}
+		for j, o := range ws.Origins {
+			if o == "*" {
+				continue
+			}
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				c.errf(fmt.Sprintf("%s.websocket.origins[%d]", rk, j), "%q is not an origin such as \"https://example.com\" (or \"*\")", o)
+			}
+		}
+		s.Routes = append(s.Routes, rt)
+	}
+	sort.SliceStable(s.Routes, func(i, j int) bool { return len(s.Routes[i].Path) > len(s.Routes[j].Path) })
+	return s
+}
+
+func (c *compiler) prefixes(key string, in []string) []netip.Prefix {
+	var out []netip.Prefix
+	for i, s := range in {
+		p, err := parsePrefix(s)
+		if err != nil {
+			c.errf(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// parsePrefix accepts CIDRs and bare addresses (a /32 or /128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as \"10.0.0.0/8\"", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func checkHostName(h string) error {
+	name := strings.TrimPrefix(h, "*.")
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("%q is not a host name", h)
+	}
+	if strings.Contains(name, "*") {
+		return fmt.Errorf("%q: only a leading \"*.\" wildcard is allowed", h)
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return nil
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q is not a host name", h)
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("%q is not a host name (invalid character %q)", h, c)
+			}
+		}
+	}
+	return nil
+}
+
+// crossChecks are the rules that span sections.
+func (c *compiler) crossChecks(cfg *Config, r *rawConfig) {
+	hostOwner := map[string]string{}
+	for _, s := range cfg.Sites {
+		for i, h := range s.Hosts {
+			if other, ok := hostOwner[h]; ok {
+				c.errf(fmt.Sprintf("sites.%s.hosts[%d]", s.Name, i), "%q is already claimed by site %q", h, other)
+			}
+			hostOwner[h] = s.Name
+		}
+		rawRoutes := r.Sites[s.Name].Routes
+		for i, rr := range rawRoutes {
+			rk := fmt.Sprintf("sites.%s.routes[%d]", s.Name, i)
+			if rr.Upstream != "" {
+				if _, ok := cfg.Upstreams[rr.Upstream]; !ok {
+					c.errf(rk+".upstream", "unknown upstream %q", rr.Upstream)
+				}
+			}
+			for j, z := range rr.Limit {
+				if _, ok := cfg.Zones[z]; !ok {
+					c.errf(fmt.Sprintf("%s.limit[%d]", rk, j), "unknown zone %q", z)
+				}
+			}
+			if rr.BanOnStatus && (!cfg.Ban.Enabled || len(cfg.Ban.Statuses) == 0) {
+				c.errf(rk+".ban_on_status", "needs [ban] enabled = true with statuses")
+			}
+		}
+		if s.TLS == TLSACME && cfg.HTTPS != nil && cfg.HTTP == nil && !cfg.ACME.TLSALPN01 {
+			c.errf("sites."+s.Name+".tls", "ACME needs the http listener for HTTP-01 or tls_alpn01 = true")
+		}
+		if (s.TLS == TLSACME || s.TLS == TLSFiles || s.TLS == TLSSelfSigned) && cfg.HTTPS == nil {
+			c.errf("sites."+s.Name+".tls", "tls = %q needs the https listener", s.TLS)
+		}
+	}
+	if cfg.HTTP == nil && cfg.HTTPS == nil {
+		c.errf("listeners", "both public listeners are disabled")
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
