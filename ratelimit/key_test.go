@@ -100,3 +100,5 @@ func TestKeyHashSpreads(t *testing.T) {
 		}
 	}
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

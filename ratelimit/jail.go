@@ -1,0 +1,528 @@
+package ratelimit
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Jail defaults: the reference fail2ban jail (maxretry 10, findtime 600,
+// bantime 7200).
+const (
+	DefaultMaxRetry   = 10
+	DefaultFindTime   = 600 * time.Second
+	DefaultBanTime    = 7200 * time.Second
+	DefaultMaxTracked = 100_000
+	// DefaultSweepInterval is how often Run drops expired bans and old
+	// strikes.
+	DefaultSweepInterval = 30 * time.Second
+)
+
+// JailOptions configures a [Jail]. Zero values mean the defaults.
+type JailOptions struct {
+	// MaxRetry strikes within FindTime ban a key for BanTime.
+	// 0 means DefaultMaxRetry (10).
+	MaxRetry int
+	// FindTime is the window strikes are counted in; 0 means 600 s.
+	FindTime time.Duration
+	// BanTime is how long a ban lasts; 0 means 7200 s.
+	BanTime time.Duration
+	// MaxTracked bounds the keys with strikes but no ban; when full the key
+	// whose last strike is oldest is forgotten. 0 means 100,000. Bans are not
+	// bounded by it (each one took MaxRetry strikes to earn).
+	MaxTracked int
+	// Path is the JSON file bans are kept in (for example
+	// /var/lib/gatehouse/bans.json); "" keeps bans in memory only.
+	Path string
+	// Now returns the current time for Ban, Unban, Load and Run; nil means
+	// time.Now. RecordAt, BannedAt and List take the time as a parameter.
+	Now func() time.Time
+	// OnEvent, if set, is called for every ban, unban and expiry, outside
+	// the jail's locks. It must not block for long.
+	OnEvent func(Event)
+	// Logger receives save errors from Run; nil discards them.
+	Logger *slog.Logger
+	// SweepInterval is Run's period; 0 means DefaultSweepInterval.
+	SweepInterval time.Duration
+}
+
+// Event kinds.
+const (
+	EventBan    = "ban"
+	EventUnban  = "unban"
+	EventExpire = "expire"
+)
+
+// Event reports a change to the jail, for logging.
+type Event struct {
+	Kind    string    // EventBan, EventUnban or EventExpire
+	Key     Key       // the client
+	Reason  string    // why the ban was set (for all kinds)
+	At      time.Time // when it happened
+	Until   time.Time // end of the ban
+	Strikes int       // strikes that caused an automatic ban (0 for Ban)
+}
+
+// Ban is one banned key.
+type Ban struct {
+	Key    Key       `json:"key"`
+	Since  time.Time `json:"since"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Jail counts strikes against keys and bans keys that collect too many (a
+// fail2ban jail). It is safe for concurrent use.
+//
+// Persistence: with Path set, [Jail.Ban] and [Jail.Unban] write the file
+// before they return. Bans caused by [Jail.RecordAt] and expiries found by
+// [Jail.SweepAt] only mark the jail dirty: [Jail.Run] writes them (coalesced:
+// one write however many bans happened while the previous write ran), and
+// [Jail.Save] writes them on demand, e.g. at shutdown. This keeps disk I/O
+// off the request path.
+type Jail struct {
+	maxRetry   int
+	findTime   time.Duration
+	banTime    time.Duration
+	maxTracked int
+	path       string
+	now        func() time.Time
+	onEvent    func(Event)
+	log        *slog.Logger
+	sweepEvery time.Duration
+
+	seed  uint64
+	nbans atomic.Int64 // bans held (including expired ones not yet swept)
+	bans  [16]banShard
+
+	strikeMu   sync.Mutex
+	strikes    map[Key]*strikeEntry
+	head, tail *strikeEntry // LRU by last strike: head is the newest
+
+	saveMu sync.Mutex // serialises file writes
+	dirty  atomic.Bool
+	kick   chan struct{} // wakes Run to save; buffered 1
+}
+
+type banShard struct {
+	mu sync.RWMutex
+	m  map[Key]Ban
+	_  [32]byte
+}
+
+type strikeEntry struct {
+	key        Key
+	times      []int64 // ring of the last MaxRetry strike times (unix ns)
+	next, n    int
+	prev, succ *strikeEntry
+}
+
+// NewJail returns an empty jail; call Load to restore saved bans.
+func NewJail(o JailOptions) *Jail {
+	j := &Jail{
+		maxRetry:   cmp.Or(max(o.MaxRetry, 0), DefaultMaxRetry),
+		findTime:   cmp.Or(max(o.FindTime, 0), DefaultFindTime),
+		banTime:    cmp.Or(max(o.BanTime, 0), DefaultBanTime),
+		maxTracked: cmp.Or(max(o.MaxTracked, 0), DefaultMaxTracked),
+		path:       o.Path,
+		now:        o.Now,
+		onEvent:    o.OnEvent,
+		log:        o.Logger,
+		sweepEvery: cmp.Or(max(o.SweepInterval, 0), DefaultSweepInterval),
+		seed:       rand.Uint64(),
+		strikes:    make(map[Key]*strikeEntry),
+		kick:       make(chan struct{}, 1),
+	}
+	if j.now == nil {
+		j.now = time.Now
+	}
+	if j.log == nil {
+		j.log = slog.New(slog.DiscardHandler)
+	}
+	for i := range j.bans {
+		j.bans[i].m = make(map[Key]Ban)
+	}
+	return j
+}
+
+func (j *Jail) shard(k Key) *banShard {
+	return &j.bans[k.hash(j.seed)%uint64(len(j.bans))]
+}
+
+// BannedAt reports whether k is banned at now, and until when. It does not
+// allocate and takes only a read lock (none at all while no key is banned),
+// so it can run on every accepted connection.
+func (j *Jail) BannedAt(k Key, now time.Time) (banned bool, until time.Time) {
+	if j.nbans.Load() == 0 {
+		return false, time.Time{}
+	}
+	s := j.shard(k)
+	s.mu.RLock()
+	b, ok := s.m[k]
+	s.mu.RUnlock()
+	if ok && now.Before(b.Until) {
+		return true, b.Until
+	}
+	return false, time.Time{}
+}
+
+// RecordAt counts one strike against k at now (a refused or failed request,
+// say). When k has collected MaxRetry strikes within FindTime it is banned
+// for BanTime from now, and RecordAt returns true. A key already banned
+// gets no more strikes and RecordAt returns true.
+func (j *Jail) RecordAt(k Key, reason string, now time.Time) (banned bool) {
+	if !k.IsValid() {
+		return false
+	}
+	if b, _ := j.BannedAt(k, now); b {
+		return true
+	}
+	ns := now.UnixNano()
+	j.strikeMu.Lock()
+	e := j.strikes[k]
+	if e == nil {
+		if len(j.strikes) >= j.maxTracked {
+			j.dropStrikes(j.tail)
+		}
+		e = &strikeEntry{key: k, times: make([]int64, j.maxRetry)}
+		j.strikes[k] = e
+	} else {
+		j.unlinkStrikes(e)
+	}
+	j.pushStrikes(e)
+	e.times[e.next] = ns
+	e.next = (e.next + 1) % len(e.times)
+	e.n = min(e.n+1, len(e.times))
+	// With the ring full, e.times[e.next] is the oldest of the last MaxRetry.
+	hit := e.n == len(e.times) && e.times[e.next%len(e.times)] > ns-int64(j.findTime)
+	strikes := e.n
+	if hit {
+		j.dropStrikes(e)
+	}
+	j.strikeMu.Unlock()
+	if !hit {
+		return false
+	}
+	b := Ban{Key: k, Since: now, Until: now.Add(j.banTime), Reason: reason}
+	j.put(b)
+	j.markDirty()
+	j.emit(Event{Kind: EventBan, Key: k, Reason: reason, At: now, Until: b.Until, Strikes: strikes})
+	return true
+}
+
+func (j *Jail) put(b Ban) {
+	s := j.shard(b.Key)
+	s.mu.Lock()
+	if _, ok := s.m[b.Key]; !ok {
+		j.nbans.Add(1)
+	}
+	s.m[b.Key] = b
+	s.mu.Unlock()
+}
+
+func (j *Jail) emit(e Event) {
+	if j.onEvent != nil {
+		j.onEvent(e)
+	}
+}
+
+func (j *Jail) markDirty() {
+	if j.path == "" {
+		return
+	}
+	j.dirty.Store(true)
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+}
+
+// dropStrikes forgets e; strikeMu must be held.
+func (j *Jail) dropStrikes(e *strikeEntry) {
+	j.unlinkStrikes(e)
+	delete(j.strikes, e.key)
+}
+
+func (j *Jail) unlinkStrikes(e *strikeEntry) {
+	if e.prev != nil {
+		e.prev.succ = e.succ
+	} else {
+		j.head = e.succ
+	}
+	if e.succ != nil {
+		e.succ.prev = e.prev
+	} else {
+		j.tail = e.prev
+	}
+	e.prev, e.succ = nil, nil
+}
+
+func (j *Jail) pushStrikes(e *strikeEntry) {
+	e.succ = j.head
+	if j.head != nil {
+		j.head.prev = e
+	}
+	j.head = e
+	if j.tail == nil {
+		j.tail = e
+	}
+}
+
+// Tracked returns the number of keys with strikes and no ban.
+func (j *Jail) Tracked() int {
+	j.strikeMu.Lock()
+	defer j.strikeMu.Unlock()
+	return len(j.strikes)
+}
+
+// Ban bans k for d from now (an operator's ban; d ≤ 0 means BanTime),
+// replacing any ban k has, and saves the file.
+func (j *Jail) Ban(k Key, d time.Duration, reason string) error {
+	if !k.IsValid() {
+		return errors.New("ratelimit: ban of the zero Key")
+	}
+	if d <= 0 {
+		d = j.banTime
+	}
+	now := j.now()
+	b := Ban{Key: k, Since: now, Until: now.Add(d), Reason: reason}
+	j.put(b)
+	j.strikeMu.Lock()
+	if e := j.strikes[k]; e != nil {
+		j.dropStrikes(e)
+	}
+	j.strikeMu.Unlock()
+	j.emit(Event{Kind: EventBan, Key: k, Reason: reason, At: now, Until: b.Until})
+	return j.saveIfPersistent()
+}
+
+// Unban lifts k's ban, forgets its strikes and saves the file. It reports
+// whether k was banned.
+func (j *Jail) Unban(k Key) (found bool, err error) {
+	s := j.shard(k)
+	s.mu.Lock()
+	b, ok := s.m[k]
+	if ok {
+		delete(s.m, k)
+		j.nbans.Add(-1)
+	}
+	s.mu.Unlock()
+	j.strikeMu.Lock()
+	if e := j.strikes[k]; e != nil {
+		j.dropStrikes(e)
+	}
+	j.strikeMu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	j.emit(Event{Kind: EventUnban, Key: k, Reason: b.Reason, At: j.now(), Until: b.Until})
+	return true, j.saveIfPersistent()
+}
+
+func (j *Jail) saveIfPersistent() error {
+	if j.path == "" {
+		return nil
+	}
+	j.dirty.Store(true)
+	return j.Save()
+}
+
+// List returns the bans in force at now, soonest to end first.
+func (j *Jail) List(now time.Time) []Ban {
+	var out []Ban
+	for i := range j.bans {
+		s := &j.bans[i]
+		s.mu.RLock()
+		for _, b := range s.m {
+			if now.Before(b.Until) {
+				out = append(out, b)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	slices.SortFunc(out, func(a, b Ban) int {
+		return cmp.Or(a.Until.Compare(b.Until), cmp.Compare(a.Key.String(), b.Key.String()))
+	})
+	return out
+}
+
+// SweepAt drops bans that have ended at now (emitting EventExpire and
+// marking the file dirty) and strike records with no strike inside FindTime.
+// It returns the number of bans dropped.
+func (j *Jail) SweepAt(now time.Time) int {
+	var expired []Ban
+	for i := range j.bans {
+		s := &j.bans[i]
+		s.mu.Lock()
+		for k, b := range s.m {
+			if !now.Before(b.Until) {
+				delete(s.m, k)
+				j.nbans.Add(-1)
+				expired = append(expired, b)
+			}
+		}
+		s.mu.Unlock()
+	}
+	cutoff := now.Add(-j.findTime).UnixNano()
+	j.strikeMu.Lock()
+	for e := j.tail; e != nil; e = j.tail {
+		last := e.times[(e.next+len(e.times)-1)%len(e.times)]
+		if last > cutoff {
+			break
+		}
+		j.dropStrikes(e)
+	}
+	j.strikeMu.Unlock()
+	for _, b := range expired {
+		j.emit(Event{Kind: EventExpire, Key: b.Key, Reason: b.Reason, At: now, Until: b.Until})
+	}
+	if len(expired) > 0 {
+		j.markDirty()
+	}
+	return len(expired)
+}
+
+// Run sweeps every SweepInterval and writes the file when bans changed,
+// until ctx is done; then it saves one last time and returns that error.
+// The caller owns the goroutine running it.
+func (j *Jail) Run(ctx context.Context) error {
+	t := time.NewTicker(j.sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if j.path == "" || !j.dirty.Load() {
+				return nil
+			}
+			return j.Save()
+		case <-t.C:
+			j.SweepAt(j.now())
+		case <-j.kick:
+		}
+		if j.path != "" && j.dirty.Load() {
+			if err := j.Save(); err != nil {
+				j.log.Error("saving bans", "err", err)
+			}
+		}
+	}
+}
+
+// banFile is the JSON layout of JailOptions.Path.
+type banFile struct {
+	Version int   `json:"version"`
+	Bans    []Ban `json:"bans"`
+}
+
+// Save writes the bans in force to Path atomically (a temporary file in the
+// same directory, fsynced, then renamed over Path), with mode 0600. With no
+// Path it does nothing.
+func (j *Jail) Save() error {
+	if j.path == "" {
+		return nil
+	}
+	j.saveMu.Lock()
+	defer j.saveMu.Unlock()
+	j.dirty.Store(false) // changes after this point make it dirty again
+	f := banFile{Version: 1, Bans: j.List(j.now())}
+	if f.Bans == nil {
+		f.Bans = []Ban{}
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		j.dirty.Store(true)
+		return fmt.Errorf("ratelimit: save bans to %s: %w", j.path, err)
+	}
+	if err := writeFileAtomic(j.path, append(b, '\n')); err != nil {
+		j.dirty.Store(true)
+		return fmt.Errorf("ratelimit: save bans to %s: %w", j.path, err)
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // best effort: make the rename durable
+		d.Close()
+	}
+	return nil
+}
+
+// Load replaces nothing and adds the bans saved in Path that are still in
+// force (bans that ended while the process was down are dropped). A missing
+// file is not an error. A file that cannot be parsed gives an error naming
+// the path, and no ban from it is loaded.
+func (j *Jail) Load() error {
+	if j.path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(j.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ratelimit: load bans: %w", err)
+	}
+	var f banFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("ratelimit: load bans from %s: %w", j.path, err)
+	}
+	if f.Version != 1 {
+		return fmt.Errorf("ratelimit: load bans from %s: unknown version %d", j.path, f.Version)
+	}
+	for i, ban := range f.Bans {
+		if !ban.Key.IsValid() {
+			return fmt.Errorf("ratelimit: load bans from %s: ban %d has no key", j.path, i)
+		}
+	}
+	now := j.now()
+	dropped := 0
+	for _, ban := range f.Bans {
+		if now.Before(ban.Until) {
+			j.put(ban)
+		} else {
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		j.dirty.Store(true) // rewrite without them at the next save
+	}
+	return nil
+}
