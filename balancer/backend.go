@@ -213,6 +213,18 @@ func (s *addrState) release() {
 	s.mu.Unlock()
 }
 
+// grantLocked hands free slots to waiters. s.mu must be held.
+func (s *addrState) grantLocked() {
+	for len(s.queue) > 0 && (s.maxConns <= 0 || s.inflight.Load() < int64(s.maxConns)) {
+		w := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.queued.Add(-1)
+		s.inflight.Add(1)
+		close(w.ch)
+	}
+}
+
 // ReportFailure records one failed request at now for passive health
 // (nginx max_fails/fail_timeout): MaxFails failures within a FailTimeout
 // window make the backend unavailable until now+FailTimeout. The caller

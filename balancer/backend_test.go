@@ -254,3 +254,42 @@ func TestSlowStart(t *testing.T) {
 		t.Errorf("after passive exclusion: weight %d, want %d", w, full/10)
 	}
 }
+
+// TestQueueLimitRaisedOnReload: a reload that raises MaxConns serves
+// queued waiters at once.
+func TestQueueLimitRaisedOnReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := NewRegistry()
+		o := Options{Servers: servers(1), QueueSize: 5}
+		o.Servers[0].MaxConns = 1
+		p := mustNew(t, reg, o)
+		b := p.Backends()[0]
+		rel, _ := b.Acquire(t.Context())
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				r, err := b.Acquire(t.Context())
+				if err == nil {
+					defer r()
+				}
+				errs <- err
+			}()
+		}
+		synctest.Wait()
+		if b.QueueLen() != 2 {
+			t.Fatalf("QueueLen = %d, want 2", b.QueueLen())
+		}
+		o.Servers[0].MaxConns = 3
+		mustNew(t, reg, o)
+		synctest.Wait()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Errorf("waiter: %v", err)
+			}
+		}
+		rel()
+		if b.InFlight() != 0 || b.QueueLen() != 0 {
+			t.Errorf("InFlight=%d QueueLen=%d", b.InFlight(), b.QueueLen())
+		}
+	})
+}

@@ -90,7 +90,8 @@ type Options struct {
 	// OnStateChange, if set, is called synchronously (outside any lock) when
 	// a backend goes up or down through active checks, SetUp, or passive
 	// health (down only: the passive exclusion ends silently when its time
-	// passes). server is [Backend.Label].
+	// passes). server is [Backend.Label]. Calls for racing transitions of
+	// one backend may arrive out of order; [Backend.Up] is authoritative.
 	OnStateChange func(upstream, server string, up bool, reason string)
 }
 

@@ -17,6 +17,8 @@ import (
 // primaries not in k.Tried, then among available backups; within each
 // group, backends with a free MaxConns slot are preferred, and a full one is
 // returned only when all are full (the caller then queues in Acquire).
+// A sticky backend is returned even when its MaxConns slots are all taken
+// (the client waits in its queue rather than losing its session).
 // When sticky is false and k.Cookie was set, the caller should replace the
 // cookie with the returned backend's ID.
 func (p *Pool) Pick(k Key) (b *Backend, sticky bool) {

@@ -130,6 +130,14 @@ func TestResolveOnceAndNoHosts(t *testing.T) {
 	if got := addrsOf(p); !slices.Equal(got, []string{"api:9000@10.1.1.1:9000=10.1.1.1:9000", "api:9000@[2001:db8::5]:9000=[2001:db8::5]:9000"}) {
 		t.Errorf("backends %v", got)
 	}
+	if err := p.Drain("api:9000", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range p.Backends() {
+		if !b.Draining() {
+			t.Errorf("%s not draining after Drain of its server", b.Label())
+		}
+	}
 	res.set("api", nil)
 	if err := p.Resolve(t.Context()); err == nil || !strings.Contains(err.Error(), `resolve server "api:9000" (api): no addresses`) {
 		t.Errorf("empty answer: err = %v", err)

@@ -104,6 +104,7 @@ func (r *Registry) attach(k addrKey, startUp bool, maxConns int) (*addrState, *n
 	n.refs++
 	s.mu.Lock()
 	s.maxConns = maxConns
+	s.grantLocked() // a reload may have raised the limit
 	s.mu.Unlock()
 	return s, n
 }

@@ -105,3 +105,5 @@ func (p *Pool) Run(ctx context.Context) {
 		}
 	}
 }
+
+var _ Resolver = (*net.Resolver)(nil)
