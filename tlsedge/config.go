@@ -1,0 +1,322 @@
+package tlsedge
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// LetsEncryptURL is the Let's Encrypt production ACME directory, the
+// default for [ACME.DirectoryURL].
+const LetsEncryptURL = "https://acme-v02.api.letsencrypt.org/directory"
+
+// DefaultRenewBefore is how long before expiry an ACME certificate is
+// renewed when [ACME.RenewBefore] is zero. autocert caps the window at 30
+// days, so larger values behave like 30 days.
+const DefaultRenewBefore = 30 * 24 * time.Hour
+
+// Config is the certificate part of one configuration generation. It is a
+// plain value: [Manager.Update] copies what it needs.
+type Config struct {
+	// ACME configures the ACME client used for ACMENames.
+	ACME ACME
+	// ACMENames are obtained and renewed through ACME. Exact names only (no
+	// wildcards: those need DNS-01, see Files).
+	ACMENames []string
+	// Files are certificate/key pairs from disk (fullchain.pem +
+	// privkey.pem, as certbot or any DNS-01 client writes them). A pair is
+	// chosen by SNI: exact SAN first, then a wildcard SAN (*.example.com).
+	Files []FilePair
+	// SelfSigned names get one self-signed development certificate,
+	// generated once and kept in StateDir/selfsigned.
+	SelfSigned []string
+	// Names are every host name some site claims. Each must be covered by
+	// ACMENames, a file certificate (exact or wildcard) or SelfSigned.
+	Names []string
+	// DisableOCSP turns off OCSP stapling. Zero value: stapling is on,
+	// opportunistically (only for certificates that name a responder).
+	DisableOCSP bool
+}
+
+// ACME is the ACME account and challenge configuration.
+type ACME struct {
+	// Email is the account contact; optional.
+	Email string
+	// DirectoryURL is the ACME directory; "" means [LetsEncryptURL].
+	DirectoryURL string
+	// EAB is the external account binding some CAs require; nil for none.
+	EAB *EAB
+	// RenewBefore is how long before expiry to renew; 0 means
+	// [DefaultRenewBefore].
+	RenewBefore time.Duration
+	// HTTP01 enables the http-01 challenge (served by [Manager.HTTPHandler]
+	// on port 80).
+	HTTP01 bool
+	// TLSALPN01 enables the tls-alpn-01 challenge (served on port 443
+	// through [Manager.GetCertificate]). At least one challenge must be on.
+	TLSALPN01 bool
+	// RootCAs, when non-nil, is the only trust for the directory's HTTPS
+	// certificate (tests: Pebble's). nil means the system roots (or
+	// Options.HTTPClient as given).
+	RootCAs *x509.CertPool
+}
+
+// EAB is an ACME external account binding.
+type EAB struct {
+	KeyID   string
+	HMACKey []byte
+}
+
+// FilePair names a PEM certificate chain (leaf first) and its private key.
+type FilePair struct {
+	CertFile string
+	KeyFile  string
+}
+
+// oidTLSFeature is id-pe-tlsfeature (RFC 7633); status_request is 5.
+var oidTLSFeature = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 24}
+
+// mustStaple reports whether c carries the TLS feature extension with
+// status_request (OCSP Must-Staple).
+func mustStaple(c *x509.Certificate) bool {
+	for _, ext := range c.Extensions {
+		if !ext.Id.Equal(oidTLSFeature) {
+			continue
+		}
+		var features []int
+		if _, err := asn1.Unmarshal(ext.Value, &features); err != nil {
+			return false
+		}
+		return slices.Contains(features, 5)
+	}
+	return false
+}
+
+// normName lower-cases a host name and drops a trailing dot.
+func normName(s string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
+}
+
+// normalize returns a copy of c with every name normalized and every slice
+// copied, so later mutation by the caller does not reach the Manager.
+func normalize(c Config) Config {
+	n := func(in []string) []string {
+		out := make([]string, 0, len(in))
+		for _, s := range in {
+			out = append(out, normName(s))
+		}
+		return out
+	}
+	c.ACMENames = n(c.ACMENames)
+	c.SelfSigned = n(c.SelfSigned)
+	c.Names = n(c.Names)
+	c.Files = slices.Clone(c.Files)
+	if c.ACME.DirectoryURL == "" {
+		c.ACME.DirectoryURL = LetsEncryptURL
+	}
+	if c.ACME.RenewBefore == 0 {
+		c.ACME.RenewBefore = DefaultRenewBefore
+	}
+	if c.ACME.EAB != nil {
+		e := *c.ACME.EAB
+		e.HMACKey = bytes.Clone(e.HMACKey)
+		c.ACME.EAB = &e
+	}
+	return c
+}
+
+// validHostname reports a problem with a DNS name, or nil.
+func validHostname(name string, wildcardOK bool) error {
+	if name == "" {
+		return errors.New("empty name")
+	}
+	if net.ParseIP(name) != nil {
+		return nil
+	}
+	labels := strings.Split(name, ".")
+	for i, l := range labels {
+		if l == "*" && i == 0 && wildcardOK && len(labels) > 2 {
+			continue
+		}
+		if l == "" || len(l) > 63 {
+			return fmt.Errorf("invalid name %q", name)
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return fmt.Errorf("invalid name %q", name)
+			}
+		}
+	}
+	return nil
+}
+
+// Check validates c at time now with no side effects: every certificate
+// file is read and parsed, keys must match, certificates must be currently
+// valid and every claimed name covered. All problems are joined; each names
+// the offending file or host name. It is what `gatehouse check` runs.
+func Check(c Config, now time.Time) error {
+	_, err := prepare(normalize(c), now)
+	return err
+}
+
+// prepared is the result of validating a Config: file entries loaded.
+type prepared struct {
+	cfg   Config
+	files []*entry
+}
+
+// prepare validates c (already normalized) and loads its file certificates.
+func prepare(c Config, now time.Time) (*prepared, error) {
+	var errs []error
+	p := &prepared{cfg: c}
+
+	// ACME.
+	for _, n := range c.ACMENames {
+		if err := validHostname(n, false); err != nil {
+			errs = append(errs, fmt.Errorf("acme name %q: %w", n, err))
+		} else if !strings.Contains(n, ".") || net.ParseIP(n) != nil {
+			errs = append(errs, fmt.Errorf("acme name %q: must be a DNS name with at least two labels", n))
+		}
+	}
+	if len(c.ACMENames) > 0 {
+		a := c.ACME
+		if !a.HTTP01 && !a.TLSALPN01 {
+			errs = append(errs, errors.New("acme: enable at least one of http01 and tls_alpn01"))
+		}
+		if u, err := url.Parse(a.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("acme directory %q: must be an https URL", a.DirectoryURL))
+		}
+		if a.RenewBefore < 0 {
+			errs = append(errs, fmt.Errorf("acme renew_before %s: must not be negative", a.RenewBefore))
+		}
+		if a.EAB != nil && (a.EAB.KeyID == "" || len(a.EAB.HMACKey) == 0) {
+			errs = append(errs, errors.New("acme external account binding: both key id and hmac key are required"))
+		}
+		if a.Email != "" && !strings.Contains(a.Email, "@") {
+			errs = append(errs, fmt.Errorf("acme email %q: not an email address", a.Email))
+		}
+	}
+
+	// Self-signed.
+	for _, n := range c.SelfSigned {
+		if err := validHostname(n, false); err != nil {
+			errs = append(errs, fmt.Errorf("self-signed name %q: %w", n, err))
+		}
+	}
+
+	// Files.
+	for _, fp := range c.Files {
+		e, err := loadPair(fp, now)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.files = append(p.files, e)
+	}
+
+	// Coverage.
+	for _, n := range c.Names {
+		if err := validHostname(n, false); err != nil {
+			errs = append(errs, fmt.Errorf("site name %q: %w", n, err))
+			continue
+		}
+		if slices.Contains(c.ACMENames, n) || slices.Contains(c.SelfSigned, n) {
+			continue
+		}
+		covered := false
+		for _, e := range p.files {
+			if e.leaf.VerifyHostname(n) == nil {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			errs = append(errs, fmt.Errorf("site name %q: not covered by any certificate (add it to acme, a certificate file or self-signed)", n))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// loadPair reads and validates one certificate/key pair.
+func loadPair(fp FilePair, now time.Time) (*entry, error) {
+	certPEM, err := os.ReadFile(fp.CertFile)
+	if err != nil {
+		return nil, fmt.Errorf("certificate file: %w", err)
+	}
+	keyPEM, err := os.ReadFile(fp.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	e, err := newEntry(certPEM, keyPEM, now, fp.CertFile)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s with key %s: %w", fp.CertFile, fp.KeyFile, err)
+	}
+	e.pair = fp
+	e.sum = sha256.Sum256(append(certPEM, keyPEM...))
+	return e, nil
+}
+
+// newEntry parses a PEM pair into an entry and checks its validity at now.
+func newEntry(certPEM, keyPEM []byte, now time.Time, src string) (*entry, error) {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	e, err := entryFor(&cert, src)
+	if err != nil {
+		return nil, err
+	}
+	if now.After(e.leaf.NotAfter) {
+		return nil, fmt.Errorf("certificate expired at %s", e.leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if now.Before(e.leaf.NotBefore) {
+		return nil, fmt.Errorf("certificate not valid before %s", e.leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if len(e.leaf.DNSNames) == 0 && len(e.leaf.IPAddresses) == 0 {
+		return nil, errors.New("certificate has no DNS or IP subject alternative names")
+	}
+	if e.mustStaple && e.ocspURL == "" {
+		return nil, errors.New("certificate requires OCSP stapling (must-staple) but names no OCSP responder")
+	}
+	return e, nil
+}
+
+// entryFor builds an entry around an already parsed certificate.
+func entryFor(cert *tls.Certificate, src string) (*entry, error) {
+	if len(cert.Certificate) == 0 {
+		return nil, errors.New("no certificate in chain")
+	}
+	leaf := cert.Leaf
+	if leaf == nil {
+		l, err := x509.ParseCertificate(cert.Certificate[0])
+		if err != nil {
+			return nil, err
+		}
+		leaf = l
+	}
+	e := &entry{cert: cert, leaf: leaf, src: src, mustStaple: mustStaple(leaf), fp: sha256.Sum256(leaf.Raw)}
+	if len(cert.Certificate) > 1 {
+		iss, err := x509.ParseCertificate(cert.Certificate[1])
+		if err != nil {
+			return nil, fmt.Errorf("issuer certificate: %w", err)
+		}
+		e.issuer = iss
+	}
+	if len(leaf.OCSPServer) > 0 {
+		e.ocspURL = leaf.OCSPServer[0]
+	}
+	return e, nil
+}

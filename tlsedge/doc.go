@@ -1,0 +1,64 @@
+// Package tlsedge is Gatehouse's certificate manager: it chooses the
+// certificate for each TLS handshake, obtains and renews ACME certificates
+// (through golang.org/x/crypto/acme/autocert), reloads certificate files
+// from disk, staples OCSP responses and sets the TLS protocol policy.
+//
+// # Lifecycle
+//
+// One [Manager] lives as long as the process. cmd creates it with [New],
+// then for every configuration generation (start-up and each reload):
+//
+//  1. the lead converts the site configuration into a [Config] and calls
+//     [Check] (`gatehouse check`) or [Manager.Update]. Update validates
+//     everything first — files readable, key matching certificate,
+//     certificate currently valid, every claimed name covered — and returns
+//     all problems at once; on error nothing changes and the previous
+//     certificates keep serving;
+//  2. on success the new generation is published with one atomic pointer
+//     store. Staples of unchanged certificates carry over; the ACME client
+//     is kept unless the ACME section changed (a replaced client is
+//     retired: its transport refuses all traffic).
+//
+// Listeners use [Manager.TLSConfig] (one per listener [Policy]) and the
+// port-80 server wraps its handler in [Manager.HTTPHandler] for http-01.
+// [Manager.Run], started once with the process context, does the
+// background work every Options.PollInterval: it reloads certificate files
+// whose size, mtime or content changed, obtains missing ACME certificates
+// and watches their expiry, refreshes OCSP staples and rotates session
+// ticket keys. When its context ends it cuts off the ACME clients, waits
+// for its goroutines and returns.
+//
+// # Handshakes
+//
+// [Manager.GetCertificate] looks the SNI up in the current generation:
+// exact names from certificate files and the self-signed certificate,
+// then ACME names, then wildcard file certificates. An unknown name fails
+// the handshake and never reaches the ACME CA; a name in Config.ACMENames
+// must also pass Options.HostPolicy. Served *tls.Certificate values are
+// never modified: a new staple is a new tls.Certificate swapped in.
+//
+// # OCSP
+//
+// Stapling is opportunistic. Certificates without an OCSP responder URL
+// (every Let's Encrypt certificate since 2025) are served unstapled with no
+// warning. Otherwise the response is fetched, verified against the issuer
+// and stapled only when Good, current and not outliving the certificate;
+// it is refreshed at half its validity window, persisted in StateDir/ocsp,
+// kept while the responder is down and dropped when it expires. A
+// Must-Staple certificate is refused without a valid staple.
+//
+// # Metrics
+//
+// With Options.Registerer set: gatehouse_tls_certificate_not_after_seconds
+// {name} and gatehouse_tls_ocsp_next_update_seconds{name} (computed at
+// scrape time from the current generation, so removed names disappear),
+// gatehouse_tls_renewals_total{result=success|failure|overdue},
+// gatehouse_tls_ocsp_fetch_failures_total,
+// gatehouse_tls_handshakes_total{version=1.2|1.3|other} (counted in
+// VerifyConnection of configs from TLSConfig) and
+// gatehouse_tls_handshake_failures_total{reason}: unknown_sni,
+// no_certificate and must_staple are counted in GetCertificate; protocol
+// and other only when the server's error log is [Manager.HandshakeErrorLog]
+// (or errors are passed to [Manager.ObserveHandshakeError]), because Go
+// rejects version and cipher mismatches before any callback runs.
+package tlsedge

@@ -1,0 +1,499 @@
+package tlsedge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/acme"
+)
+
+// DefaultPollInterval is how often [Manager.Run] looks at certificate files,
+// OCSP staples and ACME certificates when Options.PollInterval is zero. Ten
+// seconds makes a replaced certificate file live quickly while costing two
+// stat calls per pair.
+const DefaultPollInterval = 10 * time.Second
+
+// Options configure a [Manager]. Only StateDir is required.
+type Options struct {
+	// StateDir is a persistent directory (created 0700) holding the ACME
+	// account and certificates (acme/), OCSP staples (ocsp/) and the
+	// self-signed development certificate (selfsigned/). Files are 0600
+	// and written atomically (temporary file, then rename).
+	StateDir string
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the package's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// HostPolicy is an extra gate for ACME names, consulted on every
+	// ACME-backed handshake and before any order; nil allows every name in
+	// the current Config.ACMENames. It must be cheap.
+	HostPolicy func(ctx context.Context, host string) error
+	// HTTPClient fetches OCSP responses and, when ACME.RootCAs is nil, talks
+	// to the ACME directory. nil means a client with a 30 s timeout.
+	HTTPClient *http.Client
+	// Now is the clock; nil means time.Now. It decides staple freshness,
+	// certificate validity and renewal monitoring (autocert's own renewal
+	// timers use the real clock).
+	Now func() time.Time
+	// PollInterval is the period of [Manager.Run]'s maintenance pass;
+	// 0 means [DefaultPollInterval].
+	PollInterval time.Duration
+	// TicketRotation is how often session ticket keys rotate when a
+	// [Policy] enables tickets; 0 means [DefaultTicketRotation].
+	TicketRotation time.Duration
+}
+
+// Manager serves, renews and staples certificates. It is created once per
+// process; [Manager.Update] swaps in each configuration generation. All
+// methods are safe for concurrent use.
+type Manager struct {
+	log        *slog.Logger
+	now        func() time.Time
+	stateDir   string
+	hostPolicy func(ctx context.Context, host string) error
+	httpClient *http.Client
+	poll       time.Duration
+	rotation   time.Duration
+	met        *metrics
+
+	// state is the current generation, replaced as a whole (never mutated).
+	state atomic.Pointer[state]
+	// acmeCerts maps certificates returned by autocert to their entries
+	// (for staples); replaced as a whole by the maintenance pass.
+	acmeCerts atomic.Pointer[map[*tls.Certificate]*entry]
+
+	// updateMu serialises writers of state: Update and the file poller.
+	updateMu sync.Mutex
+	// watch records the last seen (size, mtime) of each file pair; guarded
+	// by updateMu.
+	watch map[FilePair]fileSig
+
+	// maintMu guards the maintenance-owned fields below.
+	maintMu   sync.Mutex
+	ocspRetry map[[32]byte]time.Time  // fingerprint → earliest next fetch after a failure
+	acmeSeen  map[string]acmeObserved // name → last observed ACME certificate
+	obtaining map[string]bool         // names with an obtain goroutine in flight
+	retired   []*acmeInstance         // instances replaced by Update, retired by Run's end
+	wg        sync.WaitGroup          // obtain goroutines
+
+	// tickets guards the configs that carry rotating session ticket keys.
+	ticketsMu sync.Mutex
+	tickets   []*ticketConfig
+}
+
+// fileSig is what the poller compares to notice a changed file pair.
+type fileSig struct {
+	certSize, keySize int64
+	certMod, keyMod   time.Time
+}
+
+// entry is one loaded certificate. Everything but staple is immutable after
+// publication.
+type entry struct {
+	cert       *tls.Certificate // as loaded, never carries a staple
+	leaf       *x509.Certificate
+	issuer     *x509.Certificate // nil when the chain has no issuer
+	src        string            // file name, "self-signed" or "acme"
+	ocspURL    string
+	mustStaple bool
+	fp         [32]byte // sha256 of the leaf; staple key
+	pair       FilePair // for files
+	sum        [32]byte // sha256 of the PEM files, for the poller
+
+	staple atomic.Pointer[staple]
+}
+
+// state is one published generation.
+type state struct {
+	cfg        Config
+	files      []*entry
+	selfSigned *entry
+	exact      map[string]*entry // exact SAN → entry (files, then self-signed)
+	wildcard   map[string]*entry // "*.example.com" → entry
+	acmeNames  map[string]bool
+	acme       *acmeInstance // nil without ACME names
+}
+
+// New creates a Manager. It serves nothing until the first [Manager.Update].
+func New(o Options) (*Manager, error) {
+	if o.StateDir == "" {
+		return nil, errors.New("tlsedge: state dir is required")
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("tlsedge: state dir: %w", err)
+	}
+	m := &Manager{
+		log:        o.Logger,
+		now:        o.Now,
+		stateDir:   o.StateDir,
+		hostPolicy: o.HostPolicy,
+		httpClient: o.HTTPClient,
+		poll:       o.PollInterval,
+		rotation:   o.TicketRotation,
+		watch:      map[FilePair]fileSig{},
+		ocspRetry:  map[[32]byte]time.Time{},
+		acmeSeen:   map[string]acmeObserved{},
+		obtaining:  map[string]bool{},
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.httpClient == nil {
+		m.httpClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if m.poll <= 0 {
+		m.poll = DefaultPollInterval
+	}
+	if m.rotation <= 0 {
+		m.rotation = DefaultTicketRotation
+	}
+	empty := map[*tls.Certificate]*entry{}
+	m.acmeCerts.Store(&empty)
+	met, err := newMetrics(m, o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	m.met = met
+	return m, nil
+}
+
+// Update validates c completely and then makes it current. On error nothing
+// changes and the previous certificates keep serving; the error joins every
+// problem found. Update is cheap to call with an unchanged Config: the ACME
+// client is kept when the ACME section is unchanged.
+func (m *Manager) Update(c Config) error {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
+	now := m.now()
+	c = normalize(c)
+	p, err := prepare(c, now)
+	if err != nil {
+		return err
+	}
+	old := m.state.Load()
+	var ss *entry
+	if len(c.SelfSigned) > 0 {
+		if old != nil && old.selfSigned != nil && coversAll(old.selfSigned, c.SelfSigned, now) {
+			ss = old.selfSigned
+		} else if ss, err = m.selfSigned(c.SelfSigned, now); err != nil {
+			return err
+		}
+	}
+	var inst *acmeInstance
+	if len(c.ACMENames) > 0 {
+		if old != nil && old.acme != nil && acmeEqual(old.cfg.ACME, c.ACME) {
+			inst = old.acme
+		} else if inst, err = m.newACME(c.ACME); err != nil {
+			return err
+		}
+	}
+	// Carry staples over for unchanged certificates, load persisted ones
+	// for new certificates.
+	for _, e := range p.files {
+		m.adoptStaple(e, old, now, c.DisableOCSP)
+		if st, err := statPair(e.pair); err == nil {
+			m.watch[e.pair] = st
+		}
+	}
+	if ss != nil {
+		m.adoptStaple(ss, old, now, c.DisableOCSP)
+	}
+	st := buildState(c, p.files, ss, inst)
+	m.state.Store(st)
+	if old != nil && old.acme != nil && old.acme != inst {
+		m.maintMu.Lock()
+		m.retired = append(m.retired, old.acme)
+		m.maintMu.Unlock()
+		old.acme.retire()
+	}
+	m.log.Info("tls configuration applied", "files", len(p.files), "acme_names", len(c.ACMENames), "self_signed", len(c.SelfSigned))
+	return nil
+}
+
+// buildState indexes entries for SNI lookup.
+func buildState(c Config, files []*entry, ss *entry, inst *acmeInstance) *state {
+	st := &state{
+		cfg: c, files: files, selfSigned: ss, acme: inst,
+		exact: map[string]*entry{}, wildcard: map[string]*entry{}, acmeNames: map[string]bool{},
+	}
+	for _, e := range files {
+		for _, n := range e.leaf.DNSNames {
+			n = normName(n)
+			if strings.HasPrefix(n, "*.") {
+				if _, ok := st.wildcard[n]; !ok {
+					st.wildcard[n] = e
+				}
+			} else if _, ok := st.exact[n]; !ok {
+				st.exact[n] = e
+			}
+		}
+		for _, ip := range e.leaf.IPAddresses {
+			if _, ok := st.exact[ip.String()]; !ok {
+				st.exact[ip.String()] = e
+			}
+		}
+	}
+	if ss != nil {
+		for _, n := range c.SelfSigned {
+			if _, ok := st.exact[n]; !ok {
+				st.exact[n] = ss
+			}
+		}
+	}
+	for _, n := range c.ACMENames {
+		st.acmeNames[n] = true
+	}
+	return st
+}
+
+// handshakeError is returned from GetCertificate; its message starts with
+// "tlsedge:" so the error-log classifier knows it was already counted.
+type handshakeError struct {
+	reason string
+	msg    string
+}
+
+func (e *handshakeError) Error() string { return "tlsedge: " + e.msg }
+
+var (
+	errNoSNI = &handshakeError{reasonUnknownSNI, "client sent no server name (SNI)"}
+	errNoCfg = &handshakeError{reasonNoCertificate, "no tls configuration loaded"}
+)
+
+// GetCertificate implements tls.Config.GetCertificate. A cached certificate
+// is returned without blocking; an unknown server name fails the handshake
+// and never reaches the ACME CA. A name in Config.ACMENames that has no
+// certificate yet blocks this handshake while autocert obtains one.
+func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	st := m.state.Load()
+	if st == nil {
+		m.met.fail(reasonNoCertificate)
+		return nil, errNoCfg
+	}
+	name := hello.ServerName
+	if name == "" {
+		m.met.fail(reasonUnknownSNI)
+		return nil, errNoSNI
+	}
+	name = lookupName(name)
+	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto {
+		// A tls-alpn-01 validation request from the CA.
+		if st.acme == nil || !st.acme.tlsALPN || !st.acmeNames[name] {
+			m.met.fail(reasonUnknownSNI)
+			return nil, &handshakeError{reasonUnknownSNI, fmt.Sprintf("no tls-alpn-01 challenge for %q", name)}
+		}
+		return st.acme.am.GetCertificate(hello)
+	}
+	if e := st.exact[name]; e != nil {
+		return m.serve(e)
+	}
+	if st.acmeNames[name] {
+		c, err := st.acme.am.GetCertificate(hello)
+		if err != nil {
+			m.met.fail(reasonNoCertificate)
+			return nil, &handshakeError{reasonNoCertificate, fmt.Sprintf("acme certificate for %q: %v", name, err)}
+		}
+		if e := (*m.acmeCerts.Load())[c]; e != nil {
+			return m.serve(e)
+		}
+		if c.Leaf != nil && mustStaple(c.Leaf) {
+			m.met.fail(reasonMustStaple)
+			m.log.Warn("refusing must-staple certificate without a staple", "name", name)
+			return nil, &handshakeError{reasonMustStaple, fmt.Sprintf("certificate for %q is must-staple and no valid OCSP staple is available yet", name)}
+		}
+		return c, nil
+	}
+	if i := strings.IndexByte(name, '.'); i > 0 {
+		// "*." + parent without allocating for the common miss: the map
+		// lookup of a string conversion of a concatenation allocates, so
+		// check there is any wildcard first.
+		if len(st.wildcard) > 0 {
+			if e := st.wildcard["*"+name[i:]]; e != nil {
+				return m.serve(e)
+			}
+		}
+	}
+	m.met.fail(reasonUnknownSNI)
+	return nil, &handshakeError{reasonUnknownSNI, fmt.Sprintf("no certificate for server name %q", name)}
+}
+
+// lookupName lower-cases and trims a trailing dot, allocating only when
+// the name needs changing.
+func lookupName(s string) string {
+	s = strings.TrimSuffix(s, ".")
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// serve returns e's certificate, stapled when a current staple exists.
+func (m *Manager) serve(e *entry) (*tls.Certificate, error) {
+	if s := e.staple.Load(); s != nil && m.now().Before(s.nextUpdate) {
+		return s.cert, nil
+	}
+	if e.mustStaple {
+		m.met.fail(reasonMustStaple)
+		m.log.Warn("refusing must-staple certificate without a valid OCSP staple", "certificate", e.src, "subject", e.leaf.Subject.String())
+		return nil, &handshakeError{reasonMustStaple, fmt.Sprintf("certificate %s is must-staple and has no valid OCSP staple", e.src)}
+	}
+	return e.cert, nil
+}
+
+// HTTPHandler answers ACME http-01 challenges under
+// /.well-known/acme-challenge/ (when http01 is enabled) and passes every
+// other request to fallback. It follows configuration changes.
+func (m *Manager) HTTPHandler(fallback http.Handler) http.Handler {
+	if fallback == nil {
+		fallback = http.NotFoundHandler()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+			if st := m.state.Load(); st != nil && st.acme != nil && st.acme.http01 != nil {
+				st.acme.http01.ServeHTTP(w, r)
+				return
+			}
+		}
+		fallback.ServeHTTP(w, r)
+	})
+}
+
+// Run owns the background work: polling certificate files, refreshing OCSP
+// staples, obtaining and monitoring ACME certificates and rotating session
+// ticket keys. It runs one pass at once, then every PollInterval, and
+// returns nil when ctx is done, after its goroutines have ended and every
+// ACME client has been cut off.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(m.poll)
+	defer t.Stop()
+	rot := time.NewTicker(m.rotation)
+	defer rot.Stop()
+	defer m.shutdownACME()
+	for {
+		m.maintain(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-rot.C:
+			m.rotateTickets()
+		}
+	}
+}
+
+// maintain is one maintenance pass.
+func (m *Manager) maintain(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("tls maintenance panicked", "panic", r)
+		}
+	}()
+	m.pollFiles()
+	m.maintainACME(ctx)
+	m.refreshStaples(ctx)
+}
+
+// pollFiles reloads certificate files whose size, mtime or content changed.
+func (m *Manager) pollFiles() {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
+	st := m.state.Load()
+	if st == nil || len(st.files) == 0 {
+		return
+	}
+	now := m.now()
+	var files []*entry
+	for i, e := range st.files {
+		sig, err := statPair(e.pair)
+		if err != nil || sig == m.watch[e.pair] {
+			if err != nil && m.watch[e.pair] != (fileSig{}) {
+				m.log.Error("certificate file unreadable; keeping the loaded certificate", "cert_file", e.pair.CertFile, "err", err)
+				m.watch[e.pair] = fileSig{}
+			}
+			continue
+		}
+		m.watch[e.pair] = sig
+		ne, err := loadPair(e.pair, now)
+		if err != nil {
+			m.log.Error("changed certificate files rejected; keeping the loaded certificate", "err", err)
+			continue
+		}
+		if ne.sum == e.sum {
+			continue
+		}
+		m.adoptStaple(ne, st, now, st.cfg.DisableOCSP)
+		if files == nil {
+			files = append([]*entry(nil), st.files...)
+		}
+		files[i] = ne
+		m.log.Info("certificate file reloaded", "cert_file", e.pair.CertFile, "not_after", ne.leaf.NotAfter)
+	}
+	if files != nil {
+		m.state.Store(buildState(st.cfg, files, st.selfSigned, st.acme))
+	}
+}
+
+func statPair(p FilePair) (fileSig, error) {
+	c, err := os.Stat(p.CertFile)
+	if err != nil {
+		return fileSig{}, err
+	}
+	k, err := os.Stat(p.KeyFile)
+	if err != nil {
+		return fileSig{}, err
+	}
+	return fileSig{certSize: c.Size(), keySize: k.Size(), certMod: c.ModTime(), keyMod: k.ModTime()}, nil
+}
+
+// ensureDir creates a StateDir subdirectory with mode 0700.
+func (m *Manager) ensureDir(sub string) (string, error) {
+	d := filepath.Join(m.stateDir, sub)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+// writeFileAtomic writes data to path with mode 0600 via a temporary file
+// in the same directory and a rename, so readers never see a partial file.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
