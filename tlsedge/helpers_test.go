@@ -3,6 +3,7 @@ package tlsedge
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
@@ -162,9 +163,9 @@ func replaceFile(t *testing.T, path string, data []byte) {
 
 // responder is an OCSP responder for a testCA.
 type responder struct {
-	ca     *testCA
+	ca     atomic.Pointer[testCA]
 	clock  *testClock
-	window time.Duration // NextUpdate - ThisUpdate
+	window atomic.Int64 // NextUpdate - ThisUpdate, nanoseconds
 	down   atomic.Bool
 	status atomic.Int32 // ocsp.Good etc.
 	// stale makes the responder answer with an already expired response.
@@ -174,7 +175,9 @@ type responder struct {
 }
 
 func newResponder(t *testing.T, ca *testCA, clock *testClock) *responder {
-	r := &responder{ca: ca, clock: clock, window: 4 * time.Hour}
+	r := &responder{clock: clock}
+	r.ca.Store(ca)
+	r.window.Store(int64(4 * time.Hour))
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -193,17 +196,18 @@ func (r *responder) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	now := r.clock.Now()
-	this := now
+	this, window := now, time.Duration(r.window.Load())
 	if r.stale.Load() {
-		this = now.Add(-2 * r.window)
+		this = now.Add(-2 * window)
 	}
-	raw, err := ocsp.CreateResponse(r.ca.cert, r.ca.cert, ocsp.Response{
+	ca := r.ca.Load()
+	raw, err := ocsp.CreateResponse(ca.cert, ca.cert, ocsp.Response{
 		Status:       int(r.status.Load()),
 		SerialNumber: oreq.SerialNumber,
 		ThisUpdate:   this,
-		NextUpdate:   this.Add(r.window),
+		NextUpdate:   this.Add(window),
 		RevokedAt:    this,
-	}, r.ca.key)
+	}, ca.key)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -328,4 +332,24 @@ func testutilGatherHas(reg *prometheus.Registry, metric, label string, want floa
 		}
 	}
 	return fmt.Errorf("%s{%s} not exposed", metric, label)
+}
+
+func rsaKey(t *testing.T) crypto.Signer {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// waitFor polls cond for up to 5 s (for effects of server goroutines).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -1,0 +1,185 @@
+package tlsedge
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// stapleOf handshakes and returns the stapled OCSP response.
+func stapleOf(t *testing.T, addr, name string, ca *testCA) []byte {
+	t.Helper()
+	c, err := dial(addr, name, ca.pool, nil)
+	if err != nil {
+		t.Fatalf("handshake %s: %v", name, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().OCSPResponse
+}
+
+func TestOCSPStapling(t *testing.T) {
+	ca := newTestCA(t)
+	clock := newClock()
+	resp := newResponder(t, ca, clock)
+	dir, state := t.TempDir(), t.TempDir()
+	cc, ck, leaf := ca.issue(t, issueOpts{names: []string{"stapled.test"}, ocspURL: resp.srv.URL})
+	nc, nk, _ := ca.issue(t, issueOpts{names: []string{"plain.test"}})
+	cfg := Config{
+		Files: []FilePair{writePair(t, dir, "stapled", cc, ck), writePair(t, dir, "plain", nc, nk)},
+		Names: []string{"stapled.test", "plain.test"},
+	}
+	m, reg := newTestManager(t, state, clock)
+	if err := m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, m, m.TLSConfig(Policy{}))
+	if s := stapleOf(t, addr, "stapled.test", ca); s != nil {
+		t.Fatal("staple before the first maintenance pass")
+	}
+	m.maintain(context.Background())
+	first := stapleOf(t, addr, "stapled.test", ca)
+	r, err := ocsp.ParseResponseForCert(first, leaf, ca.cert)
+	if err != nil || r.Status != ocsp.Good {
+		t.Fatalf("staple: %v, status %v", err, r)
+	}
+	if err := testutilGatherHas(reg, "gatehouse_tls_ocsp_next_update_seconds", "stapled.test", float64(r.NextUpdate.Unix())); err != nil {
+		t.Error(err)
+	}
+	// No OCSP URL: no staple, no fetch.
+	hits := resp.hits.Load()
+	if s := stapleOf(t, addr, "plain.test", ca); s != nil {
+		t.Error("certificate without OCSP URL got a staple")
+	}
+
+	// Before half the window nothing is fetched; after it, a new response.
+	clock.Advance(time.Hour)
+	m.maintain(context.Background())
+	if got := resp.hits.Load(); got != hits {
+		t.Errorf("responder hit %d times before refresh point, want 0", got-hits)
+	}
+	clock.Advance(90 * time.Minute) // 2.5h into a 4h window
+	m.maintain(context.Background())
+	second := stapleOf(t, addr, "stapled.test", ca)
+	if bytes.Equal(first, second) {
+		t.Fatal("staple not refreshed after half its window")
+	}
+	r2, _ := ocsp.ParseResponse(second, ca.cert)
+	if !r2.ThisUpdate.After(r.ThisUpdate) {
+		t.Errorf("refreshed ThisUpdate %v not after %v", r2.ThisUpdate, r.ThisUpdate)
+	}
+
+	// Restart with the responder down: the persisted staple is used at once.
+	resp.down.Store(true)
+	m2, _ := newTestManager(t, state, clock)
+	if err := m2.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr2 := serveTLS(t, m2, m2.TLSConfig(Policy{}))
+	if got := stapleOf(t, addr2, "stapled.test", ca); !bytes.Equal(got, second) {
+		t.Error("restart did not staple the persisted response")
+	}
+
+	// Responder down past the refresh point: the valid staple is retained.
+	clock.Advance(3 * time.Hour) // 3h into the second 4h window
+	m2.maintain(context.Background())
+	if got := stapleOf(t, addr2, "stapled.test", ca); !bytes.Equal(got, second) {
+		t.Error("valid staple dropped while the responder is down")
+	}
+	// Past NextUpdate the staple is gone, not served expired.
+	clock.Advance(2 * time.Hour)
+	m2.maintain(context.Background())
+	if got := stapleOf(t, addr2, "stapled.test", ca); got != nil {
+		t.Error("expired staple served")
+	}
+	// The responder returns: stapled again.
+	resp.down.Store(false)
+	clock.Advance(ocspRetryAfter)
+	m2.maintain(context.Background())
+	if got := stapleOf(t, addr2, "stapled.test", ca); got == nil {
+		t.Error("no staple after the responder came back")
+	}
+}
+
+func TestOCSPRejectsBadResponses(t *testing.T) {
+	ca := newTestCA(t)
+	clock := newClock()
+	resp := newResponder(t, ca, clock)
+	dir := t.TempDir()
+	cc, ck, _ := ca.issue(t, issueOpts{names: []string{"s.test"}, ocspURL: resp.srv.URL})
+	m, _ := newTestManager(t, "", clock)
+	if err := m.Update(Config{Files: []FilePair{writePair(t, dir, "s", cc, ck)}}); err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, m, m.TLSConfig(Policy{}))
+	for _, tc := range []struct {
+		name  string
+		setup func()
+	}{
+		{"expired response", func() { resp.stale.Store(true) }},
+		{"revoked", func() { resp.status.Store(ocsp.Revoked) }},
+		{"outlives certificate", func() { resp.window.Store(int64(40 * 24 * time.Hour)) }},
+	} {
+		resp.stale.Store(false)
+		resp.status.Store(ocsp.Good)
+		resp.window.Store(int64(4 * time.Hour))
+		tc.setup()
+		clock.Advance(ocspRetryAfter)
+		m.maintain(context.Background())
+		if got := stapleOf(t, addr, "s.test", ca); got != nil {
+			t.Errorf("%s: stapled", tc.name)
+		}
+	}
+	// A response signed by another CA is rejected too.
+	other := newTestCA(t)
+	resp.ca.Store(&testCA{cert: ca.cert, key: other.key, pool: ca.pool})
+	resp.window.Store(int64(4 * time.Hour))
+	resp.status.Store(ocsp.Good)
+	clock.Advance(ocspRetryAfter)
+	m.maintain(context.Background())
+	if got := stapleOf(t, addr, "s.test", ca); got != nil {
+		t.Error("response with a bad signature stapled")
+	}
+}
+
+func TestMustStaple(t *testing.T) {
+	ca := newTestCA(t)
+	clock := newClock()
+	resp := newResponder(t, ca, clock)
+	resp.down.Store(true)
+	dir := t.TempDir()
+	cc, ck, _ := ca.issue(t, issueOpts{names: []string{"ms.test"}, ocspURL: resp.srv.URL, mustStaple: true})
+	m, _ := newTestManager(t, "", clock)
+	if err := m.Update(Config{Files: []FilePair{writePair(t, dir, "ms", cc, ck)}}); err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, m, m.TLSConfig(Policy{}))
+	m.maintain(context.Background())
+	if c, err := dial(addr, "ms.test", ca.pool, nil); err == nil {
+		c.Close()
+		t.Fatal("must-staple certificate served without a staple")
+	}
+	if got := failures(m, reasonMustStaple); got != 1 {
+		t.Errorf("must_staple failures = %v, want 1", got)
+	}
+	_, err := m.GetCertificate(&tlsHello{ServerName: "ms.test"})
+	if err == nil || !strings.Contains(err.Error(), "must-staple") {
+		t.Errorf("GetCertificate error = %v, want a must-staple reason", err)
+	}
+	resp.down.Store(false)
+	clock.Advance(ocspRetryAfter)
+	m.maintain(context.Background())
+	if got := stapleOf(t, addr, "ms.test", ca); got == nil {
+		t.Error("must-staple certificate served without staple")
+	}
+
+	// Must-staple without any responder URL is a configuration error.
+	cc2, ck2, _ := ca.issue(t, issueOpts{names: []string{"ms2.test"}, mustStaple: true})
+	err = Check(Config{Files: []FilePair{writePair(t, dir, "ms2", cc2, ck2)}}, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "must-staple") {
+		t.Errorf("Check = %v, want must-staple error", err)
+	}
+}
