@@ -1,0 +1,52 @@
+// Package wstunnel carries an upgraded WebSocket connection between a client
+// and a backend once the HTTP handshake is done, and closes it cleanly.
+//
+// The proxy validates the upgrade, dials the backend, relays the 101
+// response and hijacks the client conn; then [Registry.Start] takes both
+// conns and runs two copy goroutines, one per direction, until the stream
+// ends. The package imports no net/http and no Prometheus: it reports
+// through [Result] (via [Options.OnEnd]) and counters on [Registry].
+//
+// # Frames
+//
+// Each direction tracks RFC 6455 frame boundaries: it decodes frame headers
+// (FIN, opcode, mask bit, 7/16/64-bit length, mask key) and skips payloads
+// by arithmetic, copying them unchanged and never unmasking them. Knowing
+// where frames end lets the tunnel inject control frames between two
+// frames: a Close (unmasked toward the client, masked with a fresh
+// crypto/rand key toward the backend) and its own Pings to the client.
+// Injection waits only for the current frame, not for the end of a
+// fragmented message: RFC 6455 §5.4 allows control frames between
+// fragments. A Pong from the client that carries the 8-byte marker of our
+// Pings is dropped; every other frame passes through.
+//
+// # Closing
+//
+// [Tunnel.Close] sends Close frames both ways, drops any data that follows
+// from either peer, and closes the conns when both peers have answered with
+// a Close (or hung up), or after [Options.CloseTimeout].
+// [Registry.CloseMatching] does this for a set of tunnels, optionally spread
+// over a window so thousands of clients do not reconnect in the same second,
+// and [Registry.Shutdown] for all of them. A close the peers start
+// themselves is forwarded as is; the tunnel closes the conns when both
+// Close frames have passed or either side hangs up.
+//
+// # Timeouts
+//
+// One sweeper goroutine per Registry wakes every SweepInterval. It advances
+// a coarse clock that the copy loops stamp on each chunk (so the hot path
+// reads no time and resets no timer), closes tunnels idle for
+// [Options.IdleTimeout], sends Pings to clients quiet for
+// [Options.PingInterval] and closes those that send nothing within
+// [Options.PingTimeout].
+//
+// # Memory
+//
+// An idle tunnel holds no read buffer when its source conn offers a
+// syscall.RawConn (a *net.TCPConn): the goroutine parks in the poller and,
+// once the socket is readable, borrows a 16 KiB buffer from a pool, reads,
+// writes and gives it back. A source without one (a *tls.Conn) is read
+// through a 2 KiB buffer kept by its direction. Either way the steady state
+// of an idle tunnel is two parked goroutine stacks and a few hundred bytes
+// of state; TestIdleMemory measures it.
+package wstunnel

@@ -1,0 +1,328 @@
+package wstunnel
+
+import (
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// bufSize is the size of the pooled read buffers lent to a pipe while data
+// is moving. An idle pipe on a conn with a RawConn holds none.
+const bufSize = 16 << 10
+
+// fallbackBufSize is the per-direction buffer of a pipe whose source has no
+// RawConn (a *tls.Conn, a net.Pipe, a wrapper): such a pipe has to block in
+// Read with a buffer in hand, so the buffer is kept small.
+const fallbackBufSize = 2 << 10
+
+// markerLen is the length of the payload of the tunnel's own Pings.
+const markerLen = 8
+
+// side names one peer of the tunnel.
+type side uint8
+
+const (
+	sideClient side = iota
+	sideBackend
+)
+
+// Injection requests, set in pipe.pending.
+const (
+	injClose uint32 = 1 << iota
+	injPing
+)
+
+// mode says what a pipe does with the bytes of the current frame.
+type mode uint8
+
+const (
+	modeForward mode = iota // copy to dst
+	modeHold                // keep in pipe.hold until we know whether it is our Pong
+	modeDiscard             // drop: we already sent dst a Close
+)
+
+// pipe copies one direction of a tunnel frame by frame. All fields except
+// pending are owned by the pipe's goroutine; the close flags live in Tunnel
+// under its mutex.
+type pipe struct {
+	t         *Tunnel
+	src, dst  net.Conn
+	srcSide   side
+	toBackend bool // dst is the backend: injected frames are masked
+
+	raw    syscall.RawConn    // src's RawConn, or nil
+	readFn func(uintptr) bool // p.rawRead, bound once
+	buf    *[bufSize]byte     // borrowed while a chunk is being processed
+	rn     int
+	rerr   error
+	small  []byte // fallback read buffer when raw is nil
+	first  []byte // bytes the caller had buffered from src
+
+	fp      frameParser
+	mode    mode
+	discard bool // every further frame from src is dropped
+	injDone bool // a requested Close has been handled
+	hold    [maxHeader + markerLen]byte
+	holdN   uint8
+
+	pending atomic.Uint32 // injection requests (injClose, injPing)
+
+	bytes int64 // bytes read from src; read by the tunnel after the pipe ends
+}
+
+func (p *pipe) init(t *Tunnel, src, dst net.Conn, srcSide side, first []byte) {
+	p.t, p.src, p.dst, p.srcSide, p.first = t, src, dst, srcSide, first
+	p.toBackend = srcSide == sideClient
+	if sc, ok := src.(syscall.Conn); ok && hasRawRead {
+		if raw, err := sc.SyscallConn(); err == nil {
+			p.raw = raw
+			p.readFn = p.rawRead
+		}
+	}
+	if p.raw == nil {
+		p.small = make([]byte, fallbackBufSize)
+	}
+}
+
+// request asks the pipe to inject a frame at the next frame boundary and
+// wakes it if it is parked in a read.
+func (p *pipe) request(what uint32) {
+	p.pending.Or(what)
+	// A read deadline in the past interrupts a parked read; the pipe clears
+	// it before looking at pending, so no request is lost.
+	p.src.SetReadDeadline(aLongTimeAgo)
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// run is the pipe's goroutine, owned by the tunnel's Registry.
+func (p *pipe) run() {
+	defer p.t.r.wg.Done()
+	failed, err := p.loop()
+	p.release()
+	p.t.pipeEnded(failed, err)
+}
+
+// loop copies until an error; it returns the side whose conn failed.
+func (p *pipe) loop() (side, error) {
+	dstSide := sideBackend
+	if !p.toBackend {
+		dstSide = sideClient
+	}
+	if len(p.first) > 0 {
+		p.bytes += int64(len(p.first))
+		p.t.touchSrc(p)
+		err := p.process(p.first)
+		p.first = nil
+		if err != nil {
+			return dstSide, err
+		}
+	}
+	for {
+		b, rerr := p.read()
+		if len(b) > 0 {
+			p.bytes += int64(len(b))
+			p.t.touchSrc(p)
+			err := p.process(b)
+			p.release()
+			if err != nil {
+				return dstSide, err
+			}
+		}
+		if rerr != nil {
+			if !errors.Is(rerr, os.ErrDeadlineExceeded) {
+				return p.srcSide, rerr
+			}
+			// Woken by request: clear the deadline, then look at pending.
+			p.src.SetReadDeadline(time.Time{})
+			if err := p.process(nil); err != nil {
+				return dstSide, err
+			}
+		}
+	}
+}
+
+// read returns the next chunk from src. With a RawConn the chunk lives in a
+// pooled buffer that release returns.
+func (p *pipe) read() ([]byte, error) {
+	if p.raw == nil {
+		n, err := p.src.Read(p.small)
+		return p.small[:n], err
+	}
+	p.rn, p.rerr = 0, nil
+	if err := p.raw.Read(p.readFn); err != nil {
+		return nil, err
+	}
+	if p.rerr == nil && p.rn == 0 {
+		p.rerr = io.EOF
+	}
+	return p.buf[:p.rn], p.rerr
+}
+
+func (p *pipe) release() {
+	if p.buf != nil {
+		p.t.r.bufs.Put(p.buf)
+		p.buf = nil
+	}
+}
+
+func (p *pipe) write(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := p.dst.Write(b)
+	return err
+}
+
+// frameMode decides what to do with a frame that starts with byte b0.
+func (p *pipe) frameMode(b0 byte) mode {
+	switch {
+	case p.discard:
+		return modeDiscard
+	case p.toBackend && p.t.o.PingInterval > 0 && b0&0x0f == opPong:
+		return modeHold
+	}
+	return modeForward
+}
+
+// process passes one chunk from src through the frame tracker: forwarded
+// bytes are written to dst in as few writes as possible, pending injections
+// are written at frame boundaries.
+func (p *pipe) process(b []byte) error {
+	fs, fe := 0, 0 // forwarded bytes b[fs:fe] not yet written
+	forwarded := false
+	i := 0
+	for {
+		if p.fp.atBoundary() {
+			if p.pending.Load() != 0 {
+				if err := p.write(b[fs:fe]); err != nil {
+					return err
+				}
+				fs, fe = i, i
+				if err := p.inject(); err != nil {
+					return err
+				}
+			}
+			if i == len(b) {
+				break
+			}
+			p.mode = p.frameMode(b[i])
+			if p.mode == modeHold {
+				if err := p.write(b[fs:fe]); err != nil {
+					return err
+				}
+				fs, fe = i, i
+			}
+		} else if i == len(b) {
+			break
+		}
+		n, ev := p.fp.scan(b[i:])
+		switch p.mode {
+		case modeForward:
+			if fe != i {
+				if err := p.write(b[fs:fe]); err != nil {
+					return err
+				}
+				fs = i
+			}
+			fe = i + n
+			forwarded = true
+		case modeHold:
+			p.holdN += uint8(copy(p.hold[p.holdN:], b[i:i+n]))
+		}
+		i += n
+		if ev&evHeader != 0 && p.mode == modeHold &&
+			!(p.fp.op == opPong && p.fp.plen == markerLen && p.fp.masked) {
+			// Not one of ours: let it through.
+			if err := p.write(p.hold[:p.holdN]); err != nil {
+				return err
+			}
+			p.holdN = 0
+			p.mode = modeForward
+			forwarded = true
+		}
+		if ev&evEnd == 0 {
+			continue
+		}
+		switch p.mode {
+		case modeHold:
+			if !p.ourPong() {
+				if err := p.write(p.hold[:p.holdN]); err != nil {
+					return err
+				}
+				forwarded = true
+			}
+			p.holdN = 0
+		case modeForward:
+			if p.fp.op == opClose {
+				// The peer's own Close: write it before recording it.
+				if err := p.write(b[fs:fe]); err != nil {
+					return err
+				}
+				fs = fe
+				p.t.forwardedClose(p, p.fp.closeCode())
+			}
+		case modeDiscard:
+			if p.fp.op == opClose {
+				p.t.srcClosed(p)
+			}
+		}
+	}
+	if err := p.write(b[fs:fe]); err != nil {
+		return err
+	}
+	if forwarded {
+		p.t.last.Store(p.t.r.clock.Load())
+	}
+	return nil
+}
+
+// ourPong reports whether the held frame is a Pong answering our Ping.
+func (p *pipe) ourPong() bool {
+	h := p.fp.headerLen()
+	if int(p.holdN) != h+markerLen {
+		return false
+	}
+	for i := range markerLen {
+		if p.hold[h+i]^p.fp.key[i&3] != p.t.marker[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// inject writes the requested control frames; the pipe is at a frame
+// boundary.
+func (p *pipe) inject() error {
+	pend := p.pending.Swap(0)
+	if pend&injClose != 0 && !p.injDone {
+		p.injDone = true
+		p.discard = true
+		if p.t.needCloseTo(p) {
+			code, reason := p.t.closeFrame()
+			if err := p.writeControl(opClose, closePayload(code, reason)); err != nil {
+				return err
+			}
+		}
+		p.t.injectedClose(p)
+		return nil
+	}
+	if pend&injPing != 0 && !p.toBackend && !p.discard {
+		return p.writeControl(opPing, p.t.marker[:])
+	}
+	return nil
+}
+
+func (p *pipe) writeControl(op byte, payload []byte) error {
+	var key [4]byte
+	if p.toBackend {
+		rand.Read(key[:])
+	}
+	var a [maxHeader + maxControlPayload]byte
+	return p.write(appendFrame(a[:0], op, payload, p.toBackend, key))
+}
