@@ -106,8 +106,12 @@ func (m *Manager) newACME(a ACME) (*acmeInstance, error) {
 }
 
 // acmePolicy admits only names in the current Config.ACMENames that also
-// pass Options.HostPolicy.
+// pass Options.HostPolicy. autocert's http-01 handler passes the Host
+// header, which may carry a port.
 func (m *Manager) acmePolicy(ctx context.Context, host string) error {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
 	st := m.state.Load()
 	if st == nil || !st.acmeNames[lookupName(host)] {
 		return fmt.Errorf("tlsedge: host %q is not configured for acme", host)
@@ -126,7 +130,6 @@ type acmeTransport struct {
 	base        http.RoundTripper
 	dropTLSALPN bool
 	retired     atomic.Bool
-	orders      atomic.Int64 // requests that created orders (for logs)
 }
 
 func (t *acmeTransport) RoundTrip(req *http.Request) (*http.Response, error) {

@@ -353,3 +353,5 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func newRegistry() *prometheus.Registry { return prometheus.NewPedanticRegistry() }

@@ -27,7 +27,8 @@ const DefaultPollInterval = 10 * time.Second
 
 // Options configure a [Manager]. Only StateDir is required.
 type Options struct {
-	// StateDir is a persistent directory (created 0700) holding the ACME
+	// StateDir is a persistent directory (created 0700; group and other
+	// permissions are removed from an existing one) holding the ACME
 	// account and certificates (acme/), OCSP staples (ocsp/) and the
 	// self-signed development certificate (selfsigned/). Files are 0600
 	// and written atomically (temporary file, then rename).
@@ -133,6 +134,15 @@ func New(o Options) (*Manager, error) {
 	}
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("tlsedge: state dir: %w", err)
+	}
+	// The directory holds private keys: an existing one loses its group
+	// and other permissions.
+	if fi, err := os.Stat(o.StateDir); err != nil {
+		return nil, fmt.Errorf("tlsedge: state dir: %w", err)
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(o.StateDir, fi.Mode().Perm()&^0o077); err != nil {
+			return nil, fmt.Errorf("tlsedge: state dir: %w", err)
+		}
 	}
 	m := &Manager{
 		log:        o.Logger,

@@ -1,0 +1,364 @@
+package tlsedge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/crypto/acme"
+)
+
+// pebbleCA is an in-process Pebble ACME server.
+type pebbleCA struct {
+	dirURL    string
+	wfeRoots  *x509.CertPool // trust for the directory's HTTPS
+	certRoots *x509.CertPool // trust for issued certificates
+	orders    atomic.Int64   // newOrder requests
+}
+
+// startDNS answers A 127.0.0.1 for every name (TCP, as Pebble's VA asks).
+func startDNS(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		for _, q := range r.Question {
+			if q.Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{
+					Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET},
+					A:   net.IPv4(127, 0, 0, 1),
+				})
+			}
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// startPebble wires Pebble's CA, VA and WFE as cmd/pebble does. The VA
+// validates http-01 on httpPort and tls-alpn-01 on tlsPort of 127.0.0.1.
+// validity is the certificate lifetime in seconds (0: Pebble's default).
+func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebbleCA {
+	t.Helper()
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "")
+	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	t.Setenv("PEBBLE_AUTHZREUSE", "0")
+	var out io.Writer = io.Discard
+	if os.Getenv("TLSEDGE_PEBBLE_LOG") != "" {
+		out = os.Stderr
+	}
+	logger := log.New(out, "pebble ", log.LstdFlags)
+	store := db.NewMemoryStore()
+	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: validity}}
+	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
+	vaImpl := va.New(logger, httpPort, tlsPort, false, startDNS(t), store)
+	front := wfe.New(logger, store, vaImpl, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	p := &pebbleCA{}
+	h := front.Handler()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
+			p.orders.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.dirURL = srv.URL + wfe.DirectoryPath
+	p.wfeRoots = x509.NewCertPool()
+	p.wfeRoots.AddCert(srv.Certificate())
+	p.certRoots = x509.NewCertPool()
+	p.certRoots.AddCert(authority.GetRootCert(0).Cert)
+	return p
+}
+
+func listen(t *testing.T) (net.Listener, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln, ln.Addr().(*net.TCPAddr).Port
+}
+
+// edge is a Manager running with an HTTPS listener and (optionally) a
+// port-80 listener, as cmd wires it.
+type edge struct {
+	m          *Manager
+	tlsAddr    string
+	alpnHellos atomic.Int64 // acme-tls/1 ClientHellos seen
+	http01Hits atomic.Int64 // challenge requests seen on port 80
+	stop       func()
+}
+
+func startEdge(t *testing.T, state string, cfg Config, tlsLn, httpLn net.Listener, opts Options) *edge {
+	t.Helper()
+	e := &edge{}
+	opts.StateDir = state
+	opts.Logger = testLogger(t)
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 50 * time.Millisecond
+	}
+	m, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m = m
+	if err := m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	tc := m.TLSConfig(Policy{})
+	get := tc.GetCertificate
+	tc.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if len(h.SupportedProtos) == 1 && h.SupportedProtos[0] == acme.ALPNProto {
+			e.alpnHellos.Add(1)
+		}
+		return get(h)
+	}
+	srv := &http.Server{
+		Handler:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		ErrorLog: m.HandshakeErrorLog(),
+	}
+	var servers []*http.Server
+	done := make(chan struct{}, 2)
+	go func() { srv.Serve(tls.NewListener(tlsLn, tc)); done <- struct{}{} }()
+	servers = append(servers, srv)
+	if httpLn != nil {
+		fallback := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", 404) })
+		h := m.HTTPHandler(fallback)
+		hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.http01Hits.Add(1)
+			h.ServeHTTP(w, r)
+		})}
+		go func() { hs.Serve(httpLn); done <- struct{}{} }()
+		servers = append(servers, hs)
+	}
+	e.tlsAddr = tlsLn.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- m.Run(ctx) }()
+	stopped := false
+	e.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-runDone; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		for _, s := range servers {
+			s.Close()
+			<-done
+		}
+	}
+	t.Cleanup(e.stop)
+	return e
+}
+
+func acmeConfig(p *pebbleCA, http01, alpn bool, names ...string) Config {
+	return Config{
+		ACME:      ACME{Email: "ops@example.com", DirectoryURL: p.dirURL, RootCAs: p.wfeRoots, HTTP01: http01, TLSALPN01: alpn},
+		ACMENames: names,
+		Names:     names,
+	}
+}
+
+// dialSlow allows for issuance during the handshake.
+func dialSlow(addr, name string, roots *x509.CertPool) (*tls.Conn, error) {
+	cfg := &tls.Config{ServerName: name, RootCAs: roots}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: cfg}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*tls.Conn)
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	return tc, nil
+}
+
+func TestACMEHTTP01RestartAndUnknownSNI(t *testing.T) {
+	tlsLn, tlsPort := listen(t)
+	httpLn, httpPort := listen(t)
+	p := startPebble(t, httpPort, tlsPort, 0)
+	state := t.TempDir()
+	var policyCalls atomic.Int64
+	opts := Options{HostPolicy: func(ctx context.Context, host string) error {
+		policyCalls.Add(1)
+		return nil
+	}}
+	cfg := acmeConfig(p, true, false, "site.example.com")
+	e := startEdge(t, state, cfg, tlsLn, httpLn, opts)
+
+	c, err := dialSlow(e.tlsAddr, "site.example.com", p.certRoots)
+	if err != nil {
+		t.Fatalf("handshake (issuance via http-01): %v", err)
+	}
+	leaf := leafOf(c)
+	if resp, err := get(c); err != nil || resp == "" {
+		t.Errorf("request over the new certificate: %q %v", resp, err)
+	}
+	c.Close()
+	if leaf.VerifyHostname("site.example.com") != nil {
+		t.Errorf("issued certificate names %v", leaf.DNSNames)
+	}
+	if got := p.orders.Load(); got != 1 {
+		t.Errorf("orders at the CA = %d, want 1", got)
+	}
+	if e.http01Hits.Load() == 0 {
+		t.Error("no http-01 validation request reached port 80")
+	}
+	if got := e.alpnHellos.Load(); got != 0 {
+		t.Errorf("%d tls-alpn-01 validations with tls-alpn-01 disabled", got)
+	}
+	if policyCalls.Load() == 0 {
+		t.Error("Options.HostPolicy never consulted")
+	}
+
+	// Unknown SNI: the handshake fails and nothing reaches the CA, also
+	// when the client asks for acme-tls/1.
+	for _, mod := range []func(*tls.Config){nil, func(c *tls.Config) { c.NextProtos = []string{acme.ALPNProto} }} {
+		if c, err := dial(e.tlsAddr, "unknown.example.com", p.certRoots, mod); err == nil {
+			c.Close()
+			t.Error("handshake for an unconfigured name succeeded")
+		}
+	}
+	if _, err := e.m.GetCertificate(monitorHello("unknown.example.com")); err == nil {
+		t.Error("GetCertificate for an unconfigured name succeeded")
+	}
+	if got := p.orders.Load(); got != 1 {
+		t.Errorf("orders at the CA after unknown SNI = %d, want 1", got)
+	}
+	if got := failures(e.m, reasonUnknownSNI); got < 3 {
+		t.Errorf("unknown_sni failures = %v, want >= 3", got)
+	}
+
+	// Restart: a new Manager on the same state dir serves the cached
+	// certificate without a new order.
+	e.stop()
+	tlsLn2, _ := listen(t)
+	e2 := startEdge(t, state, cfg, tlsLn2, nil, Options{})
+	c, err = dialSlow(e2.tlsAddr, "site.example.com", p.certRoots)
+	if err != nil {
+		t.Fatalf("handshake after restart: %v", err)
+	}
+	if got := leafOf(c).SerialNumber; got.Cmp(leaf.SerialNumber) != 0 {
+		t.Errorf("after restart served serial %v, want cached %v", got, leaf.SerialNumber)
+	}
+	c.Close()
+	waitFor(t, func() bool {
+		e2.m.maintMu.Lock()
+		defer e2.m.maintMu.Unlock()
+		_, ok := e2.m.acmeSeen["site.example.com"]
+		return ok
+	})
+	if got := p.orders.Load(); got != 1 {
+		t.Errorf("orders at the CA after restart = %d, want 1", got)
+	}
+	for _, f := range []string{state, state + "/acme"} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v, %v; want 0700", f, fi.Mode().Perm(), err)
+		}
+	}
+}
+
+func TestACMETLSALPN01(t *testing.T) {
+	tlsLn, tlsPort := listen(t)
+	_, closedPort := listen(t) // http-01 must not be used: nothing serves it
+	p := startPebble(t, closedPort, tlsPort, 0)
+	e := startEdge(t, t.TempDir(), acmeConfig(p, false, true, "alpn.example.com"), tlsLn, nil, Options{})
+	c, err := dialSlow(e.tlsAddr, "alpn.example.com", p.certRoots)
+	if err != nil {
+		t.Fatalf("handshake (issuance via tls-alpn-01): %v", err)
+	}
+	c.Close()
+	if e.alpnHellos.Load() == 0 {
+		t.Error("no tls-alpn-01 validation handshake reached the listener")
+	}
+	if got := p.orders.Load(); got != 1 {
+		t.Errorf("orders = %d, want 1", got)
+	}
+}
+
+func TestACMERenewalKeepsServing(t *testing.T) {
+	tlsLn, tlsPort := listen(t)
+	httpLn, httpPort := listen(t)
+	// Pebble issues 1 h certificates; RenewBefore 2 h puts every certificate
+	// inside its renewal window at once.
+	p := startPebble(t, httpPort, tlsPort, 3600)
+	cfg := acmeConfig(p, true, false, "renew.example.com")
+	cfg.ACME.RenewBefore = 2 * time.Hour
+	reg := newRegistry()
+	e := startEdge(t, t.TempDir(), cfg, tlsLn, httpLn, Options{Registerer: reg})
+	first, err := dialSlow(e.tlsAddr, "renew.example.com", p.certRoots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	firstSerial := leafOf(first).SerialNumber
+	renewed := func() bool { return testutil.ToFloat64(e.m.met.renewals.WithLabelValues("success")) >= 1 }
+	deadline := time.Now().Add(30 * time.Second)
+	for !renewed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal observed within 30s (orders %d)", p.orders.Load())
+		}
+		// Handshakes keep succeeding while renewal is under way.
+		c, err := dial(e.tlsAddr, "renew.example.com", p.certRoots, nil)
+		if err != nil {
+			t.Fatalf("handshake during renewal: %v", err)
+		}
+		c.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := dial(e.tlsAddr, "renew.example.com", p.certRoots, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leafOf(c).SerialNumber.Cmp(firstSerial) == 0 {
+		t.Error("still serving the first certificate after a renewal")
+	}
+	c.Close()
+	if got := p.orders.Load(); got < 2 {
+		t.Errorf("orders = %d, want >= 2", got)
+	}
+	// The connection opened on the first certificate is intact.
+	if resp, err := get(first); err != nil || resp == "" {
+		t.Errorf("old connection after renewal: %q %v", resp, err)
+	}
+	if testutil.ToFloat64(e.m.met.renewals.WithLabelValues("overdue")) < 1 {
+		t.Error("renewal window almost gone, but no overdue renewal counted")
+	}
+	if n, err := testutil.GatherAndCount(reg, "gatehouse_tls_certificate_not_after_seconds"); err != nil || n != 1 {
+		t.Errorf("not_after series = %d, %v; want 1", n, err)
+	}
+	// Stopping Run cuts the ACME client off: no more orders.
+	e.stop()
+	n := p.orders.Load()
+	time.Sleep(200 * time.Millisecond)
+	if got := p.orders.Load(); got != n {
+		t.Errorf("orders went on after Run returned: %d -> %d", n, got)
+	}
+}
