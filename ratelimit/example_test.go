@@ -1,0 +1,100 @@
+package ratelimit_test
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/ratelimit"
+)
+
+// The reference's login zone (5 requests a minute) answering one client
+// that tries seven times in a row.
+func ExampleZone_AllowAt() {
+	z, err := ratelimit.NewZone(ratelimit.ZoneOptions{Name: "login", Rate: 5.0 / 60, Burst: 5})
+	if err != nil {
+		panic(err)
+	}
+	client := ratelimit.KeyOf(netip.MustParseAddr("2001:db8:7:1::42"), 64)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for i := 1; i <= 7; i++ {
+		ok, _, retryAfter := z.AllowAt(client, now)
+		if ok {
+			fmt.Printf("request %d: served\n", i)
+			continue
+		}
+		// A Retry-After header carries whole seconds, rounded up.
+		fmt.Printf("request %d: 429, Retry-After: %.0f\n", i, math.Ceil(retryAfter.Seconds()))
+	}
+	fmt.Println("keyed as", client, "- rejected:", z.Rejected())
+	// Output:
+	// request 1: served
+	// request 2: served
+	// request 3: served
+	// request 4: served
+	// request 5: served
+	// request 6: 429, Retry-After: 12
+	// request 7: 429, Retry-After: 12
+	// keyed as 2001:db8:7:1::/64 - rejected: 2
+}
+
+// The fail2ban jail of the reference: ten strikes in ten minutes ban a
+// client for two hours.
+func ExampleJail() {
+	j := ratelimit.NewJail(ratelimit.JailOptions{
+		MaxRetry: 10, FindTime: 600 * time.Second, BanTime: 7200 * time.Second,
+		OnEvent: func(e ratelimit.Event) {
+			fmt.Printf("%s %s (%s) after %d strikes, until %s\n",
+				e.Kind, e.Key, e.Reason, e.Strikes, e.Until.Format(time.TimeOnly))
+		},
+	})
+	k := ratelimit.KeyOf(netip.MustParseAddr("203.0.113.9"), 0)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 10 {
+		j.RecordAt(k, "401 on /login", now.Add(time.Duration(i)*30*time.Second))
+	}
+	banned, _ := j.BannedAt(k, now.Add(time.Hour))
+	fmt.Println("banned an hour later:", banned)
+	// Output:
+	// ban 203.0.113.9/32 (401 on /login) after 10 strikes, until 14:04:30
+	// banned an hour later: true
+}
+
+// Guarding a listener: at most 10 connections per client address, banned
+// clients closed before their first byte, strikes counted for refusals.
+func ExampleNewListener() {
+	jail := ratelimit.NewJail(ratelimit.JailOptions{})
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	l := ratelimit.NewListener(inner, ratelimit.ListenerOptions{
+		Jail:  jail,
+		Conns: ratelimit.NewConnLimiter(10, 0),
+		OnRefuse: func(k ratelimit.Key, reason string) {
+			if reason == ratelimit.ReasonPerKey {
+				jail.RecordAt(k, "too many connections", time.Now())
+			}
+		},
+	})
+	defer l.Close()
+
+	go func() {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err == nil {
+			defer c.Close()
+			c.Write([]byte("x"))
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	// http.Server{ConnContext: ...} would store this for the handlers.
+	fmt.Println("client:", ratelimit.ClientAddr(c))
+	// Output:
+	// client: 127.0.0.1
+}
