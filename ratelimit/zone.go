@@ -330,6 +330,19 @@ func (z *Zone) Retune(r float64, burst int, now time.Time) error {
 	return nil
 }
 
+// Limits returns the zone's current rate (requests per second) and burst,
+// as given to NewZone or the last Retune (Burst values below 1 read as 1).
+func (z *Zone) Limits() (r float64, burst int) {
+	s := &z.shards[0]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r = float64(s.limit)
+	if z.mode == Delay {
+		return r, int(math.Round(s.maxDelay.Seconds() * r))
+	}
+	return r, s.burst
+}
+
 // Len returns the number of buckets tracked.
 func (z *Zone) Len() int {
 	var n int64

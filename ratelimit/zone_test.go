@@ -176,6 +176,49 @@ func TestZoneRetune(t *testing.T) {
 	}
 }
 
+func TestZoneRetuneDelay(t *testing.T) {
+	z := mustZone(t, ZoneOptions{Rate: 1, Burst: 2, Mode: Delay})
+	k := key4(1)
+	for range 3 {
+		z.AllowAt(k, t0) // waits 0, 1 s, 2 s
+	}
+	if ok, _, _ := z.AllowAt(k, t0); ok {
+		t.Fatal("4th request queued with Burst 2")
+	}
+	if err := z.Retune(1, 5, t0); err != nil {
+		t.Fatal(err)
+	}
+	if r, b := z.Limits(); r != 1 || b != 5 {
+		t.Errorf("Limits = %v, %d; want 1, 5", r, b)
+	}
+	// The longer queue takes the request behind the three already queued.
+	if ok, wait, _ := z.AllowAt(k, t0); !ok || !near(wait, 3*time.Second, time.Millisecond) {
+		t.Errorf("after retune: ok=%v wait=%v, want queued for 3s", ok, wait)
+	}
+}
+
+func TestKeyOfAndAllowAllocs(t *testing.T) {
+	z := mustZone(t, ZoneOptions{Rate: 1e9, Burst: 1 << 20})
+	a := netip.MustParseAddr("2001:db8:1:2:3:4:5:6")
+	z.AllowAt(KeyOf(a, 64), t0)
+	if n := testing.AllocsPerRun(1000, func() { z.AllowAt(KeyOf(a, 64), t0) }); n != 0 {
+		t.Errorf("KeyOf+AllowAt allocates %v times, want 0", n)
+	}
+}
+
+func TestZoneQueuedAllocs(t *testing.T) {
+	z := mustZone(t, ZoneOptions{Rate: 1, Burst: 1 << 20, Mode: Delay})
+	k := key4(1)
+	z.AllowAt(k, t0)
+	var wait time.Duration
+	if n := testing.AllocsPerRun(1000, func() { _, wait, _ = z.AllowAt(k, t0) }); n != 0 {
+		t.Errorf("queued AllowAt allocates %v times, want 0", n)
+	}
+	if wait < 1000*time.Second {
+		t.Errorf("last wait = %v, want the queued path exercised (> 1000 s)", wait)
+	}
+}
+
 func TestNewZoneErrors(t *testing.T) {
 	for _, o := range []ZoneOptions{{Rate: 0}, {Rate: -1}, {Rate: 1, Mode: 7}} {
 		if _, err := NewZone(o); err == nil {
