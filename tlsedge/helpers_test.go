@@ -57,7 +57,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -94,7 +94,7 @@ type issueOpts struct {
 var serialCounter atomic.Int64
 
 // issue returns a fullchain PEM (leaf + CA), the key PEM and the leaf.
-func (ca *testCA) issue(t *testing.T, o issueOpts) ([]byte, []byte, *x509.Certificate) {
+func (ca *testCA) issue(t testing.TB, o issueOpts) ([]byte, []byte, *x509.Certificate) {
 	t.Helper()
 	key := o.key
 	if key == nil {
@@ -141,7 +141,7 @@ func (ca *testCA) issue(t *testing.T, o issueOpts) ([]byte, []byte, *x509.Certif
 }
 
 // writePair writes cert and key PEM into dir under base and returns the pair.
-func writePair(t *testing.T, dir, base string, certPEM, keyPEM []byte) FilePair {
+func writePair(t testing.TB, dir, base string, certPEM, keyPEM []byte) FilePair {
 	t.Helper()
 	fp := FilePair{CertFile: filepath.Join(dir, base+".crt"), KeyFile: filepath.Join(dir, base+".key")}
 	replaceFile(t, fp.CertFile, certPEM)
@@ -150,7 +150,7 @@ func writePair(t *testing.T, dir, base string, certPEM, keyPEM []byte) FilePair 
 }
 
 // replaceFile swaps a file atomically, as certbot's symlink flip does.
-func replaceFile(t *testing.T, path string, data []byte) {
+func replaceFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	tmp := path + ".new"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
