@@ -1,0 +1,134 @@
+package wstunnel
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"math/big"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// memInUse returns heap and stack bytes in use after collecting a few times
+// (the second collection empties sync.Pool victims; collections also shrink
+// the stacks of parked goroutines, as they do in a running server).
+func memInUse() memUse {
+	var m runtime.MemStats
+	for range 3 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&m)
+	return memUse{int64(m.HeapInuse), int64(m.StackInuse)}
+}
+
+type memUse struct{ heap, stack int64 }
+
+func (m memUse) total() int64 { return m.heap + m.stack }
+
+// TestIdleMemory opens 500 tunnels over loopback, moves one frame each way
+// through each (so every pipe has borrowed a buffer and grown its stack as
+// in real use), lets them go idle and reports the heap+stack cost per
+// tunnel, excluding the sockets (and TLS conns), which the proxy holds
+// anyway. "tls" terminates TLS on the client side, as for an HTTPS client:
+// that side has no RawConn and is read through the small fallback buffer.
+func TestIdleMemory(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		name := "tcp"
+		if useTLS {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			n := 500
+			if raceEnabled && useTLS {
+				n = 100
+			}
+			reg := newTestRegistry(t, RegistryOptions{})
+			base := memInUse()
+			a, b := tcpPairs(t, 2*n)
+			if useTLS {
+				tlsWrap(t, a, b, n)
+			}
+			withConns := memInUse()
+
+			up := frame(true, 1, true, []byte("hello from the client"))
+			down := frame(true, 1, false, []byte("hello from daphne"))
+			buf := make([]byte, 64)
+			for i := range n {
+				reg.Start(b[2*i], nil, a[2*i+1], nil, Options{IdleTimeout: time.Hour, PingInterval: time.Hour, CloseTimeout: time.Second})
+			}
+			for i := range n {
+				client, backend := a[2*i], b[2*i+1]
+				client.SetDeadline(time.Now().Add(waitFor))
+				backend.SetDeadline(time.Now().Add(waitFor))
+				if _, err := client.Write(up); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := readFull(backend, buf[:len(up)]); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := backend.Write(down); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := readFull(client, buf[:len(down)]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			withTunnels := memInUse()
+			perTunnel := float64(withTunnels.total()-withConns.total()) / float64(n)
+			perConns := float64(withConns.total()-base.total()) / float64(n)
+			t.Logf("idle tunnel (%s client): %.0f B heap+stack each (heap %.0f, stack %.0f); its sockets/conns: %.0f B",
+				name, perTunnel, float64(withTunnels.heap-withConns.heap)/float64(n), float64(withTunnels.stack-withConns.stack)/float64(n), perConns)
+			if got := reg.Len(); got != n {
+				t.Fatalf("Len = %d, want %d", got, n)
+			}
+			if limit := 24 << 10; !raceEnabled && perTunnel > float64(limit) {
+				t.Errorf("idle tunnel costs %.0f B, want < %d", perTunnel, limit)
+			}
+		})
+	}
+}
+
+// tlsWrap replaces the client pairs (a[2i], b[2i]) of n tunnels by TLS
+// conns with completed handshakes.
+func tlsWrap(t *testing.T, a, b []net.Conn, n int) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"example.test"}, NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	cliCfg := &tls.Config{InsecureSkipVerify: true}
+	for i := range n {
+		cli, srv := tls.Client(a[2*i], cliCfg), tls.Server(b[2*i], srvCfg)
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Handshake() }()
+		if err := cli.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		a[2*i], b[2*i] = cli, srv
+	}
+}
+
+func readFull(c net.Conn, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := c.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package wstunnel
+
+const raceEnabled = false
