@@ -198,13 +198,15 @@ func (l *Listener) refuse(c net.Conn, k Key, reason string) {
 	case ReasonPending:
 		l.pending.Add(1)
 	}
+	// The hook runs before the close, so when a client sees its connection
+	// refused the refusal has been counted and reported.
+	if l.o.OnRefuse != nil {
+		l.o.OnRefuse(k, reason)
+	}
 	if tc, ok := c.(interface{ SetLinger(int) error }); ok {
 		tc.SetLinger(0) // reset: no TIME_WAIT on our side
 	}
 	c.Close()
-	if l.o.OnRefuse != nil {
-		l.o.OnRefuse(k, reason)
-	}
 }
 
 func (l *Listener) acceptLoop() {
