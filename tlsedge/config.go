@@ -43,6 +43,11 @@ type Config struct {
 	// Names are every host name some site claims. Each must be covered by
 	// ACMENames, a file certificate (exact or wildcard) or SelfSigned.
 	Names []string
+	// DefaultName, when set, is the name whose certificate is served to
+	// clients that send no SNI (access by IP address). "" means such
+	// handshakes fail (counted as unknown_sni). It must be covered like
+	// Names.
+	DefaultName string
 	// DisableOCSP turns off OCSP stapling. Zero value: stapling is on,
 	// opportunistically (only for certificates that name a responder).
 	DisableOCSP bool
@@ -120,6 +125,7 @@ func normalize(c Config) Config {
 	c.ACMENames = n(c.ACMENames)
 	c.SelfSigned = n(c.SelfSigned)
 	c.Names = n(c.Names)
+	c.DefaultName = normName(c.DefaultName)
 	c.Files = slices.Clone(c.Files)
 	if c.ACME.DirectoryURL == "" {
 		c.ACME.DirectoryURL = LetsEncryptURL
@@ -225,7 +231,11 @@ func prepare(c Config, now time.Time) (*prepared, error) {
 	}
 
 	// Coverage.
-	for _, n := range c.Names {
+	names := c.Names
+	if c.DefaultName != "" && !slices.Contains(names, c.DefaultName) {
+		names = append(slices.Clone(names), c.DefaultName)
+	}
+	for _, n := range names {
 		if err := validHostname(n, false); err != nil {
 			errs = append(errs, fmt.Errorf("site name %q: %w", n, err))
 			continue

@@ -40,6 +40,21 @@ func TestFilesSNIExactThenWildcard(t *testing.T) {
 		}
 		c.Close()
 	}
+	// No SNI: fails, unless a default name is configured.
+	if _, err := m.GetCertificate(&tlsHello{}); err == nil {
+		t.Error("no SNI without DefaultName: certificate served")
+	}
+	cfg.DefaultName = "www.example.com"
+	if err := m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := m.GetCertificate(&tlsHello{}); err != nil || c.Leaf.SerialNumber.Cmp(wleaf.SerialNumber) != 0 {
+		t.Errorf("no SNI with DefaultName: %v", err)
+	}
+	cfg.DefaultName = "nothere.org"
+	if err := m.Update(cfg); err == nil || !strings.Contains(err.Error(), "nothere.org") {
+		t.Errorf("uncovered DefaultName accepted: %v", err)
+	}
 	// Unknown names, including a two-level name under the wildcard, fail.
 	for _, sni := range []string{"example.com", "a.b.example.com", "other.org"} {
 		before := failures(m, reasonUnknownSNI)

@@ -297,6 +297,9 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	}
 	name := hello.ServerName
 	if name == "" {
+		name = st.cfg.DefaultName
+	}
+	if name == "" {
 		m.met.fail(reasonUnknownSNI)
 		return nil, errNoSNI
 	}

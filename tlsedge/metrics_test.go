@@ -1,6 +1,8 @@
 package tlsedge
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -108,5 +110,20 @@ func BenchmarkGetCertificate(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+func TestHTTPHandlerFallback(t *testing.T) {
+	m, _ := newTestManager(t, "", nil)
+	if err := m.Update(Config{SelfSigned: []string{"localhost"}}); err != nil {
+		t.Fatal(err)
+	}
+	var fell int
+	h := m.HTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fell++ }))
+	for _, p := range []string{"/", "/.well-known/acme-challenge/token"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
+	}
+	if fell != 2 {
+		t.Errorf("fallback served %d of 2 requests without http-01 configured", fell)
 	}
 }
