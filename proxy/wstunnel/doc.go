@@ -38,7 +38,15 @@
 // reads no time and resets no timer), closes tunnels idle for
 // [Options.IdleTimeout], sends Pings to clients quiet for
 // [Options.PingInterval] and closes those that send nothing within
-// [Options.PingTimeout].
+// [Options.PingTimeout]. Any bytes from the client answer a Ping, so busy
+// clients are never pinged; the timeout runs from when the Ping was due,
+// so a client that has stopped reading (and blocks our writes to it) is
+// caught too. A ping-timed-out tunnel sends Close to both peers but waits
+// only for the backend's reply. The tunnel sets no write deadlines: a write
+// blocked on a dead peer ends through these timeouts or CloseTimeout.
+//
+// When either peer hangs up (EOF or error), both conns are closed at once;
+// there is no half-close.
 //
 // # Memory
 //
@@ -47,6 +55,9 @@
 // once the socket is readable, borrows a 16 KiB buffer from a pool, reads,
 // writes and gives it back. A source without one (a *tls.Conn) is read
 // through a 2 KiB buffer kept by its direction. Either way the steady state
-// of an idle tunnel is two parked goroutine stacks and a few hundred bytes
-// of state; TestIdleMemory measures it.
+// of an idle tunnel is two parked goroutine stacks and about 2.5 KiB of
+// state. TestIdleMemory measures it (Go 1.26, linux/amd64): about 6.5 KiB
+// of heap and stack per idle tunnel with TCP on both sides, about 11.5 KiB
+// with a TLS client, whose reader parks deeper in crypto/tls and keeps a
+// larger stack; the conns themselves are not counted.
 package wstunnel
