@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"io"
 	"log"
 	"net"
@@ -60,6 +61,12 @@ func startDNS(t *testing.T) string {
 // validates http-01 on httpPort and tls-alpn-01 on tlsPort of 127.0.0.1.
 // validity is the certificate lifetime in seconds (0: Pebble's default).
 func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebbleCA {
+	return startPebbleEAB(t, httpPort, tlsPort, validity, nil)
+}
+
+// startPebbleEAB is startPebble with external account binding required
+// when eab (key ID → raw HMAC key) is non-nil.
+func startPebbleEAB(t *testing.T, httpPort, tlsPort int, validity uint64, eab map[string][]byte) *pebbleCA {
 	t.Helper()
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "")
@@ -74,7 +81,12 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebbleCA
 	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: validity}}
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
 	vaImpl := va.New(logger, httpPort, tlsPort, false, startDNS(t), store)
-	front := wfe.New(logger, store, vaImpl, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	for id, key := range eab {
+		if err := store.AddExternalAccountKeyByID(id, base64.RawURLEncoding.EncodeToString(key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	front := wfe.New(logger, store, vaImpl, authority, []string{"pebble.letsencrypt.org"}, false, eab != nil, 0, 0)
 	p := &pebbleCA{}
 	h := front.Handler()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -360,5 +372,32 @@ func TestACMERenewalKeepsServing(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if got := p.orders.Load(); got != n {
 		t.Errorf("orders went on after Run returned: %d -> %d", n, got)
+	}
+}
+
+func TestACMEExternalAccountBinding(t *testing.T) {
+	tlsLn, tlsPort := listen(t)
+	_, closedPort := listen(t)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	p := startPebbleEAB(t, closedPort, tlsPort, 0, map[string][]byte{"kid-1": key})
+	cfg := acmeConfig(p, false, true, "eab.example.com")
+	cfg.ACME.EAB = &EAB{KeyID: "kid-1", HMACKey: key}
+	e := startEdge(t, t.TempDir(), cfg, tlsLn, nil, Options{})
+	c, err := dialSlow(e.tlsAddr, "eab.example.com", p.certRoots)
+	if err != nil {
+		t.Fatalf("handshake with an EAB account: %v", err)
+	}
+	c.Close()
+
+	// Without the binding the CA refuses the account: no certificate.
+	tlsLn2, tlsPort2 := listen(t)
+	p2 := startPebbleEAB(t, closedPort, tlsPort2, 0, map[string][]byte{"kid-1": key})
+	e2 := startEdge(t, t.TempDir(), acmeConfig(p2, false, true, "eab.example.com"), tlsLn2, nil, Options{})
+	if c, err := dialSlow(e2.tlsAddr, "eab.example.com", p2.certRoots); err == nil {
+		c.Close()
+		t.Error("certificate issued without external account binding")
+	}
+	if got := p2.orders.Load(); got != 0 {
+		t.Errorf("orders without an account = %d, want 0", got)
 	}
 }

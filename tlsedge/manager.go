@@ -391,7 +391,8 @@ func (m *Manager) HTTPHandler(fallback http.Handler) http.Handler {
 // staples, obtaining and monitoring ACME certificates and rotating session
 // ticket keys. It runs one pass at once, then every PollInterval, and
 // returns nil when ctx is done, after its goroutines have ended and every
-// ACME client has been cut off.
+// ACME client has been cut off. Call it once per Manager, for the life of
+// the process: after it returns, ACME no longer works.
 func (m *Manager) Run(ctx context.Context) error {
 	t := time.NewTicker(m.poll)
 	defer t.Stop()
