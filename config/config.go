@@ -24,6 +24,9 @@ type Config struct {
 	Source string
 	// StateDir holds certificates, the ACME account, OCSP staples and bans.
 	StateDir string
+	// StateDirSet is true when the file set state_dir (so it wins over
+	// systemd's $STATE_DIRECTORY).
+	StateDirSet bool
 	// GracePeriod is how long shutdown waits for in-flight requests.
 	GracePeriod time.Duration
 

@@ -165,6 +165,7 @@ func (c *compiler) compile(r *rawConfig) *Config {
 			c.errf("state_dir", "must not be empty")
 		}
 		cfg.StateDir = c.path(*r.StateDir)
+		cfg.StateDirSet = true
 	}
 
 	// Log.

@@ -1,0 +1,6 @@
+package main
+
+import "net/http"
+
+// adminBans adds the ban endpoints (filled in with the abuse defence).
+func (d *daemon) adminBans(mux *http.ServeMux) {}

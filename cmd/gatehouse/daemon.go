@@ -1,0 +1,462 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse-proxy/gatehouse/balancer"
+	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/proxy"
+	"github.com/gatehouse-proxy/gatehouse/tlsedge"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "config file (TOML); empty: the embedded development config")
+	stateDir := fs.String("state-dir", "", "state directory (certificates, staples, bans); overrides the config and $STATE_DIRECTORY")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: gatehouse run [-config FILE] [-state-dir DIR]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	src := source{path: *cfgPath, stateDir: *stateDir}
+	return serve(ctx, src, stderr, nil)
+}
+
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+// source says where configurations come from; reload reads it again.
+type source struct {
+	path     string
+	stateDir string
+	// embedded is used when path is empty (run without -config, demo).
+	embedded []byte
+}
+
+func (s source) load() (*config.Config, error) {
+	var cfg *config.Config
+	var err error
+	if s.path != "" {
+		cfg, err = config.Load(s.path)
+	} else {
+		b := s.embedded
+		if b == nil {
+			b = config.DefaultTOML()
+		}
+		cfg, err = config.Parse(b)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case s.stateDir != "":
+		cfg.StateDir = s.stateDir
+	case cfg.StateDirSet:
+	case os.Getenv("STATE_DIRECTORY") != "":
+		// systemd's StateDirectory= (may list several, colon-separated).
+		cfg.StateDir, _, _ = strings.Cut(os.Getenv("STATE_DIRECTORY"), ":")
+	case s.path == "":
+		// Development without a config file: a per-user directory.
+		if d, err := os.UserCacheDir(); err == nil {
+			cfg.StateDir = filepath.Join(d, "gatehouse")
+		}
+	}
+	return cfg, nil
+}
+
+// daemon is one running Gatehouse: the long-lived parts created once, and
+// the listeners.
+type daemon struct {
+	log     *slog.Logger
+	src     source
+	reg     *prometheus.Registry
+	metrics *proxy.Metrics
+	tls     *tlsedge.Manager
+	edge    *proxy.Edge
+	deps    proxy.Deps
+	notify  *notifier
+
+	mu      sync.Mutex // serialises reloads
+	cfg     *config.Config
+	servers []*proxy.Server
+	admin   *http.Server
+	ready   bool
+}
+
+// serve runs the daemon until ctx ends or a termination signal arrives.
+// started, when set, is called once the listeners are up (tests).
+func serve(ctx context.Context, src source, stderr io.Writer, started func(*daemon)) int {
+	cfg, err := src.load()
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse: %v\n", err)
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	d := &daemon{log: log, src: src, notify: newNotifier()}
+	if err := d.start(cfg); err != nil {
+		log.Error("start failed", "err", err)
+		d.stopAll()
+		return 1
+	}
+	if started != nil {
+		started(d)
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	d.notify.send("READY=1\nSTATUS=serving")
+	for {
+		select {
+		case <-ctx.Done():
+			return d.shutdown()
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGHUP:
+				d.reload()
+			case syscall.SIGUSR1:
+				if err := d.deps.AccessLogs.Reopen(); err != nil {
+					log.Error("reopening access logs", "err", err)
+				} else {
+					log.Info("access logs reopened")
+				}
+			default:
+				log.Info("shutting down", "signal", s.String(), "grace", d.cfg.GracePeriod)
+				return d.shutdown()
+			}
+		}
+	}
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.Log.Level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// start builds everything and opens the listeners.
+func (d *daemon) start(cfg *config.Config) error {
+	d.reg = prometheus.NewRegistry()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.metrics = proxy.NewMetrics(d.reg, getVersion())
+	d.edge = proxy.NewEdge(proxy.EdgeOptions{Logger: d.log, Metrics: d.metrics})
+	tm, err := tlsedge.New(tlsedge.Options{
+		StateDir:   cfg.StateDir,
+		Logger:     d.log,
+		Registerer: d.reg,
+		HostPolicy: func(ctx context.Context, host string) error {
+			if rt := d.edge.Runtime(); rt != nil && rt.HostAllowed(host) {
+				return nil
+			}
+			return fmt.Errorf("host %q is not configured", host)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	d.tls = tm
+	d.deps = proxy.Deps{
+		Logger:     d.log,
+		Metrics:    d.metrics,
+		Backends:   balancer.NewRegistry(),
+		AccessLogs: proxy.NewAccessLogs(),
+	}
+	if err := d.apply(cfg); err != nil {
+		return err
+	}
+	d.metrics.ReloadResult(true, time.Now())
+	go func() {
+		if err := tm.Run(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Error("certificate manager stopped", "err", err)
+		}
+	}()
+	return d.listen(cfg)
+}
+
+// apply builds a complete new generation from cfg and swaps it in. On any
+// error nothing changes: the old configuration keeps serving.
+func (d *daemon) apply(cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tc, err := tlsConfigOf(cfg)
+	if err != nil {
+		return err
+	}
+	rt, err := proxy.Build(ctx, cfg, d.deps)
+	if err != nil {
+		return err
+	}
+	if err := d.tls.Update(tc); err != nil {
+		rt.Close()
+		return err
+	}
+	rt.Start()
+	old := d.edge.Swap(rt)
+	if old != nil {
+		old.Close()
+	}
+	d.cfg = cfg
+	return nil
+}
+
+// reload re-reads the config (SIGHUP). A bad config is logged with every
+// problem, counted, and the old one keeps serving.
+func (d *daemon) reload() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.notify.send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	defer d.notify.send("READY=1")
+	cfg, err := d.src.load()
+	if err == nil {
+		err = d.apply(cfg)
+	}
+	if err != nil {
+		d.metrics.ReloadResult(false, time.Now())
+		d.log.Error("reload failed; the previous configuration is still serving", "err", err)
+		return
+	}
+	if listenersChanged(d.cfg, cfg) {
+		d.log.Warn("listener settings changed; they take effect at the next restart")
+	}
+	d.metrics.ReloadResult(true, time.Now())
+	d.log.Info("configuration reloaded", "sites", len(cfg.Sites), "upstreams", len(cfg.Upstreams))
+}
+
+func listenersChanged(a, b *config.Config) bool {
+	addr := func(l *config.Listener) string {
+		if l == nil {
+			return ""
+		}
+		return l.Address
+	}
+	return addr(a.HTTP) != addr(b.HTTP) || addr(a.HTTPS) != addr(b.HTTPS) || a.Admin.Address != b.Admin.Address ||
+		a.Timeouts != b.Timeouts || a.Limits != b.Limits
+}
+
+// tlsConfigOf is the certificate part of cfg.
+func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
+	tc := tlsedge.Config{
+		ACME: tlsedge.ACME{
+			Email:        cfg.ACME.Email,
+			DirectoryURL: cfg.ACME.Directory,
+			RenewBefore:  cfg.ACME.RenewBefore,
+			HTTP01:       cfg.ACME.HTTP01,
+			TLSALPN01:    cfg.ACME.TLSALPN01,
+		},
+	}
+	if cfg.ACME.EABKeyID != "" {
+		tc.ACME.EAB = &tlsedge.EAB{KeyID: cfg.ACME.EABKeyID, HMACKey: cfg.ACME.EABHMACKey}
+	}
+	if cfg.ACME.CARoots != "" {
+		pem, err := os.ReadFile(cfg.ACME.CARoots)
+		if err != nil {
+			return tc, fmt.Errorf("acme.ca_roots: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return tc, fmt.Errorf("acme.ca_roots: no certificate in %s", cfg.ACME.CARoots)
+		}
+		tc.ACME.RootCAs = pool
+	}
+	if cfg.HTTPS == nil {
+		return tc, nil
+	}
+	for _, s := range cfg.Sites {
+		switch s.TLS {
+		case config.TLSACME:
+			tc.ACMENames = append(tc.ACMENames, s.Hosts...)
+		case config.TLSFiles:
+			tc.Files = append(tc.Files, tlsedge.FilePair{CertFile: s.CertFile, KeyFile: s.KeyFile})
+		case config.TLSSelfSigned:
+			tc.SelfSigned = append(tc.SelfSigned, s.Hosts...)
+		default:
+			continue
+		}
+		tc.Names = append(tc.Names, s.Hosts...)
+	}
+	return tc, nil
+}
+
+func policyOf(l *config.Listener) tlsedge.Policy {
+	p := tlsedge.Policy{
+		MinVersion:     l.MinVersion,
+		MaxVersion:     l.MaxVersion,
+		CipherSuites:   l.CipherSuites,
+		SessionTickets: l.SessionTickets,
+	}
+	if !l.HTTP2 {
+		p.NextProtos = []string{"http/1.1"}
+	}
+	return p
+}
+
+// listen opens the public and admin listeners and starts serving.
+func (d *daemon) listen(cfg *config.Config) error {
+	common := proxy.ServerOptions{
+		Logger:            d.log,
+		Metrics:           d.metrics,
+		HandshakeTimeout:  cfg.Timeouts.ClientHeader,
+		ReadHeaderTimeout: cfg.Timeouts.ClientHeader,
+		IdleTimeout:       cfg.Timeouts.Keepalive,
+		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
+		HTTP2MaxStreams:   cfg.Limits.HTTP2MaxStreams,
+	}
+	if cfg.HTTP != nil {
+		ln, err := net.Listen("tcp", cfg.HTTP.Address)
+		if err != nil {
+			return fmt.Errorf("listeners.http: %w", err)
+		}
+		o := common
+		o.Name, o.Listener = "http", ln
+		o.Handler = d.tls.HTTPHandler(d.edge)
+		d.startServer(proxy.NewServer(o))
+	}
+	if cfg.HTTPS != nil {
+		ln, err := net.Listen("tcp", cfg.HTTPS.Address)
+		if err != nil {
+			return fmt.Errorf("listeners.https: %w", err)
+		}
+		o := common
+		o.Name, o.Listener = "https", ln
+		o.Handler = d.edge
+		o.TLSConfig = d.tls.TLSConfig(policyOf(cfg.HTTPS))
+		o.HTTP2 = cfg.HTTPS.HTTP2
+		o.OnHandshakeError = d.tls.ObserveHandshakeError
+		d.startServer(proxy.NewServer(o))
+	}
+	if cfg.Admin.Address != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Address)
+		if err != nil {
+			return fmt.Errorf("listeners.admin: %w", err)
+		}
+		d.admin = &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		d.log.Info("listening", "listener", "admin", "addr", ln.Addr().String())
+		go d.admin.Serve(ln)
+	}
+	d.mu.Lock()
+	d.ready = true
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *daemon) startServer(s *proxy.Server) {
+	d.servers = append(d.servers, s)
+	name := "http"
+	if len(d.servers) > 1 || d.cfg.HTTP == nil {
+		name = "https"
+	}
+	d.log.Info("listening", "listener", name, "addr", s.Addr().String())
+	go func() {
+		if err := s.Serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("listener stopped", "listener", name, "err", err)
+		}
+	}()
+}
+
+// shutdown stops accepting, lets in-flight requests finish within the
+// grace period while WebSocket tunnels get a 1001 Close, then exits 0.
+func (d *daemon) shutdown() int {
+	d.notify.send("STOPPING=1")
+	grace := d.cfg.GracePeriod
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	d.mu.Lock()
+	d.ready = false
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range d.servers {
+		wg.Add(1)
+		go func(s *proxy.Server) {
+			defer wg.Done()
+			if err := s.Shutdown(ctx); err != nil {
+				d.log.Warn("grace period over; closing remaining connections", "err", err)
+			}
+		}(s)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.edge.ShutdownTunnels(ctx); err != nil {
+			d.log.Warn("websocket tunnels did not close in time", "err", err)
+		}
+	}()
+	wg.Wait()
+	d.stopAll()
+	d.log.Info("stopped")
+	return 0
+}
+
+func (d *daemon) stopAll() {
+	if d.admin != nil {
+		d.admin.Close()
+	}
+	if d.edge != nil {
+		if rt := d.edge.Swap(nil); rt != nil {
+			rt.Close()
+		}
+		d.edge.Close()
+	}
+	if d.deps.AccessLogs != nil {
+		d.deps.AccessLogs.Close()
+	}
+}
+
+// adminHandler serves the loopback admin listener.
+func (d *daemon) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		ready := d.ready && d.edge.Runtime() != nil
+		d.mu.Unlock()
+		if !ready {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	d.adminControl(mux)
+	return mux
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
+// with RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Sec*1e6 + ts.Nsec/1e3
+}

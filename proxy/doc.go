@@ -1,0 +1,31 @@
+// Package proxy is Gatehouse's HTTP edge: it accepts client connections,
+// routes requests by Host and longest path prefix to upstream pools, and
+// forwards them (HTTP/1.1, HTTP/2 from clients; HTTP/1.1 with keep-alive to
+// backends), including WebSocket upgrades.
+//
+// # Request lifecycle
+//
+// A Server owns one listener's accept loop. Each connection is TLS
+// terminated there (with a handshake deadline), then served as HTTP/2 when
+// ALPN chose h2, or else passed through the HTTP/1 framing guard
+// (package h1guard: requests with ambiguous framing are answered 400 and
+// the connection closed before a backend sees them) into net/http. Every
+// request reaches Edge.ServeHTTP, which loads the current Runtime once and
+// uses it for the whole request: site by Host (421 for a Host no site
+// claims), client address from trusted proxies only, allow/deny lists,
+// route by longest prefix, body limit, then forward with retries or a
+// WebSocket tunnel.
+//
+// # Reload lifecycle
+//
+// Build compiles a config.Config into a complete Runtime (pools, transports,
+// access logs) without starting anything; a failure leaves nothing behind.
+// Runtime.Start launches its background loops (health checks, DNS
+// re-resolution) under the generation's context. Edge.Swap publishes the
+// new Runtime with one atomic store; the caller then closes the old one,
+// whose in-flight requests finish on it. State that must survive a reload
+// lives outside Runtime, in objects created once per process and passed in
+// Deps: backend health (balancer.Registry), access log files, Metrics, and
+// the WebSocket tunnels (Edge.Tunnels), which a reload keeps unless their
+// route or server disappeared.
+package proxy

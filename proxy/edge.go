@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
+	"github.com/gatehouse-proxy/gatehouse/proxy/wstunnel"
+)
+
+// Edge is the request handler of every public listener. It serves each
+// request with the Runtime current when the request arrived; Swap replaces
+// the Runtime atomically, and requests already running finish on the one
+// they started with.
+type Edge struct {
+	rt      atomic.Pointer[Runtime]
+	metrics *Metrics
+	log     *slog.Logger
+	now     func() time.Time
+
+	// Tunnels owns live WebSocket streams; they outlive Runtime
+	// generations (a reload does not close them).
+	Tunnels *wstunnel.Registry
+
+	wsMu        sync.Mutex
+	wsPerClient map[netip.Addr]int
+	wsPerServer map[tunnelKey]int
+}
+
+type tunnelKey struct{ upstream, server string }
+
+// EdgeOptions configure NewEdge.
+type EdgeOptions struct {
+	Logger  *slog.Logger
+	Metrics *Metrics
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// TunnelSweep is how often WebSocket idle and ping timeouts are
+	// checked; zero means wstunnel's default.
+	TunnelSweep time.Duration
+}
+
+// NewEdge returns an Edge with no Runtime: until the first Swap it answers
+// 503. Close it to stop its WebSocket registry.
+func NewEdge(o EdgeOptions) *Edge {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil, "")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	e := &Edge{
+		metrics:     o.Metrics,
+		log:         o.Logger,
+		now:         o.Now,
+		Tunnels:     wstunnel.NewRegistry(wstunnel.RegistryOptions{SweepInterval: o.TunnelSweep}),
+		wsPerClient: map[netip.Addr]int{},
+		wsPerServer: map[tunnelKey]int{},
+	}
+	o.Metrics.edge.Store(e)
+	return e
+}
+
+// Runtime returns the current generation (nil before the first Swap).
+func (e *Edge) Runtime() *Runtime { return e.rt.Load() }
+
+// Swap makes rt current and returns the previous generation, which the
+// caller closes (Runtime.Close) once it no longer needs it. WebSocket
+// tunnels whose route or backend server is gone in rt are closed with
+// 1012 after the route's close delay, spread over its close spread.
+func (e *Edge) Swap(rt *Runtime) (old *Runtime) {
+	old = e.rt.Swap(rt)
+	if old != nil {
+		e.closeOrphanTunnels(rt)
+	}
+	return old
+}
+
+// Close stops the WebSocket registry, closing any remaining tunnel.
+func (e *Edge) Close() { e.Tunnels.Close() }
+
+// connInfo is what the server knows about a client connection; it rides
+// in the request context (one allocation per connection, not per request).
+type connInfo struct {
+	listener string
+	tls      bool
+	peer     netip.Addr
+	guard    *h1guard.Conn // HTTP/1 framing guard, nil on HTTP/2
+	state    *tls.ConnectionState
+}
+
+type connInfoKey struct{}
+
+func withConnInfo(ctx context.Context, ci *connInfo) context.Context {
+	return context.WithValue(ctx, connInfoKey{}, ci)
+}
+
+func connInfoFrom(r *http.Request) *connInfo {
+	if ci, ok := r.Context().Value(connInfoKey{}).(*connInfo); ok {
+		return ci
+	}
+	// Served without our server (tests with httptest): derive it.
+	ci := &connInfo{listener: "direct", tls: r.TLS != nil, state: r.TLS}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		ci.peer = ap.Addr().Unmap()
+	}
+	return ci
+}
+
+// PeerAddr parses a net.Addr into an address.
+func PeerAddr(a net.Addr) netip.Addr {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		ap := v.AddrPort()
+		return ap.Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+func hasToken(vv []string, token string) bool {
+	for _, v := range vv {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

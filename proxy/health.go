@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/balancer"
+)
+
+// healthChecker probes every server of one upstream on an interval
+// (HAProxy's `option httpchk`) and reports each result to the balancer,
+// which applies rise and fall. It runs under its Runtime's context.
+type healthChecker struct {
+	u      *upstream
+	log    *slog.Logger
+	client *http.Client
+	host   string
+}
+
+func newHealthChecker(u *upstream, log *slog.Logger) *healthChecker {
+	h := u.cfg.Health
+	host := h.Host
+	if host == "" {
+		// Django's ALLOWED_HOSTS answers 400 to a Host that is the
+		// backend's address: probe with a name the app serves.
+		host = u.healthHost
+	}
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: h.Timeout}).DialContext,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     2 * h.Interval,
+		DisableCompression:  true,
+	}
+	return &healthChecker{
+		u:    u,
+		log:  log,
+		host: host,
+		client: &http.Client{
+			Transport: tr,
+			Timeout:   h.Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse // a redirect is a status like any other
+			},
+		},
+	}
+}
+
+func (hc *healthChecker) run(ctx context.Context) {
+	defer hc.client.CloseIdleConnections()
+	t := time.NewTicker(hc.u.cfg.Health.Interval)
+	defer t.Stop()
+	for {
+		hc.checkAll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (hc *healthChecker) checkAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, b := range hc.u.pool.Backends() {
+		wg.Add(1)
+		go func(b *balancer.Backend) {
+			defer wg.Done()
+			ok, reason := hc.probe(ctx, b.Addr())
+			if ctx.Err() != nil {
+				return // the generation ended: not the server's fault
+			}
+			b.ReportCheck(ok, reason)
+		}(b)
+	}
+	wg.Wait()
+}
+
+// probe does one check and says why it failed.
+func (hc *healthChecker) probe(ctx context.Context, addr string) (bool, string) {
+	h := hc.u.cfg.Health
+	req, err := http.NewRequestWithContext(ctx, h.Method, "http://"+addr+h.Path, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	if hc.host != "" {
+		req.Host = hc.host
+	}
+	req.Header.Set("User-Agent", "gatehouse-health-check")
+	resp, err := hc.client.Do(req)
+	if err != nil {
+		return false, "probe failed: " + err.Error()
+	}
+	defer resp.Body.Close()
+	if !slices.Contains(h.Expect, resp.StatusCode) {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return false, "status " + strconv.Itoa(resp.StatusCode) + " from " + h.Path
+	}
+	if h.Body != "" {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if err != nil {
+			return false, "reading body: " + err.Error()
+		}
+		if !bytes.Contains(b, []byte(h.Body)) {
+			return false, "body does not contain " + strconv.Quote(h.Body)
+		}
+		return true, "status " + strconv.Itoa(resp.StatusCode) + ", body matched"
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return true, "status " + strconv.Itoa(resp.StatusCode)
+}

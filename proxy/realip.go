@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// trustedPeer reports whether addr is in one of the trusted-proxy CIDRs.
+func trustedPeer(trusted []netip.Prefix, addr netip.Addr) bool {
+	if !addr.IsValid() {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAddr resolves the client address the way nginx does with
+// set_real_ip_from and real_ip_recursive on: the inbound X-Forwarded-For
+// chain is believed only when the peer is a trusted proxy, and it is
+// walked from the right, skipping trusted proxies, to the first address
+// that is not one. A chain made only of trusted addresses yields its
+// leftmost entry. Anything unparsable stops the walk at the last good
+// address. X-Real-IP is used, from a trusted peer, only when there is no
+// X-Forwarded-For.
+func clientAddr(trusted []netip.Prefix, peer netip.Addr, xff []string, xRealIP string) netip.Addr {
+	peer = peer.Unmap()
+	if len(trusted) == 0 || !trustedPeer(trusted, peer) {
+		return peer
+	}
+	if len(xff) == 0 {
+		if xRealIP != "" {
+			if a, err := netip.ParseAddr(strings.TrimSpace(xRealIP)); err == nil {
+				return a.Unmap()
+			}
+		}
+		return peer
+	}
+	client := peer
+	for i := len(xff) - 1; i >= 0; i-- {
+		v := xff[i]
+		for {
+			j := strings.LastIndexByte(v, ',')
+			part := strings.TrimSpace(v[j+1:])
+			if part != "" {
+				a, err := parseForwardedAddr(part)
+				if err != nil {
+					return client
+				}
+				client = a
+				if !trustedPeer(trusted, a) {
+					return a
+				}
+			}
+			if j < 0 {
+				break
+			}
+			v = v[:j]
+		}
+	}
+	return client
+}
+
+// parseForwardedAddr parses one X-Forwarded-For entry: an address, or an
+// address with a port ("1.2.3.4:5678", "[::1]:80") as some proxies send.
+func parseForwardedAddr(s string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr().Unmap(), nil
+}
+
+// inPrefixes reports whether a is in any of ps.
+func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowed applies a site's or route's allow/deny lists as nginx does for
+// the common case: a denied address is refused, and when an allow list
+// exists, only addresses in it are let in.
+func allowed(allow, deny []netip.Prefix, a netip.Addr) bool {
+	if len(deny) > 0 && inPrefixes(deny, a) {
+		return false
+	}
+	if len(allow) > 0 && !inPrefixes(allow, a) {
+		return false
+	}
+	return true
+}

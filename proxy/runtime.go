@@ -1,0 +1,434 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/balancer"
+	"github.com/gatehouse-proxy/gatehouse/config"
+)
+
+// Deps are the long-lived parts a Runtime is built from: created once per
+// process in cmd and handed to every Build, so state that must outlive a
+// reload (backend health, access log files, live tunnels) is not reset.
+type Deps struct {
+	Logger     *slog.Logger
+	Metrics    *Metrics
+	Backends   *balancer.Registry
+	AccessLogs *AccessLogs
+	// Resolver resolves upstream servers given by name; nil means the
+	// system resolver.
+	Resolver balancer.Resolver
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Runtime is one compiled configuration generation: sites, routes, upstream
+// pools with their transports and health checkers. It is immutable once
+// built; Edge swaps whole Runtimes.
+//
+// Runtime stores the context of its generation (the only struct that
+// does): background goroutines (health checks, DNS re-resolution) run
+// under it and stop when the generation is closed.
+type Runtime struct {
+	cfg   *config.Config
+	deps  Deps
+	log   *slog.Logger
+	sites []*site
+	// exact maps a lower-case host name to its site; wildcards holds
+	// "*.example.com" entries by their ".example.com" suffix.
+	exact       map[string]*site
+	wildcards   map[string]*site
+	defaultSite *site
+	trusted     []netip.Prefix
+	httpsPort   string // for redirects; "" when there is no https listener
+
+	upstreams     map[string]*upstream
+	upstreamNames []string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+type site struct {
+	cfg    *config.Site
+	routes []*route
+	log    *accessLog // nil: access log off
+	// hstsValue is the precomputed Strict-Transport-Security value.
+	hstsValue []string
+	// origins allowed for WebSocket upgrades when a route lists none.
+	defaultOrigins map[string]bool
+}
+
+type route struct {
+	cfg      *config.Route
+	site     *site
+	upstream *upstream
+	metrics  *routeMetrics
+	// transport is the upstream transport, or a variant with this route's
+	// response-header timeout.
+	transport *http.Transport
+	origins   map[string]bool // nil: the site's default
+	anyOrigin bool
+}
+
+type upstream struct {
+	cfg       *config.Upstream
+	pool      *balancer.Pool
+	transport *http.Transport
+	failOn    [6]bool // failOn[i] is true when status 500+i counts as a failure
+	failMap   map[int]bool
+	healthHost string
+}
+
+// Build compiles cfg into a Runtime. It does all the work that can fail
+// (pools, transports, files) before anything is started; on error nothing
+// of the new generation is left running. Background work starts with
+// Start. ctx bounds the build only (initial DNS lookups).
+func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil, "")
+	}
+	if d.Backends == nil {
+		d.Backends = balancer.NewRegistry()
+	}
+	if d.AccessLogs == nil {
+		d.AccessLogs = NewAccessLogs()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	rt := &Runtime{
+		cfg:       cfg,
+		deps:      d,
+		log:       d.Logger,
+		exact:     map[string]*site{},
+		wildcards: map[string]*site{},
+		trusted:   cfg.TrustedProxies,
+		upstreams: map[string]*upstream{},
+	}
+	if cfg.HTTPS != nil {
+		if _, p, err := net.SplitHostPort(cfg.HTTPS.Address); err == nil {
+			rt.httpsPort = p
+		}
+	}
+	rt.ctx, rt.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			rt.release()
+		}
+	}()
+
+	for _, name := range sortedNames(cfg.Upstreams) {
+		u, err := rt.buildUpstream(ctx, cfg.Upstreams[name])
+		if err != nil {
+			return nil, fmt.Errorf("upstreams.%s: %w", name, err)
+		}
+		rt.upstreams[name] = u
+		rt.upstreamNames = append(rt.upstreamNames, name)
+	}
+	for _, sc := range cfg.Sites {
+		s := &site{cfg: sc, defaultOrigins: map[string]bool{}}
+		if sc.HSTS != "" {
+			s.hstsValue = []string{sc.HSTS}
+		}
+		for _, h := range sc.Hosts {
+			if strings.HasPrefix(h, "*.") {
+				rt.wildcards[h[1:]] = s
+			} else {
+				rt.exact[h] = s
+			}
+			s.defaultOrigins[h] = true
+		}
+		if sc.AccessLog.Path != "" {
+			l, err := d.AccessLogs.open(sc.AccessLog.Path, sc.AccessLog.Format)
+			if err != nil {
+				return nil, fmt.Errorf("sites.%s.access_log: %w", sc.Name, err)
+			}
+			s.log = l
+		}
+		for _, rc := range sc.Routes {
+			u := rt.upstreams[rc.Upstream]
+			if u == nil {
+				return nil, fmt.Errorf("sites.%s: route %s: unknown upstream %q", sc.Name, rc.Path, rc.Upstream)
+			}
+			r := &route{cfg: rc, site: s, upstream: u, transport: u.transport,
+				metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream)}
+			if rc.ResponseHeaderTimeout > 0 && rc.ResponseHeaderTimeout != u.cfg.ResponseHeaderTimeout {
+				r.transport = newTransport(u.cfg, rc.ResponseHeaderTimeout)
+			}
+			if len(rc.WebSocket.Origins) > 0 {
+				r.origins = map[string]bool{}
+				for _, o := range rc.WebSocket.Origins {
+					if o == "*" {
+						r.anyOrigin = true
+					}
+					r.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
+				}
+			}
+			if u.healthHost == "" && len(sc.Hosts) > 0 && !strings.HasPrefix(sc.Hosts[0], "*.") {
+				u.healthHost = sc.Hosts[0]
+			}
+			s.routes = append(s.routes, r)
+		}
+		rt.sites = append(rt.sites, s)
+		if cfg.DefaultSite == sc {
+			rt.defaultSite = s
+		}
+	}
+	ok = true
+	return rt, nil
+}
+
+func (rt *Runtime) buildUpstream(ctx context.Context, uc *config.Upstream) (*upstream, error) {
+	u := &upstream{cfg: uc, failMap: map[int]bool{}}
+	for _, s := range uc.FailStatuses {
+		u.failMap[s] = true
+		if s >= 500 && s <= 505 {
+			u.failOn[s-500] = true
+		}
+	}
+	opts := balancer.Options{
+		Name:            uc.Name,
+		Policy:          uc.Policy,
+		MaxFails:        uc.MaxFails,
+		FailTimeout:     uc.FailTimeout,
+		QueueSize:       uc.QueueSize,
+		QueueTimeout:    uc.QueueTimeout,
+		SlowStart:       uc.SlowStart,
+		Resolver:        rt.deps.Resolver,
+		ResolveInterval: uc.ResolveInterval,
+		Now:             rt.deps.Now,
+		OnStateChange: func(upstream, server string, up bool, reason string) {
+			state := "down"
+			if up {
+				state = "up"
+			}
+			rt.log.Warn("upstream server "+state, "upstream", upstream, "server", server, "reason", reason)
+		},
+		OnResolveError: func(upstream, server string, err error) {
+			rt.log.Warn("upstream server lookup failed; keeping the last addresses", "upstream", upstream, "server", server, "err", err)
+		},
+	}
+	if uc.Sticky != nil {
+		opts.StickySecret = []byte(uc.Sticky.Secret)
+	}
+	if uc.Health != nil {
+		opts.Rise, opts.Fall, opts.StartDown = uc.Health.Rise, uc.Health.Fall, uc.Health.StartDown
+	}
+	for _, s := range uc.Servers {
+		opts.Servers = append(opts.Servers, balancer.Server{
+			Name: s.Name, Host: s.Host, Port: s.Port, Weight: s.Weight,
+			Backup: s.Backup, MaxConns: s.MaxConns, Drain: s.Drain,
+		})
+	}
+	p, err := balancer.New(rt.deps.Backends, opts)
+	if err != nil {
+		return nil, err
+	}
+	u.pool = p
+	if p.NeedsResolve() {
+		// Resolve once now so the first request has somewhere to go; a
+		// failure is not fatal (the name may appear later, as a container
+		// that is still starting), Run keeps trying.
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := p.Resolve(rctx); err != nil {
+			rt.log.Warn("upstream lookup failed at load; will retry", "upstream", uc.Name, "err", err)
+		}
+		cancel()
+	}
+	u.transport = newTransport(uc, uc.ResponseHeaderTimeout)
+	return u, nil
+}
+
+// Start launches the generation's background work: DNS re-resolution and
+// active health checks. They stop when Close is called.
+func (rt *Runtime) Start() {
+	for _, name := range rt.upstreamNames {
+		u := rt.upstreams[name]
+		if u.pool.NeedsResolve() {
+			rt.goLoop("resolve "+name, func(ctx context.Context) { u.pool.Run(ctx) })
+		}
+		if u.cfg.Health != nil {
+			hc := newHealthChecker(u, rt.log)
+			rt.goLoop("health "+name, hc.run)
+		}
+	}
+}
+
+// goLoop runs a background loop owned by this generation, logging (not
+// propagating) a panic so one bad loop does not take the process down.
+func (rt *Runtime) goLoop(name string, f func(ctx context.Context)) {
+	rt.wg.Add(1)
+	go func() {
+		defer rt.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				rt.log.Error("background loop panicked", "loop", name, "panic", r)
+			}
+		}()
+		f(rt.ctx)
+	}()
+}
+
+// Close stops the generation's background work, waits for it, and
+// releases its pools and idle upstream connections. Requests still in
+// flight on it finish normally.
+func (rt *Runtime) Close() {
+	rt.closed.Do(func() {
+		rt.cancel()
+		rt.wg.Wait()
+		rt.release()
+	})
+}
+
+func (rt *Runtime) release() {
+	rt.cancel()
+	for _, u := range rt.upstreams {
+		u.pool.Close()
+		u.transport.CloseIdleConnections()
+	}
+}
+
+// Config returns the configuration the runtime was built from.
+func (rt *Runtime) Config() *config.Config { return rt.cfg }
+
+// Pool returns the balancer pool of the named upstream.
+func (rt *Runtime) Pool(name string) *balancer.Pool {
+	if u := rt.upstreams[name]; u != nil {
+		return u.pool
+	}
+	return nil
+}
+
+// Pools returns every upstream pool by name.
+func (rt *Runtime) Pools() map[string]*balancer.Pool {
+	out := make(map[string]*balancer.Pool, len(rt.upstreams))
+	for n, u := range rt.upstreams {
+		out[n] = u.pool
+	}
+	return out
+}
+
+// HostAllowed reports whether some site claims host (TLS host policy:
+// certificates are never requested for anything else).
+func (rt *Runtime) HostAllowed(host string) bool {
+	s := rt.siteFor(strings.ToLower(host))
+	return s != nil && s != rt.defaultSite || s != nil && rt.claims(s, host)
+}
+
+func (rt *Runtime) claims(s *site, host string) bool {
+	for _, h := range s.cfg.Hosts {
+		if h == host || strings.HasPrefix(h, "*.") && strings.HasSuffix(host, h[1:]) && !strings.Contains(host[:len(host)-len(h)+1], ".") {
+			return true
+		}
+	}
+	return false
+}
+
+// siteFor finds the site of a lower-case host name without port.
+func (rt *Runtime) siteFor(host string) *site {
+	if s := rt.exact[host]; s != nil {
+		return s
+	}
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		if s := rt.wildcards[host[i:]]; s != nil {
+			return s
+		}
+	}
+	return rt.defaultSite
+}
+
+// match returns the route of a path: the longest prefix (routes are
+// sorted longest first).
+func (s *site) match(path string) *route {
+	for _, r := range s.routes {
+		if strings.HasPrefix(path, r.cfg.Path) {
+			return r
+		}
+	}
+	return nil
+}
+
+// newTransport builds the upstream transport explicitly: never
+// http.DefaultTransport, which reads proxy settings from the environment
+// and keeps only two idle connections per host.
+func newTransport(uc *config.Upstream, responseHeader time.Duration) *http.Transport {
+	d := &net.Dialer{Timeout: uc.ConnectTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, &DialError{Addr: addr, Err: err}
+			}
+			return c, nil
+		},
+		MaxIdleConns:           0,
+		MaxIdleConnsPerHost:    uc.Keepalive,
+		DisableKeepAlives:      uc.Keepalive == 0,
+		IdleConnTimeout:        uc.KeepaliveTimeout,
+		ResponseHeaderTimeout:  responseHeader,
+		ExpectContinueTimeout:  0,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 64 << 10,
+		ForceAttemptHTTP2:      false,
+		WriteBufferSize:        8 << 10,
+		ReadBufferSize:         8 << 10,
+	}
+}
+
+// DialError is a failure to connect to a backend: nothing was sent, so the
+// request can always be retried on another server.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string { return "dial " + e.Addr + ": " + e.Err.Error() }
+func (e *DialError) Unwrap() error { return e.Err }
+
+var errNoBackend = errors.New("no upstream server available")
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func hostOnly(hostport string) string {
+	if hostport == "" {
+		return ""
+	}
+	if hostport[0] == '[' {
+		if i := strings.IndexByte(hostport, ']'); i > 0 {
+			return hostport[1:i]
+		}
+		return hostport
+	}
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && strings.IndexByte(hostport, ':') == i {
+		if _, err := strconv.Atoi(hostport[i+1:]); err == nil || i+1 == len(hostport) {
+			return hostport[:i]
+		}
+	}
+	return hostport
+}

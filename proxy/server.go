@@ -1,0 +1,313 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
+)
+
+// Server serves one public listener. It owns the accept loop so that
+// every connection passes the same gates before any HTTP parsing: the TLS
+// handshake (with a deadline), then either HTTP/2 (negotiated by ALPN,
+// served by golang.org/x/net/http2) or HTTP/1.x through the framing guard
+// (request smuggling defence) into a net/http server.
+type Server struct {
+	o     ServerOptions
+	h1    *http.Server
+	h2    *http2.Server
+	conns *chanListener
+
+	mu       sync.Mutex
+	h2conns  map[net.Conn]struct{}
+	closing  bool
+	wg       sync.WaitGroup // handshakes and HTTP/2 connections
+	open     atomic.Int64
+	listener net.Listener
+}
+
+// ServerOptions configure a Server. Connection-level settings (timeouts,
+// header size, HTTP/2 streams) are read when the Server is created; a
+// reload that changes them takes effect at the next restart.
+type ServerOptions struct {
+	// Name labels metrics and logs ("http", "https").
+	Name     string
+	Listener net.Listener
+	// TLSConfig, when set, makes this a TLS listener.
+	TLSConfig *tls.Config
+	Handler   http.Handler
+	Logger    *slog.Logger
+	Metrics   *Metrics
+
+	HandshakeTimeout  time.Duration // TLS handshake; also the header timeout
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	HTTP2             bool
+	HTTP2MaxStreams   uint32
+	// OnHandshakeError, if set, is told about failed TLS handshakes.
+	OnHandshakeError func(err error)
+}
+
+// NewServer prepares a Server; Serve runs it.
+func NewServer(o ServerOptions) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil, "")
+	}
+	s := &Server{o: o, h2conns: map[net.Conn]struct{}{}, listener: o.Listener}
+	s.conns = newChanListener(o.Listener.Addr())
+	s.h1 = &http.Server{
+		Handler:           o.Handler,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		MaxHeaderBytes:    o.MaxHeaderBytes,
+		ErrorLog:          log.New(slogWriter{o.Logger}, "", 0),
+		ConnContext:       s.connContext,
+	}
+	if o.HTTP2 && o.TLSConfig != nil {
+		s.h2 = &http2.Server{
+			MaxConcurrentStreams: o.HTTP2MaxStreams,
+			IdleTimeout:          o.IdleTimeout,
+		}
+		// Registers graceful HTTP/2 shutdown (GOAWAY) on h1.Shutdown.
+		_ = http2.ConfigureServer(s.h1, s.h2)
+	}
+	return s
+}
+
+// Addr is the listener's address.
+func (s *Server) Addr() net.Addr { return s.o.Listener.Addr() }
+
+// Serve accepts connections until Shutdown or Close. It returns
+// http.ErrServerClosed after a shutdown.
+func (s *Server) Serve() error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.h1.Serve(s.conns) }()
+	var delay time.Duration
+	for {
+		c, err := s.o.Listener.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing || errors.Is(err, net.ErrClosed) {
+				<-errc
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors or a transient error: back off as
+				// net/http does, rather than spin.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.o.Logger.Warn("accept failed; retrying", "listener", s.o.Name, "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			s.conns.Close()
+			<-errc
+			return err
+		}
+		delay = 0
+		s.o.Metrics.connsTotal.WithLabelValues(s.o.Name).Inc()
+		s.o.Metrics.connsOpen.WithLabelValues(s.o.Name).Inc()
+		cc := &countedConn{Conn: c, done: s.connClosed}
+		if s.o.TLSConfig == nil {
+			g := h1guard.Wrap(cc, h1guard.Options{MaxHeadBytes: s.o.MaxHeaderBytes + 4096})
+			if !s.conns.push(g) {
+				g.Close()
+			}
+			continue
+		}
+		s.wg.Add(1)
+		go s.handshake(cc)
+	}
+}
+
+func (s *Server) connClosed() {
+	s.o.Metrics.connsOpen.WithLabelValues(s.o.Name).Dec()
+}
+
+func (s *Server) handshake(c net.Conn) {
+	defer s.wg.Done()
+	tc := tls.Server(c, s.o.TLSConfig)
+	_ = tc.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
+	if err := tc.Handshake(); err != nil {
+		if s.o.OnHandshakeError != nil {
+			s.o.OnHandshakeError(err)
+		}
+		s.o.Logger.Debug("tls handshake failed", "listener", s.o.Name, "remote", c.RemoteAddr(), "err", err)
+		tc.Close()
+		return
+	}
+	_ = tc.SetDeadline(time.Time{})
+	state := tc.ConnectionState()
+	if state.NegotiatedProtocol == "acme-tls/1" {
+		// TLS-ALPN-01 challenge: the certificate was the answer.
+		tc.Close()
+		return
+	}
+	if state.NegotiatedProtocol == "h2" && s.h2 != nil {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			tc.Close()
+			return
+		}
+		s.h2conns[tc] = struct{}{}
+		s.mu.Unlock()
+		ci := &connInfo{listener: s.o.Name, tls: true, peer: PeerAddr(c.RemoteAddr()), state: &state}
+		s.h2.ServeConn(tc, &http2.ServeConnOpts{
+			Context:    withConnInfo(context.Background(), ci),
+			BaseConfig: s.h1,
+			Handler:    s.o.Handler,
+		})
+		s.mu.Lock()
+		delete(s.h2conns, tc)
+		s.mu.Unlock()
+		return
+	}
+	g := h1guard.Wrap(tc, h1guard.Options{MaxHeadBytes: s.o.MaxHeaderBytes + 4096})
+	if !s.conns.push(g) {
+		g.Close()
+	}
+}
+
+func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
+	ci := &connInfo{listener: s.o.Name, peer: PeerAddr(c.RemoteAddr())}
+	if g, ok := c.(*h1guard.Conn); ok {
+		ci.guard = g
+		if tc, ok := g.NetConn().(*tls.Conn); ok {
+			st := tc.ConnectionState()
+			ci.tls, ci.state = true, &st
+		}
+	}
+	return withConnInfo(ctx, ci)
+}
+
+// Shutdown stops accepting, lets in-flight requests finish (HTTP/2
+// connections get GOAWAY), and returns when they have or ctx ends; then
+// it closes whatever is left. Hijacked connections (WebSockets) are not
+// its business: the Edge's tunnel registry closes them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.o.Listener.Close()
+	err := s.h1.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		s.Close()
+	}
+	return err
+}
+
+// Close closes the listener and every connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.h2conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.o.Listener.Close()
+	return s.h1.Close()
+}
+
+// countedConn decrements the open-connections gauge exactly once when
+// closed. It passes SyscallConn through so WebSocket tunnels can wait for
+// data on the raw socket.
+type countedConn struct {
+	net.Conn
+	once sync.Once
+	done func()
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.done)
+	return err
+}
+
+func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
+}
+
+// chanListener hands connections accepted (and TLS-terminated) by the
+// Server's own loop to http.Server.Serve.
+type chanListener struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.closed.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// slogWriter sends net/http's error log (TLS noise, bad requests) to slog
+// at debug level.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug(string(trimNewline(p)), "source", "net/http")
+	return len(p), nil
+}
+
+func trimNewline(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+var _ io.Closer = (*Server)(nil)
