@@ -85,11 +85,11 @@ type route struct {
 }
 
 type upstream struct {
-	cfg       *config.Upstream
-	pool      *balancer.Pool
-	transport *http.Transport
-	failOn    [6]bool // failOn[i] is true when status 500+i counts as a failure
-	failMap   map[int]bool
+	cfg        *config.Upstream
+	pool       *balancer.Pool
+	transport  *http.Transport
+	failOn     [6]bool // failOn[i] is true when status 500+i counts as a failure
+	failMap    map[int]bool
 	healthHost string
 }
 
