@@ -52,6 +52,7 @@ const (
 type pipe struct {
 	t         *Tunnel
 	src, dst  net.Conn
+	rd        net.Conn // the conn read through raw and woken by deadlines: src or the socket under it
 	srcSide   side
 	toBackend bool // dst is the backend: injected frames are masked
 
@@ -75,10 +76,25 @@ type pipe struct {
 	bytes int64 // bytes read from src; read by the tunnel after the pipe ends
 }
 
-func (p *pipe) init(t *Tunnel, src, dst net.Conn, srcSide side, first []byte) {
+// init sets the pipe up. socket, if not nil, is the socket under src,
+// whose RawConn may be read in place of src.
+func (p *pipe) init(t *Tunnel, src, dst, socket net.Conn, srcSide side, first []byte) {
 	p.t, p.src, p.dst, p.srcSide, p.first = t, src, dst, srcSide, first
 	p.toBackend = srcSide == sideClient
-	if sc, ok := src.(syscall.Conn); ok && hasRawRead {
+	p.rd = src
+	if socket != nil {
+		p.rd = socket
+	}
+	// Only the standard socket types: a wrapper that embeds *net.TCPConn
+	// would pass a syscall.Conn check while buffering or decoding in Read.
+	var sc syscall.Conn
+	switch c := p.rd.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	}
+	if sc != nil && hasRawRead {
 		if raw, err := sc.SyscallConn(); err == nil {
 			p.raw = raw
 			p.readFn = p.rawRead
@@ -95,7 +111,7 @@ func (p *pipe) request(what uint32) {
 	p.pending.Or(what)
 	// A read deadline in the past interrupts a parked read; the pipe clears
 	// it before looking at pending, so no request is lost.
-	p.src.SetReadDeadline(aLongTimeAgo)
+	p.rd.SetReadDeadline(aLongTimeAgo)
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -139,7 +155,7 @@ func (p *pipe) loop() (side, error) {
 				return p.srcSide, rerr
 			}
 			// Woken by request: clear the deadline, then look at pending.
-			p.src.SetReadDeadline(time.Time{})
+			p.rd.SetReadDeadline(time.Time{})
 			if err := p.process(nil); err != nil {
 				return dstSide, err
 			}

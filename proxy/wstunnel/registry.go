@@ -85,9 +85,10 @@ func NewRegistry(o RegistryOptions) *Registry {
 // the 101 response; clientBuffered and backendBuffered are bytes already
 // read past the handshake (from the hijacked bufio.Reader and from the
 // backend response reader), forwarded first. Start takes ownership of both
-// conns and the two slices. Passing a *net.TCPConn (anything implementing
-// syscall.Conn whose RawConn reads the stream itself) lets the tunnel wait
-// for data holding no buffer.
+// conns and the two slices (they must not change afterwards). When a conn
+// is a *net.TCPConn or *net.UnixConn (or Options.ClientSocket is set) the
+// tunnel waits for its data holding no buffer; other conns are read through
+// a small buffer per direction.
 //
 // If the registry is shutting down the tunnel is closed at once with
 // CauseShutdown; if it is closed, the conns are closed and the returned
@@ -112,8 +113,8 @@ func (r *Registry) Start(client net.Conn, clientBuffered []byte, backend net.Con
 	t.last.Store(now)
 	t.lastClient.Store(now)
 	t.pingAt = now
-	t.c2b.init(t, client, backend, sideClient, clientBuffered)
-	t.b2c.init(t, backend, client, sideBackend, backendBuffered)
+	t.c2b.init(t, client, backend, o.ClientSocket, sideClient, clientBuffered)
+	t.b2c.init(t, backend, client, nil, sideBackend, backendBuffered)
 
 	r.mu.Lock()
 	if r.closed {

@@ -453,3 +453,76 @@ func isClosed(c <-chan struct{}) bool {
 		return false
 	}
 }
+
+// bufferedTCP embeds *net.TCPConn, so it has SyscallConn, but returns bytes
+// of its own first, like a wrapper that read ahead.
+type bufferedTCP struct {
+	*net.TCPConn
+	pre []byte
+}
+
+func (c *bufferedTCP) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.TCPConn.Read(b)
+}
+
+// wrapped hides the conn type entirely.
+type wrapped struct{ net.Conn }
+
+// TestWrappedClient checks that a wrapper is read through its own Read
+// unless ClientSocket names its socket, and that either way the stream
+// arrives whole.
+func TestWrappedClient(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		wrap    func(net.Conn) net.Conn
+		socket  bool
+		wantRaw bool
+	}{
+		{"embedded TCPConn with read-ahead", func(c net.Conn) net.Conn {
+			return &bufferedTCP{c.(*net.TCPConn), frame(true, 1, true, []byte("ahead"))}
+		}, false, false},
+		{"opaque wrapper", func(c net.Conn) net.Conn { return wrapped{c} }, false, false},
+		{"opaque wrapper with ClientSocket", func(c net.Conn) net.Conn { return wrapped{c} }, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := newTestRegistry(t, RegistryOptions{})
+			a, b := tcpPairs(t, 2)
+			o := Options{CloseTimeout: waitFor}
+			if tc.socket {
+				o.ClientSocket = b[0]
+			}
+			client := tc.wrap(b[0])
+			tun := reg.Start(client, nil, a[1], nil, o)
+			if got := tun.c2b.raw != nil; got != tc.wantRaw {
+				t.Errorf("raw reads = %v, want %v", got, tc.wantRaw)
+			}
+			a[0].Write(frame(true, 1, true, []byte("after")))
+			b[1].SetReadDeadline(time.Now().Add(waitFor))
+			var got []string
+			for len(got) < 2 {
+				_, _, p, err := readFrame(b[1])
+				if err != nil {
+					t.Fatalf("backend read: %v (got %q)", err, got)
+				}
+				got = append(got, string(p))
+				if _, ok := client.(*bufferedTCP); !ok {
+					break
+				}
+			}
+			if want := "after"; got[len(got)-1] != want || (len(got) == 2 && got[0] != "ahead") {
+				t.Errorf("backend got %q", got)
+			}
+			// The kick that wakes the pipe goes through the socket too.
+			tun.Close(CloseGoingAway, "", "test")
+			a[0].SetReadDeadline(time.Now().Add(waitFor))
+			if op, _, _, err := readFrame(a[0]); err != nil || op != opClose {
+				t.Fatalf("client read op %d %v, want close", op, err)
+			}
+		})
+	}
+}
