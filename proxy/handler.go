@@ -96,6 +96,9 @@ func (q *request) serve() {
 		q.fail(http.StatusRequestEntityTooLarge, true)
 		return
 	}
+	if len(rt.zones) > 0 && !q.limit() {
+		return
+	}
 	if isUpgrade(r) {
 		if rt.cfg.WebSocket.Enabled && strings.EqualFold(headerValue(r.Header, "Upgrade"), "websocket") {
 			q.serveWebSocket()
@@ -133,6 +136,7 @@ func (q *request) fail(code int, close bool) {
 // finish records metrics and the access log line.
 func (q *request) finish() {
 	d := q.e.now().Sub(q.start)
+	q.banStatus()
 	if q.route != nil {
 		q.route.metrics.requests[methodIndex(q.r.Method)][classIndex(q.status)].Inc()
 		q.route.metrics.duration.Observe(d.Seconds())

@@ -30,6 +30,9 @@ type Metrics struct {
 	wsCloses     *prometheus.CounterVec
 	wsLifetime   prometheus.Histogram
 	wsBytes      *prometheus.CounterVec
+	limited      *prometheus.CounterVec
+	bans         *prometheus.CounterVec
+	connRefused  *prometheus.CounterVec
 	bodyLimit    prometheus.Counter
 	smuggling    prometheus.Counter
 
@@ -135,6 +138,18 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Name: "gatehouse_websocket_bytes_total",
 			Help: "Bytes carried by ended WebSocket tunnels, by direction (in: from clients, out: to clients).",
 		}, []string{"direction"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_ratelimit_requests_total",
+			Help: "Requests over a rate-limit zone, by zone and result (rejected, dry_run, delayed).",
+		}, []string{"zone", "result"}),
+		bans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_bans_total",
+			Help: "Ban events by kind (ban, unban, expire).",
+		}, []string{"kind"}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_connections_refused_total",
+			Help: "Connections refused at accept, by listener and reason (banned, per_key, total, proxy_header, pending).",
+		}, []string{"listener", "reason"}),
 		bodyLimit: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_request_body_too_large_total",
 			Help: "Requests refused with 413.",
@@ -162,13 +177,21 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.inFlight, m.connsOpen, m.connsTotal, m.upstreamErrs,
 			m.retries, m.reloads, m.reloadOK, m.reloadTime, m.rejected, m.wsUpgrades, m.wsCloses,
-			m.wsLifetime, m.wsBytes, m.bodyLimit, m.smuggling, build, &stateCollector{m: m})
+			m.wsLifetime, m.wsBytes, m.limited, m.bans, m.connRefused, m.bodyLimit, m.smuggling, build, &stateCollector{m: m})
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
 	return m
 }
+
+// ConnRefused counts a connection refused at accept.
+func (m *Metrics) ConnRefused(listener, reason string) {
+	m.connRefused.WithLabelValues(listener, reason).Inc()
+}
+
+// BanEvent counts a ban, unban or expiry.
+func (m *Metrics) BanEvent(kind string) { m.bans.WithLabelValues(kind).Inc() }
 
 // ReloadResult records the outcome of a configuration load.
 func (m *Metrics) ReloadResult(ok bool, now time.Time) {
@@ -218,13 +241,19 @@ var (
 		"Failures counted against the server (passive health).", []string{"upstream", "server"}, nil)
 	descServerQueueTimeouts = prometheus.NewDesc("gatehouse_upstream_server_queue_timeouts_total",
 		"Requests that timed out waiting in the server's queue.", []string{"upstream", "server"}, nil)
+	descZoneKeys = prometheus.NewDesc("gatehouse_ratelimit_zone_keys",
+		"Client keys tracked by a rate-limit zone.", []string{"zone"}, nil)
+	descZoneEvictions = prometheus.NewDesc("gatehouse_ratelimit_zone_evictions_total",
+		"Keys evicted from a full rate-limit zone (least recently used).", []string{"zone"}, nil)
+	descBansActive = prometheus.NewDesc("gatehouse_bans_active",
+		"Client addresses banned now.", nil, nil)
 	descWSActive = prometheus.NewDesc("gatehouse_websocket_active",
 		"Open WebSocket tunnels per upstream server.", []string{"upstream", "server"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descServerUp, descServerDraining, descServerInFlight, descServerQueue,
-		descServerPicks, descServerFailures, descServerQueueTimeouts, descWSActive} {
+		descServerPicks, descServerFailures, descServerQueueTimeouts, descWSActive, descZoneKeys, descZoneEvictions, descBansActive} {
 		ch <- d
 	}
 }
@@ -251,6 +280,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descServerFailures, prometheus.CounterValue, float64(b.Failures()), l...)
 			ch <- prometheus.MustNewConstMetric(descServerQueueTimeouts, prometheus.CounterValue, float64(b.QueueTimeouts()), l...)
 		}
+	}
+	rt.deps.Zones.mu.Lock()
+	for name, ze := range rt.deps.Zones.zones {
+		ch <- prometheus.MustNewConstMetric(descZoneKeys, prometheus.GaugeValue, float64(ze.z.Len()), name)
+		ch <- prometheus.MustNewConstMetric(descZoneEvictions, prometheus.CounterValue, float64(ze.z.Evictions()), name)
+	}
+	rt.deps.Zones.mu.Unlock()
+	if j := rt.deps.Jail; j != nil {
+		ch <- prometheus.MustNewConstMetric(descBansActive, prometheus.GaugeValue, float64(len(j.List(now))))
 	}
 	for key, n := range e.tunnelCounts() {
 		ch <- prometheus.MustNewConstMetric(descWSActive, prometheus.GaugeValue, float64(n), key.upstream, key.server)

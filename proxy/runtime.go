@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
 // Deps are the long-lived parts a Runtime is built from: created once per
@@ -26,6 +27,11 @@ type Deps struct {
 	Metrics    *Metrics
 	Backends   *balancer.Registry
 	AccessLogs *AccessLogs
+	// Zones keeps rate-limit buckets across reloads; nil: a new set.
+	Zones *Zones
+	// Jail, when set, receives strikes (rate-limit rejections, configured
+	// statuses) and bans clients; the listeners refuse banned ones.
+	Jail *ratelimit.Jail
 	// Resolver resolves upstream servers given by name; nil means the
 	// system resolver.
 	Resolver balancer.Resolver
@@ -82,6 +88,7 @@ type route struct {
 	transport *http.Transport
 	origins   map[string]bool // nil: the site's default
 	anyOrigin bool
+	zones     []*routeZone
 }
 
 type upstream struct {
@@ -112,6 +119,9 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Zones == nil {
+		d.Zones = NewZones()
 	}
 	rt := &Runtime{
 		cfg:       cfg,
@@ -182,6 +192,9 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 					r.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
 				}
 			}
+			if err := rt.buildZones(r); err != nil {
+				return nil, fmt.Errorf("sites.%s: route %s: %w", sc.Name, rc.Path, err)
+			}
 			if u.healthHost == "" && len(sc.Hosts) > 0 && !strings.HasPrefix(sc.Hosts[0], "*.") {
 				u.healthHost = sc.Hosts[0]
 			}
@@ -192,6 +205,7 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			rt.defaultSite = s
 		}
 	}
+	d.Zones.prune(cfg.Zones)
 	ok = true
 	return rt, nil
 }

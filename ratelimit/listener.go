@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -401,6 +402,20 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// SyscallConn exposes the socket of the underlying connection, so a
+// WebSocket tunnel can wait for data without holding a buffer. It fails
+// while bytes read past a PROXY header are still waiting to be returned
+// by Read.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if len(c.leftover) > 0 {
+		return nil, errors.New("ratelimit: conn has buffered bytes")
+	}
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }
 
 // RemoteAddr returns the client's address.

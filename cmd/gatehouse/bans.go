@@ -1,6 +1,93 @@
 package main
 
-import "net/http"
+import (
+	"net/http"
+	"net/netip"
+	"time"
 
-// adminBans adds the ban endpoints (filled in with the abuse defence).
-func (d *daemon) adminBans(mux *http.ServeMux) {}
+	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/ratelimit"
+)
+
+// adminBans adds the ban endpoints:
+//
+//	GET    /bans                          list active bans
+//	POST   /bans?addr=A&duration=2h&reason=R   ban an address or prefix
+//	DELETE /bans?addr=A                   lift a ban
+func (d *daemon) adminBans(mux *http.ServeMux) {
+	mux.HandleFunc("GET /bans", func(w http.ResponseWriter, r *http.Request) {
+		if d.jail == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "bans are off ([ban] enabled = false)"})
+			return
+		}
+		type ban struct {
+			Key    string    `json:"addr"`
+			Reason string    `json:"reason"`
+			Since  time.Time `json:"since"`
+			Until  time.Time `json:"until"`
+		}
+		out := []ban{}
+		for _, b := range d.jail.List(time.Now()) {
+			out = append(out, ban{Key: b.Key.String(), Reason: b.Reason, Since: b.Since, Until: b.Until})
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("POST /bans", d.authorized(func(w http.ResponseWriter, r *http.Request) {
+		k, ok := d.banKey(w, r)
+		if !ok {
+			return
+		}
+		dur := d.cfg.Ban.BanTime
+		if v := r.URL.Query().Get("duration"); v != "" {
+			var err error
+			if dur, err = config.ParseDuration(v); err != nil || dur <= 0 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "duration: must be a positive duration such as 2h"})
+				return
+			}
+		}
+		reason := r.URL.Query().Get("reason")
+		if reason == "" {
+			reason = "admin"
+		}
+		if err := d.jail.Ban(k, dur, reason); err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"addr": k.String(), "banned": true, "until": time.Now().Add(dur)})
+	}))
+	mux.HandleFunc("DELETE /bans", d.authorized(func(w http.ResponseWriter, r *http.Request) {
+		k, ok := d.banKey(w, r)
+		if !ok {
+			return
+		}
+		found, err := d.jail.Unban(k)
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		if !found {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": k.String() + " is not banned"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"addr": k.String(), "banned": false})
+	}))
+}
+
+func (d *daemon) banKey(w http.ResponseWriter, r *http.Request) (ratelimit.Key, bool) {
+	if d.jail == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "bans are off ([ban] enabled = false)"})
+		return ratelimit.Key{}, false
+	}
+	addr := r.URL.Query().Get("addr")
+	k, err := ratelimit.ParseKey(addr, d.cfg.Limits.IPv6Prefix)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "addr: " + err.Error()})
+		return ratelimit.Key{}, false
+	}
+	return k, true
+}
+
+// banKeyOf is the key a client address is banned under.
+func banKeyOf(a netip.Addr, cfg *config.Config) ratelimit.Key {
+	return ratelimit.KeyOf(a, cfg.Limits.IPv6Prefix)
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
+	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/tlsedge"
 )
 
@@ -102,6 +103,10 @@ type daemon struct {
 	edge    *proxy.Edge
 	deps    proxy.Deps
 	notify  *notifier
+	jail    *ratelimit.Jail
+	limits  []*ratelimit.ConnLimiter // per public listener
+	bgStop  context.CancelFunc       // background loops owned by the daemon
+	bg      sync.WaitGroup
 
 	mu      sync.Mutex // serialises reloads
 	cfg     *config.Config
@@ -148,7 +153,7 @@ func serve(ctx context.Context, src source, stderr io.Writer, started func(*daem
 					log.Info("access logs reopened")
 				}
 			default:
-				log.Info("shutting down", "signal", s.String(), "grace", d.cfg.GracePeriod)
+				log.Info("shutting down", "signal", s.String(), "grace", d.cfg.GracePeriod.String())
 				return d.shutdown()
 			}
 		}
@@ -189,7 +194,34 @@ func (d *daemon) start(cfg *config.Config) error {
 		Metrics:    d.metrics,
 		Backends:   balancer.NewRegistry(),
 		AccessLogs: proxy.NewAccessLogs(),
+		Zones:      proxy.NewZones(),
 	}
+	bgCtx, stop := context.WithCancel(context.Background())
+	d.bgStop = stop
+	if cfg.Ban.Enabled {
+		d.jail = ratelimit.NewJail(ratelimit.JailOptions{
+			MaxRetry: cfg.Ban.MaxRetry,
+			FindTime: cfg.Ban.FindTime,
+			BanTime:  cfg.Ban.BanTime,
+			Path:     filepath.Join(cfg.StateDir, "bans.json"),
+			Logger:   d.log,
+			OnEvent: func(ev ratelimit.Event) {
+				d.metrics.BanEvent(ev.Kind)
+				d.log.Warn("client "+ev.Kind, "addr", ev.Key.String(), "reason", ev.Reason, "until", ev.Until, "strikes", ev.Strikes)
+			},
+		})
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			return err
+		}
+		if err := d.jail.Load(); err != nil {
+			// A damaged file must not keep the edge down: start with no
+			// bans and say so loudly.
+			d.log.Error("could not load bans; starting with none", "err", err)
+		}
+		d.deps.Jail = d.jail
+		d.goBackground(func() { _ = d.jail.Run(bgCtx) })
+	}
+	d.goBackground(func() { d.deps.Zones.RunMaintenance(bgCtx, time.Minute) })
 	if err := d.apply(cfg); err != nil {
 		return err
 	}
@@ -220,6 +252,11 @@ func (d *daemon) apply(cfg *config.Config) error {
 		return err
 	}
 	rt.Start()
+	for i, l := range []*config.Listener{cfg.HTTP, cfg.HTTPS} {
+		if l != nil && i < len(d.limits) {
+			d.limits[i].SetLimits(cfg.Limits.ConnPerIP, l.MaxConns)
+		}
+	}
 	old := d.edge.Swap(rt)
 	if old != nil {
 		old.Close()
@@ -331,9 +368,9 @@ func (d *daemon) listen(cfg *config.Config) error {
 		HTTP2MaxStreams:   cfg.Limits.HTTP2MaxStreams,
 	}
 	if cfg.HTTP != nil {
-		ln, err := net.Listen("tcp", cfg.HTTP.Address)
+		ln, err := d.publicListener(cfg, cfg.HTTP, "http")
 		if err != nil {
-			return fmt.Errorf("listeners.http: %w", err)
+			return err
 		}
 		o := common
 		o.Name, o.Listener = "http", ln
@@ -341,9 +378,9 @@ func (d *daemon) listen(cfg *config.Config) error {
 		d.startServer(proxy.NewServer(o))
 	}
 	if cfg.HTTPS != nil {
-		ln, err := net.Listen("tcp", cfg.HTTPS.Address)
+		ln, err := d.publicListener(cfg, cfg.HTTPS, "https")
 		if err != nil {
-			return fmt.Errorf("listeners.https: %w", err)
+			return err
 		}
 		o := common
 		o.Name, o.Listener = "https", ln
@@ -366,6 +403,34 @@ func (d *daemon) listen(cfg *config.Config) error {
 	d.ready = true
 	d.mu.Unlock()
 	return nil
+}
+
+// publicListener opens a public listener behind the abuse gates: bans
+// and connection caps are checked at accept, before any TLS byte, and
+// PROXY protocol is parsed where configured (refused elsewhere).
+func (d *daemon) publicListener(cfg *config.Config, l *config.Listener, name string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", l.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listeners.%s: %w", name, err)
+	}
+	conns := ratelimit.NewConnLimiter(cfg.Limits.ConnPerIP, l.MaxConns)
+	d.limits = append(d.limits, conns)
+	o := ratelimit.ListenerOptions{
+		Conns:         conns,
+		V6Bits:        cfg.Limits.IPv6Prefix,
+		ProxyProtocol: l.ProxyProtocol,
+		Logger:        d.log,
+		OnRefuse: func(k ratelimit.Key, reason string) {
+			d.metrics.ConnRefused(name, reason)
+			if reason == ratelimit.ReasonPerKey && d.jail != nil {
+				d.jail.RecordAt(k, "conn_limit", time.Now())
+			}
+		},
+	}
+	if d.jail != nil {
+		o.Jail = d.jail
+	}
+	return ratelimit.NewListener(ln, o), nil
 }
 
 func (d *daemon) startServer(s *proxy.Server) {
@@ -415,7 +480,20 @@ func (d *daemon) shutdown() int {
 	return 0
 }
 
+// goBackground runs a loop owned by the daemon until stopAll.
+func (d *daemon) goBackground(f func()) {
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		f()
+	}()
+}
+
 func (d *daemon) stopAll() {
+	if d.bgStop != nil {
+		d.bgStop()
+		d.bg.Wait()
+	}
 	if d.admin != nil {
 		d.admin.Close()
 	}
