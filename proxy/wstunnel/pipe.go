@@ -276,12 +276,15 @@ func (p *pipe) process(b []byte) error {
 			p.holdN = 0
 		case modeForward:
 			if p.fp.op == opClose {
-				// The peer's own Close: write it before recording it.
+				// The peer's own Close. Record who closed first before the
+				// other peer can see it and answer, and mark it sent only
+				// once it is written.
+				p.t.peerClosing(p, p.fp.closeCode())
 				if err := p.write(b[fs:fe]); err != nil {
 					return err
 				}
 				fs = fe
-				p.t.forwardedClose(p, p.fp.closeCode())
+				p.t.forwardedClose(p)
 			}
 		case modeDiscard:
 			if p.fp.op == opClose {

@@ -228,16 +228,22 @@ func (t *Tunnel) injectedClose(p *pipe) {
 	}
 }
 
-// forwardedClose records a Close frame a peer sent, which p has forwarded.
-func (t *Tunnel) forwardedClose(p *pipe, code uint16) {
-	t.mu.Lock()
-	i := t.idx(p)
-	t.sent[i], t.heard[i] = true, true
+// peerClosing records that p's src sent a Close frame with code.
+func (t *Tunnel) peerClosing(p *pipe, code uint16) {
 	cause := CauseBackendClosed
 	if p.srcSide == sideClient {
 		cause = CauseClientClosed
 	}
+	t.mu.Lock()
 	t.setCause(cause, code)
+	t.mu.Unlock()
+}
+
+// forwardedClose records that p has forwarded its src's Close frame.
+func (t *Tunnel) forwardedClose(p *pipe) {
+	t.mu.Lock()
+	i := t.idx(p)
+	t.sent[i], t.heard[i] = true, true
 	done := t.handshakeDone()
 	t.mu.Unlock()
 	if done {
