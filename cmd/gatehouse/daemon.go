@@ -339,6 +339,11 @@ func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
 			continue
 		}
 		tc.Names = append(tc.Names, s.Hosts...)
+		if cfg.DefaultSite == s && len(s.Hosts) > 0 && !strings.HasPrefix(s.Hosts[0], "*.") {
+			// Clients without SNI (IP-address URLs) get the default site's
+			// certificate.
+			tc.DefaultName = s.Hosts[0]
+		}
 	}
 	return tc, nil
 }
