@@ -109,10 +109,12 @@ func (p *pipe) init(t *Tunnel, src, dst, socket net.Conn, srcSide side, first []
 // wakes it if it is parked in a read.
 func (p *pipe) request(what uint32) {
 	p.pending.Or(what)
-	// A read deadline in the past interrupts a parked read; the pipe clears
-	// it before looking at pending, so no request is lost.
-	p.rd.SetReadDeadline(aLongTimeAgo)
+	p.wake()
 }
+
+// wake interrupts a parked read with a read deadline in the past; the pipe
+// clears it before looking at pending, so no request is lost.
+func (p *pipe) wake() { p.rd.SetReadDeadline(aLongTimeAgo) }
 
 var aLongTimeAgo = time.Unix(1, 0)
 

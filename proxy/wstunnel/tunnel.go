@@ -169,8 +169,13 @@ func (t *Tunnel) close(code uint16, reason, cause string, deadClient bool) {
 	}
 	t.mu.Unlock()
 	t.closing.Store(true)
-	t.c2b.request(injClose)
-	t.b2c.request(injClose)
+	// Ask both pipes before waking either: once one peer has our Close its
+	// reply may race through the other pipe, which must already know to
+	// send its own Close first and drop the reply.
+	t.c2b.pending.Or(injClose)
+	t.b2c.pending.Or(injClose)
+	t.c2b.wake()
+	t.b2c.wake()
 }
 
 // abort closes both conns at once, without Close frames.
