@@ -50,8 +50,9 @@
 //
 // # Memory
 //
-// An idle tunnel holds no read buffer when its source conn offers a
-// syscall.RawConn (a *net.TCPConn): the goroutine parks in the poller and,
+// An idle tunnel holds no read buffer when its source conn is a
+// *net.TCPConn or *net.UnixConn (or [Options.ClientSocket] names the socket
+// under a wrapped client conn): the goroutine parks in the poller and,
 // once the socket is readable, borrows a 16 KiB buffer from a pool, reads,
 // writes and gives it back. A source without one (a *tls.Conn) is read
 // through a 2 KiB buffer kept by its direction. Either way the steady state
