@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
+	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/proxy/wstunnel"
 )
 
@@ -199,12 +200,11 @@ func (q *request) serveWebSocket() {
 		backendBuf, _ = br.Peek(n)
 		backendBuf = append([]byte(nil), backendBuf...)
 	}
-	// A plaintext client conn is wrapped by the framing guard, which is in
-	// passthrough after an upgrade and holds nothing: give the tunnel the
-	// TCP conn itself so it can wait for data without holding a buffer.
-	if g, isGuard := clientConn.(*h1guard.Conn); isGuard && g.Passthrough() {
-		clientConn = g.NetConn()
-	}
+	// A plaintext client conn is wrapped (framing guard in passthrough,
+	// accept-gate conn, counter), none of which holds unread bytes once
+	// the handshake is done: give the tunnel the TCP socket underneath so
+	// it can wait for data without holding a buffer.
+	socket := rawSocket(clientConn)
 	tk := tunnelKey{u.cfg.Name, b.Label()}
 	e.wsServerAdd(tk, 1)
 	e.metrics.wsUpgrades.WithLabelValues("ok").Inc()
@@ -214,6 +214,7 @@ func (q *request) serveWebSocket() {
 		PingInterval: ws.PingInterval,
 		PingTimeout:  ws.PingTimeout,
 		CloseTimeout: 5 * time.Second,
+		ClientSocket: socket,
 		Labels: wstunnel.Labels{
 			Upstream: u.cfg.Name,
 			Server:   b.Label(),
@@ -230,6 +231,32 @@ func (q *request) serveWebSocket() {
 			e.metrics.wsBytes.WithLabelValues("out").Add(float64(res.BytesOut))
 		},
 	})
+}
+
+// rawSocket returns the *net.TCPConn under c's wrappers when none of them
+// can hold bytes not yet read from the socket, else nil.
+func rawSocket(c net.Conn) net.Conn {
+	for range 8 {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			return v
+		case *h1guard.Conn:
+			if !v.Passthrough() {
+				return nil
+			}
+			c = v.NetConn()
+		case *countedConn:
+			c = v.Conn
+		case *ratelimit.Conn:
+			if _, err := v.SyscallConn(); err != nil {
+				return nil // PROXY-header leftovers still pending
+			}
+			c = v.Conn
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // validUpgrade checks RFC 6455 §4.2.1: GET, a 16-byte base64 key and
