@@ -1,0 +1,473 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binPath is the gatehouse binary built by TestMain ("" if the build
+// failed; binary tests then fail with buildErr).
+var (
+	binPath  string
+	buildErr error
+	// moduleRoot is the repository root (the parent of test/).
+	moduleRoot string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	wd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	moduleRoot = filepath.Dir(wd)
+	dir, err := os.MkdirTemp("", "gatehouse-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binPath = filepath.Join(dir, "gatehouse")
+	cmd := exec.Command("go", "build", "-o", binPath, "./cmd/gatehouse")
+	cmd.Dir = moduleRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		buildErr = fmt.Errorf("go build ./cmd/gatehouse: %v\n%s", err, out)
+		binPath = ""
+	}
+	return m.Run()
+}
+
+func needBinary(t *testing.T) {
+	t.Helper()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writing subprocess pipe and a
+// reading test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// gatehouse is one running gatehouse process.
+type gatehouse struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	dir     string // the test's temp dir; $DIR in configs
+	cfgPath string
+
+	httpAddr, httpsAddr, adminAddr string
+
+	logs   *syncBuffer // stderr: the JSON (or text) process log
+	stdout *syncBuffer
+
+	done    chan struct{} // closed when the process has exited
+	waitErr error         // set before done is closed
+}
+
+// baseListeners is the header most configs start with: JSON logs, the
+// state directory in the test's temp dir, every listener on a free
+// loopback port.
+const baseListeners = `
+state_dir = "$DIR/state"
+grace_period = "10s"
+
+[log]
+format = "json"
+level = "info"
+
+[listeners.http]
+address = "127.0.0.1:0"
+
+[listeners.https]
+address = "127.0.0.1:0"
+
+[listeners.admin]
+address = "127.0.0.1:0"
+`
+
+// plainOnly is baseListeners without the HTTPS listener.
+const plainOnly = `
+state_dir = "$DIR/state"
+grace_period = "10s"
+
+[log]
+format = "json"
+level = "info"
+
+[listeners.http]
+address = "127.0.0.1:0"
+
+[listeners.https]
+address = ""
+
+[listeners.admin]
+address = "127.0.0.1:0"
+`
+
+// startGatehouse writes tomlText (with $DIR replaced by a fresh temp dir)
+// to a file, runs `gatehouse run -config FILE` and waits until its
+// listeners are up. The process is killed in Cleanup if still running.
+func startGatehouse(t *testing.T, tomlText string) *gatehouse {
+	t.Helper()
+	return startGatehouseIn(t, t.TempDir(), tomlText)
+}
+
+// startGatehouseIn is startGatehouse with a temp dir the test already
+// made (to put certificates in it first).
+func startGatehouseIn(t *testing.T, dir, tomlText string) *gatehouse {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "gatehouse.toml")
+	writeFileAtomic(t, cfgPath, strings.ReplaceAll(tomlText, "$DIR", dir))
+	g := runGatehouse(t, dir, "run", "-config", cfgPath)
+	g.cfgPath = cfgPath
+	g.waitListening()
+	return g
+}
+
+// runGatehouse starts the binary with args; it does not wait for anything.
+func runGatehouse(t *testing.T, dir string, args ...string) *gatehouse {
+	t.Helper()
+	needBinary(t)
+	g := &gatehouse{t: t, dir: dir, logs: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
+	g.cmd = exec.Command(binPath, args...)
+	g.cmd.Dir = dir
+	g.cmd.Stderr = g.logs
+	g.cmd.Stdout = g.stdout
+	g.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "STATE_DIRECTORY=")
+	if err := g.cmd.Start(); err != nil {
+		t.Fatalf("starting gatehouse: %v", err)
+	}
+	go func() {
+		g.waitErr = g.cmd.Wait()
+		close(g.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-g.done:
+		default:
+			_ = g.cmd.Process.Kill()
+			<-g.done
+		}
+		if t.Failed() {
+			t.Logf("gatehouse log:\n%s", g.logs.String())
+		}
+	})
+	return g
+}
+
+var textListening = regexp.MustCompile(`msg=listening listener=(\S+) addr=(\S+)`)
+
+// listeners parses the "listening" log lines, JSON or text.
+func (g *gatehouse) listeners() map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(g.logs.String(), "\n") {
+		if strings.HasPrefix(line, "{") {
+			var m struct{ Msg, Listener, Addr string }
+			if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "listening" {
+				out[m.Listener] = m.Addr
+			}
+			continue
+		}
+		if sm := textListening.FindStringSubmatch(line); sm != nil {
+			out[sm[1]] = sm[2]
+		}
+	}
+	return out
+}
+
+// waitListening waits until the admin listener (which is opened last) is
+// logged, and records every listener's address.
+func (g *gatehouse) waitListening() {
+	g.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		l := g.listeners()
+		if l["admin"] != "" {
+			g.httpAddr, g.httpsAddr, g.adminAddr = l["http"], l["https"], l["admin"]
+			return
+		}
+		select {
+		case <-g.done:
+			g.t.Fatalf("gatehouse exited before listening (%v); log:\n%s", g.waitErr, g.logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("gatehouse did not log its listeners within 20s; log:\n%s", g.logs.String())
+		}
+	}
+}
+
+// countLog counts log lines whose msg is msg.
+func (g *gatehouse) countLog(msg string) int {
+	n := 0
+	for _, line := range strings.Split(g.logs.String(), "\n") {
+		var m struct{ Msg string }
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &m) == nil && m.Msg == msg {
+			n++
+		} else if strings.Contains(line, "msg="+msg) || strings.Contains(line, `msg="`+msg+`"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitLog waits until at least n log lines with msg were written.
+func (g *gatehouse) waitLog(msg string, n int, timeout time.Duration) {
+	g.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for g.countLog(msg) < n {
+		if time.Now().After(deadline) {
+			g.t.Fatalf("waited %v for %d log line(s) %q, have %d; log:\n%s", timeout, n, msg, g.countLog(msg), g.logs.String())
+		}
+		select {
+		case <-g.done:
+			g.t.Fatalf("gatehouse exited (%v) while waiting for log %q; log:\n%s", g.waitErr, msg, g.logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (g *gatehouse) signal(sig os.Signal) {
+	g.t.Helper()
+	if err := g.cmd.Process.Signal(sig); err != nil {
+		g.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// exitCode waits for the process to exit and returns its exit code.
+func (g *gatehouse) exitCode(timeout time.Duration) int {
+	g.t.Helper()
+	select {
+	case <-g.done:
+	case <-time.After(timeout):
+		g.t.Fatalf("gatehouse still running %v after being told to stop; log:\n%s", timeout, g.logs.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(g.waitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return -int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	if g.waitErr != nil {
+		g.t.Fatalf("waiting for gatehouse: %v", g.waitErr)
+	}
+	return 0
+}
+
+// metrics fetches the admin listener's /metrics exposition.
+func (g *gatehouse) metrics() string {
+	g.t.Helper()
+	resp, err := http.Get("http://" + g.adminAddr + "/metrics")
+	if err != nil {
+		g.t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		g.t.Fatalf("GET /metrics: status %d, err %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// metricValue returns the value of the sample whose name and labels are
+// exactly series (e.g. `x_total{result="failure"}`), and whether it exists.
+func metricValue(exposition, series string) (string, bool) {
+	sc := bufio.NewScanner(strings.NewReader(exposition))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			return strings.TrimSpace(rest), true
+		}
+	}
+	return "", false
+}
+
+func writeFileAtomic(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seen is one request as a backend received it.
+type seen struct {
+	Method   string
+	Host     string
+	URI      string
+	Header   http.Header
+	Body     int64 // bytes of body read
+	BodyErr  error // error reading the body (nil: read to EOF)
+	Received time.Time
+}
+
+// backend is a real HTTP server on loopback that records every request.
+type backend struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []seen
+	// handle, when set, answers instead of the default 200 "ok from NAME".
+	handle func(w http.ResponseWriter, r *http.Request)
+	name   string
+}
+
+// newBackend starts a recording backend; handle may be nil.
+func newBackend(t *testing.T, name string, handle func(w http.ResponseWriter, r *http.Request)) *backend {
+	t.Helper()
+	b := &backend{handle: handle, name: name}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := seen{Method: r.Method, Host: r.Host, URI: r.RequestURI, Header: r.Header.Clone(), Received: time.Now()}
+		n, err := io.Copy(io.Discard, r.Body)
+		s.Body, s.BodyErr = n, err
+		b.mu.Lock()
+		b.reqs = append(b.reqs, s)
+		b.mu.Unlock()
+		if b.handle != nil {
+			b.handle(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "ok from %s\n", name)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+// addr is host:port of the backend.
+func (b *backend) addr() string { return b.Listener.Addr().String() }
+
+func (b *backend) requests() []seen {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]seen(nil), b.reqs...)
+}
+
+func (b *backend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.reqs)
+}
+
+// last returns the last request the backend saw; it fails the test when
+// there is none.
+func (b *backend) last(t *testing.T) seen {
+	t.Helper()
+	rs := b.requests()
+	if len(rs) == 0 {
+		t.Fatalf("backend %s received no request", b.name)
+	}
+	return rs[len(rs)-1]
+}
+
+// get sends a GET through client with a Host header and returns the status
+// and body.
+func get(t *testing.T, c *http.Client, url, host string, hdr map[string]string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host != "" {
+		req.Host = host
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s (Host %s): %v", url, host, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// rawExchange writes req on a fresh TCP connection and reads the response
+// head (and body, if it has a Content-Length). It reports whether the
+// server then closed the connection within closeWait.
+func rawExchange(t *testing.T, addr, req string, closeWait time.Duration) (resp *http.Response, body string, closed bool) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatalf("write request: %v", err)
+	}
+	br := bufio.NewReader(c)
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading response to %q: %v", firstLine(req), err)
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	_ = c.SetReadDeadline(time.Now().Add(closeWait))
+	var one [1]byte
+	_, err = br.Read(one[:])
+	closed = err != nil && !isTimeout(err)
+	return resp, string(b), closed
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\r\n")
+	return l
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// plainClient is an HTTP/1.1 client for the plain listener.
+func plainClient() *http.Client {
+	return &http.Client{
+		Timeout:       10 * time.Second,
+		Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
