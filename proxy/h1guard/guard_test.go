@@ -1,0 +1,308 @@
+package h1guard
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scriptConn is a net.Conn whose Read returns the given chunks one by one
+// (each possibly over several calls if the caller's buffer is smaller),
+// then io.EOF.
+type scriptConn struct {
+	chunks [][]byte
+	cur    []byte
+}
+
+func (s *scriptConn) Read(p []byte) (int, error) {
+	for len(s.cur) == 0 {
+		if len(s.chunks) == 0 {
+			return 0, io.EOF
+		}
+		s.cur, s.chunks = s.chunks[0], s.chunks[1:]
+	}
+	n := copy(p, s.cur)
+	s.cur = s.cur[n:]
+	return n, nil
+}
+
+func (s *scriptConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (s *scriptConn) Close() error                     { return nil }
+func (s *scriptConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (s *scriptConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (s *scriptConn) SetDeadline(time.Time) error      { return nil }
+func (s *scriptConn) SetReadDeadline(time.Time) error  { return nil }
+func (s *scriptConn) SetWriteDeadline(time.Time) error { return nil }
+
+// streamCase is a raw inbound stream and what the guard must make of it.
+type streamCase struct {
+	name   string
+	in     string
+	max    int    // Options.MaxHeadBytes
+	reason string // "" if accepted
+	// prefix is what the guard hands out before the marker request (head
+	// rejection) or before ErrRejected (chunk framing error). Unused when
+	// the stream is accepted: then the output must equal in.
+	prefix  string
+	bodyErr bool // a chunked-body error: Read fails with ErrRejected
+	pass    bool // Passthrough must report true at the end
+}
+
+const (
+	getA     = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	postCL   = "POST /submit HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+	chunkHd  = "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	chunkReq = chunkHd + "5;name=val;x=\"q r\"\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: yes\r\nX-Other:\tv\r\n\r\n"
+	wsHead   = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n"
+	binary   = "\x81\x05\x00\xff\r\nGET / HTTP/1.1\r\nTransfer-Encoding: x\r\nContent-Length: 3\r\n\r\n\x00"
+)
+
+func hdr(fields string) string { return "GET / HTTP/1.1\r\nHost: a\r\n" + fields + "\r\n" }
+
+func post(fields, body string) string {
+	return "POST /p HTTP/1.1\r\nHost: a\r\n" + fields + "\r\n" + body
+}
+
+var streamCases = []streamCase{
+	{name: "get", in: getA},
+	{name: "post content-length", in: postCL},
+	{name: "chunked with extensions and trailers", in: chunkReq},
+	{name: "chunked empty", in: chunkHd + "0\r\n\r\n"},
+	{name: "chunked upper hex", in: chunkHd + "A\r\n0123456789\r\n0\r\n\r\n"},
+	{name: "pipelined", in: getA + postCL + chunkReq + "GET /last HTTP/1.1\r\nHost: a\r\n\r\n"},
+	{name: "bare LF line endings", in: "GET /lf HTTP/1.1\nHost: a\nX: y\n\n"},
+	{name: "http/1.0 without host", in: "GET / HTTP/1.0\r\n\r\n"},
+	{name: "absolute form", in: "GET http://example.com:8080/x?y=%zz HTTP/1.1\r\nHost: example.com:8080\r\n\r\n"},
+	{name: "options asterisk", in: "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"},
+	{name: "same content-length twice", in: post("Content-Length: 3\r\nContent-length:3 \r\n", "abc")},
+	{name: "content-length zero", in: post("Content-Length: 00\r\n", "") + getA},
+	{name: "transfer-encoding case and OWS", in: post("Transfer-Encoding: \t Chunked \r\n", "1\r\nx\r\n0\r\n\r\n")},
+	{name: "blank line after post", in: postCL + "\r\n" + getA},
+	{name: "obs-text in value", in: hdr("X-Name: caf\xc3\xa9\r\n")},
+	{name: "body bytes look like a bad head", in: post("Content-Length: 36\r\n", "GET / HTTP/1.1\r\nTransfer-Encoding: x")},
+	{name: "websocket upgrade then binary", in: wsHead + binary, pass: true},
+	{name: "post upgrade is not passthrough", in: "POST / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n" + binary,
+		reason: "control character in head", prefix: "POST / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"},
+
+	{name: "content-length and chunked", in: post("Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"), reason: "Transfer-Encoding with Content-Length"},
+	{name: "chunked and content-length", in: post("Transfer-Encoding: chunked\r\nContent-Length: 4\r\n", "0\r\n\r\n"), reason: "Transfer-Encoding with Content-Length"},
+	{name: "gzip transfer-encoding", in: post("Transfer-Encoding: gzip\r\n", ""), reason: "unsupported Transfer-Encoding"},
+	{name: "transfer-encoding list", in: post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"), reason: "unsupported Transfer-Encoding"},
+	{name: "transfer-encoding chunked twice in one field", in: post("Transfer-Encoding: chunked, chunked\r\n", "0\r\n\r\n"), reason: "unsupported Transfer-Encoding"},
+	{name: "transfer-encoding empty", in: post("Transfer-Encoding:\r\n", ""), reason: "unsupported Transfer-Encoding"},
+	{name: "two transfer-encoding fields", in: post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"), reason: "multiple Transfer-Encoding"},
+	{name: "transfer-encoding on http/1.0", in: "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", reason: "Transfer-Encoding on HTTP/1.0"},
+	{name: "differing content-length", in: post("Content-Length: 3\r\nContent-Length: 4\r\n", "abcd"), reason: "conflicting Content-Length"},
+	{name: "content-length leading zero differs", in: post("Content-Length: 3\r\nContent-Length: 03\r\n", "abc"), reason: "conflicting Content-Length"},
+	{name: "content-length comma list", in: post("Content-Length: 3, 3\r\n", "abc"), reason: "invalid Content-Length"},
+	{name: "content-length sign", in: post("Content-Length: +3\r\n", "abc"), reason: "invalid Content-Length"},
+	{name: "content-length negative", in: post("Content-Length: -1\r\n", ""), reason: "invalid Content-Length"},
+	{name: "content-length inner space", in: post("Content-Length: 1 2\r\n", ""), reason: "invalid Content-Length"},
+	{name: "content-length empty", in: post("Content-Length: \r\n", ""), reason: "invalid Content-Length"},
+	{name: "content-length hex", in: post("Content-Length: 0x3\r\n", "abc"), reason: "invalid Content-Length"},
+	{name: "content-length too long", in: post("Content-Length: 1234567890123456789\r\n", ""), reason: "invalid Content-Length"},
+	{name: "space before colon", in: hdr("Transfer-Encoding : chunked\r\n"), reason: "whitespace before colon"},
+	{name: "tab before colon", in: hdr("Content-Length\t: 0\r\n"), reason: "whitespace before colon"},
+	{name: "space inside name", in: hdr("X Y: 1\r\n"), reason: "malformed header line"},
+	{name: "no colon", in: hdr("NoColon\r\n"), reason: "malformed header line"},
+	{name: "empty name", in: hdr(": v\r\n"), reason: "malformed header line"},
+	{name: "obs-fold", in: hdr("X: a\r\n b\r\n"), reason: "obs-fold in header"},
+	{name: "obs-fold tab", in: hdr("X: a\r\n\tTransfer-Encoding: chunked\r\n"), reason: "obs-fold in header"},
+	{name: "NUL in value", in: hdr("X: a\x00b\r\n"), reason: "NUL in head"},
+	{name: "NUL in target", in: "GET /\x00 HTTP/1.1\r\nHost: a\r\n\r\n", reason: "NUL in head"},
+	{name: "bare CR in value", in: hdr("X: a\rb\r\n"), reason: "bare CR in head"},
+	{name: "bare CR line ending", in: "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", reason: "bare CR in head"},
+	{name: "CR CR LF", in: hdr("X: a\r\r\n"), reason: "bare CR in head"},
+	{name: "control char in value", in: hdr("X: a\x01\r\n"), reason: "control character in head"},
+	{name: "DEL in value", in: hdr("X: a\x7f\r\n"), reason: "control character in head"},
+	{name: "control char in name", in: hdr("X\x0b: a\r\n"), reason: "control character in head"},
+	{name: "missing version", in: "GET /\r\nHost: a\r\n\r\n", reason: "invalid request line"},
+	{name: "double space", in: "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", reason: "invalid request line"},
+	{name: "trailing garbage after version", in: "GET / HTTP/1.1 x\r\nHost: a\r\n\r\n", reason: "invalid request line"},
+	{name: "bad method", in: "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", reason: "invalid request line"},
+	{name: "http/2 version", in: "GET / HTTP/2.0\r\nHost: a\r\n\r\n", reason: "unsupported HTTP version"},
+	{name: "h2 preface", in: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", reason: "unsupported HTTP version"},
+	{name: "http/1.2", in: "GET / HTTP/1.2\r\nHost: a\r\n\r\n", reason: "unsupported HTTP version"},
+	{name: "lower-case version", in: "GET / http/1.1\r\nHost: a\r\n\r\n", reason: "invalid request line"},
+	{name: "connect", in: "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", reason: "CONNECT not allowed"},
+	{name: "asterisk on get", in: "GET * HTTP/1.1\r\nHost: a\r\n\r\n", reason: "invalid request target"},
+	{name: "bad percent escape", in: "GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n", reason: "invalid request target"},
+	{name: "non-http scheme", in: "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", reason: "invalid request target"},
+	{name: "userinfo in absolute form", in: "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", reason: "invalid request target"},
+	{name: "non-ascii target", in: "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", reason: "invalid request target"},
+	{name: "missing host", in: "GET / HTTP/1.1\r\n\r\n", reason: "missing Host"},
+	{name: "two hosts", in: "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", reason: "multiple Host"},
+	{name: "head too large", max: 64, in: hdr("X: " + strings.Repeat("a", 64) + "\r\n"), reason: "head too large"},
+	{name: "head too large unterminated", max: 64, in: "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 200), reason: "head too large"},
+	{name: "head at the limit", max: 64, in: hdr("X: "+strings.Repeat("a", 32)+"\r\n") + hdr("Y: "+strings.Repeat("b", 32)+"\r\n")},
+	{name: "head one over the limit", max: 63, in: hdr("X: " + strings.Repeat("a", 32) + "\r\n"), reason: "head too large"},
+	{name: "valid then smuggled", in: getA + postCL + post("Content-Length: 1\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+		reason: "Transfer-Encoding with Content-Length", prefix: getA + postCL},
+	{name: "rejected then more", in: hdr("X: a\x00\r\n") + getA, reason: "NUL in head"},
+
+	{name: "chunk size not hex", in: chunkHd + "zz\r\n", reason: "invalid chunk size line", prefix: chunkHd, bodyErr: true},
+	{name: "chunk size empty", in: chunkHd + "\r\n", reason: "invalid chunk size line", prefix: chunkHd, bodyErr: true},
+	{name: "chunk size bare LF", in: chunkHd + "5\nhello\r\n0\r\n\r\n", reason: "invalid chunk size line", prefix: chunkHd + "5", bodyErr: true},
+	{name: "chunk size space before ext", in: chunkHd + "5 ;x\r\nhello\r\n0\r\n\r\n", reason: "invalid chunk size line", prefix: chunkHd + "5", bodyErr: true},
+	{name: "chunk size trailing space", in: chunkHd + "5 \r\nhello\r\n0\r\n\r\n", reason: "invalid chunk size line", prefix: chunkHd + "5", bodyErr: true},
+	{name: "chunk size overflow", in: chunkHd + "1000000000000000\r\n", reason: "chunk size too large", prefix: chunkHd + "100000000000000", bodyErr: true},
+	{name: "chunk ext control char", in: chunkHd + "5;a\x00\r\n", reason: "invalid chunk extension", prefix: chunkHd + "5;a", bodyErr: true},
+	{name: "chunk line too long", in: chunkHd + "5;" + strings.Repeat("x", 1100) + "\r\n", reason: "chunk line too long",
+		prefix: chunkHd + "5;" + strings.Repeat("x", 1022), bodyErr: true},
+	{name: "chunk data without CRLF", in: chunkHd + "5\r\nhelloX\r\n0\r\n\r\n", reason: "missing CRLF after chunk data", prefix: chunkHd + "5\r\nhello", bodyErr: true},
+	{name: "chunk data with LF only", in: chunkHd + "5\r\nhello\n0\r\n\r\n", reason: "missing CRLF after chunk data", prefix: chunkHd + "5\r\nhello", bodyErr: true},
+	{name: "trailer obs-fold", in: chunkHd + "0\r\nX: a\r\n b\r\n\r\n", reason: "invalid trailer", prefix: chunkHd + "0\r\nX: a\r\n", bodyErr: true},
+	{name: "trailer bare LF end", in: chunkHd + "0\r\n\n", reason: "invalid trailer", prefix: chunkHd + "0\r\n", bodyErr: true},
+	{name: "trailer space before colon", in: chunkHd + "0\r\nX : a\r\n\r\n", reason: "invalid trailer", prefix: chunkHd + "0\r\nX", bodyErr: true},
+	{name: "too much chunk overhead", in: chunkHd + strings.Repeat("1;"+strings.Repeat("e", 200)+"\r\nx\r\n", 100),
+		reason: "too much chunk overhead", prefix: chunkHd + strings.Repeat("1;"+strings.Repeat("e", 200)+"\r\nx\r\n", 88) + "1;" + strings.Repeat("e", 200) + "\r", bodyErr: true},
+}
+
+// drain reads c to its end with reads of size rs.
+func drain(t *testing.T, c *Conn, rs int) ([]byte, error) {
+	t.Helper()
+	var out []byte
+	p := make([]byte, rs)
+	for i := 0; i < 1<<20; i++ {
+		n, err := c.Read(p)
+		out = append(out, p[:n]...)
+		if err != nil {
+			return out, err
+		}
+	}
+	t.Fatalf("read did not end")
+	return nil, nil
+}
+
+func (tc streamCase) want() (out string, err error) {
+	switch {
+	case tc.reason == "":
+		return tc.in, io.EOF
+	case tc.bodyErr:
+		return tc.prefix, ErrRejected
+	}
+	return tc.prefix + markerRequest, io.EOF
+}
+
+func splits(in string) map[string][][]byte {
+	m := map[string][][]byte{"whole": {[]byte(in)}}
+	var bytewise [][]byte
+	for i := range len(in) {
+		bytewise = append(bytewise, []byte{in[i]})
+	}
+	m["bytewise"] = bytewise
+	if len(in) <= 600 {
+		for i := 1; i < len(in); i++ {
+			m[fmt.Sprintf("split%d", i)] = [][]byte{[]byte(in[:i]), []byte(in[i:])}
+		}
+	}
+	return m
+}
+
+// TestGuardStreams runs every stream through the guard with many read
+// boundaries and caller buffer sizes, and checks the exact output: the
+// stream itself when accepted, the valid prefix plus the marker request
+// when a head is rejected, the valid prefix then ErrRejected for a bad
+// chunked body.
+func TestGuardStreams(t *testing.T) {
+	for _, tc := range streamCases {
+		t.Run(tc.name, func(t *testing.T) {
+			wantOut, wantErr := tc.want()
+			for sname, chunks := range splits(tc.in) {
+				for _, rs := range []int{1, 7, 600, 4096} {
+					c := Wrap(&scriptConn{chunks: chunks}, Options{MaxHeadBytes: tc.max})
+					out, err := drain(t, c, rs)
+					if string(out) != wantOut || !errors.Is(err, wantErr) {
+						t.Fatalf("%s, reads of %d: got %s, %v; want %s, %v", sname, rs, short(out), err, short([]byte(wantOut)), wantErr)
+					}
+					reason, ok := c.Rejected()
+					if reason != tc.reason || ok != (tc.reason != "") {
+						t.Fatalf("%s, reads of %d: Rejected() = %q, %v; want %q", sname, rs, reason, ok, tc.reason)
+					}
+					if c.Passthrough() != tc.pass {
+						t.Fatalf("%s, reads of %d: Passthrough() = %v, want %v", sname, rs, c.Passthrough(), tc.pass)
+					}
+					// Every later read keeps failing the same way.
+					if n, err2 := c.Read(make([]byte, 10)); n != 0 || !errors.Is(err2, wantErr) {
+						t.Fatalf("%s: read after end = %d, %v; want 0, %v", sname, n, err2, wantErr)
+					}
+				}
+			}
+		})
+	}
+}
+
+// timeoutConn returns a timeout error once, then the rest of the stream.
+type timeoutConn struct {
+	scriptConn
+	fired bool
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func (c *timeoutConn) Read(p []byte) (int, error) {
+	if !c.fired && len(c.chunks) == 1 {
+		c.fired = true
+		return 0, timeoutErr{}
+	}
+	return c.scriptConn.Read(p)
+}
+
+// TestTimeoutIsTransient checks that a read timeout (net/http aborts its
+// background read that way) neither ends the stream nor loses a partial
+// head.
+func TestTimeoutIsTransient(t *testing.T) {
+	in := getA + postCL
+	c := Wrap(&timeoutConn{scriptConn: scriptConn{chunks: [][]byte{[]byte(in[:40]), []byte(in[40:])}}}, Options{})
+	var out []byte
+	var timeouts int
+	p := make([]byte, 4096)
+	for i := 0; i < 100; i++ {
+		n, err := c.Read(p)
+		out = append(out, p[:n]...)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			timeouts++
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+	}
+	if timeouts != 1 || string(out) != in {
+		t.Fatalf("got %q with %d timeouts; want %q with 1", out, timeouts, in)
+	}
+}
+
+// TestBufferReleased checks that the pooled buffer is given back once a
+// split head has been handed out.
+func TestBufferReleased(t *testing.T) {
+	c := Wrap(&scriptConn{chunks: [][]byte{[]byte(getA[:10]), []byte(getA[10:])}}, Options{})
+	out, _ := drain(t, c, 4096)
+	if !bytes.Equal(out, []byte(getA)) {
+		t.Fatalf("got %q", out)
+	}
+	if c.bp != nil || c.buf != nil {
+		t.Fatalf("buffer still held after the head was handed out")
+	}
+}
+
+// short quotes b, eliding the middle of long values.
+func short(b []byte) string {
+	if len(b) <= 200 {
+		return fmt.Sprintf("%q", b)
+	}
+	return fmt.Sprintf("%q...(%d bytes)...%q", b[:100], len(b)-200, b[len(b)-100:])
+}
