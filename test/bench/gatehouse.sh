@@ -1,0 +1,75 @@
+# Adapter: Gatehouse, for the side-by-side benchmark in ../shared/bench.
+#   BENCH_ADAPTERS=test/bench ../shared/bench/run --only nginx,haproxy,gatehouse
+# Sourced by the harness (see its README, "Adding an adapter"). Builds the
+# binary from this checkout unless GATEHOUSE_BIN names one. Fairness rules
+# followed: 127.0.0.1 only, access log off, one core (launch sets
+# GOMAXPROCS=1), HTTP/1.1 keep-alive to both backends, round robin,
+# WebSocket upgrades passed through, TLS session resumption off (tickets off
+# is Gatehouse's default), X-Forwarded-For/-Proto added (always).
+
+GATEHOUSE_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+gatehouse_bin() {
+	if [ -n "${GATEHOUSE_BIN:-}" ]; then
+		echo "$GATEHOUSE_BIN"
+		return
+	fi
+	local out="${TMPDIR:-/tmp}/gatehouse-bench-bin/gatehouse"
+	mkdir -p "$(dirname "$out")"
+	(cd "$GATEHOUSE_SRC" && ${GO:-go} build -trimpath -o "$out" ./cmd/gatehouse) >&2 || return 1
+	echo "$out"
+}
+
+adapter_version() { "$(gatehouse_bin)" version 2>/dev/null | sed 's/^gatehouse //' || echo unknown; }
+
+adapter_start() {
+	local bin
+	bin=$(gatehouse_bin) || return 1
+	cat >"$WORKDIR/gatehouse.toml" <<CONF
+state_dir = "$WORKDIR/state"
+
+[log]
+level = "warn"
+
+[listeners.http]
+address = "127.0.0.1:$HTTP_PORT"
+
+[listeners.https]
+address = "127.0.0.1:$HTTPS_PORT"
+http2 = false              # the harness measures HTTP/1.1 over TLS
+session_tickets = false    # every new connection is a full handshake
+
+[listeners.admin]
+address = ""               # no admin listener: nothing else on the proxy CPU
+
+[limits]
+conn_per_ip = 0            # every benchmark connection comes from 127.0.0.1
+
+[timeouts]
+keepalive = "75s"          # as the nginx adapter's keepalive_timeout
+
+[sites.bench]
+hosts = ["localhost"]
+default = true
+tls = "files"
+cert_file = "$TLS_CERT"
+key_file = "$TLS_KEY"
+hsts = "off"
+redirect_https = false
+access_log = "off"
+
+[[sites.bench.routes]]
+path = "/"
+upstream = "backends"
+websocket = { enabled = true, origins = ["*"], idle_timeout = "1h" }
+
+[upstreams.backends]
+policy = "round_robin"
+keepalive = 64             # idle connections per backend, as the others
+servers = [
+  { name = "b1", address = "$BACKEND1" },
+  { name = "b2", address = "$BACKEND2" },
+]
+CONF
+	launch "$bin" run -config "$WORKDIR/gatehouse.toml"
+}
