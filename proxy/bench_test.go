@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-proxy/gatehouse/config"
+)
+
+// staticTransport answers every request with a canned 200 without any
+// network: it is registered on the route's *http.Transport for the "http"
+// scheme, so Transport.RoundTrip hands requests to it.
+type staticTransport struct{ header http.Header }
+
+func (s staticTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode:    200,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        s.header,
+		ContentLength: 2,
+		Body:          &okBody{},
+		Request:       req,
+	}, nil
+}
+
+// okBody is a two-byte body, "ok".
+type okBody struct{ done bool }
+
+func (b *okBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	b.done = true
+	return copy(p, "ok"), io.EOF
+}
+
+func (b *okBody) Close() error { return nil }
+
+// discardWriter is a minimal reusable http.ResponseWriter.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+const benchConfig = `
+[listeners.http]
+address = "127.0.0.1:0"
+
+[listeners.https]
+address = ""
+
+[listeners.admin]
+address = ""
+
+[sites.app]
+hosts = ["app.test"]
+tls = "off"
+access_log = "ACCESSLOG"
+
+[[sites.app.routes]]
+path = "/"
+upstream = "app"
+
+[upstreams.app]
+servers = [{ name = "b1", address = "127.0.0.1:9" }, { name = "b2", address = "127.0.0.2:9" }]
+`
+
+// BenchmarkServeHTTP measures a small GET through the whole Edge handler
+// (site and route lookup, client address, balancer pick, backend request
+// construction, response copy, metrics, access log) with a static
+// RoundTripper in place of the network.
+func BenchmarkServeHTTP(b *testing.B) {
+	for _, bc := range []struct{ name, accessLog string }{
+		{"nolog", "off"},
+		{"jsonlog", "stderr"}, // AccessLogs.Stderr is io.Discard below
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg, err := config.Parse([]byte(strings.Replace(benchConfig, "ACCESSLOG", bc.accessLog, 1)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			logs := NewAccessLogs()
+			logs.Stderr = io.Discard
+			rt, err := Build(context.Background(), cfg, Deps{AccessLogs: logs})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rt.Close()
+			static := staticTransport{header: http.Header{"Content-Type": {"text/plain"}, "Content-Length": {"2"}}}
+			for _, s := range rt.sites {
+				for _, r := range s.routes {
+					r.transport.RegisterProtocol("http", static)
+				}
+			}
+			e := NewEdge(EdgeOptions{})
+			defer e.Close()
+			e.Swap(rt)
+
+			req := httptest.NewRequest("GET", "http://app.test/api/items?page=2", nil)
+			req.Header.Set("User-Agent", "bench/1.0")
+			req.Header.Set("Accept", "application/json")
+			req.Header.Set("Cookie", "sessionid=abc; csrftoken=def")
+			ci := &connInfo{listener: "http", peer: netip.MustParseAddr("192.0.2.10")}
+			req = req.WithContext(withConnInfo(req.Context(), ci))
+			w := &discardWriter{h: http.Header{}}
+
+			e.ServeHTTP(w, req)
+			if w.code != 200 {
+				b.Fatalf("warm-up request: status %d, want 200", w.code)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				clear(w.h)
+				w.code = 0
+				e.ServeHTTP(w, req)
+			}
+			b.StopTimer()
+			if w.code != 200 {
+				b.Fatalf("status %d, want 200", w.code)
+			}
+		})
+	}
+}
