@@ -1,0 +1,138 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const modulePath = "github.com/gatehouse-proxy/gatehouse"
+
+// listedPackage is the part of `go list -json` the guard tests read.
+type listedPackage struct {
+	ImportPath   string
+	Name         string
+	Doc          string
+	GoFiles      []string
+	Imports      []string
+	Deps         []string
+	TestImports  []string
+	XTestImports []string
+	Error        *struct{ Err string }
+}
+
+var (
+	listOnce sync.Once
+	listPkgs []listedPackage
+	listErr  error
+)
+
+// goList runs `go list -e -json ./...` once for the module.
+func goList(t *testing.T) []listedPackage {
+	t.Helper()
+	listOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "list", "-e", "-json", "./...")
+		cmd.Dir = moduleRoot
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			listErr = errors.New("go list: " + err.Error() + "\n" + stderr.String())
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(out))
+		for {
+			var p listedPackage
+			if err := dec.Decode(&p); err == io.EOF {
+				break
+			} else if err != nil {
+				listErr = err
+				return
+			}
+			listPkgs = append(listPkgs, p)
+		}
+	})
+	if listErr != nil {
+		t.Fatal(listErr)
+	}
+	return listPkgs
+}
+
+// rel is a package path relative to the module ("" for the root).
+func rel(importPath string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(importPath, modulePath), "/")
+}
+
+// under reports whether the module-relative path p is dir or inside it.
+func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+
+// TestDependencies enforces the one-way package graph of STYLE.md §4 on
+// the transitive (non-test) dependencies of every package.
+func TestDependencies(t *testing.T) {
+	t.Parallel()
+	pkgs := goList(t)
+	found := map[string]bool{}
+	for _, p := range pkgs {
+		if p.Error != nil {
+			t.Logf("note: go list reports for %s: %s", p.ImportPath, p.Error.Err)
+		}
+		me := rel(p.ImportPath)
+		found[strings.SplitN(me, "/", 2)[0]] = true
+		for _, d := range p.Deps {
+			project := strings.HasPrefix(d, modulePath+"/")
+			dep := rel(d)
+			switch {
+			case under(me, "config") && project:
+				t.Errorf("%s depends on project package %s: config must import no project package", p.ImportPath, d)
+			case (under(me, "balancer") || under(me, "ratelimit")) &&
+				(d == "net/http" || strings.HasPrefix(d, "net/http/") || strings.HasPrefix(d, "github.com/prometheus/")):
+				t.Errorf("%s depends on %s: balancer and ratelimit must stay free of net/http and Prometheus", p.ImportPath, d)
+			case under(me, "tlsedge") && project &&
+				(under(dep, "proxy") || under(dep, "balancer") || under(dep, "ratelimit") || under(dep, "config")):
+				t.Errorf("%s depends on %s: tlsedge must not import proxy, balancer, ratelimit or config", p.ImportPath, d)
+			case under(me, "proxy") && project && under(dep, "tlsedge"):
+				t.Errorf("%s depends on %s: proxy must not import tlsedge (cmd wires them)", p.ImportPath, d)
+			}
+		}
+		// Nothing imports cmd/..., not even tests.
+		for _, list := range [][]string{p.Deps, p.Imports, p.TestImports, p.XTestImports} {
+			for _, d := range list {
+				if strings.HasPrefix(d, modulePath+"/cmd/") && d != p.ImportPath {
+					t.Errorf("%s imports %s: nothing may import a command", p.ImportPath, d)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"config", "proxy", "balancer", "ratelimit", "tlsedge", "cmd"} {
+		if !found[want] {
+			t.Errorf("go list found no package under %s/: the guard would check nothing there", want)
+		}
+	}
+}
+
+// TestPackageDocs: every package has a package doc comment.
+func TestPackageDocs(t *testing.T) {
+	t.Parallel()
+	pkgs := goList(t)
+	if len(pkgs) < 5 {
+		t.Fatalf("go list found %d packages, want the whole module", len(pkgs))
+	}
+	for _, p := range pkgs {
+		if len(p.GoFiles) == 0 {
+			t.Errorf("%s has no non-test Go files (so no place for a package doc); add a doc.go", p.ImportPath)
+			continue
+		}
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("%s has no package doc comment", p.ImportPath)
+		}
+	}
+}
