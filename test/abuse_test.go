@@ -292,8 +292,9 @@ func TestAbuseRateLimit(t *testing.T) {
 	}
 }
 
-// TestAbuseRateLimitSustained: the api zone (20r/s, burst 10) hit as fast
-// as four connections can for 3 s serves 10 + 20×elapsed requests.
+// TestAbuseRateLimitSustained: the api zone (20r/s, burst 10) hit by four
+// keep-alive connections for 3 s (up to ≈ 4,000 requests/s, 200 times the
+// rate) serves 10 + 20×elapsed requests.
 func TestAbuseRateLimitSustained(t *testing.T) {
 	t.Parallel()
 	be := newBackend(t, "b1", nil)
@@ -312,7 +313,10 @@ func TestAbuseRateLimitSustained(t *testing.T) {
 	for range workers {
 		go func() {
 			var r tally
-			for i := 0; i < 5000 && time.Now().Before(deadline); i++ {
+			// About 1,000 requests per second per worker: 50 times the
+			// zone's rate, without flooding the log.
+			for i := 0; i < 4000 && time.Now().Before(deadline); i++ {
+				time.Sleep(time.Millisecond)
 				resp, _, err := abuseTryGet(c, url, nil)
 				switch {
 				case err != nil:
@@ -347,8 +351,8 @@ func TestAbuseRateLimitSustained(t *testing.T) {
 	// server's first and last decisions fall inside the client's window, so
 	// served ≤ want (+1 for a token ready at the edge) and only a few
 	// tokens' worth of the window can be lost to request latency.
-	if float64(sum.ok) > want+1 || float64(sum.ok) < want-4 {
-		t.Errorf("served %d, want %.1f (−4/+1)", sum.ok, want)
+	if float64(sum.ok) > want+1 || float64(sum.ok) < want-5 {
+		t.Errorf("served %d, want %.1f (−5/+1)", sum.ok, want)
 	}
 	if sum.limited < 100 {
 		t.Errorf("only %d requests limited; the test did not push past the rate", sum.limited)
