@@ -716,6 +716,13 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 	if s.TLS != TLSFiles && (r.CertFile != "" || r.KeyFile != "") {
 		c.errf(key+".cert_file", "cert_file and key_file only apply with tls = \"files\"")
 	}
+	if s.TLS == TLSSelfSigned {
+		for i, h := range s.Hosts {
+			if strings.HasPrefix(h, "*.") {
+				c.errf(fmt.Sprintf("%s.hosts[%d]", key, i), "wildcard %q: a self-signed development certificate is made for exact names only", h)
+			}
+		}
+	}
 	if s.TLS == TLSACME {
 		for i, h := range s.Hosts {
 			if strings.HasPrefix(h, "*.") {

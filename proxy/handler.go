@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
+	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
 // request is the per-request state of the handler, pooled.
@@ -61,6 +62,16 @@ func (q *request) serve() {
 		}
 	}
 	q.client = clientAddr(q.rt.trusted, q.ci.peer, r.Header["X-Forwarded-For"], headerValue(r.Header, "X-Real-Ip"))
+	if j := q.rt.deps.Jail; j != nil {
+		// Bans are enforced at accept on the TCP peer; behind a trusted
+		// proxy (or on a keep-alive connection that outlived the ban's
+		// start) the client is only known here.
+		if banned, _ := j.BannedAt(ratelimit.KeyOf(q.client, q.rt.cfg.Limits.IPv6Prefix), q.start); banned {
+			q.e.metrics.rejected.WithLabelValues("banned").Inc()
+			q.fail(http.StatusForbidden, true)
+			return
+		}
+	}
 	host := strings.ToLower(hostOnly(r.Host))
 	s := q.rt.siteFor(host)
 	if s == nil {

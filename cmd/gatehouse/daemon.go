@@ -288,15 +288,28 @@ func (d *daemon) reload() {
 	d.log.Info("configuration reloaded", "sites", len(cfg.Sites), "upstreams", len(cfg.Upstreams))
 }
 
+// listenersChanged reports whether b changes settings that a reload does
+// not apply (they are read when the listeners are created).
 func listenersChanged(a, b *config.Config) bool {
-	addr := func(l *config.Listener) string {
+	// Everything of a listener but max_conns (applied on reload).
+	l := func(l *config.Listener) string {
 		if l == nil {
 			return ""
 		}
-		return l.Address
+		c := *l
+		c.MaxConns = 0
+		return fmt.Sprintf("%+v", c)
 	}
-	return addr(a.HTTP) != addr(b.HTTP) || addr(a.HTTPS) != addr(b.HTTPS) || a.Admin.Address != b.Admin.Address ||
-		a.Timeouts != b.Timeouts || a.Limits != b.Limits
+	return l(a.HTTP) != l(b.HTTP) || l(a.HTTPS) != l(b.HTTPS) ||
+		a.Admin.Address != b.Admin.Address ||
+		a.Timeouts.ClientHeader != b.Timeouts.ClientHeader || a.Timeouts.Keepalive != b.Timeouts.Keepalive ||
+		a.Limits.MaxHeaderBytes != b.Limits.MaxHeaderBytes || a.Limits.HTTP2MaxStreams != b.Limits.HTTP2MaxStreams ||
+		a.Limits.IPv6Prefix != b.Limits.IPv6Prefix || !sameBan(a.Ban, b.Ban) ||
+		a.Log != b.Log || a.StateDir != b.StateDir
+}
+
+func sameBan(a, b config.Ban) bool {
+	return a.Enabled == b.Enabled && a.MaxRetry == b.MaxRetry && a.FindTime == b.FindTime && a.BanTime == b.BanTime
 }
 
 // tlsConfigOf is the certificate part of cfg.
