@@ -115,7 +115,7 @@ func TestRoutesLongestPrefixFirst(t *testing.T) {
 	c, err := Parse([]byte(`
 [sites.a]
 hosts = ["a.example", "*.b.example"]
-tls = "self_signed"
+tls = "off"
 [[sites.a.routes]]
 path = "/"
 upstream = "app"
