@@ -42,9 +42,12 @@ func (q *request) serveWebSocket() {
 		return
 	}
 	clientSlot := ws.MaxPerClient > 0
+	// q is pooled and zeroed when ServeHTTP returns, long before OnEnd
+	// runs: keep the client address in a local.
+	client := q.client
 	releaseClient := func() {
 		if clientSlot {
-			e.wsClientRelease(q.client)
+			e.wsClientRelease(client)
 		}
 	}
 
