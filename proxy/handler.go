@@ -138,8 +138,16 @@ func (q *request) redirect(host string) {
 // fail answers with an error page.
 func (q *request) fail(code int, close bool) {
 	q.status = code
-	if q.ci.tls && q.site != nil && q.site.hstsValue != nil {
-		q.w.Header()["Strict-Transport-Security"] = q.site.hstsValue
+	if q.ci.tls {
+		s := q.site
+		if s == nil && q.ci.state != nil {
+			// No site for the Host (421): the browser applies HSTS to
+			// the name it connected to, which is the SNI name.
+			s = q.rt.siteFor(strings.ToLower(q.ci.state.ServerName))
+		}
+		if s != nil && s.hstsValue != nil {
+			q.w.Header()["Strict-Transport-Security"] = s.hstsValue
+		}
 	}
 	writeError(q.w, q.site, code, close)
 }
