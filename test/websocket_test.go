@@ -1062,6 +1062,12 @@ func TestWebSocketPerClientCap(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
+			m := e.metrics()
+			for _, l := range strings.Split(m, "\n") {
+				if strings.HasPrefix(l, "gatehouse_websocket") {
+					t.Log(l)
+				}
+			}
 			t.Fatalf("after closing one of two, a new upgrade still fails: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
