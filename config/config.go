@@ -76,6 +76,8 @@ type Admin struct {
 	// Token, when set, is required (Authorization: Bearer) on control
 	// endpoints (bans, drain).
 	Token string
+	// Pprof serves Go's profiler under /debug/pprof/ (off by default).
+	Pprof bool
 }
 
 // Timeouts are the client- and upstream-side defaults; routes and

@@ -390,7 +390,7 @@ func cipherSuite(name string) (uint16, error) {
 }
 
 func (c *compiler) admin(r rawAdmin) Admin {
-	a := Admin{Address: DefaultAdminAddress, Token: r.Token}
+	a := Admin{Address: DefaultAdminAddress, Token: r.Token, Pprof: r.Pprof}
 	if r.Address != nil {
 		a.Address = *r.Address
 	}

@@ -52,6 +52,7 @@ type rawAdmin struct {
 	Address     *string `toml:"address"`
 	AllowRemote bool    `toml:"allow_remote"`
 	Token       string  `toml:"token"`
+	Pprof       bool    `toml:"pprof"`
 }
 
 type rawTimeouts struct {
