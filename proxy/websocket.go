@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
+	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
-	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/proxy/wstunnel"
+	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
 // serveWebSocket proxies an HTTP/1.1 WebSocket upgrade: validate, check the
@@ -398,18 +399,28 @@ func (e *Edge) closeOrphanTunnels(rt *Runtime) {
 	if !any {
 		return
 	}
-	delay, spread := time.Duration(0), time.Duration(0)
+	// The largest close_delay and close_spread of the WebSocket routes in
+	// rt (an explicit zero is honoured; routes without websocket.enabled
+	// do not count); the defaults when rt has none.
+	delay, spread := config.DefaultWebSocketCloseDelay, config.DefaultWebSocketCloseSpread
+	seen := false
 	for _, s := range rt.cfg.Sites {
 		for _, r := range s.Routes {
+			if !r.WebSocket.Enabled {
+				continue
+			}
+			if !seen {
+				delay, spread, seen = r.WebSocket.CloseDelay, r.WebSocket.CloseSpread, true
+			}
 			delay = max(delay, r.WebSocket.CloseDelay)
 			spread = max(spread, r.WebSocket.CloseSpread)
 		}
 	}
-	if delay == 0 && spread == 0 {
-		delay, spread = 10*time.Second, 10*time.Second
-	}
 	time.AfterFunc(delay, func() {
 		cur := e.rt.Load()
+		if cur == nil {
+			return // shutting down: ShutdownTunnels closes them with 1001
+		}
 		n := e.Tunnels.CloseMatching(func(t *wstunnel.Tunnel) bool { return cur.orphaned(t.Labels()) },
 			wstunnel.CloseServiceRestart, "service restart", "route_removed", spread)
 		if n > 0 {
