@@ -81,7 +81,7 @@ func (e *Edge) Runtime() *Runtime { return e.rt.Load() }
 // 1012 after the route's close delay, spread over its close spread.
 func (e *Edge) Swap(rt *Runtime) (old *Runtime) {
 	old = e.rt.Swap(rt)
-	if old != nil {
+	if old != nil && rt != nil { // nil: shutting down, Close ends the tunnels
 		e.closeOrphanTunnels(rt)
 	}
 	return old
