@@ -727,6 +727,35 @@ func TestWebSocketReloadRemovesServer(t *testing.T) {
 	e.wsWaitMetric(t, `gatehouse_websocket_closes_total{cause="route_removed",code="1012"}`, 1)
 }
 
+// TestWebSocketReloadZeroDelay: close_delay = "0s" and close_spread =
+// "0s" on the WebSocket route mean what they say, even when the site also
+// has an ordinary route (whose websocket settings are defaults): a reload
+// removing the stream's server closes it at once.
+func TestWebSocketReloadZeroDelay(t *testing.T) {
+	t.Parallel()
+	b1, b2 := newWSServer(t, "b1"), newWSServer(t, "b2")
+	routes := "\n[[sites.app.routes]]\npath = \"/\"\nupstream = \"app\"\n" +
+		wsRoute("/ws/", `close_delay = "0s"`, `close_spread = "0s"`)
+	e := startWSEdge(t, routes, wsServers("", b1))
+	c, _ := e.mustDial(t, "/ws/push/", nil)
+	r := wsReadPush(c)
+	r.next(t)
+
+	start := time.Now()
+	e.reload(routes, wsServers("", b2))
+	select {
+	case err := <-r.end:
+		if code := wsCloseCode(err); code != websocket.CloseServiceRestart {
+			t.Errorf("stream ended with %v (code %d), want a Close 1012", err, code)
+		}
+		if after := time.Since(start); after > 2*time.Second {
+			t.Errorf("closed %v after the reload, want at once (close_delay = 0s)", after)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("stream still open 3s after its server was removed with close_delay = 0s, close_spread = 0s")
+	}
+}
+
 // TestWebSocketShutdown: SIGTERM sends 1001 going away to the client and
 // the backend, and the process exits 0.
 func TestWebSocketShutdown(t *testing.T) {
