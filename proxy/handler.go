@@ -231,10 +231,26 @@ func (q *request) forward() {
 		key.Cookie = cookieValue(r.Header, stickyName)
 	}
 	var body *bodyReader
+	tries := 1 + u.cfg.Retries
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		body = newBodyReader(q)
+		if tries > 1 && r.ContentLength > 0 && r.ContentLength <= u.cfg.RetryBodyLimit {
+			// Small bodies are read first so that a retry can send them
+			// again (retry_body_limit).
+			if err := body.buffer(); err != nil {
+				kind := classify(r.Context(), err)
+				if kind == errClientGone {
+					q.status = StatusClientClosed
+					return
+				}
+				q.fail(kind.status(err), true)
+				return
+			}
+		}
 	}
-	tries := 1 + u.cfg.Retries
+	// A request may be sent again after the backend saw it only when
+	// that is safe: an idempotent method, or a body we kept.
+	replayable := body == nil && idempotent(r.Method) || body != nil && body.replay
 	deadline := q.start.Add(u.cfg.RetryBudget)
 	var lastErr error
 	kind := errNoServer
@@ -249,6 +265,9 @@ func (q *request) forward() {
 			lastErr, kind = err, classify(r.Context(), err)
 			break
 		}
+		if body != nil {
+			body.rewind()
+		}
 		out := q.outRequest(b.Addr(), body, stickyName)
 		resp, err := q.route.transport.RoundTrip(out)
 		now := q.e.now()
@@ -258,8 +277,7 @@ func (q *request) forward() {
 				b.ReportFailure(now)
 				q.e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, "status").Inc()
 			}
-			if retryable && u.failMap[resp.StatusCode] && attempt+1 < tries && now.Before(deadline) &&
-				idempotent(r.Method) && (body == nil || body.n == 0) {
+			if retryable && u.failMap[resp.StatusCode] && attempt+1 < tries && now.Before(deadline) && replayable {
 				_ = resp.Body.Close()
 				release()
 				key.Tried.Add(b)
@@ -284,9 +302,9 @@ func (q *request) forward() {
 		if kind == errClientGone || kind == errBodyLimit || kind == errBodyRead {
 			break
 		}
-		untouched := body == nil || body.n == 0
+		untouched := body == nil || body.n == 0 || body.replay
 		retry := attempt+1 < tries && now.Before(deadline) && untouched &&
-			(kind == errDial || kind == errTimeout && idempotent(r.Method))
+			(kind == errDial || kind == errTimeout && replayable)
 		if !retry {
 			break
 		}
@@ -597,6 +615,10 @@ type bodyReader struct {
 	n     int64
 	gap   time.Duration
 	total time.Time
+	// replay: the body was read into buf and is served from there.
+	replay bool
+	buf    []byte
+	off    int
 }
 
 func newBodyReader(q *request) *bodyReader {
@@ -611,7 +633,52 @@ func newBodyReader(q *request) *bodyReader {
 	}
 }
 
+// buffer reads the whole (small, declared-length) body now, so it can be
+// sent again on a retry.
+func (b *bodyReader) buffer() error {
+	buf := make([]byte, 0, b.q.r.ContentLength)
+	for {
+		if len(buf) == cap(buf) {
+			// Read one more byte to see EOF (or a body longer than
+			// declared, which net/http reports as an error).
+			var one [1]byte
+			n, err := b.Read(one[:])
+			if n > 0 {
+				return &bodyError{err: io.ErrUnexpectedEOF}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		n, err := b.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	b.replay, b.buf = true, buf
+	return nil
+}
+
+// rewind starts a kept body over for the next try.
+func (b *bodyReader) rewind() { b.off = 0 }
+
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.replay {
+		if b.off >= len(b.buf) {
+			return 0, io.EOF
+		}
+		n := copy(p, b.buf[b.off:])
+		b.off += n
+		return n, nil
+	}
 	if b.n > b.limit {
 		return 0, &bodyError{limit: true}
 	}
