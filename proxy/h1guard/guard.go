@@ -76,11 +76,12 @@ type Conn struct {
 	buf   []byte
 	r, ok int
 
-	marker    bool  // hand out markerRequest[mpos:] once buf[r:ok] is drained
-	mpos      int   // bytes of markerRequest handed out
-	err       error // returned by every Read once buffered bytes are drained
-	record    bool  // tests only: record head offsets in heads
-	heads     []int64
+	marker    bool    // hand out markerRequest[mpos:] once buf[r:ok] is drained
+	mpos      int     // bytes of markerRequest handed out
+	err       error   // returned by every Read once buffered bytes are drained
+	record    bool    // tests only: record head offsets in heads
+	heads     []int64 // tests only: stream offsets of accepted heads
+	headOff   int64
 	delivered int64 // bytes handed out, only maintained when record is set
 
 	reason atomic.Uint32

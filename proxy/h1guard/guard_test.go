@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,9 @@ var streamCases = []streamCase{
 	{name: "obs-text in value", in: hdr("X-Name: caf\xc3\xa9\r\n")},
 	{name: "body bytes look like a bad head", in: post("Content-Length: 36\r\n", "GET / HTTP/1.1\r\nTransfer-Encoding: x")},
 	{name: "websocket upgrade then binary", in: wsHead + binary, pass: true},
+	{name: "upgrade with a body", in: "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 3\r\n\r\nabc" + binary, pass: true},
+	{name: "upgrade without connection token", in: "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgraded\r\n\r\n" + binary,
+		reason: "control character in head", prefix: "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgraded\r\n\r\n"},
 	{name: "post upgrade is not passthrough", in: "POST / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n" + binary,
 		reason: "control character in head", prefix: "POST / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"},
 
@@ -305,4 +309,17 @@ func short(b []byte) string {
 		return fmt.Sprintf("%q", b)
 	}
 	return fmt.Sprintf("%q...(%d bytes)...%q", b[:100], len(b)-200, b[len(b)-100:])
+}
+
+// TestNoNetHTTP checks that the package itself does not import net/http.
+func TestNoNetHTTP(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports " "}}`, ".").Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	for _, imp := range strings.Fields(string(out)) {
+		if strings.HasPrefix(imp, "net/http") {
+			t.Errorf("h1guard imports %s", imp)
+		}
+	}
 }

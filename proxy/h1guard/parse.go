@@ -64,7 +64,7 @@ func (c *Conn) advance(b []byte, from int) (int, result) {
 				return n, resReject
 			}
 			if c.record {
-				c.heads = append(c.heads, c.delivered+int64(n))
+				c.headOff = c.delivered + int64(n)
 			}
 			if r := c.checkHead(h[:end]); r != 0 {
 				c.reject(r)
@@ -144,6 +144,7 @@ func nextLine(h []byte) (line, rest []byte) {
 
 // checkHead validates a complete head and sets the body state for it.
 func (c *Conn) checkHead(h []byte) reasonCode {
+	full := len(h)
 	for { // blank lines before the request line are handed through
 		if len(h) > 0 && h[0] == '\n' {
 			h = h[1:]
@@ -157,6 +158,7 @@ func (c *Conn) checkHead(h []byte) reasonCode {
 		return 0
 	}
 
+	full -= len(h) // blank lines before the request line
 	line, h := nextLine(h)
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 {
@@ -291,6 +293,9 @@ func (c *Conn) checkHead(h []byte) reasonCode {
 		return rNoHost
 	}
 
+	if c.record {
+		c.heads = append(c.heads, c.headOff+int64(full))
+	}
 	next := stHead
 	if connUpgrade && upHdr && string(method) == "GET" {
 		next = stPass
