@@ -118,7 +118,16 @@ func (c *Conn) Rejected() (reason string, ok bool) {
 // with Upgrade and Connection: upgrade) and stopped inspecting the stream
 // after it. Once it is true, every later byte reaches the caller unchecked,
 // so a handler that does not switch protocols must close the connection.
+// The guard may still hold bytes read after the upgrade head: see Buffered.
 func (c *Conn) Passthrough() bool { return c.pass.Load() }
+
+// Buffered returns how many bytes the guard has read from the wrapped
+// connection and not yet returned from Read (validated bytes waiting for the
+// caller, plus the start of an incomplete head). Reading from NetConn
+// directly, for example to hand a hijacked WebSocket the raw socket, loses
+// these bytes: do it only when Buffered is 0. Call it only while no Read is
+// running, for example after http.Hijacker.Hijack.
+func (c *Conn) Buffered() int { return len(c.buf) - c.r }
 
 // Write writes to the wrapped connection.
 func (c *Conn) Write(p []byte) (int, error) { return c.nc.Write(p) }

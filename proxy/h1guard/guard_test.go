@@ -323,3 +323,28 @@ func TestNoNetHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestBufferedAfterUpgrade checks Buffered: bytes that arrived with an
+// upgrade head read through the small-read path stay in the guard until
+// Read returns them, and Buffered counts them.
+func TestBufferedAfterUpgrade(t *testing.T) {
+	c := Wrap(&scriptConn{chunks: [][]byte{[]byte(wsHead + binary)}}, Options{})
+	p := make([]byte, 1) // net/http's background read size
+	if n, err := c.Read(p); n != 1 || err != nil {
+		t.Fatalf("read = %d, %v", n, err)
+	}
+	if !c.Passthrough() {
+		t.Fatal("not in passthrough after the upgrade head")
+	}
+	if got, want := c.Buffered(), len(wsHead+binary)-1; got != want {
+		t.Fatalf("Buffered() = %d, want %d", got, want)
+	}
+	rest := make([]byte, 4096)
+	n, err := c.Read(rest)
+	if err != nil || string(p)+string(rest[:n]) != wsHead+binary {
+		t.Fatalf("read = %q, %v", rest[:n], err)
+	}
+	if c.Buffered() != 0 {
+		t.Fatalf("Buffered() = %d after draining, want 0", c.Buffered())
+	}
+}
