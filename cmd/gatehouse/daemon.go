@@ -65,6 +65,14 @@ type source struct {
 func (s source) load() (*config.Config, error) {
 	var cfg *config.Config
 	var err error
+	if s.path == "" && s.embedded == nil {
+		// systemd's ConfigurationDirectory= (the unit passes -config too).
+		if dir, _, _ := strings.Cut(os.Getenv("CONFIGURATION_DIRECTORY"), ":"); dir != "" {
+			if p := filepath.Join(dir, "gatehouse.toml"); fileExists(p) {
+				s.path = p
+			}
+		}
+	}
 	if s.path != "" {
 		cfg, err = config.Load(s.path)
 	} else {
@@ -91,6 +99,11 @@ func (s source) load() (*config.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // daemon is one running Gatehouse: the long-lived parts created once, and
@@ -282,16 +295,16 @@ func (d *daemon) reload() {
 		d.log.Error("reload failed; the previous configuration is still serving", "err", err)
 		return
 	}
-	if listenersChanged(d.cfg, cfg) {
-		d.log.Warn("listener settings changed; they take effect at the next restart")
+	if keys := restartOnly(d.cfg, cfg); len(keys) > 0 {
+		d.log.Warn("some changed settings take effect only at the next restart", "keys", strings.Join(keys, ", "))
 	}
 	d.metrics.ReloadResult(true, time.Now())
 	d.log.Info("configuration reloaded", "sites", len(cfg.Sites), "upstreams", len(cfg.Upstreams))
 }
 
-// listenersChanged reports whether b changes settings that a reload does
-// not apply (they are read when the listeners are created).
-func listenersChanged(a, b *config.Config) bool {
+// restartOnly lists the settings b changes that a reload does not apply
+// (they are read when the listeners, the jail or the logger are created).
+func restartOnly(a, b *config.Config) []string {
 	// Everything of a listener but max_conns (applied on reload).
 	l := func(l *config.Listener) string {
 		if l == nil {
@@ -301,12 +314,25 @@ func listenersChanged(a, b *config.Config) bool {
 		c.MaxConns = 0
 		return fmt.Sprintf("%+v", c)
 	}
-	return l(a.HTTP) != l(b.HTTP) || l(a.HTTPS) != l(b.HTTPS) ||
-		a.Admin.Address != b.Admin.Address ||
-		a.Timeouts.ClientHeader != b.Timeouts.ClientHeader || a.Timeouts.Keepalive != b.Timeouts.Keepalive ||
-		a.Limits.MaxHeaderBytes != b.Limits.MaxHeaderBytes || a.Limits.HTTP2MaxStreams != b.Limits.HTTP2MaxStreams ||
-		a.Limits.IPv6Prefix != b.Limits.IPv6Prefix || !sameBan(a.Ban, b.Ban) ||
-		a.Log != b.Log || a.StateDir != b.StateDir
+	var keys []string
+	add := func(changed bool, key string) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	add(l(a.HTTP) != l(b.HTTP), "listeners.http")
+	add(l(a.HTTPS) != l(b.HTTPS), "listeners.https")
+	add(a.Admin != b.Admin, "listeners.admin")
+	add(a.Timeouts.ClientHeader != b.Timeouts.ClientHeader, "timeouts.client_header")
+	add(a.Timeouts.Keepalive != b.Timeouts.Keepalive, "timeouts.keepalive")
+	add(a.Limits.MaxHeaderBytes != b.Limits.MaxHeaderBytes, "limits.max_header_bytes")
+	add(a.Limits.HTTP2MaxStreams != b.Limits.HTTP2MaxStreams, "limits.http2_max_streams")
+	add(a.Limits.IPv6Prefix != b.Limits.IPv6Prefix, "limits.ipv6_prefix")
+	add(!sameBan(a.Ban, b.Ban), "ban")
+	add(a.Log != b.Log, "log")
+	add(a.StateDir != b.StateDir, "state_dir")
+	add(a.GracePeriod != b.GracePeriod, "grace_period")
+	return keys
 }
 
 func sameBan(a, b config.Ban) bool {
