@@ -1,7 +1,7 @@
 # Gatehouse container image: a static binary on a distroless base (no shell,
 # CA certificates included, non-root user 65532).
 #
-#   podman build -t gatehouse .
+#   podman build --format docker -t gatehouse .   # docker format keeps HEALTHCHECK
 #   podman run -d -p 80:80 -p 443:443 \
 #     -v ./gatehouse.toml:/etc/gatehouse/gatehouse.toml:ro \
 #     -v gatehouse-state:/var/lib/gatehouse \
@@ -23,7 +23,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/gatehouse /usr/local/bin/gatehouse
-COPY --from=build --chown=65532:65532 /src/examples/minimal.toml /etc/gatehouse/gatehouse.toml
+COPY --from=build /src/examples/minimal.toml /etc/gatehouse/gatehouse.toml
 # The state directory must be a volume (see above); owned by the runtime
 # user so a fresh named volume is writable.
 COPY --from=build --chown=65532:65532 /out/state /var/lib/gatehouse
@@ -31,9 +31,11 @@ VOLUME ["/var/lib/gatehouse"]
 USER 65532:65532
 EXPOSE 80 443
 # Binding 80/443 as non-root: run with --cap-add=NET_BIND_SERVICE or
-# --sysctl net.ipv4.ip_unprivileged_port_start=80 (Podman rootless does
-# the latter for you).
+# --sysctl net.ipv4.ip_unprivileged_port_start=80. Run the edge container
+# rootful: rootless Podman on a bridge network forwards published ports
+# through rootlessport, which hides client addresses from rate limits and
+# bans (see deploy/podman/).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["/usr/local/bin/gatehouse", "health", "-config", "/etc/gatehouse/gatehouse.toml"]
+  CMD ["/usr/local/bin/gatehouse", "health", "-admin", "127.0.0.1:9180"]
 ENTRYPOINT ["/usr/local/bin/gatehouse"]
 CMD ["run", "-config", "/etc/gatehouse/gatehouse.toml"]
