@@ -295,8 +295,10 @@ func TestAbuseRateLimit(t *testing.T) {
 // TestAbuseRateLimitSustained: the api zone (20r/s, burst 10) hit by four
 // keep-alive connections for 3 s (up to ≈ 4,000 requests/s, 200 times the
 // rate) serves 10 + 20×elapsed requests.
+//
+// Not parallel: the count depends on the clients keeping up demand, and a
+// stall of more than burst/rate (0.5 s) on a loaded machine loses tokens.
 func TestAbuseRateLimitSustained(t *testing.T) {
-	t.Parallel()
 	be := newBackend(t, "b1", nil)
 	g := startGatehouse(t, abuseRateConfig(be.addr()))
 	url := "http://" + g.httpAddr + "/api/x"
@@ -349,10 +351,14 @@ func TestAbuseRateLimitSustained(t *testing.T) {
 	t.Logf("api zone: %d served, %d limited in %.2f s (want ≈ %.1f served)", sum.ok, sum.limited, elapsed, want)
 	// The bucket starts full at the first request and refills 20/s; the
 	// server's first and last decisions fall inside the client's window, so
-	// served ≤ want (+1 for a token ready at the edge) and only a few
-	// tokens' worth of the window can be lost to request latency.
-	if float64(sum.ok) > want+1 || float64(sum.ok) < want-5 {
-		t.Errorf("served %d, want %.1f (−5/+1)", sum.ok, want)
+	// served ≤ want (+1 for a token ready at the edge); a stalled client
+	// loses tokens, so allow 10% fewer.
+	if float64(sum.ok) > want+1 || float64(sum.ok) < want*0.9 {
+		t.Errorf("served %d, want %.1f (−10%%, +1)", sum.ok, want)
+	}
+	if rs := be.requests(); len(rs) > 1 {
+		w := rs[len(rs)-1].Received.Sub(rs[0].Received).Seconds()
+		t.Logf("backend window %.2f s: 10 + 20×window = %.1f", w, 10+20*w)
 	}
 	if sum.limited < 100 {
 		t.Errorf("only %d requests limited; the test did not push past the rate", sum.limited)
@@ -655,8 +661,16 @@ func TestAbuseBan(t *testing.T) {
 			t.Errorf("%s = %v, want ≥ 1", series, v)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "state", "bans.json")); err != nil {
-		t.Errorf("bans.json: %v", err)
+	// The jail writes the file in the background right after a change.
+	for i := 0; ; i++ {
+		_, err := os.Stat(filepath.Join(dir, "state", "bans.json"))
+		if err == nil {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("bans.json not written 5 s after the ban: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// Failed logins count too: ten 401s on a ban_on_status route.
