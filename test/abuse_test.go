@@ -630,8 +630,14 @@ func TestAbuseBan(t *testing.T) {
 			t.Fatalf("request %d: %d, want 429", i+2, resp.StatusCode)
 		}
 	}
-	c.CloseIdleConnections()
 	g.waitLog("client ban", 1, 5*time.Second)
+	// The keep-alive connection predates the ban: its next request is
+	// refused with 403 and the connection closed.
+	resp, _ := abuseGet(t, c, "http://"+g.httpAddr+"/", nil)
+	if resp.StatusCode != 403 || !resp.Close {
+		t.Errorf("request on a keep-alive connection after the ban: %d (close=%v), want 403 and close", resp.StatusCode, resp.Close)
+	}
+	c.CloseIdleConnections()
 
 	err := abuseTLSHandshake("127.0.0.2", g.httpsAddr, ca.pool)
 	if err == nil || !abuseRefusedBeforeTLS(err) {
@@ -650,6 +656,7 @@ func TestAbuseBan(t *testing.T) {
 		`gatehouse_bans_total{kind="ban"}`:                                    1,
 		`gatehouse_bans_active`:                                               1,
 		`gatehouse_ratelimit_requests_total{result="rejected",zone="strict"}`: 10,
+		`gatehouse_requests_rejected_total{reason="banned"}`:                  1,
 	} {
 		if v := abuseMetric(t, g, series); v != want {
 			t.Errorf("%s = %v, want %v", series, v, want)
@@ -705,7 +712,7 @@ func TestAbuseBan(t *testing.T) {
 
 	// Lift it through the admin listener.
 	req, _ := http.NewRequest("DELETE", "http://"+g2.adminAddr+"/bans?addr=127.0.0.2", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
