@@ -54,6 +54,13 @@
 // inspecting the stream: [Conn.Passthrough] reports true and every later byte
 // is handed out unchanged, which is what a hijacked WebSocket needs. The
 // caller must then close the connection unless it switches protocols (101).
+// Only GET switches the guard to passthrough, so a handler must not let a
+// 101 through for any other request. After a hijack, read from the *Conn;
+// reading from [Conn.NetConn] directly is safe only when [Conn.Buffered] is
+// 0, since the guard may already hold bytes that followed the upgrade head.
+//
+// A *Conn hides a wrapped *tls.Conn from net/http, so Request.TLS is nil:
+// take the TLS state from NetConn in http.Server.ConnContext.
 //
 // Bare LF line endings are accepted in heads, as Go accepts them. Blank lines
 // before a request line are handed through (Go discards them after a POST
