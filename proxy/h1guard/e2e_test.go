@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +56,7 @@ func (r *recorder) lines() []string {
 // echoes the next echo bytes, and otherwise records method, path and body.
 func startServer(t *testing.T, o Options, echo int) (addr string, rec *recorder) {
 	t.Helper()
+	checkLeaks(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -307,4 +309,21 @@ func TestEndToEndUpgrade(t *testing.T) {
 	if lines := rec.lines(); len(lines) != 1 || lines[0] != "UPGRADE /ws" {
 		t.Fatalf("handler saw %q", lines)
 	}
+}
+
+// checkLeaks fails the test if it leaves more goroutines running than it
+// found, once its cleanups (registered later, so run earlier) are done.
+func checkLeaks(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		var n int
+		for range 200 {
+			if n = runtime.NumGoroutine(); n <= before {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines left running, had %d:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	})
 }
