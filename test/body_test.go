@@ -123,7 +123,6 @@ func TestBodyLimit(t *testing.T) {
 	})
 
 	t.Run("chunked-past-64k", func(t *testing.T) {
-		before := be.count()
 		head := "POST /small/chunked HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n"
 		// 32 chunks of 8 KiB = 256 KiB, four times the limit.
 		code, err := sendBody(t, g.httpAddr, head, func(w io.Writer) error { return writeChunks(w, 32, 8<<10) })
@@ -131,8 +130,10 @@ func TestBodyLimit(t *testing.T) {
 			t.Fatalf("chunked body growing past 64k: status %d (err %v), want 413", code, err)
 		}
 		// The head may have been forwarded while the body streamed, but the
-		// backend must never see a complete body.
-		for _, s := range be.requests()[before:] {
+		// backend must never see a complete body. The backend records a
+		// request once its body read ends, so give it a moment.
+		rs := waitRequests(be, "/small/chunked", time.Second)
+		for _, s := range rs {
 			if s.BodyErr == nil {
 				t.Errorf("backend read a complete body of %d bytes past the 64 KiB limit", s.Body)
 			}
@@ -150,13 +151,12 @@ func TestBodyLimit(t *testing.T) {
 	})
 
 	t.Run("chunked-exactly-64k", func(t *testing.T) {
-		before := be.count()
 		head := "POST /small/exact HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n"
 		code, err := sendBody(t, g.httpAddr, head, func(w io.Writer) error { return writeChunks(w, 8, 8<<10) })
 		if err != nil || code != 200 {
 			t.Fatalf("chunked body of exactly 64 KiB: status %d (err %v), want 200", code, err)
 		}
-		rs := be.requests()[before:]
+		rs := waitRequests(be, "/small/exact", time.Second)
 		if len(rs) != 1 || rs[0].Body != 64<<10 || rs[0].BodyErr != nil {
 			t.Fatalf("backend saw %+v, want one request with a complete 65536-byte body", rs)
 		}
@@ -198,5 +198,23 @@ func TestSmuggling(t *testing.T) {
 	// The listener still serves well-formed requests.
 	if code, _ := get(t, plainClient(), "http://"+g.httpAddr+"/ok", "app.test", nil); code != 200 {
 		t.Errorf("well-formed GET after the smuggling attempts: %d, want 200", code)
+	}
+}
+
+// waitRequests returns the backend's requests for uri, waiting up to
+// timeout for at least one to be recorded.
+func waitRequests(be *backend, uri string, timeout time.Duration) []seen {
+	deadline := time.Now().Add(timeout)
+	for {
+		var out []seen
+		for _, s := range be.requests() {
+			if s.URI == uri {
+				out = append(out, s)
+			}
+		}
+		if len(out) > 0 || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
