@@ -257,7 +257,7 @@ func (b *Backend) ReportFailure(now time.Time) {
 // ReportCheck records one active health-check result. Rise consecutive
 // passes bring a down backend up (starting slow start); Fall consecutive
 // failures take an up backend down. Transitions call OnStateChange with
-// reason.
+// reason. A down→up transition also ends any passive-health exclusion.
 func (b *Backend) ReportCheck(ok bool, reason string) {
 	o := &b.pool.o
 	s := b.st
@@ -305,6 +305,11 @@ func (b *Backend) SetUp(up bool, reason string) {
 func (s *addrState) setUp(up bool, now time.Time) {
 	if up {
 		s.upSince.Store(now.UnixNano())
+		// A server the active check has just seen come back (a restarted
+		// container) is not kept out for the rest of a passive
+		// fail_timeout earned while it was down.
+		s.downTill.Store(0)
+		s.failCount = 0
 	}
 	s.up.Store(up)
 }
