@@ -204,16 +204,30 @@ type lbResult struct {
 	err     error
 }
 
-// lbDo sends a request for path through c to the gatehouse; it never
+// lbClient is a client whose every connection goes to g's plain
+// listener, so URLs can name the site (http://app.test/...) and cookie
+// jars key cookies by the site's name, as a browser would.
+func lbClient(g *gatehouse) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8,
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, "tcp", g.httpAddr)
+			}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// lbDo sends a request for http://app.test+path through c (an lbClient); it never
 // calls t.Fatal, so goroutines may use it.
 func lbDo(c *http.Client, g *gatehouse, method, path string, hdr http.Header) lbResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+g.httpAddr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://app.test"+path, nil)
 	if err != nil {
 		return lbResult{err: err}
 	}
-	req.Host = "app.test"
 	for k, vv := range hdr {
 		req.Header[k] = vv
 	}
@@ -301,7 +315,7 @@ func TestUpstreamWeightedRoundRobin(t *testing.T) {
 	t.Parallel()
 	ss := lbThree(t)
 	g := startGatehouse(t, lbConfig(lbServers(ss, 3, 2, 1)))
-	c := plainClient()
+	c := lbClient(g)
 	counts := map[string]int{}
 	const n = 600
 	for i := 0; i < n; i++ {
@@ -329,7 +343,7 @@ func TestUpstreamPolicies(t *testing.T) {
 		t.Parallel()
 		ss := lbThree(t)
 		g := startGatehouse(t, lbConfig(`policy = "random_two"`+"\n"+lbServers(ss, 3, 2, 1)))
-		c := plainClient()
+		c := lbClient(g)
 		counts := map[string]int{}
 		const n = 600
 		for i := 0; i < n; i++ {
@@ -348,9 +362,8 @@ func TestUpstreamPolicies(t *testing.T) {
 	t.Run("ip_hash", func(t *testing.T) {
 		t.Parallel()
 		ss := lbThree(t)
-		g := startGatehouse(t, strings.Replace(lbConfig(`policy = "ip_hash"`+"\n"+lbServers(ss)),
-			"[sites.app]", "trusted_proxies = [\"127.0.0.1/32\"]\n\n[sites.app]", 1))
-		c := plainClient()
+		g := startGatehouse(t, "trusted_proxies = [\"127.0.0.1/32\"]\n"+lbConfig(`policy = "ip_hash"`+"\n"+lbServers(ss)))
+		c := lbClient(g)
 		mapping := map[string]string{}
 		used := map[string]int{}
 		for round := 0; round < 3; round++ {
@@ -378,7 +391,7 @@ func TestUpstreamPolicies(t *testing.T) {
 		t.Parallel()
 		ss := lbThree(t)
 		g := startGatehouse(t, lbConfig(`policy = "least_conn"`+"\n"+lbServers(ss, 2, 1, 1)))
-		c := plainClient()
+		c := lbClient(g)
 		// Hold four requests one after another: lowest in-flight/weight
 		// gives s1 (weight 2) two and s2, s3 one each, whatever the ties.
 		var wg sync.WaitGroup
@@ -394,8 +407,8 @@ func TestUpstreamPolicies(t *testing.T) {
 			})
 		}
 		held := []int64{ss[0].held.Load(), ss[1].held.Load(), ss[2].held.Load()}
-		for _, s := range ss {
-			for s.held.Load() > 0 {
+		for i, s := range ss {
+			for range held[i] {
 				s.gate <- struct{}{}
 			}
 		}
@@ -432,9 +445,9 @@ secret = "test-secret"
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, _ := url.Parse("http://" + g.httpAddr + "/")
+	base, _ := url.Parse("http://app.test/")
 	jar.SetCookies(base, []*http.Cookie{{Name: "sessionid", Value: "abc123"}})
-	c := plainClient()
+	c := lbClient(g)
 	c.Jar = jar
 
 	first := lbGet(t, c, g, "/")
@@ -465,9 +478,11 @@ secret = "test-secret"
 	}
 
 	// The WebSocket upgrade with the same jar lands on the same server.
-	wsURL := "ws://" + g.httpAddr + "/ws"
-	d := websocket.Dialer{Jar: jar, HandshakeTimeout: 5 * time.Second}
-	conn, resp, err := d.Dial(wsURL, http.Header{"Host": {"app.test"}})
+	d := websocket.Dialer{Jar: jar, HandshakeTimeout: 5 * time.Second,
+		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", g.httpAddr)
+		}}
+	conn, resp, err := d.Dial("ws://app.test/ws", nil)
 	if err != nil {
 		t.Fatalf("websocket dial: %v (response %v)", err, resp)
 	}
@@ -547,7 +562,7 @@ func TestUpstreamKillAndRestart(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := plainClient()
+			c := lbClient(g)
 			for i := 0; i < 100000; i++ {
 				select {
 				case <-stopLoad:
@@ -598,7 +613,7 @@ func TestUpstreamKillAndRestart(t *testing.T) {
 	if v, _ := metricValue(g.metrics(), `gatehouse_upstream_server_up{server="s2",upstream="app"}`); v != "1" {
 		t.Errorf("gatehouse_upstream_server_up for s2 after restart = %q, want 1", v)
 	}
-	t.Logf("%d requests, none failed; down after %v, traffic back %v after restart (killed at %v)",
+	t.Logf("%d requests, none failed; down after %v, traffic back %v after the restart (restarted %v after the kill)",
 		ok.Load(), down.Round(time.Millisecond), back.Round(time.Millisecond), restarted.Sub(killed).Round(time.Millisecond))
 }
 
@@ -613,7 +628,7 @@ func TestUpstreamBackup(t *testing.T) {
   { name = "bk", address = %q, backup = true },
 ]
 `, p1.addr, p2.addr, bk.addr)+fastHealth))
-	c := plainClient()
+	c := lbClient(g)
 	for i := 0; i < 20; i++ {
 		if res := lbGet(t, c, g, "/"); res.backend == "bk" {
 			t.Fatalf("backup served request %d while the primaries are up", i)
@@ -660,7 +675,7 @@ queue_timeout = "1500ms"
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results <- lbDo(plainClient(), g, "GET", "/hold", nil)
+			results <- lbDo(lbClient(g), g, "GET", "/hold", nil)
 		}()
 	}
 	launch()
@@ -669,7 +684,7 @@ queue_timeout = "1500ms"
 	launch()
 	launch()
 	lbWait(t, 5*time.Second, "two requests queued", func() bool { return lbAdmin(t, g)["s1"].Queue == 2 })
-	fifth := lbDo(plainClient(), g, "GET", "/hold", nil)
+	fifth := lbDo(lbClient(g), g, "GET", "/hold", nil)
 	if fifth.status != 503 || fifth.header.Get("Retry-After") == "" {
 		t.Fatalf("fifth concurrent request: status %d, Retry-After %q; want 503 with Retry-After", fifth.status, fifth.header.Get("Retry-After"))
 	}
@@ -685,9 +700,10 @@ queue_timeout = "1500ms"
 	for i := 0; i < 3; i++ {
 		s.gate <- struct{}{}
 	}
-	lbWait(t, 5*time.Second, "the last queued request served", func() bool { return s.hits.Load() == 4 })
-	s.gate <- struct{}{}
 	wg.Wait()
+	if n := s.hits.Load(); n != 4 {
+		t.Errorf("backend saw %d requests, want 4 (2 running + 2 queued)", n)
+	}
 	close(results)
 	for r := range results {
 		if r.err != nil || r.status != 200 {
@@ -701,7 +717,7 @@ queue_timeout = "1500ms"
 	launch()
 	lbWait(t, 5*time.Second, "two requests running again", func() bool { return s.held.Load() == 2 })
 	start := time.Now()
-	late := lbDo(plainClient(), g, "GET", "/hold", nil)
+	late := lbDo(lbClient(g), g, "GET", "/hold", nil)
 	waited := time.Since(start)
 	if late.status != 503 || late.header.Get("Retry-After") == "" || waited < 1300*time.Millisecond || waited > 4*time.Second {
 		t.Errorf("queued past queue_timeout: status %d, Retry-After %q after %v; want 503 with Retry-After after ~1.5s",
@@ -726,7 +742,7 @@ func TestUpstreamDrain(t *testing.T) {
 secret = "drain-secret"
 `))
 	jar, _ := cookiejar.New(nil)
-	sticky := plainClient()
+	sticky := lbClient(g)
 	sticky.Jar = jar
 	home := lbGet(t, sticky, g, "/").backend
 
@@ -742,7 +758,7 @@ secret = "drain-secret"
 	if st := lbAdmin(t, g)[home]; !st.Draining || st.Available {
 		t.Errorf("admin state of drained %s: %+v", home, st)
 	}
-	fresh := plainClient()
+	fresh := lbClient(g)
 	for i := 0; time.Since(drained) < 1500*time.Millisecond && i < 200; i++ {
 		if res := lbGet(t, fresh, g, "/"); res.backend == home {
 			t.Fatalf("cookie-less request %d landed on draining %s", i, home)
@@ -792,7 +808,7 @@ retries = 0
 			if mode == "refused" {
 				bad.stop()
 			}
-			c := plainClient()
+			c := lbClient(g)
 			// Round robin alternates: two failures reach "bad" within the
 			// first four requests.
 			fails := 0
@@ -850,7 +866,7 @@ max_fails = 0
 retries = 1
 response_header_timeout = "400ms"
 `))
-	c := plainClient()
+	c := lbClient(g)
 	res := lbGet(t, c, g, "/")
 	if res.status != 200 || res.backend != "s2" || s1.hits.Load() != 1 || s2.hits.Load() != 1 {
 		t.Fatalf("GET after a 502: status %d from %q, s1 saw %d, s2 saw %d; want 200 from s2 after one try on s1",
