@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
+	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
@@ -54,7 +55,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (q *request) serve() {
 	r := q.r
 	if g := q.ci.guard; g != nil {
-		if reason, bad := g.Rejected(); bad {
+		// The guard hands out a marker request in place of a bad head;
+		// a valid request pipelined before it may already see Rejected.
+		if reason, bad := g.Rejected(); bad && r.URL.Path == h1guard.MarkerPath {
 			q.e.metrics.smuggling.Inc()
 			q.e.log.Info("request refused: ambiguous framing", "client", q.ci.peer, "reason", reason)
 			q.fail(http.StatusBadRequest, true)

@@ -245,7 +245,7 @@ func rawSocket(c net.Conn) net.Conn {
 		case *net.TCPConn:
 			return v
 		case *h1guard.Conn:
-			if !v.Passthrough() {
+			if !v.Passthrough() || v.Buffered() != 0 {
 				return nil
 			}
 			c = v.NetConn()
