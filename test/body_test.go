@@ -52,7 +52,18 @@ func sendBody(t *testing.T, addr, head string, body func(w io.Writer) error) (in
 		defer close(writeDone)
 		_ = body(c)
 	}()
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err == nil && resp.StatusCode == http.StatusRequestEntityTooLarge {
+		// A refused body is not read: the server must close the
+		// connection rather than parse the body as the next request.
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		var one [1]byte
+		if _, rerr := br.Read(one[:]); rerr == nil || isTimeout(rerr) {
+			t.Errorf("connection still open 3 s after the 413 (read: %v); it must be closed", rerr)
+		}
+	}
 	c.Close() // unblocks the writer
 	<-writeDone
 	if err != nil {

@@ -78,6 +78,28 @@ func TestForwardingHeaders(t *testing.T) {
 		check(t, s, "https")
 	})
 
+	t.Run("https-h2", func(t *testing.T) {
+		c := tlsClient(ca.pool, "app.test")
+		c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+		req := mustRequest("GET", "https://"+g.httpsAddr+"/h2", "app.test")
+		for k, v := range spoof {
+			req.Header.Set(k, v)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+			t.Fatalf("GET over TLS with h2: status %d over HTTP/%d, want 200 over HTTP/2", resp.StatusCode, resp.ProtoMajor)
+		}
+		s := be.last(t)
+		if s.URI != "/h2" {
+			t.Fatalf("backend last URI = %q, want /h2", s.URI)
+		}
+		check(t, s, "https")
+	})
+
 	t.Run("plain", func(t *testing.T) {
 		code, body := get(t, plainClient(), "http://"+g.httpAddr+"/plain", "app.test", spoof)
 		if code != 200 || !strings.Contains(body, "ok from b1") {
