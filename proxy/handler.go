@@ -307,7 +307,7 @@ func (q *request) forward() {
 		}
 		untouched := body == nil || body.n == 0 || body.replay
 		retry := attempt+1 < tries && now.Before(deadline) && untouched &&
-			(kind == errDial || kind == errTimeout && replayable)
+			(kind == errDial || kind == errTimeout && replayable && idempotent(r.Method))
 		if !retry {
 			break
 		}
