@@ -6,5 +6,6 @@
 //
 // Run with: go test -race ./test/
 // Set GATEHOUSE_REQUIRE_TOOLS=1 to fail, not skip, when an external tool
-// such as promtool is missing.
+// such as promtool is missing, and GATEHOUSE_E2E_RACE=1 to run the daemon
+// itself race-instrumented (a reported data race fails the test).
 package test

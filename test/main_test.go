@@ -22,6 +22,13 @@ import (
 	"time"
 )
 
+// daemonRace is set by GATEHOUSE_E2E_RACE=1: TestMain then builds the
+// gatehouse binary with -race, so the end-to-end tests also catch data
+// races in the daemon. It is opt-in because an instrumented daemon is
+// several times larger and slower: tests that measure memory or
+// throughput should skip when it is set.
+var daemonRace = os.Getenv("GATEHOUSE_E2E_RACE") == "1"
+
 // binPath is the gatehouse binary built by TestMain ("" if the build
 // failed; binary tests then fail with buildErr).
 var (
@@ -49,7 +56,13 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binPath = filepath.Join(dir, "gatehouse")
-	cmd := exec.Command("go", "build", "-o", binPath, "./cmd/gatehouse")
+	args := []string{"build", "-o", binPath}
+	if daemonRace {
+		// The daemon is race-instrumented; a race it reports on stderr
+		// fails the test that ran it (see runGatehouse).
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/gatehouse")...)
 	cmd.Dir = moduleRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		buildErr = fmt.Errorf("go build ./cmd/gatehouse: %v\n%s", err, out)
@@ -184,8 +197,10 @@ func runGatehouse(t *testing.T, dir string, args ...string) *gatehouse {
 			_ = g.cmd.Process.Kill()
 			<-g.done
 		}
-		if t.Failed() {
-			t.Logf("gatehouse log:\n%s", g.logs.String())
+		if logs := g.logs.String(); strings.Contains(logs, "WARNING: DATA RACE") {
+			t.Errorf("the race detector reported a data race in gatehouse:\n%s", logs)
+		} else if t.Failed() {
+			t.Logf("gatehouse log:\n%s", logs)
 		}
 	})
 	return g
