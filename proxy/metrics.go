@@ -271,7 +271,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, name := range rt.upstreamNames {
 		u := rt.upstreams[name]
 		for _, b := range u.pool.Backends() {
-			l := []string{name, b.Name()}
+			l := []string{name, b.Label()} // name@ip:port when a name has several addresses: one series each
 			ch <- prometheus.MustNewConstMetric(descServerUp, prometheus.GaugeValue, boolFloat(b.Available(now)), l...)
 			ch <- prometheus.MustNewConstMetric(descServerDraining, prometheus.GaugeValue, boolFloat(b.Draining()), l...)
 			ch <- prometheus.MustNewConstMetric(descServerInFlight, prometheus.GaugeValue, float64(b.InFlight()), l...)
