@@ -13,26 +13,27 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // dnsFakeResolver answers one host name with whatever address it holds;
 // switching the address is "the container got a new IP".
 type dnsFakeResolver struct {
 	host  string
-	addr  atomic.Pointer[netip.Addr] // nil: the lookup fails
+	addrs atomic.Pointer[[]netip.Addr] // nil: the lookup fails
 	calls atomic.Int64
 }
 
 func (f *dnsFakeResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
 	f.calls.Add(1)
-	a := f.addr.Load()
+	a := f.addrs.Load()
 	if host != f.host || a == nil {
 		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 	}
-	return []netip.Addr{*a}, nil
+	return append([]netip.Addr(nil), *a...), nil
 }
 
-func (f *dnsFakeResolver) set(a netip.Addr) { f.addr.Store(&a) }
+func (f *dnsFakeResolver) set(a ...netip.Addr) { f.addrs.Store(&a) }
 
 // dnsBackendPair starts two backends on the same port of 127.0.0.2 and
 // 127.0.0.3 (both loopback on Linux), as two containers answering on the
@@ -80,50 +81,7 @@ func TestUpstreamDNSFollowsAddressChange(t *testing.T) {
 	port, addrs := dnsBackendPair(t)
 	res := &dnsFakeResolver{host: "web"}
 	res.set(addrs[0])
-	cfg, err := config.Parse(fmt.Appendf(nil, `
-[listeners.http]
-address = "127.0.0.1:0"
-
-[listeners.https]
-address = ""
-
-[listeners.admin]
-address = ""
-
-[sites.app]
-hosts = ["app.test"]
-tls = "off"
-access_log = "off"
-
-[[sites.app.routes]]
-path = "/"
-upstream = "app"
-
-[upstreams.app]
-servers = [{ name = "web", address = "web:%d" }]
-resolve_interval = "100ms"
-
-[upstreams.app.sticky]
-secret = "dns-test"
-`, port))
-	if err != nil {
-		t.Fatalf("config.Parse: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	rt, err := Build(ctx, cfg, Deps{Resolver: res})
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	rt.Start()
-	edge := NewEdge(EdgeOptions{})
-	edge.Swap(rt)
-	t.Cleanup(func() {
-		if old := edge.Swap(nil); old != nil {
-			old.Close()
-		}
-		edge.Close()
-	})
+	edge, rt := dnsEdge(t, res, port, nil)
 
 	do := func(cookie string) (backend, setCookie string) {
 		t.Helper()
@@ -181,7 +139,7 @@ secret = "dns-test"
 	}
 
 	// A failing lookup keeps the last good address.
-	res.addr.Store(nil)
+	res.addrs.Store(nil)
 	calls := res.calls.Load()
 	deadline := time.Now().Add(3 * time.Second)
 	for res.calls.Load() < calls+3 && time.Now().Before(deadline) {
@@ -194,4 +152,103 @@ secret = "dns-test"
 		t.Fatalf("only %d lookups in 3s with resolve_interval 100ms", res.calls.Load()-calls)
 	}
 	t.Logf("traffic followed the new address after %v", took.Round(time.Millisecond))
+}
+
+// dnsEdge builds a Runtime whose upstream "app" has one server "web:port"
+// resolved through res every 100 ms, starts it behind a new Edge, and
+// closes both in Cleanup. m may be nil.
+func dnsEdge(t *testing.T, res *dnsFakeResolver, port int, m *Metrics) (*Edge, *Runtime) {
+	t.Helper()
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+[listeners.http]
+address = "127.0.0.1:0"
+
+[listeners.https]
+address = ""
+
+[listeners.admin]
+address = ""
+
+[sites.app]
+hosts = ["app.test"]
+tls = "off"
+access_log = "off"
+
+[[sites.app.routes]]
+path = "/"
+upstream = "app"
+
+[upstreams.app]
+servers = [{ name = "web", address = "web:%d" }]
+resolve_interval = "100ms"
+
+[upstreams.app.sticky]
+secret = "dns-test"
+`, port))
+	if err != nil {
+		t.Fatalf("config.Parse: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rt, err := Build(ctx, cfg, Deps{Resolver: res, Metrics: m})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	rt.Start()
+	edge := NewEdge(EdgeOptions{Metrics: m})
+	edge.Swap(rt)
+	t.Cleanup(func() {
+		if old := edge.Swap(nil); old != nil {
+			old.Close()
+		}
+		edge.Close()
+	})
+	return edge, rt
+}
+
+// TestUpstreamDNSSeveralAddresses: a name with two addresses (two
+// containers behind one network alias) becomes two backends that share
+// the traffic, and /metrics still gathers: each address is its own
+// series, labelled "name@ip:port".
+func TestUpstreamDNSSeveralAddresses(t *testing.T) {
+	port, addrs := dnsBackendPair(t)
+	res := &dnsFakeResolver{host: "web"}
+	res.set(addrs[0], addrs[1])
+	reg := prometheus.NewPedanticRegistry()
+	m := NewMetrics(reg, "test")
+	edge, _ := dnsEdge(t, res, port, m)
+	seen := map[string]int{}
+	for i := 0; i < 20; i++ {
+		req := httptest.NewRequest("GET", "http://app.test/", nil)
+		rec := httptest.NewRecorder()
+		edge.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("GET: status %d", rec.Code)
+		}
+		seen[rec.Header().Get("X-Backend")]++
+	}
+	if seen["A"] != 10 || seen["B"] != 10 {
+		t.Errorf("round robin over the two addresses of one name: %v, want 10 each", seen)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gathering metrics with a server of two addresses: %v", err)
+	}
+	var servers []string
+	for _, mf := range mfs {
+		if mf.GetName() != "gatehouse_upstream_server_up" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, lp := range mt.GetLabel() {
+				if lp.GetName() == "server" {
+					servers = append(servers, lp.GetValue())
+				}
+			}
+		}
+	}
+	want := []string{fmt.Sprintf("web@127.0.0.2:%d", port), fmt.Sprintf("web@127.0.0.3:%d", port)}
+	if len(servers) != 2 || servers[0] != want[0] || servers[1] != want[1] {
+		t.Errorf("gatehouse_upstream_server_up server labels %q, want %q", servers, want)
+	}
 }
