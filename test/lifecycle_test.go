@@ -98,6 +98,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		writeFileAtomic(t, g.cfgPath, next)
 		g.signal(syscall.SIGHUP)
 		g.waitLog("configuration reloaded", i, 5*time.Second)
+		// Let requests run on the new generation (and on the old one's
+		// tail) before the next swap.
+		time.Sleep(50 * time.Millisecond)
 	}
 	// Let the load run a little past the last reload.
 	time.Sleep(100 * time.Millisecond)

@@ -252,6 +252,9 @@ func (g *gatehouse) waitListening() {
 func (g *gatehouse) countLog(msg string) int {
 	n := 0
 	for _, line := range strings.Split(g.logs.String(), "\n") {
+		if !strings.Contains(line, msg) {
+			continue // cheap filter: access log lines go to stderr too
+		}
 		var m struct{ Msg string }
 		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &m) == nil && m.Msg == msg {
 			n++
