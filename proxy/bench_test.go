@@ -12,37 +12,6 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/config"
 )
 
-// staticTransport answers every request with a canned 200 without any
-// network: it is registered on the route's *http.Transport for the "http"
-// scheme, so Transport.RoundTrip hands requests to it.
-type staticTransport struct{ header http.Header }
-
-func (s staticTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return &http.Response{
-		StatusCode:    200,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        s.header,
-		ContentLength: 2,
-		Body:          &okBody{},
-		Request:       req,
-	}, nil
-}
-
-// okBody is a two-byte body, "ok".
-type okBody struct{ done bool }
-
-func (b *okBody) Read(p []byte) (int, error) {
-	if b.done {
-		return 0, io.EOF
-	}
-	b.done = true
-	return copy(p, "ok"), io.EOF
-}
-
-func (b *okBody) Close() error { return nil }
-
 // discardWriter is a minimal reusable http.ResponseWriter.
 type discardWriter struct {
 	h    http.Header
@@ -78,8 +47,9 @@ servers = [{ name = "b1", address = "127.0.0.1:9" }, { name = "b2", address = "1
 
 // BenchmarkServeHTTP measures a small GET through the whole Edge handler
 // (site and route lookup, client address, balancer pick, backend request
-// construction, response copy, metrics, access log) with a static
-// RoundTripper in place of the network.
+// construction, response copy, metrics, access log) with the real
+// upstream client on an in-memory backend connection (staticBackend) in
+// place of the network.
 func BenchmarkServeHTTP(b *testing.B) {
 	for _, bc := range []struct{ name, accessLog string }{
 		{"nolog", "off"},
@@ -97,12 +67,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer rt.Close()
-			static := staticTransport{header: http.Header{"Content-Type": {"text/plain"}, "Content-Length": {"2"}}}
-			for _, s := range rt.sites {
-				for _, r := range s.routes {
-					r.transport.RegisterProtocol("http", static)
-				}
-			}
+			useStaticUpstream(rt, staticOK)
 			e := NewEdge(EdgeOptions{})
 			defer e.Close()
 			e.Swap(rt)

@@ -31,6 +31,9 @@ type request struct {
 	status   int
 	bytes    int64
 	upstream string // backend address that answered
+
+	sticky string    // persistence cookie name, stripped from backend requests
+	up     upRequest // the backend request of the current try
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -233,6 +236,7 @@ func (q *request) forward() {
 		stickyName = u.cfg.Sticky.Cookie
 		key.Cookie = cookieValue(r.Header, stickyName)
 	}
+	q.sticky = stickyName
 	var body *bodyReader
 	tries := 1 + u.cfg.Retries
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
@@ -271,8 +275,21 @@ func (q *request) forward() {
 		if body != nil {
 			body.rewind()
 		}
-		out := q.outRequest(b.Addr(), body, stickyName)
-		resp, err := q.route.transport.RoundTrip(out)
+		q.up = upRequest{
+			ctx:           r.Context(),
+			addr:          b.Addr(),
+			method:        r.Method,
+			uri:           upstreamTarget(r),
+			host:          r.Host,
+			head:          q,
+			headerTimeout: q.route.headerTimeout,
+			replayable:    replayable,
+		}
+		if body != nil {
+			q.up.body, q.up.contentLength, q.up.trailer = body, r.ContentLength, r.Trailer
+		}
+		resp, err := u.client.roundTrip(&q.up)
+		q.up = upRequest{}
 		now := q.e.now()
 		if err == nil {
 			retryable := resp.StatusCode >= 502 && resp.StatusCode <= 504

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -83,18 +82,18 @@ type route struct {
 	site     *site
 	upstream *upstream
 	metrics  *routeMetrics
-	// transport is the upstream transport, or a variant with this route's
-	// response-header timeout.
-	transport *http.Transport
-	origins   map[string]bool // nil: the site's default
-	anyOrigin bool
-	zones     []*routeZone
+	// headerTimeout is the upstream's response-header timeout, or this
+	// route's own.
+	headerTimeout time.Duration
+	origins       map[string]bool // nil: the site's default
+	anyOrigin     bool
+	zones         []*routeZone
 }
 
 type upstream struct {
 	cfg        *config.Upstream
 	pool       *balancer.Pool
-	transport  *http.Transport
+	client     *upstreamClient
 	failOn     [6]bool // failOn[i] is true when status 500+i counts as a failure
 	failMap    map[int]bool
 	healthHost string
@@ -178,10 +177,10 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			if u == nil {
 				return nil, fmt.Errorf("sites.%s: route %s: unknown upstream %q", sc.Name, rc.Path, rc.Upstream)
 			}
-			r := &route{cfg: rc, site: s, upstream: u, transport: u.transport,
+			r := &route{cfg: rc, site: s, upstream: u, headerTimeout: u.cfg.ResponseHeaderTimeout,
 				metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream)}
-			if rc.ResponseHeaderTimeout > 0 && rc.ResponseHeaderTimeout != u.cfg.ResponseHeaderTimeout {
-				r.transport = newTransport(u.cfg, rc.ResponseHeaderTimeout)
+			if rc.ResponseHeaderTimeout > 0 {
+				r.headerTimeout = rc.ResponseHeaderTimeout
 			}
 			if len(rc.WebSocket.Origins) > 0 {
 				r.origins = map[string]bool{}
@@ -267,7 +266,7 @@ func (rt *Runtime) buildUpstream(ctx context.Context, uc *config.Upstream) (*ups
 		}
 		cancel()
 	}
-	u.transport = newTransport(uc, uc.ResponseHeaderTimeout)
+	u.client = newUpstreamClient(uc.ConnectTimeout, uc.Keepalive, uc.KeepaliveTimeout, rt.deps.Now)
 	return u, nil
 }
 
@@ -316,7 +315,9 @@ func (rt *Runtime) release() {
 	rt.cancel()
 	for _, u := range rt.upstreams {
 		u.pool.Close()
-		u.transport.CloseIdleConnections()
+		if u.client != nil {
+			u.client.closeIdle(true)
+		}
 	}
 }
 
@@ -378,34 +379,6 @@ func (s *site) match(path string) *route {
 		}
 	}
 	return nil
-}
-
-// newTransport builds the upstream transport explicitly: never
-// http.DefaultTransport, which reads proxy settings from the environment
-// and keeps only two idle connections per host.
-func newTransport(uc *config.Upstream, responseHeader time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: uc.ConnectTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, &DialError{Addr: addr, Err: err}
-			}
-			return c, nil
-		},
-		MaxIdleConns:           0,
-		MaxIdleConnsPerHost:    uc.Keepalive,
-		DisableKeepAlives:      uc.Keepalive == 0,
-		IdleConnTimeout:        uc.KeepaliveTimeout,
-		ResponseHeaderTimeout:  responseHeader,
-		ExpectContinueTimeout:  0,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: 64 << 10,
-		ForceAttemptHTTP2:      false,
-		WriteBufferSize:        8 << 10,
-		ReadBufferSize:         8 << 10,
-	}
 }
 
 // DialError is a failure to connect to a backend: nothing was sent, so the

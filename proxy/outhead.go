@@ -1,0 +1,82 @@
+package proxy
+
+import (
+	"bufio"
+	"net/http"
+)
+
+// writeHeaders writes the backend request's header lines for the
+// upstream client: the same rewrite as outRequest (hop-by-hop and
+// Connection-listed headers dropped, X-Forwarded-* and X-Real-IP set, the
+// persistence cookie stripped) but straight into the connection's
+// buffer, with no header map built. Host and the framing headers are the
+// client's.
+func (q *request) writeHeaders(w *bufio.Writer) {
+	r := q.r
+	connTokens := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if skipOutHeader(k) || len(connTokens) > 0 && hasToken(connTokens, k) {
+			continue
+		}
+		if k == "Cookie" && q.sticky != "" {
+			vv = stripCookie(vv, q.sticky)
+		}
+		for _, v := range vv {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	if te := r.Header["Te"]; len(te) > 0 && hasToken(te, "trailers") {
+		w.WriteString("Te: trailers\r\n")
+	}
+	trusted := trustedPeer(q.rt.trusted, q.ci.peer)
+	w.WriteString("X-Forwarded-For: ")
+	if xff := r.Header["X-Forwarded-For"]; trusted && len(xff) > 0 {
+		for _, v := range xff {
+			w.WriteString(v)
+			w.WriteString(", ")
+		}
+	}
+	w.Write(q.ci.peer.AppendTo(w.AvailableBuffer()))
+	w.WriteString("\r\nX-Real-Ip: ")
+	w.Write(q.client.AppendTo(w.AvailableBuffer()))
+	proto := "http"
+	if q.ci.tls {
+		proto = "https"
+	}
+	if v := r.Header["X-Forwarded-Proto"]; trusted && len(v) == 1 && (v[0] == "https" || v[0] == "http") {
+		proto = v[0]
+	}
+	w.WriteString("\r\nX-Forwarded-Proto: ")
+	w.WriteString(proto)
+	w.WriteString("\r\nX-Forwarded-Host: ")
+	if v := r.Header["X-Forwarded-Host"]; trusted && len(v) > 0 {
+		w.WriteString(v[0])
+	} else {
+		w.WriteString(r.Host)
+	}
+	w.WriteString("\r\n")
+}
+
+// skipOutHeader reports the inbound headers never copied to the backend
+// request as they are: hop-by-hop ones, the ones the proxy sets itself,
+// and the framing the client writes.
+func skipOutHeader(k string) bool {
+	switch k {
+	case "X-Real-Ip", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Expect",
+		"Host", "Content-Length":
+		return true
+	}
+	return hopHeaders[k]
+}
+
+// upstreamTarget is the request target sent to the backend: the client's
+// own when it is in origin-form (as nginx passes it), else the URL's.
+func upstreamTarget(r *http.Request) string {
+	if u := r.RequestURI; len(u) > 0 && u[0] == '/' {
+		return u
+	}
+	return r.URL.RequestURI()
+}
