@@ -153,11 +153,21 @@ func pickRandomTwo(bs []*Backend, now int64, k *Key, allowFull bool) *Backend {
 	if n == 0 {
 		return nil
 	}
+	// Health, passive exclusion and slow-start weights may change between
+	// the sum above and the draws: fall back to the first eligible
+	// backend, and never ask Int64N for a non-positive bound.
 	a := drawWeighted(bs, now, k, allowFull, nil, rand.Int64N(total))
-	if n == 1 {
+	if a == nil {
+		a = drawWeighted(bs, now, k, allowFull, nil, 0)
+	}
+	rest := int64(0)
+	if a != nil {
+		rest = total - a.effWeight(now)
+	}
+	if n == 1 || rest <= 0 {
 		return a
 	}
-	c := drawWeighted(bs, now, k, allowFull, a, rand.Int64N(total-a.effWeight(now)))
+	c := drawWeighted(bs, now, k, allowFull, a, rand.Int64N(rest))
 	if c == nil {
 		return a
 	}
