@@ -262,8 +262,8 @@ type upConn struct {
 
 	resp     http.Response
 	body     upBody
-	stop     func() bool // stops the context watch; nil when none
 	scratch  []byte
+	hdr      http.Header // response header map, reused per exchange
 	noReuse  bool
 	isClosed bool
 }
@@ -271,10 +271,6 @@ type upConn struct {
 var aLongTimeAgo = time.Unix(1, 0)
 
 func (uc *upConn) close() {
-	if uc.stop != nil {
-		uc.stop()
-		uc.stop = nil
-	}
 	if !uc.isClosed {
 		uc.isClosed = true
 		uc.conn.Close()
@@ -283,15 +279,6 @@ func (uc *upConn) close() {
 
 // done ends an exchange whose response was read to its end.
 func (uc *upConn) done() {
-	if uc.stop != nil {
-		if !uc.stop() {
-			// The context fired: a deadline in the past is set.
-			uc.stop = nil
-			uc.close()
-			return
-		}
-		uc.stop = nil
-	}
 	if uc.noReuse || uc.isClosed {
 		uc.close()
 		return
@@ -301,16 +288,22 @@ func (uc *upConn) done() {
 }
 
 // exchange writes the request and reads the response head.
+//
+// While it waits for the response it looks at the request's context every
+// ctxPoll (a read deadline, no goroutine or context registration per
+// request): a client that went away stops the wait within that time.
 func (uc *upConn) exchange(req *upRequest) (*http.Response, error) {
 	uc.noReuse = uc.c.maxIdle <= 0
-	if req.ctx != nil && req.ctx.Done() != nil {
-		conn := uc.conn
-		uc.stop = context.AfterFunc(req.ctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
-	}
+	now := time.Now()
+	var deadline time.Time
 	if req.headerTimeout > 0 {
-		// Bounds writing the head too: a backend that does not read is
-		// as stuck as one that does not answer.
-		_ = uc.conn.SetDeadline(time.Now().Add(req.headerTimeout))
+		deadline = now.Add(req.headerTimeout)
+	}
+	if req.body == nil {
+		// One deadline for writing the head and the first wait: a
+		// backend that does not read is as stuck as one that does not
+		// answer.
+		_ = uc.conn.SetDeadline(uc.wake(now, deadline, req.ctx))
 	}
 	werr := uc.writeRequest(req)
 	if werr != nil {
@@ -321,6 +314,7 @@ func (uc *upConn) exchange(req *upRequest) (*http.Response, error) {
 		// The backend may have answered early (413) and closed: try to
 		// read what it sent.
 		uc.noReuse = true
+		_ = uc.conn.SetReadDeadline(time.Now().Add(time.Second))
 		resp, err := uc.readResponse(req)
 		if err != nil {
 			if uc.br.Buffered() == 0 {
@@ -330,19 +324,62 @@ func (uc *upConn) exchange(req *upRequest) (*http.Response, error) {
 		}
 		return resp, nil
 	}
-	if req.headerTimeout > 0 && req.body != nil {
-		// The deadline counts from the end of the request, as
+	if req.body != nil {
+		// The header timeout counts from the end of the request, as
 		// http.Transport's ResponseHeaderTimeout.
-		_ = uc.conn.SetReadDeadline(time.Now().Add(req.headerTimeout))
+		now = time.Now()
+		if req.headerTimeout > 0 {
+			deadline = now.Add(req.headerTimeout)
+		}
+		_ = uc.conn.SetDeadline(uc.wake(now, deadline, req.ctx))
+	}
+	if err := uc.await(req.ctx, deadline); err != nil {
+		return nil, err
 	}
 	resp, err := uc.readResponse(req)
 	if err != nil {
 		return nil, err
 	}
-	if req.headerTimeout > 0 {
-		_ = uc.conn.SetDeadline(time.Time{})
-	}
+	_ = uc.conn.SetDeadline(time.Time{})
 	return resp, nil
+}
+
+// ctxPoll is how often a wait for a backend's response looks at the
+// client request's context.
+const ctxPoll = time.Second
+
+// wake is the read deadline of the next wait: the header deadline, or
+// sooner to look at ctx.
+func (uc *upConn) wake(now, deadline time.Time, ctx context.Context) time.Time {
+	if ctx == nil {
+		return deadline
+	}
+	if w := now.Add(ctxPoll); deadline.IsZero() || w.Before(deadline) {
+		return w
+	}
+	return deadline
+}
+
+// await waits for the first byte of the response; the read deadline is
+// set. A reused connection that ends first is stale.
+func (uc *upConn) await(ctx context.Context, deadline time.Time) error {
+	for {
+		_, err := uc.br.Peek(1)
+		if err == nil {
+			return nil
+		}
+		if err == io.EOF || isConnReset(err) {
+			return &staleError{err: err}
+		}
+		if !isTimeout(err) || ctx == nil || ctx.Err() != nil {
+			return err
+		}
+		now := time.Now()
+		if !deadline.IsZero() && !now.Before(deadline) {
+			return err
+		}
+		_ = uc.conn.SetReadDeadline(uc.wake(now, deadline, ctx))
+	}
 }
 
 func (uc *upConn) writeRequest(req *upRequest) error {
@@ -415,6 +452,11 @@ func (uc *upConn) writeBody(req *upRequest, chunked bool) error {
 			if !chunked && n > req.contentLength {
 				return &bodyError{err: errors.New("request body longer than its Content-Length")}
 			}
+			if req.headerTimeout > 0 {
+				// A backend that takes nothing for that long is stuck;
+				// the client's own pace is bounded by bodyReader.
+				_ = uc.conn.SetWriteDeadline(time.Now().Add(req.headerTimeout))
+			}
 			if _, err := w.Write(buf[:nr]); err != nil {
 				return err
 			}
@@ -464,7 +506,7 @@ func (uc *upConn) readResponse(req *upRequest) (*http.Response, error) {
 			return nil, err
 		}
 		first = false
-		h, err := uc.readHeader()
+		h, err := uc.readHeader(false)
 		if err != nil {
 			return nil, err
 		}
@@ -527,7 +569,7 @@ func trimEOL(b []byte) []byte {
 // readHeader parses header lines up to the empty line, strictly: no
 // folded lines, no space before the colon, no control characters. All
 // values of one head share one string allocation.
-func (uc *upConn) readHeader() (http.Header, error) {
+func (uc *upConn) readHeader(trailer bool) (http.Header, error) {
 	type field struct {
 		key        string
 		start, end int
@@ -587,7 +629,22 @@ func (uc *upConn) readHeader() (http.Header, error) {
 	}
 	uc.scratch = vals[:0]
 	all := string(vals)
-	h := make(http.Header, len(fields))
+	// The map is the connection's, reused: only the value slices are
+	// handed on (copyResponse copies them into the client's header), and
+	// nothing reads resp.Header after Body.Close.
+	h := uc.hdr
+	switch {
+	case trailer:
+		h = make(http.Header, len(fields))
+	case h == nil:
+		h = make(http.Header, 16)
+		uc.hdr = h
+	default:
+		clear(h)
+	}
+	if len(fields) == 0 {
+		return h, nil
+	}
 	slab := make([]string, len(fields))
 	for i, f := range fields {
 		v := all[f.start:f.end]
@@ -744,6 +801,11 @@ func (uc *upConn) setupResponse(req *upRequest, code, minor int, h http.Header) 
 var chunkedTE = []string{"chunked"}
 
 func parseContentLength(cl []string) (int64, error) {
+	if len(cl) == 1 && cl[0] != "" && cl[0][0] != '+' {
+		if n, err := strconv.ParseUint(cl[0], 10, 63); err == nil {
+			return int64(n), nil
+		}
+	}
 	var n int64 = -1
 	for _, v := range cl {
 		for _, part := range splitTokens(v) {
@@ -903,7 +965,7 @@ func (b *upBody) Read(p []byte) (int, error) {
 // readTrailer reads the trailer section after the last chunk into the
 // response's Trailer.
 func (b *upBody) readTrailer() error {
-	h, err := b.uc.readHeader()
+	h, err := b.uc.readHeader(true)
 	if err != nil {
 		return err
 	}
