@@ -157,7 +157,6 @@ func TestForwardingHeaders(t *testing.T) {
 // trusted peer the inbound X-Forwarded-For chain is kept and appended to,
 // and X-Real-IP is the first untrusted address in it.
 func TestTrustedProxyChain(t *testing.T) {
-	t.Parallel()
 	be := newBackend(t, "b1", nil)
 	addr := startLibrary(t, libraryConfig(`trusted_proxies = ["127.0.0.0/8"]`, be.addr()))
 
@@ -191,7 +190,6 @@ func TestTrustedProxyChain(t *testing.T) {
 // TestUnknownHostLibrary (library style): a Host no site claims gets 421
 // and no backend request, for several spellings.
 func TestUnknownHostLibrary(t *testing.T) {
-	t.Parallel()
 	be := newBackend(t, "b1", nil)
 	addr := startLibrary(t, libraryConfig("", be.addr()))
 	for _, host := range []string{"nobody.test", "app.test.evil", "sub.app.test", "127.0.0.1"} {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,8 +45,13 @@ servers = [{ name = "b1", address = %q }]
 // startLibrary runs the proxy package directly: config.Parse, proxy.Build,
 // an Edge and a Server on a loopback listener. It returns the listener's
 // address; everything is shut down in Cleanup.
+//
+// Tests using it must not call t.Parallel: after shutdown it checks that
+// no goroutine of the project's packages is left (a leak check that
+// cannot tell two in-process instances apart).
 func startLibrary(t *testing.T, tomlText string) string {
 	t.Helper()
+	t.Cleanup(func() { checkNoLeaks(t) }) // runs after the shutdown below
 	cfg, err := config.Parse([]byte(tomlText))
 	if err != nil {
 		t.Fatalf("config.Parse: %v", err)
@@ -90,4 +97,31 @@ func startLibrary(t *testing.T, tomlText string) string {
 		edge.Close()
 	})
 	return ln.Addr().String()
+}
+
+// checkNoLeaks waits up to 2 s for every goroutine running code of the
+// project's packages (other than this test package) to end, and reports
+// the ones that do not.
+func checkNoLeaks(t *testing.T) {
+	t.Helper()
+	var leaked []string
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		leaked = leaked[:0]
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, modulePath+"/") && !strings.Contains(g, modulePath+"/test.") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("%d goroutine(s) of the project left running after shutdown:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
 }
