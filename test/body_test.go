@@ -28,6 +28,11 @@ path = "/small/"
 upstream = "app"
 max_body = "64k"
 
+[[sites.app.routes]]
+path = "/medium/"
+upstream = "app"
+max_body = "128k"
+
 [upstreams.app]
 servers = [{ name = "b1", address = %q }]
 `, backendAddr)
@@ -133,33 +138,45 @@ func TestBodyLimit(t *testing.T) {
 		}
 	})
 
-	t.Run("chunked-past-64k", func(t *testing.T) {
-		head := "POST /small/chunked HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n"
-		// 32 chunks of 8 KiB = 256 KiB, four times the limit.
-		code, err := sendBody(t, g.httpAddr, head, func(w io.Writer) error { return writeChunks(w, 32, 8<<10) })
-		if err != nil || code != http.StatusRequestEntityTooLarge {
-			t.Fatalf("chunked body growing past 64k: status %d (err %v), want 413", code, err)
-		}
-		// The head may have been forwarded while the body streamed, but the
-		// backend must never see a complete body. The backend records a
-		// request once its body read ends, so give it a moment.
-		rs := waitRequests(be, "/small/chunked", time.Second)
-		for _, s := range rs {
-			if s.BodyErr == nil {
-				t.Errorf("backend read a complete body of %d bytes past the 64 KiB limit", s.Body)
+	// 64k is within the upstream's retry_body_limit (the body is kept
+	// before sending); 128k is past it (the body streams to the backend).
+	for _, lim := range []struct {
+		route string
+		limit int64
+	}{{"/small/", 64 << 10}, {"/medium/", 128 << 10}} {
+		t.Run("chunked-past-"+strings.Trim(lim.route, "/"), func(t *testing.T) {
+			uri := lim.route + "chunked"
+			head := "POST " + uri + " HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+			// 64 chunks of 8 KiB = 512 KiB, past either limit.
+			code, err := sendBody(t, g.httpAddr, head, func(w io.Writer) error { return writeChunks(w, 64, 8<<10) })
+			if err != nil || code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("chunked body growing past %d: status %d (err %v), want 413", lim.limit, code, err)
 			}
-			switch {
-			case s.Body > 64<<10+1:
-				t.Errorf("backend received %d body bytes, more than the 64 KiB limit (+1 byte)", s.Body)
-			case s.Body == 64<<10+1:
-				// Known: proxy/handler.go bodyReader.Read returns the byte
-				// that crosses the limit together with the error, and the
-				// transport forwards it. Harmless (the body is cut), but
-				// the backend should see at most the limit.
-				t.Logf("note: backend received limit+1 = %d body bytes before the cut", s.Body)
+			// The head may have been forwarded while the body streamed, but
+			// the backend must never see a complete body. The backend
+			// records a request once its body read ends, so give it a
+			// moment.
+			rs := waitRequests(be, uri, time.Second)
+			for _, s := range rs {
+				t.Logf("backend saw %s with %d body bytes (read error: %v)", uri, s.Body, s.BodyErr)
 			}
-		}
-	})
+			for _, s := range rs {
+				if s.BodyErr == nil {
+					t.Errorf("backend read a complete body of %d bytes past the %d-byte limit", s.Body, lim.limit)
+				}
+				switch {
+				case s.Body > lim.limit+1:
+					t.Errorf("backend received %d body bytes, more than the %d-byte limit (+1 byte)", s.Body, lim.limit)
+				case s.Body == lim.limit+1:
+					// proxy/handler.go bodyReader.Read returns the byte that
+					// crosses the limit together with the error, and it is
+					// forwarded. Harmless (the body is cut), but the backend
+					// should see at most the limit.
+					t.Logf("note: backend received limit+1 = %d body bytes before the cut", s.Body)
+				}
+			}
+		})
+	}
 
 	t.Run("chunked-exactly-64k", func(t *testing.T) {
 		head := "POST /small/exact HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n"
