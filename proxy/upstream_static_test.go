@@ -52,8 +52,13 @@ const staticOK = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length:
 // in-memory connection.
 func useStaticUpstream(rt *Runtime, resp string) {
 	for _, u := range rt.upstreams {
-		u.client.dial = func(context.Context, string) (net.Conn, error) {
-			return &staticBackend{resp: resp}, nil
-		}
+		useStaticClient(u.client, resp)
+	}
+}
+
+// useStaticClient makes c dial in-memory connections answering resp.
+func useStaticClient(c *upstreamClient, resp string) {
+	c.dial = func(context.Context, string) (net.Conn, error) {
+		return &staticBackend{resp: resp}, nil
 	}
 }

@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/balancer"
+	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/ratelimit"
+)
+
+// Allocations per operation of the hot functions, as recorded in
+// docs/performance.md. TestHotPathAllocs fails when one rises: a change
+// that adds an allocation to the request path must say so by raising the
+// figure here (and in the doc).
+const (
+	// ServeHTTP of a small GET through the whole Edge, access log off:
+	// the response head's value string and slice (2, upstream client) and
+	// the balancer's release closure (2, Backend.Acquire).
+	allocsServeHTTP = 4
+	// The same with a JSON access log line (the log entry's client
+	// address string).
+	allocsServeHTTPLog = 5
+	// One upstream round trip on a pooled connection: the response
+	// head's value string and slice.
+	allocsRoundTrip = 2
+	allocsPick      = 0 // balancer Pool.Pick, round robin
+	allocsAcquire   = 2 // balancer Backend.Acquire + release
+	allocsAllowAt   = 0 // ratelimit Zone.AllowAt on a tracked key
+)
+
+func TestHotPathAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	check := func(name string, want int, f func()) {
+		t.Helper()
+		f() // warm pools and lazily built state
+		if got := testing.AllocsPerRun(200, f); got > float64(want) {
+			t.Errorf("%s: %.1f allocs/op, recorded figure %d (docs/performance.md)", name, got, want)
+		} else {
+			t.Logf("%s: %.1f allocs/op (limit %d)", name, got, want)
+		}
+	}
+
+	for _, lc := range []struct {
+		name, accessLog string
+		want            int
+	}{{"ServeHTTP", "off", allocsServeHTTP}, {"ServeHTTP+accesslog", "stderr", allocsServeHTTPLog}} {
+		e, w, req := allocsEdge(t, lc.accessLog)
+		check(lc.name, lc.want, func() {
+			clear(w.h)
+			w.code = 0
+			e.ServeHTTP(w, req)
+			if w.code != 200 {
+				t.Fatalf("%s: status %d", lc.name, w.code)
+			}
+		})
+	}
+
+	c := newUpstreamClient(time.Second, 4, time.Minute, time.Now)
+	useStaticClient(c, staticOK)
+	var buf [64]byte
+	up := upRequest{ctx: context.Background(), addr: "192.0.2.1:80", method: "GET", uri: "/", host: "a", head: plainHead{}, headerTimeout: time.Minute}
+	check("upstream round trip", allocsRoundTrip, func() {
+		resp, err := c.roundTrip(&up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := resp.Body.Read(buf[:]); err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+	})
+
+	pool, err := balancer.New(balancer.NewRegistry(), balancer.Options{Name: "app", Policy: "round_robin", Servers: []balancer.Server{
+		{Name: "a", Host: "10.0.0.1", Port: 80, Weight: 1}, {Name: "b", Host: "10.0.0.2", Port: 80, Weight: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	key := balancer.Key{Client: netip.MustParseAddr("192.0.2.7")}
+	check("balancer Pick", allocsPick, func() { pool.Pick(key) })
+	be, _ := pool.Pick(key)
+	check("balancer Acquire", allocsAcquire, func() {
+		rel, err := be.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel()
+	})
+
+	z, err := ratelimit.NewZone(ratelimit.ZoneOptions{Rate: 1e9, Burst: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := ratelimit.KeyOf(netip.MustParseAddr("192.0.2.9"), 64)
+	now := time.Unix(1_700_000_000, 0)
+	check("ratelimit Zone.AllowAt", allocsAllowAt, func() { z.AllowAt(k, now) })
+}
+
+// allocsEdge is BenchmarkServeHTTP's setup with an origin-form request,
+// as a server hands it to the handler.
+func allocsEdge(t *testing.T, accessLog string) (*Edge, *discardWriter, *http.Request) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(strings.Replace(benchConfig, "ACCESSLOG", accessLog, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := NewAccessLogs()
+	logs.Stderr = io.Discard
+	rt, err := Build(context.Background(), cfg, Deps{AccessLogs: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	useStaticUpstream(rt, staticOK)
+	e := NewEdge(EdgeOptions{})
+	e.Swap(rt)
+	t.Cleanup(func() { e.Swap(nil); rt.Close(); e.Close() })
+	req := httptest.NewRequest("GET", "/api/items?page=2", nil)
+	req.Host = "app.test"
+	req.Header.Set("User-Agent", "bench/1.0")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Cookie", "sessionid=abc; csrftoken=def")
+	ci := &connInfo{listener: "http", peer: netip.MustParseAddr("192.0.2.10")}
+	req = req.WithContext(withConnInfo(req.Context(), ci))
+	return e, &discardWriter{h: http.Header{}}, req
+}
