@@ -30,6 +30,10 @@ type Edge struct {
 	// generations (a reload does not close them).
 	Tunnels *wstunnel.Registry
 
+	// httpsPort is the bound HTTPS port when the server knows it (a
+	// configured ":0" binds a random one); redirects use it.
+	httpsPort atomic.Pointer[string]
+
 	wsMu        sync.Mutex
 	wsPerClient map[netip.Addr]int
 	wsPerServer map[tunnelKey]int
@@ -86,6 +90,9 @@ func (e *Edge) Swap(rt *Runtime) (old *Runtime) {
 	}
 	return old
 }
+
+// SetHTTPSPort tells redirects which port HTTPS really listens on.
+func (e *Edge) SetHTTPSPort(port string) { e.httpsPort.Store(&port) }
 
 // Close stops the WebSocket registry, closing any remaining tunnel.
 func (e *Edge) Close() { e.Tunnels.Close() }

@@ -130,7 +130,11 @@ func (q *request) serve() {
 // redirect answers 301 to the same URL over https.
 func (q *request) redirect(host string) {
 	target := "https://" + host
-	if p := q.rt.httpsPort; p != "" && p != "443" {
+	p := q.rt.httpsPort
+	if bound := q.e.httpsPort.Load(); bound != nil {
+		p = *bound
+	}
+	if p != "" && p != "443" {
 		target += ":" + p
 	}
 	target += q.r.URL.RequestURI()
@@ -713,7 +717,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.src.Read(p)
 	b.n += int64(n)
 	if b.n > b.limit {
-		return n, &bodyError{limit: true}
+		// Forward nothing past the limit.
+		return n - int(b.n-b.limit), &bodyError{limit: true}
 	}
 	if err == io.EOF {
 		// Clear the deadline: the server's background read that watches

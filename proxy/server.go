@@ -90,6 +90,9 @@ func NewServer(o ServerOptions) *Server {
 	return s
 }
 
+// Name is the listener's name ("http", "https").
+func (s *Server) Name() string { return s.o.Name }
+
 // Addr is the listener's address.
 func (s *Server) Addr() net.Addr { return s.o.Listener.Addr() }
 

@@ -126,7 +126,9 @@ type daemon struct {
 	cfg     *config.Config
 	servers []*proxy.Server
 	admin   *http.Server
-	ready   bool
+	// adminAddr is the bound admin address.
+	adminAddr string
+	ready     bool
 }
 
 // serve runs the daemon until ctx ends or a termination signal arrives.
@@ -433,6 +435,9 @@ func (d *daemon) listen(cfg *config.Config) error {
 		o.TLSConfig = d.tls.TLSConfig(policyOf(cfg.HTTPS))
 		o.HTTP2 = cfg.HTTPS.HTTP2
 		o.OnHandshakeError = d.tls.ObserveHandshakeError
+		if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+			d.edge.SetHTTPSPort(port)
+		}
 		d.startServer(proxy.NewServer(o))
 	}
 	if cfg.Admin.Address != "" {
@@ -441,7 +446,8 @@ func (d *daemon) listen(cfg *config.Config) error {
 			return fmt.Errorf("listeners.admin: %w", err)
 		}
 		d.admin = &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
-		d.log.Info("listening", "listener", "admin", "addr", ln.Addr().String())
+		d.adminAddr = ln.Addr().String()
+		d.log.Info("listening", "listener", "admin", "addr", d.adminAddr)
 		go d.admin.Serve(ln)
 	}
 	d.mu.Lock()
@@ -480,14 +486,10 @@ func (d *daemon) publicListener(cfg *config.Config, l *config.Listener, name str
 
 func (d *daemon) startServer(s *proxy.Server) {
 	d.servers = append(d.servers, s)
-	name := "http"
-	if len(d.servers) > 1 || d.cfg.HTTP == nil {
-		name = "https"
-	}
-	d.log.Info("listening", "listener", name, "addr", s.Addr().String())
+	d.log.Info("listening", "listener", s.Name(), "addr", s.Addr().String())
 	go func() {
 		if err := s.Serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("listener stopped", "listener", name, "err", err)
+			d.log.Error("listener stopped", "listener", s.Name(), "err", err)
 		}
 	}()
 }

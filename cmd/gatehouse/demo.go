@@ -53,7 +53,19 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := fmt.Sprintf(demoConfig, *httpAddr, *httpsAddr, *adminAddr, backends[0], backends[1])
 	src := source{embedded: []byte(cfg), stateDir: state}
 	return serve(ctx, src, stderr, func(d *daemon) {
-		https := "https://localhost:" + port(*httpsAddr)
+		// The bound addresses (a flag of ":0" picks free ports).
+		httpPort, httpsPort, admin := port(*httpAddr), port(*httpsAddr), *adminAddr
+		for _, s := range d.servers {
+			if s.Name() == "https" {
+				httpsPort = port(s.Addr().String())
+			} else {
+				httpPort = port(s.Addr().String())
+			}
+		}
+		if d.adminAddr != "" {
+			admin = d.adminAddr
+		}
+		https := "https://localhost:" + httpsPort
 		fmt.Fprintf(stdout, `
 Gatehouse demo is running, in front of two backends (%s, %s).
 
@@ -66,7 +78,7 @@ Gatehouse demo is running, in front of two backends (%s, %s).
 The certificate is self-signed: use curl -k, or accept it in the browser.
   curl -k %s/
 Press Ctrl-C to stop.
-`, backends[0], backends[1], https, https, "wss://localhost:"+port(*httpsAddr), port(*httpAddr), *adminAddr, https)
+`, backends[0], backends[1], https, https, "wss://localhost:"+httpsPort, httpPort, admin, https)
 	})
 }
 
