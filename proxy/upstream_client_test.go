@@ -440,3 +440,30 @@ servers = [{ name = "s", address = "`+ln.Addr().String()+`" }]
 	ln.Close()
 	conns.Wait()
 }
+
+// TestUpstreamClientPooledTimeout: on a pooled connection (where the
+// first read waits for readability without a system call) the header
+// timeout and the context still end the wait, and a later answer is read.
+func TestUpstreamClientPooledTimeout(t *testing.T) {
+	c := testClient(4)
+	defer c.closeIdle(true)
+	hold := make(chan struct{})
+	b2 := newRawBackend(t, func(n int, r *http.Request) (string, bool) {
+		if n == 2 {
+			<-hold
+		}
+		return ok2, false
+	})
+	defer close(hold)
+	if _, body, err := get(c, b2.addr(), "GET"); err != nil || body != "ok" {
+		t.Fatalf("first: %v %q", err, body)
+	}
+	_, err := c.roundTrip(&upRequest{ctx: context.Background(), addr: b2.addr(), method: "GET", uri: "/", host: "a",
+		head: plainHead{}, headerTimeout: 100 * time.Millisecond})
+	if k := classify(context.Background(), err); k != errTimeout {
+		t.Fatalf("pooled conn, no answer: %v classified %v, want timeout", err, k)
+	}
+	if b2.accepted.Load() != 1 {
+		t.Fatalf("%d connections, want the pooled one reused", b2.accepted.Load())
+	}
+}
