@@ -20,12 +20,13 @@ import (
 // which applies rise and fall. It runs under its Runtime's context.
 type healthChecker struct {
 	u      *upstream
+	m      *Metrics
 	log    *slog.Logger
 	client *http.Client
 	host   string
 }
 
-func newHealthChecker(u *upstream, log *slog.Logger) *healthChecker {
+func newHealthChecker(u *upstream, log *slog.Logger, m *Metrics) *healthChecker {
 	h := u.cfg.Health
 	host := h.Host
 	if host == "" {
@@ -42,6 +43,7 @@ func newHealthChecker(u *upstream, log *slog.Logger) *healthChecker {
 	}
 	return &healthChecker{
 		u:    u,
+		m:    m,
 		log:  log,
 		host: host,
 		client: &http.Client{
@@ -74,10 +76,18 @@ func (hc *healthChecker) checkAll(ctx context.Context) {
 		wg.Add(1)
 		go func(b *balancer.Backend) {
 			defer wg.Done()
+			start := time.Now()
 			ok, reason := hc.probe(ctx, b.Addr())
 			if ctx.Err() != nil {
 				return // the generation ended: not the server's fault
 			}
+			name := hc.u.cfg.Name
+			hc.m.checkTime.WithLabelValues(name).Observe(time.Since(start).Seconds())
+			result := "pass"
+			if !ok {
+				result = "fail"
+			}
+			hc.m.checks.WithLabelValues(name, b.Label(), result).Inc()
 			b.ReportCheck(ok, reason)
 		}(b)
 	}

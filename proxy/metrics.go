@@ -35,6 +35,8 @@ type Metrics struct {
 	connRefused  *prometheus.CounterVec
 	bodyLimit    prometheus.Counter
 	smuggling    prometheus.Counter
+	checks       *prometheus.CounterVec
+	checkTime    *prometheus.HistogramVec
 
 	edge atomic.Pointer[Edge] // for the state collector
 }
@@ -154,6 +156,15 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Name: "gatehouse_request_body_too_large_total",
 			Help: "Requests refused with 413.",
 		}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_health_checks_total",
+			Help: "Active health checks by upstream, server and result (pass, fail).",
+		}, []string{"upstream", "server", "result"}),
+		checkTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_health_check_duration_seconds",
+			Help:    "Duration of active health checks, by upstream.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"upstream"}),
 		smuggling: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_request_framing_rejected_total",
 			Help: "HTTP/1 requests refused for ambiguous framing (request smuggling defence).",
@@ -177,7 +188,7 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.inFlight, m.connsOpen, m.connsTotal, m.upstreamErrs,
 			m.retries, m.reloads, m.reloadOK, m.reloadTime, m.rejected, m.wsUpgrades, m.wsCloses,
-			m.wsLifetime, m.wsBytes, m.limited, m.bans, m.connRefused, m.bodyLimit, m.smuggling, build, &stateCollector{m: m})
+			m.wsLifetime, m.wsBytes, m.limited, m.bans, m.connRefused, m.bodyLimit, m.smuggling, m.checks, m.checkTime, build, &stateCollector{m: m})
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)

@@ -279,7 +279,7 @@ func (rt *Runtime) Start() {
 			rt.goLoop("resolve "+name, func(ctx context.Context) { u.pool.Run(ctx) })
 		}
 		if u.cfg.Health != nil {
-			hc := newHealthChecker(u, rt.log)
+			hc := newHealthChecker(u, rt.log, rt.deps.Metrics)
 			rt.goLoop("health "+name, hc.run)
 		}
 	}
