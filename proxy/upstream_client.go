@@ -101,7 +101,7 @@ func (e *upstreamProtocolError) Error() string { return "upstream response: " + 
 // also returns the connection to the pool when the body was read to its
 // exact end.
 func (c *upstreamClient) roundTrip(req *upRequest) (*http.Response, error) {
-	uc, reused, err := c.get(req.ctx, req.addr)
+	uc, reused, err := c.get(req.ctx, req.addr, !req.replayable)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +152,10 @@ func (e *staleError) Unwrap() error        { return e.err }
 func (e *staleError) Is(target error) bool { return target == errStaleConn }
 
 // get returns an idle connection to addr (most recent first) or dials one.
-func (c *upstreamClient) get(ctx context.Context, addr string) (*upConn, bool, error) {
+// With check (a request that cannot be sent twice, so cannot be retried
+// if the connection turns out stale), a pooled connection is first probed
+// for a close from the backend.
+func (c *upstreamClient) get(ctx context.Context, addr string, check bool) (*upConn, bool, error) {
 	now := c.now()
 	c.mu.Lock()
 	list := c.idle[addr]
@@ -170,6 +173,12 @@ func (c *upstreamClient) get(ctx context.Context, addr string) (*upConn, bool, e
 		}
 		c.idle[addr] = list
 		c.mu.Unlock()
+		if check && uc.br.Buffered() == 0 && !connAlive(uc.conn) {
+			uc.conn.Close()
+			c.mu.Lock()
+			list = c.idle[addr]
+			continue
+		}
 		return uc, true, nil
 	}
 	c.mu.Unlock()
