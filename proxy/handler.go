@@ -288,20 +288,22 @@ func (q *request) forward() {
 			head:          q,
 			headerTimeout: q.route.headerTimeout,
 			replayable:    replayable,
+			start:         q.start,
 		}
 		if body != nil {
 			q.up.body, q.up.contentLength, q.up.trailer = body, r.ContentLength, r.Trailer
 		}
 		resp, err := u.client.roundTrip(&q.up)
 		q.up = upRequest{}
-		now := q.e.now()
 		if err == nil {
 			retryable := resp.StatusCode >= 502 && resp.StatusCode <= 504
 			if u.failMap[resp.StatusCode] {
-				b.ReportFailure(now)
+				// The clock is read only here and on errors: a clean
+				// answer needs no time.
+				b.ReportFailure(q.e.now())
 				q.e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, "status").Inc()
 			}
-			if retryable && u.failMap[resp.StatusCode] && attempt+1 < tries && now.Before(deadline) && replayable {
+			if retryable && u.failMap[resp.StatusCode] && attempt+1 < tries && q.e.now().Before(deadline) && replayable {
 				_ = resp.Body.Close()
 				release()
 				key.Tried.Add(b)
@@ -318,6 +320,7 @@ func (q *request) forward() {
 			return
 		}
 		release()
+		now := q.e.now()
 		lastErr, kind = err, classify(r.Context(), err)
 		if kind.countsAgainstBackend() {
 			b.ReportFailure(now)

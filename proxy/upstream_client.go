@@ -77,6 +77,9 @@ type upRequest struct {
 	// have seen it (idempotent without body, or a kept body that body
 	// can rewind).
 	replayable bool
+	// start is when the client's request began, the clock reading the
+	// pool's idle check uses; zero: read the clock.
+	start time.Time
 }
 
 // headWriter writes request header lines, each ending in CRLF.
@@ -101,7 +104,7 @@ func (e *upstreamProtocolError) Error() string { return "upstream response: " + 
 // also returns the connection to the pool when the body was read to its
 // exact end.
 func (c *upstreamClient) roundTrip(req *upRequest) (*http.Response, error) {
-	uc, reused, err := c.get(req.ctx, req.addr, !req.replayable)
+	uc, reused, err := c.get(req.ctx, req.addr, !req.replayable, req.start)
 	if err != nil {
 		return nil, err
 	}
@@ -155,8 +158,10 @@ func (e *staleError) Is(target error) bool { return target == errStaleConn }
 // With check (a request that cannot be sent twice, so cannot be retried
 // if the connection turns out stale), a pooled connection is first probed
 // for a close from the backend.
-func (c *upstreamClient) get(ctx context.Context, addr string, check bool) (*upConn, bool, error) {
-	now := c.now()
+func (c *upstreamClient) get(ctx context.Context, addr string, check bool, now time.Time) (*upConn, bool, error) {
+	if now.IsZero() {
+		now = c.now()
+	}
 	c.mu.Lock()
 	list := c.idle[addr]
 	for len(list) > 0 {
