@@ -82,6 +82,13 @@ type upRequest struct {
 	start time.Time
 }
 
+// canResend reports whether the request may be sent again after a
+// connection failed before any response byte: an idempotent method, with
+// no body or one that can be rewound (net/http's isReplayable).
+func (r *upRequest) canResend() bool {
+	return idempotent(r.method) && (r.body == nil || r.replayable)
+}
+
 // headWriter writes request header lines, each ending in CRLF.
 type headWriter interface {
 	writeHeaders(w *bufio.Writer)
@@ -104,7 +111,7 @@ func (e *upstreamProtocolError) Error() string { return "upstream response: " + 
 // also returns the connection to the pool when the body was read to its
 // exact end.
 func (c *upstreamClient) roundTrip(req *upRequest) (*http.Response, error) {
-	uc, reused, err := c.get(req.ctx, req.addr, !req.replayable, req.start)
+	uc, _, err := c.get(req.ctx, req.addr, !req.canResend(), req.start)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +120,13 @@ func (c *upstreamClient) roundTrip(req *upRequest) (*http.Response, error) {
 		return resp, nil
 	}
 	uc.close()
-	if !reused || !errors.Is(err, errStaleConn) || !req.replayable && req.body != nil {
+	// A connection that ended before any byte of a response: a pooled one
+	// the backend had closed, or a new one it dropped (a server shutting
+	// down resets the connections still in its accept queue). A request
+	// that may be sent twice goes once more on a new connection —
+	// net/http's rule for pooled connections, extended to new ones as
+	// nginx's proxy_next_upstream error does for idempotent requests.
+	if !errors.Is(err, errStaleConn) || !req.canResend() {
 		return nil, unwrapStale(err)
 	}
 	if req.body != nil {
@@ -122,10 +135,7 @@ func (c *upstreamClient) roundTrip(req *upRequest) (*http.Response, error) {
 			return nil, unwrapStale(err)
 		}
 		rw.rewind()
-	} else if !req.replayable {
-		return nil, unwrapStale(err)
 	}
-	// Once, on a fresh connection (net/http's rule).
 	uc, err = c.dialConn(req.ctx, req.addr)
 	if err != nil {
 		return nil, err

@@ -473,3 +473,47 @@ func TestUpstreamClientPooledTimeout(t *testing.T) {
 		t.Fatalf("%d connections, want the pooled one reused", b2.accepted.Load())
 	}
 }
+
+// TestUpstreamClientDroppedNewConn: a new connection the backend drops
+// before answering (a server shutting down resets its accept queue) is
+// retried once for a GET, never for a POST.
+func TestUpstreamClientDroppedNewConn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := accepted.Add(1)
+			br := bufio.NewReader(c)
+			if _, err := http.ReadRequest(br); err == nil && n%2 == 0 {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+			}
+			c.Close() // odd connections: dropped after the request
+		}
+	}()
+	c := testClient(4)
+	defer c.closeIdle(true)
+	if code, body, err := get(c, ln.Addr().String(), "GET"); err != nil || code != 200 || body != "ok" {
+		t.Fatalf("GET: %d %q %v, want retried once on a new connection", code, body, err)
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+	_, err = c.roundTrip(&upRequest{ctx: context.Background(), addr: ln.Addr().String(), method: "POST", uri: "/",
+		host: "a", head: plainHead{}, body: strings.NewReader("x"), contentLength: 1, replayable: true})
+	if err == nil || accepted.Load() != 3 {
+		t.Fatalf("POST on a dropped connection: err %v after %d connections; want an error, not sent twice", err, accepted.Load())
+	}
+	ln.Close()
+	wg.Wait()
+}
