@@ -36,6 +36,11 @@ type Server struct {
 	wg       sync.WaitGroup // handshakes and HTTP/2 connections
 	open     atomic.Int64
 	listener net.Listener
+
+	hsq       chan net.Conn // hands accepted TLS conns to idle handshake workers
+	hsWorkers atomic.Int32
+	quit      chan struct{} // closed at Shutdown/Close: idle workers exit
+	quitOnce  sync.Once
 }
 
 // ServerOptions configure a Server. Connection-level settings (timeouts,
@@ -69,7 +74,8 @@ func NewServer(o ServerOptions) *Server {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil, "")
 	}
-	s := &Server{o: o, h2conns: map[net.Conn]struct{}{}, listener: o.Listener}
+	s := &Server{o: o, h2conns: map[net.Conn]struct{}{}, listener: o.Listener,
+		hsq: make(chan net.Conn), quit: make(chan struct{})}
 	s.conns = newChanListener(o.Listener.Addr())
 	s.h1 = &http.Server{
 		Handler:           o.Handler,
@@ -137,12 +143,49 @@ func (s *Server) Serve() error {
 			continue
 		}
 		s.wg.Add(1)
-		go s.handshake(cc)
+		select {
+		case s.hsq <- cc: // an idle handshake worker takes it
+		default:
+			if s.hsWorkers.Add(1) <= maxHandshakeWorkers {
+				go s.handshakeWorker(cc)
+			} else {
+				s.hsWorkers.Add(-1)
+				go s.handshake(cc)
+			}
+		}
 	}
 }
 
 func (s *Server) connClosed() {
 	s.o.Metrics.connsOpen.WithLabelValues(s.o.Name).Dec()
+}
+
+// maxHandshakeWorkers bounds the goroutines kept to run TLS handshakes.
+// A handshake grows a goroutine's stack deep into crypto/tls; a worker
+// that serves handshake after handshake keeps that stack instead of
+// growing (copying) a fresh one per connection. Beyond the bound, a
+// handshake gets a goroutine of its own.
+const maxHandshakeWorkers = 64
+
+// handshakeWorkerIdle is how long an idle handshake worker waits for the
+// next connection before it exits.
+const handshakeWorkerIdle = 30 * time.Second
+
+func (s *Server) handshakeWorker(c net.Conn) {
+	defer s.hsWorkers.Add(-1)
+	idle := time.NewTimer(handshakeWorkerIdle)
+	defer idle.Stop()
+	for {
+		s.handshake(c)
+		idle.Reset(handshakeWorkerIdle)
+		select {
+		case c = <-s.hsq:
+		case <-idle.C:
+			return
+		case <-s.quit:
+			return
+		}
+	}
 }
 
 func (s *Server) handshake(c net.Conn) {
@@ -172,16 +215,20 @@ func (s *Server) handshake(c net.Conn) {
 			return
 		}
 		s.h2conns[tc] = struct{}{}
+		s.wg.Add(1)
 		s.mu.Unlock()
 		ci := &connInfo{listener: s.o.Name, tls: true, peer: PeerAddr(c.RemoteAddr()), state: &state}
-		s.h2.ServeConn(tc, &http2.ServeConnOpts{
-			Context:    withConnInfo(context.Background(), ci),
-			BaseConfig: s.h1,
-			Handler:    s.o.Handler,
-		})
-		s.mu.Lock()
-		delete(s.h2conns, tc)
-		s.mu.Unlock()
+		go func() { // the connection's own goroutine: the worker moves on
+			defer s.wg.Done()
+			s.h2.ServeConn(tc, &http2.ServeConnOpts{
+				Context:    withConnInfo(context.Background(), ci),
+				BaseConfig: s.h1,
+				Handler:    s.o.Handler,
+			})
+			s.mu.Lock()
+			delete(s.h2conns, tc)
+			s.mu.Unlock()
+		}()
 		return
 	}
 	g := h1guard.Wrap(tc, h1guard.Options{MaxHeadBytes: s.o.MaxHeaderBytes + 4096})
@@ -210,6 +257,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
+	s.quitOnce.Do(func() { close(s.quit) })
 	s.o.Listener.Close()
 	err := s.h1.Shutdown(ctx)
 	done := make(chan struct{})
@@ -227,6 +275,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error {
+	s.quitOnce.Do(func() { close(s.quit) })
 	s.mu.Lock()
 	s.closing = true
 	for c := range s.h2conns {

@@ -460,7 +460,11 @@ func (d *daemon) listen(cfg *config.Config) error {
 // and connection caps are checked at accept, before any TLS byte, and
 // PROXY protocol is parsed where configured (refused elsewhere).
 func (d *daemon) publicListener(cfg *config.Config, l *config.Listener, name string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", l.Address)
+	// TCP keep-alive on with the kernel's timers and one setsockopt per
+	// connection (Go's default sets four), as nginx's so_keepalive=on:
+	// dead WebSocket clients are found by the route's ping_interval.
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+	ln, err := lc.Listen(context.Background(), "tcp", l.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listeners.%s: %w", name, err)
 	}
