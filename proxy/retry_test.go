@@ -1,38 +1,13 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/gatehouse-proxy/gatehouse/config"
 )
-
-// newTestEdge builds an Edge serving cfgText (a TOML config).
-func newTestEdge(t *testing.T, cfgText string) *Edge {
-	t.Helper()
-	cfg, err := config.Parse([]byte(cfgText))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := Build(context.Background(), cfg, Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt.Start()
-	e := NewEdge(EdgeOptions{})
-	e.Swap(rt)
-	t.Cleanup(func() {
-		e.Swap(nil)
-		rt.Close()
-		e.Close()
-	})
-	return e
-}
 
 // TestRetryBufferedBody: a POST whose body fits retry_body_limit is sent
 // again to the next server after a 502 listed in fail_statuses; a larger

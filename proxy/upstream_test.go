@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -159,7 +158,7 @@ func TestUpstreamDNSFollowsAddressChange(t *testing.T) {
 // closes both in Cleanup. m may be nil.
 func dnsEdge(t *testing.T, res *dnsFakeResolver, port int, m *Metrics) (*Edge, *Runtime) {
 	t.Helper()
-	cfg, err := config.Parse(fmt.Appendf(nil, `
+	return startTestEdge(t, fmt.Sprintf(`
 [listeners.http]
 address = "127.0.0.1:0"
 
@@ -184,26 +183,7 @@ resolve_interval = "100ms"
 
 [upstreams.app.sticky]
 secret = "dns-test"
-`, port))
-	if err != nil {
-		t.Fatalf("config.Parse: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	rt, err := Build(ctx, cfg, Deps{Resolver: res, Metrics: m})
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	rt.Start()
-	edge := NewEdge(EdgeOptions{Metrics: m})
-	edge.Swap(rt)
-	t.Cleanup(func() {
-		if old := edge.Swap(nil); old != nil {
-			old.Close()
-		}
-		edge.Close()
-	})
-	return edge, rt
+`, port), Deps{Resolver: res, Metrics: m})
 }
 
 // TestUpstreamDNSSeveralAddresses: a name with two addresses (two

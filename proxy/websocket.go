@@ -184,7 +184,12 @@ func (q *request) serveWebSocket() {
 		head = append(head, "\r\nCache-Control: private\r\n"...)
 	}
 	head = append(head, "\r\n"...)
+	// Count the stream before the client can see the 101, so the active
+	// gauge never lags behind what clients observe.
+	tk := tunnelKey{u.cfg.Name, b.Label()}
+	e.wsServerAdd(tk, 1)
 	if _, err := clientConn.Write(head); err != nil {
+		e.wsServerAdd(tk, -1)
 		clientConn.Close()
 		conn.Close()
 		release()
@@ -209,8 +214,6 @@ func (q *request) serveWebSocket() {
 	// the handshake is done: give the tunnel the TCP socket underneath so
 	// it can wait for data without holding a buffer.
 	socket := rawSocket(clientConn)
-	tk := tunnelKey{u.cfg.Name, b.Label()}
-	e.wsServerAdd(tk, 1)
 	e.metrics.wsUpgrades.WithLabelValues("ok").Inc()
 	start := e.now()
 	e.Tunnels.Start(clientConn, clientBuf, conn, backendBuf, wstunnel.Options{
