@@ -63,9 +63,12 @@ type Listener struct {
 	MaxConns int
 
 	// TLS policy, HTTPS listener only.
-	MinVersion     uint16
-	MaxVersion     uint16
-	CipherSuites   []uint16 // TLS 1.2 suites; TLS 1.3 suites are fixed by Go
+	MinVersion   uint16
+	MaxVersion   uint16
+	CipherSuites []uint16 // TLS 1.2 suites; TLS 1.3 suites are fixed by Go
+	// Curves are the key exchanges in preference order; nil means
+	// X25519MLKEM768 (hybrid post-quantum), X25519, P-256.
+	Curves         []tls.CurveID
 	SessionTickets bool
 	HTTP2          bool
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"os"
 	"path/filepath"
@@ -194,4 +195,27 @@ func FuzzParse(f *testing.F) {
 		}
 		scanKeyLines(string(b)) // must not panic or loop on any input
 	})
+}
+
+func TestCurves(t *testing.T) {
+	base := `
+[sites.a]
+hosts = ["a.example"]
+tls = "self_signed"
+[[sites.a.routes]]
+upstream = "app"
+[upstreams.app]
+servers = [{ address = "127.0.0.1:8000" }]
+`
+	c, err := Parse([]byte("[listeners.https]\ncurves = [\"X25519\", \"p256\"]\n" + base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.HTTPS.Curves; len(got) != 2 || got[0] != tls.X25519 || got[1] != tls.CurveP256 {
+		t.Errorf("curves = %v, want [X25519 P-256]", got)
+	}
+	_, err = Parse([]byte("[listeners.https]\ncurves = [\"X25519\", \"secp521r1\"]\n" + base))
+	if err == nil || !strings.Contains(err.Error(), "2: listeners.https.curves[1]: unknown key exchange \"secp521r1\"") {
+		t.Errorf("unknown curve: got %v", err)
+	}
 }

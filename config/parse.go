@@ -307,7 +307,7 @@ func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *
 		c.errf(key+".max_conns", "must not be negative (0: no cap)")
 	}
 	if !isTLS {
-		for k, set := range map[string]bool{"min_version": r.MinVersion != "", "max_version": r.MaxVersion != "", "ciphers": r.Ciphers != nil, "session_tickets": r.SessionTickets, "http2": r.HTTP2 != nil} {
+		for k, set := range map[string]bool{"min_version": r.MinVersion != "", "max_version": r.MaxVersion != "", "ciphers": r.Ciphers != nil, "session_tickets": r.SessionTickets, "http2": r.HTTP2 != nil, "curves": r.Curves != nil} {
 			if set {
 				c.errf(key+"."+k, "only applies to the https listener")
 			}
@@ -348,11 +348,36 @@ func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *
 			c.errf(key+".ciphers", "must not be empty (TLS 1.2 clients could not connect); remove the key for the defaults")
 		}
 	}
+	for i, name := range r.Curves {
+		id, ok := curveByName(name)
+		if !ok {
+			c.errf(fmt.Sprintf("%s.curves[%d]", key, i), "unknown key exchange %q (X25519MLKEM768, X25519, P256, P384)", name)
+			continue
+		}
+		l.Curves = append(l.Curves, id)
+	}
+	if r.Curves != nil && len(r.Curves) == 0 {
+		c.errf(key+".curves", "must not be empty; remove the key for the defaults")
+	}
 	l.SessionTickets = r.SessionTickets
 	if r.HTTP2 != nil {
 		l.HTTP2 = *r.HTTP2
 	}
 	return l
+}
+
+func curveByName(s string) (tls.CurveID, bool) {
+	switch strings.ToLower(strings.ReplaceAll(strings.ReplaceAll(s, "-", ""), "_", "")) {
+	case "x25519mlkem768":
+		return tls.X25519MLKEM768, true
+	case "x25519":
+		return tls.X25519, true
+	case "p256", "prime256v1", "secp256r1":
+		return tls.CurveP256, true
+	case "p384", "secp384r1":
+		return tls.CurveP384, true
+	}
+	return 0, false
 }
 
 func tlsVersion(s string) (uint16, bool) {

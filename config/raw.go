@@ -45,6 +45,7 @@ type rawListener struct {
 	MaxVersion     string   `toml:"max_version"`
 	Ciphers        []string `toml:"ciphers"`
 	SessionTickets bool     `toml:"session_tickets"`
+	Curves         []string `toml:"curves"`
 	HTTP2          *bool    `toml:"http2"`
 }
 

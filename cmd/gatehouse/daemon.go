@@ -392,10 +392,11 @@ func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
 
 func policyOf(l *config.Listener) tlsedge.Policy {
 	p := tlsedge.Policy{
-		MinVersion:     l.MinVersion,
-		MaxVersion:     l.MaxVersion,
-		CipherSuites:   l.CipherSuites,
-		SessionTickets: l.SessionTickets,
+		MinVersion:       l.MinVersion,
+		MaxVersion:       l.MaxVersion,
+		CipherSuites:     l.CipherSuites,
+		CurvePreferences: l.Curves,
+		SessionTickets:   l.SessionTickets,
 	}
 	if !l.HTTP2 {
 		p.NextProtos = []string{"http/1.1"}

@@ -38,6 +38,8 @@ address = "127.0.0.1:$HTTP_PORT"
 address = "127.0.0.1:$HTTPS_PORT"
 http2 = false              # the harness measures HTTP/1.1 over TLS
 session_tickets = false    # every new connection is a full handshake
+curves = ["X25519"]        # the harness compares X25519 handshakes (nginx/HAProxy's OpenSSL 3.0
+                           # has no ML-KEM); Gatehouse's default offers X25519MLKEM768 first
 
 [listeners.admin]
 address = ""               # no admin listener: nothing else on the proxy CPU
