@@ -106,9 +106,9 @@ type Jail struct {
 	nbans atomic.Int64 // bans held (including expired ones not yet swept)
 	bans  [16]banShard
 
-	strikeMu   sync.Mutex
-	strikes    map[Key]*strikeEntry
-	head, tail *strikeEntry // LRU by last strike: head is the newest
+	strikeMu  sync.Mutex
+	strikes   map[Key]*strikeEntry
+	strikeLRU lruList[strikeEntry, *strikeEntry] // by last strike: front is the newest
 
 	saveMu sync.Mutex // serialises file writes
 	dirty  atomic.Bool
@@ -122,10 +122,10 @@ type banShard struct {
 }
 
 type strikeEntry struct {
-	key        Key
-	times      []int64 // ring of the last MaxRetry strike times (unix ns)
-	next, n    int
-	prev, succ *strikeEntry
+	key     Key
+	times   []int64 // ring of the last MaxRetry strike times (unix ns)
+	next, n int
+	lruLinks[strikeEntry]
 }
 
 // NewJail returns an empty jail; call Load to restore saved bans.
@@ -193,14 +193,14 @@ func (j *Jail) RecordAt(k Key, reason string, now time.Time) (banned bool) {
 	e := j.strikes[k]
 	if e == nil {
 		if len(j.strikes) >= j.maxTracked {
-			j.dropStrikes(j.tail)
+			j.dropStrikes(j.strikeLRU.back)
 		}
 		e = &strikeEntry{key: k, times: make([]int64, j.maxRetry)}
 		j.strikes[k] = e
 	} else {
-		j.unlinkStrikes(e)
+		j.strikeLRU.remove(e)
 	}
-	j.pushStrikes(e)
+	j.strikeLRU.pushFront(e)
 	e.times[e.next] = ns
 	e.next = (e.next + 1) % len(e.times)
 	e.n = min(e.n+1, len(e.times))
@@ -250,33 +250,8 @@ func (j *Jail) markDirty() {
 
 // dropStrikes forgets e; strikeMu must be held.
 func (j *Jail) dropStrikes(e *strikeEntry) {
-	j.unlinkStrikes(e)
+	j.strikeLRU.remove(e)
 	delete(j.strikes, e.key)
-}
-
-func (j *Jail) unlinkStrikes(e *strikeEntry) {
-	if e.prev != nil {
-		e.prev.succ = e.succ
-	} else {
-		j.head = e.succ
-	}
-	if e.succ != nil {
-		e.succ.prev = e.prev
-	} else {
-		j.tail = e.prev
-	}
-	e.prev, e.succ = nil, nil
-}
-
-func (j *Jail) pushStrikes(e *strikeEntry) {
-	e.succ = j.head
-	if j.head != nil {
-		j.head.prev = e
-	}
-	j.head = e
-	if j.tail == nil {
-		j.tail = e
-	}
 }
 
 // Tracked returns the number of keys with strikes and no ban.
@@ -376,7 +351,7 @@ func (j *Jail) SweepAt(now time.Time) int {
 	}
 	cutoff := now.Add(-j.findTime).UnixNano()
 	j.strikeMu.Lock()
-	for e := j.tail; e != nil; e = j.tail {
+	for e := j.strikeLRU.back; e != nil; e = j.strikeLRU.back {
 		last := e.times[(e.next+len(e.times)-1)%len(e.times)]
 		if last > cutoff {
 			break
@@ -526,3 +501,5 @@ func (j *Jail) Load() error {
 	}
 	return nil
 }
+
+func (e *strikeEntry) links() *lruLinks[strikeEntry] { return &e.lruLinks }

@@ -81,8 +81,8 @@ type zoneShard struct {
 	mu sync.Mutex
 	m  map[Key]*entry
 	// LRU list: head is the most recently used entry, tail the least.
-	head, tail *entry
-	cap        int
+	lru lruList[entry, *entry]
+	cap int
 	// Bucket parameters for this shard's limiters (copied into each shard so
 	// the hot path reads only the shard's cache lines). Guarded by mu.
 	limit    rate.Limit
@@ -95,9 +95,9 @@ type zoneShard struct {
 }
 
 type entry struct {
-	lim        rate.Limiter
-	key        Key
-	prev, next *entry
+	lim rate.Limiter
+	key Key
+	lruLinks[entry]
 }
 
 // zoneShardMinKeys keeps shards big enough that per-shard LRU is close to
@@ -182,9 +182,8 @@ func (z *Zone) AllowAt(k Key, now time.Time) (ok bool, wait, retryAfter time.Dur
 	e := s.m[k]
 	if e == nil {
 		e = s.insert(k, now)
-	} else if e != s.head {
-		s.unlink(e)
-		s.pushFront(e)
+	} else {
+		s.lru.touch(e)
 	}
 	if e.lim.AllowN(now, 1) {
 		s.mu.Unlock()
@@ -220,7 +219,7 @@ func (s *zoneShard) full(e *entry, now time.Time) bool {
 // shard is full. s.mu must be held.
 func (s *zoneShard) insert(k Key, now time.Time) *entry {
 	var e *entry
-	if t := s.tail; t != nil && (s.n.Load() >= int64(s.cap) || s.full(t, now)) {
+	if t := s.lru.back; t != nil && (s.n.Load() >= int64(s.cap) || s.full(t, now)) {
 		if s.full(t, now) {
 			s.expired.Add(1)
 		} else {
@@ -234,7 +233,7 @@ func (s *zoneShard) insert(k Key, now time.Time) *entry {
 	refill(&e.lim, s.limit, s.burst, now)
 	e.key = k
 	s.m[k] = e
-	s.pushFront(e)
+	s.lru.pushFront(e)
 	s.n.Add(1)
 	return e
 }
@@ -254,34 +253,9 @@ func refill(lim *rate.Limiter, limit rate.Limit, burst int, now time.Time) {
 }
 
 func (s *zoneShard) remove(e *entry) {
-	s.unlink(e)
+	s.lru.remove(e)
 	delete(s.m, e.key)
 	s.n.Add(-1)
-}
-
-func (s *zoneShard) unlink(e *entry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		s.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		s.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
-
-func (s *zoneShard) pushFront(e *entry) {
-	e.next = s.head
-	if s.head != nil {
-		s.head.prev = e
-	}
-	s.head = e
-	if s.tail == nil {
-		s.tail = e
-	}
 }
 
 // SweepAt drops buckets that have refilled completely at now, walking each
@@ -295,7 +269,7 @@ func (z *Zone) SweepAt(now time.Time) int {
 	for i := range z.shards {
 		s := &z.shards[i]
 		s.mu.Lock()
-		for t := s.tail; t != nil && s.full(t, now); t = s.tail {
+		for t := s.lru.back; t != nil && s.full(t, now); t = s.lru.back {
 			s.remove(t)
 			s.expired.Add(1)
 			n++
@@ -320,7 +294,7 @@ func (z *Zone) Retune(r float64, burst int, now time.Time) error {
 		changed := s.limit != lim || s.burst != b
 		s.limit, s.burst, s.maxDelay = lim, b, maxDelay
 		if changed {
-			for e := s.head; e != nil; e = e.next {
+			for e := s.lru.front; e != nil; e = s.lru.after(e) {
 				e.lim.SetLimitAt(now, lim)
 				e.lim.SetBurstAt(now, b)
 			}
@@ -373,3 +347,5 @@ func (z *Zone) Stats() ZoneStats {
 	}
 	return st
 }
+
+func (e *entry) links() *lruLinks[entry] { return &e.lruLinks }
