@@ -268,7 +268,9 @@ func (q *request) forward() {
 	for attempt := 0; attempt < tries; attempt++ {
 		b, stickyHit := u.pool.Pick(key)
 		if b == nil {
-			lastErr, kind = errNoBackend, errNoServer
+			if attempt == 0 {
+				lastErr, kind = errNoBackend, errNoServer
+			} // else: nothing left to retry on; answer for the last failure
 			break
 		}
 		release, err := b.Acquire(r.Context())

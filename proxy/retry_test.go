@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -62,5 +63,34 @@ servers = [{ name = "bad", address = "` + bad.Listener.Addr().String() + `" }, {
 	}
 	if goodHits.Load() != 1 {
 		t.Fatalf("large POST reached the second server: not buffered, so it must not be replayed")
+	}
+}
+
+// TestRetryNothingLeftAnswersLastError: with one server, refusing
+// connections, the retry finds no other server; the client gets 502 for
+// the failed connection, not 503 "no server".
+func TestRetryNothingLeftAnswersLastError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: connections are refused
+	e := newTestEdge(t, `
+[listeners.https]
+address = ""
+[sites.a]
+hosts = ["a.example"]
+tls = "off"
+[[sites.a.routes]]
+upstream = "app"
+[upstreams.app]
+retries = 1
+servers = [{ name = "only", address = "`+addr+`" }]
+`)
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest("GET", "http://a.example/", nil))
+	if rec.Code != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502 for a refused connection", rec.Code)
 	}
 }

@@ -71,7 +71,9 @@ func (q *request) serveWebSocket() {
 	for attempt := 0; attempt < tries; attempt++ {
 		b, hit = u.pool.Pick(key)
 		if b == nil {
-			lastErr, lastKind = errNoBackend, errNoServer
+			if attempt == 0 {
+				lastErr, lastKind = errNoBackend, errNoServer
+			} // else: nothing left to retry on; answer for the last failure
 			break
 		}
 		var err error
