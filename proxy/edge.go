@@ -34,6 +34,10 @@ type Edge struct {
 	// configured ":0" binds a random one); redirects use it.
 	httpsPort atomic.Pointer[string]
 
+	timerMu sync.Mutex
+	timers  map[*time.Timer]struct{}
+	closed  bool
+
 	wsMu        sync.Mutex
 	wsPerClient map[netip.Addr]int
 	wsPerServer map[tunnelKey]int
@@ -71,6 +75,7 @@ func NewEdge(o EdgeOptions) *Edge {
 		Tunnels:     wstunnel.NewRegistry(wstunnel.RegistryOptions{SweepInterval: o.TunnelSweep}),
 		wsPerClient: map[netip.Addr]int{},
 		wsPerServer: map[tunnelKey]int{},
+		timers:      map[*time.Timer]struct{}{},
 	}
 	o.Metrics.edge.Store(e)
 	return e
@@ -95,7 +100,37 @@ func (e *Edge) Swap(rt *Runtime) (old *Runtime) {
 func (e *Edge) SetHTTPSPort(port string) { e.httpsPort.Store(&port) }
 
 // Close stops the WebSocket registry, closing any remaining tunnel.
-func (e *Edge) Close() { e.Tunnels.Close() }
+func (e *Edge) Close() {
+	e.timerMu.Lock()
+	e.closed = true
+	for t := range e.timers {
+		t.Stop()
+	}
+	e.timers = nil
+	e.timerMu.Unlock()
+	e.Tunnels.Close()
+}
+
+// after runs f once d has passed, unless the Edge is closed first. The
+// Edge owns these timers (drain and reload closes of WebSocket tunnels).
+func (e *Edge) after(d time.Duration, f func()) {
+	e.timerMu.Lock()
+	defer e.timerMu.Unlock()
+	if e.closed {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		e.timerMu.Lock()
+		_, live := e.timers[t]
+		delete(e.timers, t)
+		e.timerMu.Unlock()
+		if live {
+			f()
+		}
+	})
+	e.timers[t] = struct{}{}
+}
 
 // connInfo is what the server knows about a client connection; it rides
 // in the request context (one allocation per connection, not per request).

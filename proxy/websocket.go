@@ -421,7 +421,7 @@ func (e *Edge) closeOrphanTunnels(rt *Runtime) {
 			spread = max(spread, r.WebSocket.CloseSpread)
 		}
 	}
-	time.AfterFunc(delay, func() {
+	e.after(delay, func() {
 		cur := e.rt.Load()
 		if cur == nil {
 			return // shutting down: ShutdownTunnels closes them with 1001
@@ -454,7 +454,7 @@ func (e *Edge) DrainServer(upstream, server string, deadline time.Time, spread t
 	if deadline.IsZero() || delay < 0 {
 		delay = 0
 	}
-	time.AfterFunc(delay, func() {
+	e.after(delay, func() {
 		n := e.Tunnels.CloseMatching(func(t *wstunnel.Tunnel) bool {
 			l := t.Labels()
 			name, _, _ := strings.Cut(l.Server, "@")

@@ -242,11 +242,11 @@ func (d *daemon) start(cfg *config.Config) error {
 		return err
 	}
 	d.metrics.ReloadResult(true, time.Now())
-	go func() {
-		if err := tm.Run(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
+	d.goBackground(func() {
+		if err := tm.Run(bgCtx); err != nil && !errors.Is(err, context.Canceled) {
 			d.log.Error("certificate manager stopped", "err", err)
 		}
-	}()
+	})
 	return d.listen(cfg)
 }
 
