@@ -324,7 +324,7 @@ func restartOnly(a, b *config.Config) []string {
 	}
 	add(l(a.HTTP) != l(b.HTTP), "listeners.http")
 	add(l(a.HTTPS) != l(b.HTTPS), "listeners.https")
-	add(a.Admin != b.Admin, "listeners.admin")
+	add(a.Admin.Address != b.Admin.Address || a.Admin.Pprof != b.Admin.Pprof, "listeners.admin")
 	add(a.Timeouts.ClientHeader != b.Timeouts.ClientHeader, "timeouts.client_header")
 	add(a.Timeouts.Keepalive != b.Timeouts.Keepalive, "timeouts.keepalive")
 	add(a.Limits.MaxHeaderBytes != b.Limits.MaxHeaderBytes, "limits.max_header_bytes")
@@ -333,7 +333,6 @@ func restartOnly(a, b *config.Config) []string {
 	add(!sameBan(a.Ban, b.Ban), "ban")
 	add(a.Log != b.Log, "log")
 	add(a.StateDir != b.StateDir, "state_dir")
-	add(a.GracePeriod != b.GracePeriod, "grace_period")
 	return keys
 }
 
