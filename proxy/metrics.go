@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"runtime/debug"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -312,5 +311,3 @@ func boolFloat(b bool) float64 {
 	}
 	return 0
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

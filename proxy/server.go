@@ -14,27 +14,22 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
 )
 
 // Server serves one public listener. It owns the accept loop so that
 // every connection passes the same gates before any HTTP parsing: the TLS
 // handshake (with a deadline), then either HTTP/2 (negotiated by ALPN,
-// served by golang.org/x/net/http2) or HTTP/1.x through the framing guard
+// served by net/http itself) or HTTP/1.x through the framing guard
 // (request smuggling defence) into a net/http server.
 type Server struct {
 	o     ServerOptions
 	h1    *http.Server
-	h2    *http2.Server
 	conns *chanListener
 
 	mu       sync.Mutex
-	h2conns  map[net.Conn]struct{}
 	closing  bool
-	wg       sync.WaitGroup // handshakes and HTTP/2 connections
-	open     atomic.Int64
+	wg       sync.WaitGroup // TLS handshakes in progress
 	listener net.Listener
 
 	hsq       chan net.Conn // hands accepted TLS conns to idle handshake workers
@@ -74,7 +69,7 @@ func NewServer(o ServerOptions) *Server {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil, "")
 	}
-	s := &Server{o: o, h2conns: map[net.Conn]struct{}{}, listener: o.Listener,
+	s := &Server{o: o, listener: o.Listener,
 		hsq: make(chan net.Conn), quit: make(chan struct{})}
 	s.conns = newChanListener(o.Listener.Addr())
 	s.h1 = &http.Server{
@@ -85,13 +80,15 @@ func NewServer(o ServerOptions) *Server {
 		ErrorLog:          log.New(slogWriter{o.Logger}, "", 0),
 		ConnContext:       s.connContext,
 	}
+	// HTTP/2 is net/http's own: a TLS connection that negotiated h2 is
+	// handed over as the *tls.Conn itself, and net/http serves it (graceful
+	// GOAWAY on Shutdown included). HTTP/1 connections arrive wrapped by
+	// the framing guard, which net/http serves as plain HTTP/1.
+	s.h1.Protocols = new(http.Protocols)
+	s.h1.Protocols.SetHTTP1(true)
 	if o.HTTP2 && o.TLSConfig != nil {
-		s.h2 = &http2.Server{
-			MaxConcurrentStreams: o.HTTP2MaxStreams,
-			IdleTimeout:          o.IdleTimeout,
-		}
-		// Registers graceful HTTP/2 shutdown (GOAWAY) on h1.Shutdown.
-		_ = http2.ConfigureServer(s.h1, s.h2)
+		s.h1.Protocols.SetHTTP2(true)
+		s.h1.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: int(o.HTTP2MaxStreams)}
 	}
 	return s
 }
@@ -207,28 +204,10 @@ func (s *Server) handshake(c net.Conn) {
 		tc.Close()
 		return
 	}
-	if state.NegotiatedProtocol == "h2" && s.h2 != nil {
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
+	if state.NegotiatedProtocol == "h2" && s.h1.Protocols.HTTP2() {
+		if !s.conns.push(tc) {
 			tc.Close()
-			return
 		}
-		s.h2conns[tc] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		ci := &connInfo{listener: s.o.Name, tls: true, peer: PeerAddr(c.RemoteAddr()), state: &state}
-		go func() { // the connection's own goroutine: the worker moves on
-			defer s.wg.Done()
-			s.h2.ServeConn(tc, &http2.ServeConnOpts{
-				Context:    withConnInfo(context.Background(), ci),
-				BaseConfig: s.h1,
-				Handler:    s.o.Handler,
-			})
-			s.mu.Lock()
-			delete(s.h2conns, tc)
-			s.mu.Unlock()
-		}()
 		return
 	}
 	g := h1guard.Wrap(tc, h1guard.Options{MaxHeadBytes: s.o.MaxHeaderBytes + 4096})
@@ -239,6 +218,10 @@ func (s *Server) handshake(c net.Conn) {
 
 func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 	ci := &connInfo{listener: s.o.Name, peer: PeerAddr(c.RemoteAddr())}
+	if tc, ok := c.(*tls.Conn); ok { // HTTP/2
+		st := tc.ConnectionState()
+		ci.tls, ci.state = true, &st
+	}
 	if g, ok := c.(*h1guard.Conn); ok {
 		ci.guard = g
 		if tc, ok := g.NetConn().(*tls.Conn); ok {
@@ -278,9 +261,6 @@ func (s *Server) Close() error {
 	s.quitOnce.Do(func() { close(s.quit) })
 	s.mu.Lock()
 	s.closing = true
-	for c := range s.h2conns {
-		c.Close()
-	}
 	s.mu.Unlock()
 	s.o.Listener.Close()
 	return s.h1.Close()

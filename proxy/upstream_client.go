@@ -292,8 +292,6 @@ type upConn struct {
 	isClosed bool
 }
 
-var aLongTimeAgo = time.Unix(1, 0)
-
 func (uc *upConn) close() {
 	if !uc.isClosed {
 		uc.isClosed = true

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
@@ -85,9 +84,4 @@ func (d *daemon) banKey(w http.ResponseWriter, r *http.Request) (ratelimit.Key, 
 		return ratelimit.Key{}, false
 	}
 	return k, true
-}
-
-// banKeyOf is the key a client address is banned under.
-func banKeyOf(a netip.Addr, cfg *config.Config) ratelimit.Key {
-	return ratelimit.KeyOf(a, cfg.Limits.IPv6Prefix)
 }
