@@ -18,7 +18,7 @@
 //
 // # Reload lifecycle
 //
-// Build compiles a config.Config into a complete Runtime (pools, transports,
+// Build compiles a config.Config into a complete Runtime (pools, upstream clients,
 // access logs) without starting anything; a failure leaves nothing behind.
 // Runtime.Start launches its background loops (health checks, DNS
 // re-resolution) under the generation's context. Edge.Swap publishes the
