@@ -670,27 +670,8 @@ servers = [{ name = "web1", address = %q }]
 	}
 
 	// ExecStart.
-	g := &gatehouse{t: t, dir: root, cfgPath: cfgPath, logs: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
-	g.cmd = asUser(exec.Command(bin, "run", "-config", cfgPath))
-	g.cmd.Stderr, g.cmd.Stdout = g.logs, g.stdout
-	if err := g.cmd.Start(); err != nil {
-		t.Fatalf("starting gatehouse: %v", err)
-	}
-	go func() {
-		g.waitErr = g.cmd.Wait()
-		close(g.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-g.done:
-		default:
-			_ = g.cmd.Process.Kill()
-			<-g.done
-		}
-		if t.Failed() {
-			t.Logf("gatehouse log:\n%s", g.logs.String())
-		}
-	})
+	g := startCmd(t, root, asUser(exec.Command(bin, "run", "-config", cfgPath)))
+	g.cfgPath = cfgPath
 	g.waitListening()
 	notify.wait(t, "READY=1")
 	t.Logf("running as uid %d gid %d (test as root: %v)", uid, gid, asRoot)

@@ -177,12 +177,20 @@ func startGatehouseIn(t *testing.T, dir, tomlText string) *gatehouse {
 func runGatehouse(t *testing.T, dir string, args ...string) *gatehouse {
 	t.Helper()
 	needBinary(t)
-	g := &gatehouse{t: t, dir: dir, logs: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
-	g.cmd = exec.Command(binPath, args...)
-	g.cmd.Dir = dir
+	cmd := exec.Command(binPath, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "STATE_DIRECTORY=")
+	return startCmd(t, dir, cmd)
+}
+
+// startCmd starts a prepared gatehouse command, collecting its output; the
+// process is killed in Cleanup if still running, and its log is shown when
+// the test failed (or fails it when the race detector spoke).
+func startCmd(t *testing.T, dir string, cmd *exec.Cmd) *gatehouse {
+	t.Helper()
+	g := &gatehouse{t: t, dir: dir, cmd: cmd, logs: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
 	g.cmd.Stderr = g.logs
 	g.cmd.Stdout = g.stdout
-	g.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "STATE_DIRECTORY=")
 	if err := g.cmd.Start(); err != nil {
 		t.Fatalf("starting gatehouse: %v", err)
 	}
