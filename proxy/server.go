@@ -27,10 +27,7 @@ type Server struct {
 	h1    *http.Server
 	conns *chanListener
 
-	mu       sync.Mutex
-	closing  bool
-	wg       sync.WaitGroup // TLS handshakes in progress
-	listener net.Listener
+	wg sync.WaitGroup // TLS handshakes in progress
 
 	hsq       chan net.Conn // hands accepted TLS conns to idle handshake workers
 	hsWorkers atomic.Int32
@@ -69,7 +66,7 @@ func NewServer(o ServerOptions) *Server {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil, "")
 	}
-	s := &Server{o: o, listener: o.Listener,
+	s := &Server{o: o,
 		hsq: make(chan net.Conn), quit: make(chan struct{})}
 	s.conns = newChanListener(o.Listener.Addr())
 	s.h1 = &http.Server{
@@ -93,6 +90,16 @@ func NewServer(o ServerOptions) *Server {
 	return s
 }
 
+// closed reports whether Shutdown or Close has begun.
+func (s *Server) closed() bool {
+	select {
+	case <-s.quit:
+		return true
+	default:
+		return false
+	}
+}
+
 // Name is the listener's name ("http", "https").
 func (s *Server) Name() string { return s.o.Name }
 
@@ -108,10 +115,7 @@ func (s *Server) Serve() error {
 	for {
 		c, err := s.o.Listener.Accept()
 		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing || errors.Is(err, net.ErrClosed) {
+			if s.closed() || errors.Is(err, net.ErrClosed) {
 				<-errc
 				return http.ErrServerClosed
 			}
@@ -237,9 +241,6 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 // it closes whatever is left. Hijacked connections (WebSockets) are not
 // its business: the Edge's tunnel registry closes them.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
 	s.quitOnce.Do(func() { close(s.quit) })
 	s.o.Listener.Close()
 	err := s.h1.Shutdown(ctx)
@@ -259,9 +260,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error {
 	s.quitOnce.Do(func() { close(s.quit) })
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
 	s.o.Listener.Close()
 	return s.h1.Close()
 }
