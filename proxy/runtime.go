@@ -342,30 +342,29 @@ func (rt *Runtime) Pools() map[string]*balancer.Pool {
 }
 
 // HostAllowed reports whether some site claims host (TLS host policy:
-// certificates are never requested for anything else).
+// certificates are never requested for anything else). The default site
+// answers unknown Hosts but claims no extra names.
 func (rt *Runtime) HostAllowed(host string) bool {
-	s := rt.siteFor(strings.ToLower(host))
-	return s != nil && s != rt.defaultSite || s != nil && rt.claims(s, host)
+	return rt.siteClaiming(strings.ToLower(host)) != nil
 }
 
-func (rt *Runtime) claims(s *site, host string) bool {
-	for _, h := range s.cfg.Hosts {
-		if h == host || strings.HasPrefix(h, "*.") && strings.HasSuffix(host, h[1:]) && !strings.Contains(host[:len(host)-len(h)+1], ".") {
-			return true
-		}
-	}
-	return false
-}
-
-// siteFor finds the site of a lower-case host name without port.
-func (rt *Runtime) siteFor(host string) *site {
+// siteClaiming finds the site that names a lower-case host (no port):
+// an exact name first, then a one-label wildcard.
+func (rt *Runtime) siteClaiming(host string) *site {
 	if s := rt.exact[host]; s != nil {
 		return s
 	}
 	if i := strings.IndexByte(host, '.'); i > 0 {
-		if s := rt.wildcards[host[i:]]; s != nil {
-			return s
-		}
+		return rt.wildcards[host[i:]]
+	}
+	return nil
+}
+
+// siteFor finds the site serving a lower-case host: the one claiming it,
+// else the default site.
+func (rt *Runtime) siteFor(host string) *site {
+	if s := rt.siteClaiming(host); s != nil {
+		return s
 	}
 	return rt.defaultSite
 }
