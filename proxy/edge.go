@@ -185,3 +185,5 @@ func hasToken(vv []string, token string) bool {
 	}
 	return false
 }
+
+var _ http.Handler = (*Edge)(nil)

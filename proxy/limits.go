@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -189,5 +188,3 @@ func (zs *Zones) RunMaintenance(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
-
-var _ http.Handler = (*Edge)(nil)
