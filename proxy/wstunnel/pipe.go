@@ -61,8 +61,13 @@ type pipe struct {
 	buf    *[bufSize]byte     // borrowed while a chunk is being processed
 	rn     int
 	rerr   error
-	small  []byte // fallback read buffer when raw is nil
-	first  []byte // bytes the caller had buffered from src
+
+	wraw    syscall.RawConn    // dst's RawConn, or nil: write through dst
+	writeFn func(uintptr) bool // p.rawWrite, bound once
+	wb      []byte             // what rawWrite has left to write
+	werr    error
+	small   []byte // fallback read buffer when raw is nil
+	first   []byte // bytes the caller had buffered from src
 
 	fp      frameParser
 	mode    mode
@@ -76,33 +81,53 @@ type pipe struct {
 	bytes int64 // bytes read from src; read by the tunnel after the pipe ends
 }
 
-// init sets the pipe up. socket, if not nil, is the socket under src,
-// whose RawConn may be read in place of src.
-func (p *pipe) init(t *Tunnel, src, dst, socket net.Conn, srcSide side, first []byte) {
+// init sets the pipe up. srcSocket and dstSocket, if not nil, are the
+// sockets under src and dst, read and written in their place.
+func (p *pipe) init(t *Tunnel, src, dst, srcSocket, dstSocket net.Conn, srcSide side, first []byte) {
 	p.t, p.src, p.dst, p.srcSide, p.first = t, src, dst, srcSide, first
 	p.toBackend = srcSide == sideClient
 	p.rd = src
-	if socket != nil {
-		p.rd = socket
+	if srcSocket != nil {
+		p.rd = srcSocket
 	}
-	// Only the standard socket types: a wrapper that embeds *net.TCPConn
-	// would pass a syscall.Conn check while buffering or decoding in Read.
-	var sc syscall.Conn
-	switch c := p.rd.(type) {
-	case *net.TCPConn:
-		sc = c
-	case *net.UnixConn:
-		sc = c
+	if dstSocket == nil {
+		dstSocket = dst
 	}
-	if sc != nil && hasRawRead {
-		if raw, err := sc.SyscallConn(); err == nil {
-			p.raw = raw
-			p.readFn = p.rawRead
-		}
+	if raw := rawConn(p.rd); raw != nil {
+		p.raw = raw
+		p.readFn = p.rawRead
+	}
+	if raw := rawConn(dstSocket); raw != nil {
+		p.wraw = raw
+		p.writeFn = p.rawWrite
 	}
 	if p.raw == nil {
 		p.small = make([]byte, fallbackBufSize)
 	}
+}
+
+// rawConn returns c's RawConn if c is a standard socket type and this
+// platform does raw socket I/O, else nil. Only the standard types: a
+// wrapper that embeds *net.TCPConn would pass a syscall.Conn check while
+// buffering, encoding or counting in Read and Write.
+func rawConn(c net.Conn) syscall.RawConn {
+	if !hasRawIO {
+		return nil
+	}
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 // request asks the pipe to inject a frame at the next frame boundary and
@@ -193,8 +218,17 @@ func (p *pipe) write(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	_, err := p.dst.Write(b)
-	return err
+	if p.wraw == nil {
+		_, err := p.dst.Write(b)
+		return err
+	}
+	p.wb, p.werr = b, nil
+	err := p.wraw.Write(p.writeFn)
+	p.wb = nil
+	if err != nil {
+		return err
+	}
+	return p.werr
 }
 
 // frameMode decides what to do with a frame that starts with byte b0.

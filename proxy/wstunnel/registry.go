@@ -113,8 +113,8 @@ func (r *Registry) Start(client net.Conn, clientBuffered []byte, backend net.Con
 	t.last.Store(now)
 	t.lastClient.Store(now)
 	t.pingAt = now
-	t.c2b.init(t, client, backend, o.ClientSocket, sideClient, clientBuffered)
-	t.b2c.init(t, backend, client, nil, sideBackend, backendBuffered)
+	t.c2b.init(t, client, backend, o.ClientSocket, nil, sideClient, clientBuffered)
+	t.b2c.init(t, backend, client, nil, o.ClientSocket, sideBackend, backendBuffered)
 
 	r.mu.Lock()
 	if r.closed {

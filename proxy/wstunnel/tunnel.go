@@ -67,10 +67,11 @@ type Options struct {
 
 	// ClientSocket, if not nil, is the *net.TCPConn under a wrapped client
 	// conn (for example a rate-limiting listener's conn). The tunnel then
-	// waits for and reads client data straight from the socket, holding no
-	// buffer while idle, and still writes to and closes the wrapper. Set it
-	// only when the wrapper's Read adds nothing once the handshake is done
-	// (no bytes of its own left, no decoding): never for a *tls.Conn.
+	// waits for, reads and writes client data straight on the socket,
+	// holding no buffer while idle, and still closes the wrapper. Set it
+	// only when the wrapper's Read and Write add nothing once the handshake
+	// is done (no bytes of its own left, no decoding, no counting): never
+	// for a *tls.Conn.
 	ClientSocket net.Conn
 
 	// OnEnd, if not nil, is called once when the tunnel has ended, on one

@@ -501,6 +501,12 @@ func TestWrappedClient(t *testing.T) {
 			if got := tun.c2b.raw != nil; got != tc.wantRaw {
 				t.Errorf("raw reads = %v, want %v", got, tc.wantRaw)
 			}
+			if got := tun.b2c.wraw != nil; got != tc.wantRaw {
+				t.Errorf("raw writes to the client = %v, want %v", got, tc.wantRaw)
+			}
+			if tun.c2b.wraw == nil {
+				t.Error("writes to the backend's *net.TCPConn are not raw")
+			}
 			a[0].Write(frame(true, 1, true, []byte("after")))
 			b[1].SetReadDeadline(time.Now().Add(waitFor))
 			var got []string
@@ -524,5 +530,50 @@ func TestWrappedClient(t *testing.T) {
 				t.Fatalf("client read op %d %v, want close", op, err)
 			}
 		})
+	}
+}
+
+// TestBackpressure sends a frame larger than the sockets can buffer to a
+// client that is not reading yet: the pipe's raw write must wait for room
+// (EAGAIN, then the poller) and deliver every byte once the client reads.
+func TestBackpressure(t *testing.T) {
+	reg := newTestRegistry(t, RegistryOptions{})
+	a, b := tcpPairs(t, 2)
+	tun := reg.Start(b[0], nil, a[1], nil, Options{CloseTimeout: waitFor})
+	if tun.b2c.wraw == nil {
+		t.Skip("no raw socket writes on this platform")
+	}
+	msg := make([]byte, 32<<20)
+	for i := range msg {
+		msg[i] = byte(i * 13)
+	}
+	werr := make(chan error, 1)
+	go func() { _, err := b[1].Write(frame(true, 2, false, msg)); werr <- err }()
+	time.Sleep(200 * time.Millisecond) // the client reads nothing: the pipe blocks
+	a[0].SetReadDeadline(time.Now().Add(waitFor))
+	op, _, got, err := readFrame(a[0])
+	if err != nil || op != 2 {
+		t.Fatalf("client read: op %d, %v", op, err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("message damaged: got %d bytes, want %d", len(got), len(msg))
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCloseUnblocksWrite: a pipe stuck writing to a client that never
+// reads is freed when the close timeout closes the conns.
+func TestCloseUnblocksWrite(t *testing.T) {
+	reg := newTestRegistry(t, RegistryOptions{})
+	a, b := tcpPairs(t, 2)
+	tun := reg.Start(b[0], nil, a[1], nil, Options{CloseTimeout: 200 * time.Millisecond})
+	go b[1].Write(frame(true, 2, false, make([]byte, 32<<20))) // fails once the tunnel closes a[1]
+	time.Sleep(200 * time.Millisecond)
+	tun.Close(CloseGoingAway, "", "test") // mid-frame and blocked: no Close frame can go out
+	res := waitDone(t, tun, waitFor)
+	if res.Cause != "test" {
+		t.Errorf("result: %+v", res)
 	}
 }

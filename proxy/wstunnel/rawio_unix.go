@@ -6,8 +6,9 @@ import (
 	"syscall"
 )
 
-// hasRawRead reports whether this platform reads through syscall.RawConn.
-const hasRawRead = true
+// hasRawIO reports whether this platform reads and writes sockets through
+// syscall.RawConn.
+const hasRawIO = true
 
 // rawRead is the syscall.RawConn read callback. It borrows a pooled buffer,
 // reads what the kernel has and keeps the buffer only if it read something
@@ -18,7 +19,7 @@ func (p *pipe) rawRead(fd uintptr) bool {
 		p.buf = p.t.r.bufs.Get().(*[bufSize]byte)
 	}
 	for {
-		n, err := syscall.Read(int(fd), p.buf[:])
+		n, err := sysRead(fd, p.buf[:])
 		switch err {
 		case syscall.EINTR:
 			continue
@@ -33,4 +34,24 @@ func (p *pipe) rawRead(fd uintptr) bool {
 		p.rn, p.rerr = n, err
 		return true
 	}
+}
+
+// rawWrite is the syscall.RawConn write callback: it writes p.wb until it
+// is gone (true), the socket buffer is full (false: wait, then again) or
+// the write fails (p.werr, true).
+func (p *pipe) rawWrite(fd uintptr) bool {
+	for len(p.wb) > 0 {
+		n, err := sysWrite(fd, p.wb)
+		switch err {
+		case nil:
+			p.wb = p.wb[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			p.werr = err
+			return true
+		}
+	}
+	return true
 }
