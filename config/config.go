@@ -39,6 +39,7 @@ type Config struct {
 	ACME           ACME
 	TrustedProxies []netip.Prefix
 	Ban            Ban
+	Runtime        Runtime
 
 	// Sites in name order; DefaultSite is the one that answers a Host no
 	// site claims (nil: such requests get 421).
@@ -91,6 +92,13 @@ type Timeouts struct {
 	ClientBodyTotal time.Duration
 	Send            time.Duration
 	Keepalive       time.Duration
+}
+
+// Runtime tunes the Go runtime.
+type Runtime struct {
+	// MinHeap is the heap size below which the garbage collector does not
+	// run; 0 leaves Go's default pacing. Ignored when $GOGC is set.
+	MinHeap int64
 }
 
 // Limits bounds what one client may send.

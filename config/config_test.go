@@ -29,6 +29,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-syntax.toml":            {":3:"},
 		"invalid-health.toml":            {":11: upstreams.app.health.path: must start with /", ":13: upstreams.app.health.timeout: must not exceed", ":14: upstreams.app.health.rise: must be at least 1"},
 		"invalid-type.toml":              {":2:", "conn_per_ip"},
+		"invalid-runtime.toml":           {":2:", "runtime.min_heap", "32 megs"},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.toml")
 	if err != nil {
@@ -96,6 +97,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if got, want := c.Limits.MaxBody, int64(10<<20); got != want {
 		t.Errorf("max_body = %d, want %d", got, want)
+	}
+	if got, want := c.Runtime.MinHeap, int64(32<<20); got != want {
+		t.Errorf("min_heap = %d, want %d", got, want)
 	}
 	if c.Admin.Address != "127.0.0.1:9180" {
 		t.Errorf("admin = %q", c.Admin.Address)
@@ -214,5 +218,17 @@ servers = [{ address = "127.0.0.1:8000" }]
 	_, err = Parse([]byte("[listeners.https]\ncurves = [\"X25519\", \"secp521r1\"]\n" + base))
 	if err == nil || !strings.Contains(err.Error(), "2: listeners.https.curves[1]: unknown key exchange \"secp521r1\"") {
 		t.Errorf("unknown curve: got %v", err)
+	}
+}
+
+func TestRuntimeMinHeap(t *testing.T) {
+	for in, want := range map[string]int64{`min_heap = 0`: 0, `min_heap = "64M"`: 64 << 20, ``: DefaultMinHeap} {
+		c, err := Parse([]byte("[runtime]\n" + in + "\n"))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if c.Runtime.MinHeap != want {
+			t.Errorf("%q: min_heap = %d, want %d", in, c.Runtime.MinHeap, want)
+		}
 	}
 }

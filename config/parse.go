@@ -202,6 +202,8 @@ func (c *compiler) compile(r *rawConfig) *Config {
 		Keepalive:       c.positive("timeouts.keepalive", r.Timeouts.Keepalive, DefaultKeepaliveTimeout),
 	}
 
+	cfg.Runtime = Runtime{MinHeap: r.Runtime.MinHeap.or(DefaultMinHeap)}
+
 	cfg.Limits = Limits{
 		MaxBody:         r.Limits.MaxBody.or(DefaultMaxBody),
 		MaxHeaderBytes:  int(r.Limits.MaxHeaderBytes.or(DefaultMaxHeaderBytes)),

@@ -24,6 +24,11 @@ type rawConfig struct {
 	Sites          map[string]rawSite   `toml:"sites"`
 	Upstreams      map[string]rawUpstrm `toml:"upstreams"`
 	Zones          map[string]rawZone   `toml:"zones"`
+	Runtime        rawRuntime           `toml:"runtime"`
+}
+
+type rawRuntime struct {
+	MinHeap size `toml:"min_heap"`
 }
 
 type rawLog struct {

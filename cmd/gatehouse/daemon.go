@@ -119,6 +119,7 @@ type daemon struct {
 	notify  *notifier
 	jail    *ratelimit.Jail
 	limits  []*ratelimit.ConnLimiter // per public listener
+	heap    *heapFloor               // nil when $GOGC is set: the operator's choice wins
 	bgStop  context.CancelFunc       // background loops owned by the daemon
 	bg      sync.WaitGroup
 
@@ -212,6 +213,11 @@ func (d *daemon) start(cfg *config.Config) error {
 		AccessLogs: proxy.NewAccessLogs(),
 		Zones:      proxy.NewZones(),
 	}
+	if os.Getenv("GOGC") == "" {
+		d.heap = newHeapFloor()
+	} else if cfg.Runtime.MinHeap != config.DefaultMinHeap {
+		d.log.Warn("GOGC is set in the environment; runtime.min_heap is ignored")
+	}
 	bgCtx, stop := context.WithCancel(context.Background())
 	d.bgStop = stop
 	if cfg.Ban.Enabled {
@@ -276,6 +282,9 @@ func (d *daemon) apply(cfg *config.Config) error {
 	old := d.edge.Swap(rt)
 	if old != nil {
 		old.Close()
+	}
+	if d.heap != nil {
+		d.heap.set(uint64(cfg.Runtime.MinHeap))
 	}
 	d.cfg = cfg
 	return nil
@@ -541,6 +550,9 @@ func (d *daemon) goBackground(f func()) {
 }
 
 func (d *daemon) stopAll() {
+	if d.heap != nil {
+		d.heap.set(0)
+	}
 	if d.bgStop != nil {
 		d.bgStop()
 		d.bg.Wait()
