@@ -223,7 +223,7 @@ servers = [{ address = "127.0.0.1:8000" }]
 
 func TestRuntimeMinHeap(t *testing.T) {
 	for in, want := range map[string]int64{`min_heap = 0`: 0, `min_heap = "64M"`: 64 << 20, ``: DefaultMinHeap} {
-		c, err := Parse([]byte("[runtime]\n" + in + "\n"))
+		c, err := Parse([]byte("[runtime]\n" + in + "\n[sites.a]\nhosts = [\"a.example\"]\ntls = \"off\"\n[[sites.a.routes]]\npath = \"/\"\nupstream = \"u\"\n[upstreams.u]\nservers = [{ address = \"127.0.0.1:8000\" }]\n"))
 		if err != nil {
 			t.Fatalf("%q: %v", in, err)
 		}
