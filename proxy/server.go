@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
+	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
 )
 
 // Server serves one public listener. It owns the accept loop so that
@@ -135,7 +136,7 @@ func (s *Server) Serve() error {
 		delay = 0
 		s.o.Metrics.connsTotal.WithLabelValues(s.o.Name).Inc()
 		s.o.Metrics.connsOpen.WithLabelValues(s.o.Name).Inc()
-		cc := &countedConn{Conn: c, done: s.connClosed}
+		cc := &countedConn{Conn: sockio.Wrap(c), done: s.connClosed}
 		if s.o.TLSConfig == nil {
 			g := h1guard.Wrap(cc, h1guard.Options{MaxHeadBytes: s.o.MaxHeaderBytes + 4096})
 			if !s.conns.push(g) {

@@ -12,11 +12,11 @@ import (
 // nor sent anything unasked. One non-blocking MSG_PEEK receive; only
 // requests that could not be retried on a stale connection pay for it.
 func connAlive(c net.Conn) bool {
-	tc, ok := c.(*net.TCPConn)
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return true
 	}
-	raw, err := tc.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return true
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
 )
 
 // upstreamClient is the HTTP/1.1 client to the backends of one upstream,
@@ -206,6 +208,7 @@ func (c *upstreamClient) dialConn(ctx context.Context, addr string) (*upConn, er
 	if err != nil {
 		return nil, &DialError{Addr: addr, Err: err}
 	}
+	conn = sockio.Wrap(conn)
 	uc := &upConn{c: c, conn: conn, addr: addr}
 	uc.br = bufio.NewReaderSize(conn, upBufSize)
 	uc.bw = bufio.NewWriterSize(conn, upBufSize)

@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
+	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
 	"github.com/gatehouse-proxy/gatehouse/proxy/wstunnel"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
@@ -256,6 +257,8 @@ func rawSocket(c net.Conn) net.Conn {
 			c = v.NetConn()
 		case *countedConn:
 			c = v.Conn
+		case *sockio.Conn:
+			c = v.NetConn()
 		case *ratelimit.Conn:
 			if _, err := v.SyscallConn(); err != nil {
 				return nil // PROXY-header leftovers still pending

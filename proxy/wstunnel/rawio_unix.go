@@ -4,6 +4,8 @@ package wstunnel
 
 import (
 	"syscall"
+
+	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
 )
 
 // hasRawIO reports whether this platform reads and writes sockets through
@@ -19,7 +21,7 @@ func (p *pipe) rawRead(fd uintptr) bool {
 		p.buf = p.t.r.bufs.Get().(*[bufSize]byte)
 	}
 	for {
-		n, err := sysRead(fd, p.buf[:])
+		n, err := sockio.Read(fd, p.buf[:])
 		switch err {
 		case syscall.EINTR:
 			continue
@@ -41,7 +43,7 @@ func (p *pipe) rawRead(fd uintptr) bool {
 // the write fails (p.werr, true).
 func (p *pipe) rawWrite(fd uintptr) bool {
 	for len(p.wb) > 0 {
-		n, err := sysWrite(fd, p.wb)
+		n, err := sockio.Write(fd, p.wb)
 		switch err {
 		case nil:
 			p.wb = p.wb[n:]

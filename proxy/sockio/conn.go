@@ -1,0 +1,129 @@
+//go:build unix
+
+package sockio
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// Supported reports whether this platform has the raw socket paths; where
+// it does not, Wrap returns its argument.
+const Supported = true
+
+// Conn is a socket read and written through its syscall.RawConn. One
+// goroutine at a time may read and one may write, as net/http and
+// crypto/tls do.
+type Conn struct {
+	net.Conn
+	raw syscall.RawConn
+
+	rb     []byte
+	rn     int
+	rerr   error
+	readFn func(uintptr) bool
+
+	wb      []byte
+	wn      int
+	werr    error
+	writeFn func(uintptr) bool
+}
+
+// Wrap returns c as a *Conn when c exposes a RawConn (a *net.TCPConn, or a
+// wrapper whose SyscallConn succeeds because it has nothing of its own
+// left to read), else c itself.
+func Wrap(c net.Conn) net.Conn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return c
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	s := &Conn{Conn: c, raw: raw}
+	s.readFn, s.writeFn = s.read, s.write
+	return s
+}
+
+// NetConn returns the wrapped conn.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
+// SyscallConn returns the wrapped conn's RawConn.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.raw, nil }
+
+// Read reads from the socket; see the package documentation.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rb, c.rn, c.rerr = p, 0, nil
+	err := c.raw.Read(c.readFn)
+	c.rb = nil
+	if err != nil {
+		return 0, err
+	}
+	if c.rerr != nil {
+		return 0, c.opError("read", c.rerr)
+	}
+	if c.rn == 0 {
+		return 0, io.EOF
+	}
+	return c.rn, nil
+}
+
+func (c *Conn) read(fd uintptr) bool {
+	for {
+		n, err := Read(fd, c.rb)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.rn, c.rerr = n, err
+		return true
+	}
+}
+
+// Write writes all of p unless the deadline passes, the conn is closed or
+// the socket fails.
+func (c *Conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.wb, c.wn, c.werr = p, 0, nil
+	err := c.raw.Write(c.writeFn)
+	c.wb = nil
+	n := c.wn
+	if err != nil {
+		return n, err
+	}
+	if c.werr != nil {
+		return n, c.opError("write", c.werr)
+	}
+	return n, nil
+}
+
+func (c *Conn) write(fd uintptr) bool {
+	for c.wn < len(c.wb) {
+		n, err := Write(fd, c.wb[c.wn:])
+		switch err {
+		case nil:
+			c.wn += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werr = err
+			return true
+		}
+	}
+	return true
+}
+
+func (c *Conn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, err)}
+}

@@ -1,0 +1,15 @@
+// Package sockio reads and writes the proxy's TCP sockets with raw system
+// calls, for the hot paths: the client connections of the public
+// listeners, the upstream client's connections and the WebSocket tunnels.
+//
+// A [Conn] behaves as the conn it wraps (deadlines, Close from another
+// goroutine, the poller's wake-ups: every wait goes through the wrapped
+// conn's syscall.RawConn); only its read(2) and write(2) skip the
+// runtime's entersyscall/exitsyscall bookkeeping (see [Read] for why that
+// matters on a mostly idle proxy).
+//
+// A read always tries the socket before it waits. Go's poller forgets a
+// readiness event when a read begins (it expects the read to find the
+// data), so the nginx habit of waiting first after a short read would
+// lose the data that arrived in between.
+package sockio
