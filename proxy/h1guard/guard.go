@@ -260,6 +260,12 @@ func (c *Conn) fill() (int, error) {
 func (c *Conn) readErr(err error) error {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
+		if c.bp != nil && c.r == c.ok && c.ok == len(c.buf) {
+			// Nothing pending (net/http aborting its background read, or
+			// an idle keep-alive connection timing out): give the buffer
+			// back instead of holding it for the connection's life.
+			c.release()
+		}
 		return err
 	}
 	if c.r == c.ok && c.bp != nil {

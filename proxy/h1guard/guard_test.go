@@ -348,3 +348,34 @@ func TestBufferedAfterUpgrade(t *testing.T) {
 		t.Fatalf("Buffered() = %d after draining, want 0", c.Buffered())
 	}
 }
+
+// TestTimeoutReleasesBuffer: net/http's background read (one byte, aborted
+// with a past deadline once the handler is done) must not leave the
+// connection holding a pooled head buffer for the rest of its life.
+func TestTimeoutReleasesBuffer(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	g := Wrap(a, Options{})
+	g.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	var one [1]byte
+	_, err := g.Read(one[:])
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Read = %v, want a timeout", err)
+	}
+	if g.bp != nil {
+		t.Error("the connection still holds its head buffer after an idle timeout")
+	}
+	// The conn still works: a request that arrives later is read whole.
+	g.SetReadDeadline(time.Time{})
+	go b.Write([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+	buf := make([]byte, 0, 64)
+	for !strings.HasSuffix(string(buf), "\r\n\r\n") {
+		n, err := g.Read(one[:])
+		if err != nil {
+			t.Fatalf("after the timeout: %v (got %q)", err, buf)
+		}
+		buf = append(buf, one[:n]...)
+	}
+}
