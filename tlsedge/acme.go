@@ -301,7 +301,7 @@ func (m *Manager) indexACMECert(c *tls.Certificate, leaf *x509.Certificate) {
 	if err != nil {
 		return
 	}
-	e.cert = c
+	e.cert = withRFC6979(c)
 	st := m.state.Load()
 	disable := st != nil && st.cfg.DisableOCSP
 	if !disable {
