@@ -61,4 +61,12 @@
 // of heap and stack per idle tunnel with TCP on both sides, about 11.5 KiB
 // with a TLS client, whose reader parks deeper in crypto/tls and keeps a
 // larger stack; the conns themselves are not counted.
+//
+// # System calls
+//
+// On those sockets the tunnel reads and writes with raw system calls
+// (package sockio): a message that reaches an idle proxy does not wake the
+// Go runtime's monitor thread on its way through. Waits still go through
+// the socket's RawConn, so Close, deadlines and the poller behave as with
+// the conn itself.
 package wstunnel
