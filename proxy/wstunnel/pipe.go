@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
 )
 
 // bufSize is the size of the pooled read buffers lent to a pipe while data
@@ -62,12 +64,9 @@ type pipe struct {
 	rn     int
 	rerr   error
 
-	wraw    syscall.RawConn    // dst's RawConn, or nil: write through dst
-	writeFn func(uintptr) bool // p.rawWrite, bound once
-	wb      []byte             // what rawWrite has left to write
-	werr    error
-	small   []byte // fallback read buffer when raw is nil
-	first   []byte // bytes the caller had buffered from src
+	w     net.Conn // dst, or its socket written with raw system calls (sockio)
+	small []byte   // fallback read buffer when raw is nil
+	first []byte   // bytes the caller had buffered from src
 
 	fp      frameParser
 	mode    mode
@@ -97,9 +96,9 @@ func (p *pipe) init(t *Tunnel, src, dst, srcSocket, dstSocket net.Conn, srcSide 
 		p.raw = raw
 		p.readFn = p.rawRead
 	}
-	if raw := rawConn(dstSocket); raw != nil {
-		p.wraw = raw
-		p.writeFn = p.rawWrite
+	p.w = dst
+	if rawConn(dstSocket) != nil {
+		p.w = sockio.Wrap(dstSocket)
 	}
 	if p.raw == nil {
 		p.small = make([]byte, fallbackBufSize)
@@ -218,17 +217,8 @@ func (p *pipe) write(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	if p.wraw == nil {
-		_, err := p.dst.Write(b)
-		return err
-	}
-	p.wb, p.werr = b, nil
-	err := p.wraw.Write(p.writeFn)
-	p.wb = nil
-	if err != nil {
-		return err
-	}
-	return p.werr
+	_, err := p.w.Write(b)
+	return err
 }
 
 // frameMode decides what to do with a frame that starts with byte b0.

@@ -6,5 +6,4 @@ package wstunnel
 // syscall.RawConn.
 const hasRawIO = false
 
-func (p *pipe) rawRead(fd uintptr) bool  { panic("wstunnel: raw socket I/O is unix-only") }
-func (p *pipe) rawWrite(fd uintptr) bool { panic("wstunnel: raw socket I/O is unix-only") }
+func (p *pipe) rawRead(fd uintptr) bool { panic("wstunnel: raw socket I/O is unix-only") }

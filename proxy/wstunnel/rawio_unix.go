@@ -37,23 +37,3 @@ func (p *pipe) rawRead(fd uintptr) bool {
 		return true
 	}
 }
-
-// rawWrite is the syscall.RawConn write callback: it writes p.wb until it
-// is gone (true), the socket buffer is full (false: wait, then again) or
-// the write fails (p.werr, true).
-func (p *pipe) rawWrite(fd uintptr) bool {
-	for len(p.wb) > 0 {
-		n, err := sockio.Write(fd, p.wb)
-		switch err {
-		case nil:
-			p.wb = p.wb[n:]
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			p.werr = err
-			return true
-		}
-	}
-	return true
-}
