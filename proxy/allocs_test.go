@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/edgeserver"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
@@ -130,7 +131,7 @@ func allocsEdge(t *testing.T, accessLog string) (*Edge, *discardWriter, *http.Re
 	req.Header.Set("User-Agent", "bench/1.0")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Cookie", "sessionid=abc; csrftoken=def")
-	ci := &connInfo{listener: "http", peer: netip.MustParseAddr("192.0.2.10")}
-	req = req.WithContext(withConnInfo(req.Context(), ci))
+	ci := &edgeserver.ConnInfo{Listener: "http", Peer: netip.MustParseAddr("192.0.2.10")}
+	req = req.WithContext(edgeserver.WithConnInfo(req.Context(), ci))
 	return e, &discardWriter{h: http.Header{}}, req
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/edgeserver"
 )
 
 // discardWriter is a minimal reusable http.ResponseWriter.
@@ -76,8 +77,8 @@ func BenchmarkServeHTTP(b *testing.B) {
 			req.Header.Set("User-Agent", "bench/1.0")
 			req.Header.Set("Accept", "application/json")
 			req.Header.Set("Cookie", "sessionid=abc; csrftoken=def")
-			ci := &connInfo{listener: "http", peer: netip.MustParseAddr("192.0.2.10")}
-			req = req.WithContext(withConnInfo(req.Context(), ci))
+			ci := &edgeserver.ConnInfo{Listener: "http", Peer: netip.MustParseAddr("192.0.2.10")}
+			req = req.WithContext(edgeserver.WithConnInfo(req.Context(), ci))
 			w := &discardWriter{h: http.Header{}}
 
 			e.ServeHTTP(w, req)

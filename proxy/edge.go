@@ -1,10 +1,7 @@
 package proxy
 
 import (
-	"context"
-	"crypto/tls"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -12,8 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
-	"github.com/gatehouse-proxy/gatehouse/proxy/wstunnel"
+	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
 )
 
 // Edge is the request handler of every public listener. It serves each
@@ -130,47 +126,6 @@ func (e *Edge) after(d time.Duration, f func()) {
 		}
 	})
 	e.timers[t] = struct{}{}
-}
-
-// connInfo is what the server knows about a client connection; it rides
-// in the request context (one allocation per connection, not per request).
-type connInfo struct {
-	listener string
-	tls      bool
-	peer     netip.Addr
-	guard    *h1guard.Conn // HTTP/1 framing guard, nil on HTTP/2
-	state    *tls.ConnectionState
-}
-
-type connInfoKey struct{}
-
-func withConnInfo(ctx context.Context, ci *connInfo) context.Context {
-	return context.WithValue(ctx, connInfoKey{}, ci)
-}
-
-func connInfoFrom(r *http.Request) *connInfo {
-	if ci, ok := r.Context().Value(connInfoKey{}).(*connInfo); ok {
-		return ci
-	}
-	// Served without our server (tests with httptest): derive it.
-	ci := &connInfo{listener: "direct", tls: r.TLS != nil, state: r.TLS}
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		ci.peer = ap.Addr().Unmap()
-	}
-	return ci
-}
-
-// PeerAddr parses a net.Addr into an address.
-func PeerAddr(a net.Addr) netip.Addr {
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		ap := v.AddrPort()
-		return ap.Addr().Unmap()
-	}
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
 }
 
 func hasToken(vv []string, token string) bool {

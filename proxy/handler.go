@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
-	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
+	"github.com/gatehouse-proxy/gatehouse/edgeserver"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
@@ -19,7 +19,7 @@ import (
 type request struct {
 	e      *Edge
 	rt     *Runtime
-	ci     *connInfo
+	ci     *edgeserver.ConnInfo
 	w      http.ResponseWriter
 	r      *http.Request
 	start  time.Time
@@ -45,7 +45,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := requestPool.Get().(*request)
-	*q = request{e: e, rt: rt, ci: connInfoFrom(r), w: w, r: r, start: e.now()}
+	*q = request{e: e, rt: rt, ci: edgeserver.ConnInfoOf(r), w: w, r: r, start: e.now()}
 	e.metrics.inFlight.Inc()
 	q.serve()
 	e.metrics.inFlight.Dec()
@@ -56,17 +56,13 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (q *request) serve() {
 	r := q.r
-	if g := q.ci.guard; g != nil {
-		// The guard hands out a marker request in place of a bad head;
-		// a valid request pipelined before it may already see Rejected.
-		if reason, bad := g.Rejected(); bad && r.URL.Path == h1guard.MarkerPath {
-			q.e.metrics.smuggling.Inc()
-			q.e.log.Info("request refused: ambiguous framing", "client", q.ci.peer, "reason", reason)
-			q.fail(http.StatusBadRequest, true)
-			return
-		}
+	if reason, bad := q.ci.FramingRejected(r); bad {
+		q.e.metrics.smuggling.Inc()
+		q.e.log.Info("request refused: ambiguous framing", "client", q.ci.Peer, "reason", reason)
+		q.fail(http.StatusBadRequest, true)
+		return
 	}
-	q.client = clientAddr(q.rt.trusted, q.ci.peer, r.Header["X-Forwarded-For"], headerValue(r.Header, "X-Real-Ip"))
+	q.client = clientAddr(q.rt.trusted, q.ci.Peer, r.Header["X-Forwarded-For"], headerValue(r.Header, "X-Real-Ip"))
 	if j := q.rt.deps.Jail; j != nil {
 		// Bans are enforced at accept on the TCP peer; behind a trusted
 		// proxy (or on a keep-alive connection that outlived the ban's
@@ -85,7 +81,7 @@ func (q *request) serve() {
 		return
 	}
 	q.site = s
-	if !q.ci.tls && s.cfg.RedirectHTTPS {
+	if q.ci.TLS == nil && s.cfg.RedirectHTTPS {
 		q.redirect(host)
 		return
 	}
@@ -147,12 +143,12 @@ func (q *request) redirect(host string) {
 // fail answers with an error page.
 func (q *request) fail(code int, close bool) {
 	q.status = code
-	if q.ci.tls {
+	if q.ci.TLS != nil {
 		s := q.site
-		if s == nil && q.ci.state != nil {
+		if s == nil {
 			// No site for the Host (421): the browser applies HSTS to
 			// the name it connected to, which is the SNI name.
-			s = q.rt.siteFor(strings.ToLower(q.ci.state.ServerName))
+			s = q.rt.siteFor(strings.ToLower(q.ci.TLS.ServerName))
 		}
 		if s != nil && s.hstsValue != nil {
 			q.w.Header()["Strict-Transport-Security"] = s.hstsValue
@@ -192,7 +188,7 @@ func (q *request) finish() {
 		userAgent: headerValue(q.r.Header, "User-Agent"),
 		upstream:  q.upstream,
 		site:      s.cfg.Name,
-		tls:       q.ci.tls,
+		tls:       q.ci.TLS != nil,
 	}
 	if q.route != nil {
 		e.route = q.route.cfg.Path
@@ -403,8 +399,8 @@ func (q *request) outRequest(addr string, body *bodyReader, stickyName string) *
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = emptyValue // keep Go's transport from adding its own
 	}
-	trustedPeer := trustedPeer(q.rt.trusted, q.ci.peer)
-	peer := q.ci.peer.String()
+	trustedPeer := trustedPeer(q.rt.trusted, q.ci.Peer)
+	peer := q.ci.Peer.String()
 	if xff := r.Header["X-Forwarded-For"]; trustedPeer && len(xff) > 0 {
 		h["X-Forwarded-For"] = []string{strings.Join(xff, ", ") + ", " + peer}
 	} else {
@@ -412,7 +408,7 @@ func (q *request) outRequest(addr string, body *bodyReader, stickyName string) *
 	}
 	h["X-Real-Ip"] = []string{q.client.String()}
 	proto := "http"
-	if q.ci.tls {
+	if q.ci.TLS != nil {
 		proto = "https"
 	}
 	if v := r.Header["X-Forwarded-Proto"]; trustedPeer && len(v) == 1 && (v[0] == "https" || v[0] == "http") {
@@ -477,7 +473,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) {
 		h["Set-Cookie"] = append(h["Set-Cookie"], cookie.String())
 		h["Cache-Control"] = []string{mergePrivate(h["Cache-Control"])}
 	}
-	if q.ci.tls && q.site.hstsValue != nil {
+	if q.ci.TLS != nil && q.site.hstsValue != nil {
 		h["Strict-Transport-Security"] = q.site.hstsValue
 	}
 	if len(resp.Trailer) > 0 {
@@ -612,7 +608,7 @@ func stripCookie(lines []string, name string) []string {
 // stickyCookie is the persistence cookie for a backend id.
 func (q *request) stickyCookie(id string) *http.Cookie {
 	st := q.route.upstream.cfg.Sticky
-	c := &http.Cookie{Name: st.Cookie, Value: id, Path: "/", HttpOnly: true, Secure: q.ci.tls, Domain: st.Domain}
+	c := &http.Cookie{Name: st.Cookie, Value: id, Path: "/", HttpOnly: true, Secure: q.ci.TLS != nil, Domain: st.Domain}
 	switch st.SameSite {
 	case "strict":
 		c.SameSite = http.SameSiteStrictMode

@@ -17,8 +17,6 @@ type Metrics struct {
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	inFlight     prometheus.Gauge
-	connsOpen    *prometheus.GaugeVec
-	connsTotal   *prometheus.CounterVec
 	upstreamErrs *prometheus.CounterVec
 	retries      *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
@@ -31,7 +29,6 @@ type Metrics struct {
 	wsBytes      *prometheus.CounterVec
 	limited      *prometheus.CounterVec
 	bans         *prometheus.CounterVec
-	connRefused  *prometheus.CounterVec
 	bodyLimit    prometheus.Counter
 	smuggling    prometheus.Counter
 	checks       *prometheus.CounterVec
@@ -90,14 +87,6 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Name: "gatehouse_http_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
-		connsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "gatehouse_connections_open",
-			Help: "Open client connections per listener.",
-		}, []string{"listener"}),
-		connsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_connections_total",
-			Help: "Client connections accepted per listener.",
-		}, []string{"listener"}),
 		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_upstream_errors_total",
 			Help: "Failed upstream attempts by upstream and kind (dial, timeout, status, protocol, client_gone).",
@@ -147,10 +136,6 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Name: "gatehouse_bans_total",
 			Help: "Ban events by kind (ban, unban, expire).",
 		}, []string{"kind"}),
-		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gatehouse_connections_refused_total",
-			Help: "Connections refused at accept, by listener and reason (banned, per_key, total, proxy_header, pending).",
-		}, []string{"listener", "reason"}),
 		bodyLimit: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_request_body_too_large_total",
 			Help: "Requests refused with 413.",
@@ -185,19 +170,14 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 	})
 	build.Set(1)
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.inFlight, m.connsOpen, m.connsTotal, m.upstreamErrs,
+		reg.MustRegister(m.requests, m.duration, m.inFlight, m.upstreamErrs,
 			m.retries, m.reloads, m.reloadOK, m.reloadTime, m.rejected, m.wsUpgrades, m.wsCloses,
-			m.wsLifetime, m.wsBytes, m.limited, m.bans, m.connRefused, m.bodyLimit, m.smuggling, m.checks, m.checkTime, build, &stateCollector{m: m})
+			m.wsLifetime, m.wsBytes, m.limited, m.bans, m.bodyLimit, m.smuggling, m.checks, m.checkTime, build, &stateCollector{m: m})
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
 	return m
-}
-
-// ConnRefused counts a connection refused at accept.
-func (m *Metrics) ConnRefused(listener, reason string) {
-	m.connRefused.WithLabelValues(listener, reason).Inc()
 }
 
 // BanEvent counts a ban, unban or expiry.

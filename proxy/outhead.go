@@ -31,7 +31,7 @@ func (q *request) writeHeaders(w *bufio.Writer) {
 	if te := r.Header["Te"]; len(te) > 0 && hasToken(te, "trailers") {
 		w.WriteString("Te: trailers\r\n")
 	}
-	trusted := trustedPeer(q.rt.trusted, q.ci.peer)
+	trusted := trustedPeer(q.rt.trusted, q.ci.Peer)
 	w.WriteString("X-Forwarded-For: ")
 	if xff := r.Header["X-Forwarded-For"]; trusted && len(xff) > 0 {
 		for _, v := range xff {
@@ -39,11 +39,11 @@ func (q *request) writeHeaders(w *bufio.Writer) {
 			w.WriteString(", ")
 		}
 	}
-	w.Write(q.ci.peer.AppendTo(w.AvailableBuffer()))
+	w.Write(q.ci.Peer.AppendTo(w.AvailableBuffer()))
 	w.WriteString("\r\nX-Real-Ip: ")
 	w.Write(q.client.AppendTo(w.AvailableBuffer()))
 	proto := "http"
-	if q.ci.tls {
+	if q.ci.TLS != nil {
 		proto = "https"
 	}
 	if v := r.Header["X-Forwarded-Proto"]; trusted && len(v) == 1 && (v[0] == "https" || v[0] == "http") {

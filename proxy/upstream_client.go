@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
+	"github.com/gatehouse-proxy/gatehouse/internal/sockio"
 )
 
 // upstreamClient is the HTTP/1.1 client to the backends of one upstream,

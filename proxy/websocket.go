@@ -13,10 +13,8 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
-	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
-	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
-	"github.com/gatehouse-proxy/gatehouse/proxy/wstunnel"
-	"github.com/gatehouse-proxy/gatehouse/ratelimit"
+	"github.com/gatehouse-proxy/gatehouse/internal/sockio"
+	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
 )
 
 // serveWebSocket proxies an HTTP/1.1 WebSocket upgrade: validate, check the
@@ -216,7 +214,7 @@ func (q *request) serveWebSocket() {
 	// accept-gate conn, counter), none of which holds unread bytes once
 	// the handshake is done: give the tunnel the TCP socket underneath so
 	// it can wait for data without holding a buffer.
-	socket := rawSocket(clientConn)
+	socket := sockio.Socket(clientConn)
 	e.metrics.wsUpgrades.WithLabelValues("ok").Inc()
 	start := e.now()
 	e.Tunnels.Start(clientConn, clientBuf, conn, backendBuf, wstunnel.Options{
@@ -241,34 +239,6 @@ func (q *request) serveWebSocket() {
 			e.metrics.wsBytes.WithLabelValues("out").Add(float64(res.BytesOut))
 		},
 	})
-}
-
-// rawSocket returns the *net.TCPConn under c's wrappers when none of them
-// can hold bytes not yet read from the socket, else nil.
-func rawSocket(c net.Conn) net.Conn {
-	for range 8 {
-		switch v := c.(type) {
-		case *net.TCPConn:
-			return v
-		case *h1guard.Conn:
-			if !v.Passthrough() || v.Buffered() != 0 {
-				return nil
-			}
-			c = v.NetConn()
-		case *countedConn:
-			c = v.Conn
-		case *sockio.Conn:
-			c = v.NetConn()
-		case *ratelimit.Conn:
-			if _, err := v.SyscallConn(); err != nil {
-				return nil // PROXY-header leftovers still pending
-			}
-			c = v.Conn
-		default:
-			return nil
-		}
-	}
-	return nil
 }
 
 // validUpgrade checks RFC 6455 §4.2.1: GET, a 16-byte base64 key and
@@ -310,7 +280,7 @@ func (q *request) originAllowed(origin string) bool {
 	if !ok {
 		return false
 	}
-	if scheme != "https" && !(scheme == "http" && !q.ci.tls) {
+	if scheme != "https" && !(scheme == "http" && q.ci.TLS == nil) {
 		return false
 	}
 	host := hostOnly(hostport)

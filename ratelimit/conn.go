@@ -70,20 +70,22 @@ func (c *ConnLimiter) Acquire(k Key) (release func(), ok bool) {
 // taken, ReasonPerKey or ReasonTotal otherwise. When both caps are full
 // the reason is ReasonPerKey (the one that points at a single client).
 func (c *ConnLimiter) AcquireReason(k Key) (release func(), reason string) {
-	if reason = c.acquire(k); reason != "" {
+	if reason = c.TakeSlot(k); reason != "" {
 		return nil, reason
 	}
 	var once atomic.Bool
 	return func() {
 		if once.CompareAndSwap(false, true) {
-			c.release(k)
+			c.FreeSlot(k)
 		}
 	}, ""
 }
 
-// acquire is Acquire without the release closure, for the listener, whose
-// conns guard their single release themselves.
-func (c *ConnLimiter) acquire(k Key) string {
+// TakeSlot is Acquire without the release closure, for a caller that
+// guards the single release itself (the listener's conns): "" when the slot
+// was taken, else the reason. Every successful TakeSlot must be matched by
+// exactly one FreeSlot.
+func (c *ConnLimiter) TakeSlot(k Key) string {
 	s := &c.shards[k.hash(c.seed)%uint64(len(c.shards))]
 	s.mu.Lock()
 	n := s.m[k]
@@ -105,7 +107,8 @@ func (c *ConnLimiter) acquire(k Key) string {
 	return ""
 }
 
-func (c *ConnLimiter) release(k Key) {
+// FreeSlot frees a slot taken with TakeSlot.
+func (c *ConnLimiter) FreeSlot(k Key) {
 	s := &c.shards[k.hash(c.seed)%uint64(len(c.shards))]
 	s.mu.Lock()
 	if n := s.m[k]; n > 1 {

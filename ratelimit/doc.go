@@ -49,13 +49,9 @@
 // strikes within FindTime ban the key for BanTime. Bans are kept in a JSON
 // file in the state directory so a restart does not free every attacker.
 //
-// # Listener guard
+// # Where they are applied
 //
-// [NewListener] wraps a net.Listener: banned keys and connections over the
-// ConnLimiter's caps are closed right after accept, before a single TLS
-// byte is read or written, which is the cheapest thing a server can do
-// under a connection flood. On listeners behind another L4 balancer it
-// reads the PROXY protocol header (v1 or v2) first, so bans and caps apply
-// to the real client. [ClientAddr] returns the resolved client address of
-// an accepted connection.
+// Package edgeserver applies bans and connection caps at accept, before a
+// single TLS byte, through its Listener; package proxy applies zones, bans
+// and strikes per request.
 package ratelimit

@@ -3,7 +3,6 @@ package ratelimit_test
 import (
 	"fmt"
 	"math"
-	"net"
 	"net/netip"
 	"time"
 
@@ -60,41 +59,4 @@ func ExampleJail() {
 	// Output:
 	// ban 203.0.113.9/32 (401 on /login) after 10 strikes, until 14:04:30
 	// banned an hour later: true
-}
-
-// Guarding a listener: at most 10 connections per client address, banned
-// clients closed before their first byte, strikes counted for refusals.
-func ExampleNewListener() {
-	jail := ratelimit.NewJail(ratelimit.JailOptions{})
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	l := ratelimit.NewListener(inner, ratelimit.ListenerOptions{
-		Jail:  jail,
-		Conns: ratelimit.NewConnLimiter(10, 0),
-		OnRefuse: func(k ratelimit.Key, reason string) {
-			if reason == ratelimit.ReasonPerKey {
-				jail.RecordAt(k, "too many connections", time.Now())
-			}
-		},
-	})
-	defer l.Close()
-
-	go func() {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err == nil {
-			defer c.Close()
-			c.Write([]byte("x"))
-		}
-	}()
-	c, err := l.Accept()
-	if err != nil {
-		panic(err)
-	}
-	defer c.Close()
-	// http.Server{ConnContext: ...} would store this for the handlers.
-	fmt.Println("client:", ratelimit.ClientAddr(c))
-	// Output:
-	// client: 127.0.0.1
 }

@@ -96,11 +96,27 @@ func TestDependencies(t *testing.T) {
 			case (under(me, "balancer") || under(me, "ratelimit")) &&
 				(d == "net/http" || strings.HasPrefix(d, "net/http/") || strings.HasPrefix(d, "github.com/prometheus/")):
 				t.Errorf("%s depends on %s: balancer and ratelimit must stay free of net/http and Prometheus", p.ImportPath, d)
-			case under(me, "tlsedge") && project &&
-				(under(dep, "proxy") || under(dep, "balancer") || under(dep, "ratelimit") || under(dep, "config")):
-				t.Errorf("%s depends on %s: tlsedge must not import proxy, balancer, ratelimit or config", p.ImportPath, d)
+			case (under(me, "balancer") || under(me, "ratelimit")) && project:
+				t.Errorf("%s depends on project package %s: balancer and ratelimit import no project package (not each other)", p.ImportPath, d)
+			case under(me, "tlsedge") && project && !under(dep, "internal"):
+				t.Errorf("%s depends on %s: tlsedge must not import proxy, edgeserver, balancer, ratelimit or config", p.ImportPath, d)
 			case under(me, "proxy") && project && under(dep, "tlsedge"):
 				t.Errorf("%s depends on %s: proxy must not import tlsedge (cmd wires them)", p.ImportPath, d)
+			case under(me, "edgeserver") && project &&
+				(under(dep, "proxy") || under(dep, "balancer") || under(dep, "tlsedge") || under(dep, "config")):
+				t.Errorf("%s depends on %s: edgeserver (the connection stack) knows no routing, backends, certificates or config", p.ImportPath, d)
+			case under(me, "internal") && project && !under(dep, "internal"):
+				t.Errorf("%s depends on %s: internal packages are leaves, importing no other project package", p.ImportPath, d)
+			}
+		}
+		// proxy knows no concrete connection type: the framing guard and
+		// the accept gates are edgeserver's (it may still depend on them
+		// through edgeserver).
+		if under(me, "proxy") {
+			for _, d := range p.Imports {
+				if dep := rel(d); strings.HasPrefix(d, modulePath+"/") && under(dep, "internal/h1guard") {
+					t.Errorf("%s imports %s: the framing guard is edgeserver's; proxy reads ConnInfo", p.ImportPath, d)
+				}
 			}
 		}
 		// Nothing imports cmd/..., not even tests.
@@ -112,7 +128,7 @@ func TestDependencies(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"config", "proxy", "balancer", "ratelimit", "tlsedge", "cmd"} {
+	for _, want := range []string{"config", "proxy", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "cmd"} {
 		if !found[want] {
 			t.Errorf("go list found no package under %s/: the guard would check nothing there", want)
 		}

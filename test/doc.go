@@ -1,6 +1,6 @@
 // Package test holds Gatehouse's end-to-end tests. They run the real
-// gatehouse binary (built once by TestMain) or the proxy package's Edge and
-// Server on loopback listeners, in front of real backend servers that record
+// gatehouse binary (built once by TestMain) or the proxy package's Edge
+// behind an edgeserver.Server on loopback listeners, in front of real backend servers that record
 // what they received, and assert what the backends saw and what clients got.
 // deps_test.go also enforces the one-way import graph and package docs.
 //

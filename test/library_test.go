@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/edgeserver"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
 )
 
@@ -69,7 +70,7 @@ func startLibrary(t *testing.T, tomlText string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := proxy.NewServer(proxy.ServerOptions{
+	srv := edgeserver.NewServer(edgeserver.ServerOptions{
 		Name:              "http",
 		Listener:          ln,
 		Handler:           edge,

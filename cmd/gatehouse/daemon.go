@@ -26,6 +26,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/edgeserver"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/tlsedge"
@@ -113,6 +114,7 @@ type daemon struct {
 	src     source
 	reg     *prometheus.Registry
 	metrics *proxy.Metrics
+	conns   *edgeserver.Metrics
 	tls     *tlsedge.Manager
 	edge    *proxy.Edge
 	deps    proxy.Deps
@@ -125,7 +127,7 @@ type daemon struct {
 
 	mu      sync.Mutex // serialises reloads
 	cfg     *config.Config
-	servers []*proxy.Server
+	servers []*edgeserver.Server
 	admin   *http.Server
 	// adminAddr is the bound admin address.
 	adminAddr string
@@ -190,6 +192,7 @@ func (d *daemon) start(cfg *config.Config) error {
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.metrics = proxy.NewMetrics(d.reg, getVersion())
+	d.conns = edgeserver.NewMetrics(d.reg)
 	d.edge = proxy.NewEdge(proxy.EdgeOptions{Logger: d.log, Metrics: d.metrics})
 	tm, err := tlsedge.New(tlsedge.Options{
 		StateDir:   cfg.StateDir,
@@ -414,9 +417,9 @@ func policyOf(l *config.Listener) tlsedge.Policy {
 
 // listen opens the public and admin listeners and starts serving.
 func (d *daemon) listen(cfg *config.Config) error {
-	common := proxy.ServerOptions{
+	common := edgeserver.ServerOptions{
 		Logger:            d.log,
-		Metrics:           d.metrics,
+		Metrics:           d.conns,
 		HandshakeTimeout:  cfg.Timeouts.ClientHeader,
 		ReadHeaderTimeout: cfg.Timeouts.ClientHeader,
 		IdleTimeout:       cfg.Timeouts.Keepalive,
@@ -431,7 +434,7 @@ func (d *daemon) listen(cfg *config.Config) error {
 		o := common
 		o.Name, o.Listener = "http", ln
 		o.Handler = d.tls.HTTPHandler(d.edge)
-		d.startServer(proxy.NewServer(o))
+		d.startServer(edgeserver.NewServer(o))
 	}
 	if cfg.HTTPS != nil {
 		ln, err := d.publicListener(cfg, cfg.HTTPS, "https")
@@ -447,7 +450,7 @@ func (d *daemon) listen(cfg *config.Config) error {
 		if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 			d.edge.SetHTTPSPort(port)
 		}
-		d.startServer(proxy.NewServer(o))
+		d.startServer(edgeserver.NewServer(o))
 	}
 	if cfg.Admin.Address != "" {
 		ln, err := net.Listen("tcp", cfg.Admin.Address)
@@ -479,13 +482,13 @@ func (d *daemon) publicListener(cfg *config.Config, l *config.Listener, name str
 	}
 	conns := ratelimit.NewConnLimiter(cfg.Limits.ConnPerIP, l.MaxConns)
 	d.limits = append(d.limits, conns)
-	o := ratelimit.ListenerOptions{
+	o := edgeserver.ListenerOptions{
 		Conns:         conns,
 		V6Bits:        cfg.Limits.IPv6Prefix,
 		ProxyProtocol: l.ProxyProtocol,
 		Logger:        d.log,
 		OnRefuse: func(k ratelimit.Key, reason string) {
-			d.metrics.ConnRefused(name, reason)
+			d.conns.ConnRefused(name, reason)
 			if reason == ratelimit.ReasonPerKey && d.jail != nil {
 				d.jail.RecordAt(k, "conn_limit", time.Now())
 			}
@@ -494,10 +497,10 @@ func (d *daemon) publicListener(cfg *config.Config, l *config.Listener, name str
 	if d.jail != nil {
 		o.Jail = d.jail
 	}
-	return ratelimit.NewListener(ln, o), nil
+	return edgeserver.NewListener(ln, o), nil
 }
 
-func (d *daemon) startServer(s *proxy.Server) {
+func (d *daemon) startServer(s *edgeserver.Server) {
 	d.servers = append(d.servers, s)
 	d.log.Info("listening", "listener", s.Name(), "addr", s.Addr().String())
 	go func() {
@@ -520,7 +523,7 @@ func (d *daemon) shutdown() int {
 	var wg sync.WaitGroup
 	for _, s := range d.servers {
 		wg.Add(1)
-		go func(s *proxy.Server) {
+		go func(s *edgeserver.Server) {
 			defer wg.Done()
 			if err := s.Shutdown(ctx); err != nil {
 				d.log.Warn("grace period over; closing remaining connections", "err", err)

@@ -1,4 +1,4 @@
-package ratelimit
+package edgeserver
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ type ProxyHeader struct {
 
 // ErrProxyIncomplete is returned by [ParseProxyHeader] when b is a valid
 // beginning of a header and more bytes are needed.
-var ErrProxyIncomplete = errors.New("ratelimit: incomplete PROXY protocol header")
+var ErrProxyIncomplete = errors.New("edgeserver: incomplete PROXY protocol header")
 
 // ErrNotProxy is wrapped by the errors of [ParseProxyHeader] (and of a
 // PROXY listener's handshake) when the input is not a PROXY protocol header
@@ -59,7 +59,7 @@ func ParseProxyHeader(b []byte) (h ProxyHeader, n int, err error) {
 	case '\r':
 		return parseProxyV2(b)
 	}
-	return h, 0, fmt.Errorf("ratelimit: %w (first byte %#02x)", ErrNotProxy, b[0])
+	return h, 0, fmt.Errorf("edgeserver: %w (first byte %#02x)", ErrNotProxy, b[0])
 }
 
 func parseProxyV1(b []byte) (h ProxyHeader, n int, err error) {
@@ -68,20 +68,20 @@ func parseProxyV1(b []byte) (h ProxyHeader, n int, err error) {
 		if bytes.HasPrefix([]byte(sig), b) {
 			return h, 0, ErrProxyIncomplete
 		}
-		return h, 0, fmt.Errorf("ratelimit: %w", ErrNotProxy)
+		return h, 0, fmt.Errorf("edgeserver: %w", ErrNotProxy)
 	}
 	if string(b[:len(sig)]) != sig {
-		return h, 0, fmt.Errorf("ratelimit: %w", ErrNotProxy)
+		return h, 0, fmt.Errorf("edgeserver: %w", ErrNotProxy)
 	}
 	end := bytes.IndexByte(b[:min(len(b), proxyV1Max)], '\n')
 	if end < 0 {
 		if len(b) >= proxyV1Max {
-			return h, 0, errors.New("ratelimit: PROXY v1 header longer than 107 bytes")
+			return h, 0, errors.New("edgeserver: PROXY v1 header longer than 107 bytes")
 		}
 		return h, 0, ErrProxyIncomplete
 	}
 	if end == 0 || b[end-1] != '\r' {
-		return h, 0, errors.New("ratelimit: PROXY v1 header not ended by CRLF")
+		return h, 0, errors.New("edgeserver: PROXY v1 header not ended by CRLF")
 	}
 	h.Version = 1
 	n = end + 1
@@ -92,26 +92,26 @@ func parseProxyV1(b []byte) (h ProxyHeader, n int, err error) {
 		return h, n, nil
 	case "TCP4", "TCP6":
 	default:
-		return h, 0, fmt.Errorf("ratelimit: PROXY v1 header: unknown protocol %q", f[0])
+		return h, 0, fmt.Errorf("edgeserver: PROXY v1 header: unknown protocol %q", f[0])
 	}
 	if len(f) != 5 {
-		return h, 0, fmt.Errorf("ratelimit: PROXY v1 header: %d fields, want 5", len(f))
+		return h, 0, fmt.Errorf("edgeserver: PROXY v1 header: %d fields, want 5", len(f))
 	}
 	src, err1 := netip.ParseAddr(string(f[1]))
 	dst, err2 := netip.ParseAddr(string(f[2]))
 	if err := errors.Join(err1, err2); err != nil {
-		return h, 0, fmt.Errorf("ratelimit: PROXY v1 header: %w", err)
+		return h, 0, fmt.Errorf("edgeserver: PROXY v1 header: %w", err)
 	}
 	want4 := f[0][3] == '4'
 	for _, a := range []netip.Addr{src, dst} {
 		if a.Is4() != want4 || a.Zone() != "" {
-			return h, 0, fmt.Errorf("ratelimit: PROXY v1 header: address %s does not match %s", a, f[0])
+			return h, 0, fmt.Errorf("edgeserver: PROXY v1 header: address %s does not match %s", a, f[0])
 		}
 	}
 	sp, ok1 := parsePort(f[3])
 	dp, ok2 := parsePort(f[4])
 	if !ok1 || !ok2 {
-		return h, 0, fmt.Errorf("ratelimit: PROXY v1 header: bad port in %q %q", f[3], f[4])
+		return h, 0, fmt.Errorf("edgeserver: PROXY v1 header: bad port in %q %q", f[3], f[4])
 	}
 	h.Source = netip.AddrPortFrom(src, sp)
 	h.Destination = netip.AddrPortFrom(dst, dp)
@@ -136,18 +136,18 @@ func parseProxyV2(b []byte) (h ProxyHeader, n int, err error) {
 		if bytes.HasPrefix(proxyV2Sig, b[:min(len(b), len(proxyV2Sig))]) {
 			return h, 0, ErrProxyIncomplete
 		}
-		return h, 0, fmt.Errorf("ratelimit: %w", ErrNotProxy)
+		return h, 0, fmt.Errorf("edgeserver: %w", ErrNotProxy)
 	}
 	if !bytes.Equal(b[:12], proxyV2Sig) {
-		return h, 0, fmt.Errorf("ratelimit: %w", ErrNotProxy)
+		return h, 0, fmt.Errorf("edgeserver: %w", ErrNotProxy)
 	}
 	if b[12]>>4 != 2 {
-		return h, 0, fmt.Errorf("ratelimit: PROXY v2 header: version %d", b[12]>>4)
+		return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: version %d", b[12]>>4)
 	}
 	cmd, fam, proto := b[12]&0xf, b[13]>>4, b[13]&0xf
 	length := int(binary.BigEndian.Uint16(b[14:16]))
 	if length > proxyV2MaxLen {
-		return h, 0, fmt.Errorf("ratelimit: PROXY v2 header: %d bytes of addresses and TLVs, more than %d", length, proxyV2MaxLen)
+		return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: %d bytes of addresses and TLVs, more than %d", length, proxyV2MaxLen)
 	}
 	if len(b) < 16+length {
 		return h, 0, ErrProxyIncomplete
@@ -155,10 +155,10 @@ func parseProxyV2(b []byte) (h ProxyHeader, n int, err error) {
 	h.Version = 2
 	n = 16 + length
 	if cmd > 1 {
-		return h, 0, fmt.Errorf("ratelimit: PROXY v2 header: unknown command %d", cmd)
+		return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: unknown command %d", cmd)
 	}
 	if fam > 3 || proto > 2 {
-		return h, 0, fmt.Errorf("ratelimit: PROXY v2 header: unknown family/protocol %#02x", b[13])
+		return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: unknown family/protocol %#02x", b[13])
 	}
 	if cmd == 0 { // LOCAL
 		h.Local = true
@@ -168,13 +168,13 @@ func parseProxyV2(b []byte) (h ProxyHeader, n int, err error) {
 	switch {
 	case fam == 1 && proto != 0: // AF_INET
 		if len(a) < 12 {
-			return h, 0, fmt.Errorf("ratelimit: PROXY v2 header: IPv4 block of %d bytes", len(a))
+			return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: IPv4 block of %d bytes", len(a))
 		}
 		h.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[0:4])), binary.BigEndian.Uint16(a[8:10]))
 		h.Destination = netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[4:8])), binary.BigEndian.Uint16(a[10:12]))
 	case fam == 2 && proto != 0: // AF_INET6
 		if len(a) < 36 {
-			return h, 0, fmt.Errorf("ratelimit: PROXY v2 header: IPv6 block of %d bytes", len(a))
+			return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: IPv6 block of %d bytes", len(a))
 		}
 		h.Source = netip.AddrPortFrom(netip.AddrFrom16([16]byte(a[0:16])).Unmap(), binary.BigEndian.Uint16(a[32:34]))
 		h.Destination = netip.AddrPortFrom(netip.AddrFrom16([16]byte(a[16:32])).Unmap(), binary.BigEndian.Uint16(a[34:36]))

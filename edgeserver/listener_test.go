@@ -1,4 +1,4 @@
-package ratelimit
+package edgeserver
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
 // spyListener counts Read calls on the raw connections it accepts.
@@ -127,10 +129,10 @@ func greeted(t *testing.T, c net.Conn) bool {
 func TestListenerConnCap(t *testing.T) {
 	var refusals []string
 	var mu sync.Mutex
-	conns := NewConnLimiter(10, 0) // limit_conn addr 10
+	conns := ratelimit.NewConnLimiter(10, 0) // limit_conn addr 10
 	l, _, accepted := startGuard(t, ListenerOptions{
 		Conns: conns,
-		OnRefuse: func(k Key, reason string) {
+		OnRefuse: func(k ratelimit.Key, reason string) {
 			mu.Lock()
 			refusals = append(refusals, k.String()+" "+reason)
 			mu.Unlock()
@@ -180,7 +182,7 @@ func TestListenerConnCap(t *testing.T) {
 }
 
 func TestListenerTotalCap(t *testing.T) {
-	l, _, _ := startGuard(t, ListenerOptions{Conns: NewConnLimiter(0, 2)})
+	l, _, _ := startGuard(t, ListenerOptions{Conns: ratelimit.NewConnLimiter(0, 2)})
 	addr := l.Addr().String()
 	for _, src := range []string{"127.0.0.1", "127.0.0.2"} {
 		if !greeted(t, dialFrom(t, src, addr)) {
@@ -196,8 +198,8 @@ func TestListenerTotalCap(t *testing.T) {
 }
 
 func TestListenerBannedClosedBeforeRead(t *testing.T) {
-	j := NewJail(JailOptions{})
-	if err := j.Ban(KeyOf(netip.MustParseAddr("127.0.0.3"), 0), time.Hour, "test"); err != nil {
+	j := ratelimit.NewJail(ratelimit.JailOptions{})
+	if err := j.Ban(ratelimit.KeyOf(netip.MustParseAddr("127.0.0.3"), 0), time.Hour, "test"); err != nil {
 		t.Fatal(err)
 	}
 	l, spy, _ := startGuard(t, ListenerOptions{Jail: j})
@@ -247,11 +249,11 @@ func TestListenerProxyV1(t *testing.T) {
 }
 
 func TestListenerProxyV2AndBans(t *testing.T) {
-	j := NewJail(JailOptions{})
-	if err := j.Ban(KeyOf(netip.MustParseAddr("2001:db8:66::1"), 64), time.Hour, "test"); err != nil {
+	j := ratelimit.NewJail(ratelimit.JailOptions{})
+	if err := j.Ban(ratelimit.KeyOf(netip.MustParseAddr("2001:db8:66::1"), 64), time.Hour, "test"); err != nil {
 		t.Fatal(err)
 	}
-	conns := NewConnLimiter(1, 0)
+	conns := ratelimit.NewConnLimiter(1, 0)
 	l, _, accepted := startGuard(t, ListenerOptions{ProxyProtocol: true, Jail: j, Conns: conns})
 	addr := l.Addr().String()
 
@@ -266,7 +268,7 @@ func TestListenerProxyV2AndBans(t *testing.T) {
 		t.Errorf("ClientAddr = %v, want 2001:db8:5::9", got)
 	}
 	if got := sc.Key().String(); got != "2001:db8:5::/64" {
-		t.Errorf("Key = %s, want 2001:db8:5::/64", got)
+		t.Errorf("ratelimit.Key = %s, want 2001:db8:5::/64", got)
 	}
 	if h, ok := sc.ProxyHeader(); !ok || h.Version != 2 {
 		t.Errorf("ProxyHeader = %+v, %v", h, ok)
@@ -313,7 +315,7 @@ func TestListenerProxyMissingHeader(t *testing.T) {
 		ProxyProtocol:      true,
 		ProxyHeaderTimeout: 300 * time.Millisecond,
 		Logger:             logger,
-		OnRefuse:           func(k Key, reason string) { reasons.Store(reason) },
+		OnRefuse:           func(k ratelimit.Key, reason string) { reasons.Store(reason) },
 	})
 	addr := l.Addr().String()
 	// A client that talks HTTP (or TLS) straight to a PROXY listener.
@@ -322,8 +324,8 @@ func TestListenerProxyMissingHeader(t *testing.T) {
 	if greeted(t, c) {
 		t.Fatal("connection without a PROXY header admitted")
 	}
-	if r, _ := reasons.Load().(string); r != ReasonProxyHeader {
-		t.Errorf("OnRefuse reason = %q, want %q", r, ReasonProxyHeader)
+	if r, _ := reasons.Load().(string); r != ratelimit.ReasonProxyHeader {
+		t.Errorf("OnRefuse reason = %q, want %q", r, ratelimit.ReasonProxyHeader)
 	}
 	// A silent client is cut at the timeout, and does not hold up others.
 	silent := dialFrom(t, "127.0.0.2", addr)

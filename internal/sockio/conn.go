@@ -51,6 +51,10 @@ func Wrap(c net.Conn) net.Conn {
 // NetConn returns the wrapped conn.
 func (c *Conn) NetConn() net.Conn { return c.Conn }
 
+// Unwrap returns the wrapped conn: reading and writing it directly is the
+// same as going through c.
+func (c *Conn) Unwrap() net.Conn { return c.Conn }
+
 // SyscallConn returns the wrapped conn's RawConn.
 func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.raw, nil }
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
+	"github.com/gatehouse-proxy/gatehouse/internal/sockio"
 )
 
 func TestEcho(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/gatehouse-proxy/gatehouse/proxy/wstunnel"
+	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
 )
 
 func Example() {

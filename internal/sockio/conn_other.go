@@ -23,3 +23,6 @@ type Conn struct{ net.Conn }
 
 // NetConn returns the wrapped conn.
 func (c *Conn) NetConn() net.Conn { return c.Conn }
+
+// Unwrap returns the wrapped conn.
+func (c *Conn) Unwrap() net.Conn { return c.Conn }

@@ -1,4 +1,4 @@
-package ratelimit
+package edgeserver
 
 import (
 	"encoding/binary"

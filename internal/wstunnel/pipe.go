@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
+	"github.com/gatehouse-proxy/gatehouse/internal/sockio"
 )
 
 // bufSize is the size of the pooled read buffers lent to a pipe while data

@@ -5,7 +5,7 @@ package wstunnel
 import (
 	"syscall"
 
-	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
+	"github.com/gatehouse-proxy/gatehouse/internal/sockio"
 )
 
 // hasRawIO reports whether this platform reads and writes sockets through

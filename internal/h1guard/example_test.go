@@ -8,7 +8,7 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
+	"github.com/gatehouse-proxy/gatehouse/internal/h1guard"
 )
 
 type guardKey struct{}

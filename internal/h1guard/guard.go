@@ -129,6 +129,17 @@ func (c *Conn) Passthrough() bool { return c.pass.Load() }
 // running, for example after http.Hijacker.Hijack.
 func (c *Conn) Buffered() int { return len(c.buf) - c.r }
 
+// Unwrap returns the wrapped connection once the guard passes the stream
+// through (see Passthrough), else nil: while the guard still inspects
+// requests, nothing may bypass it. Bytes it still holds are reported by
+// Buffered.
+func (c *Conn) Unwrap() net.Conn {
+	if !c.pass.Load() {
+		return nil
+	}
+	return c.nc
+}
+
 // Write writes to the wrapped connection.
 func (c *Conn) Write(p []byte) (int, error) { return c.nc.Write(p) }
 

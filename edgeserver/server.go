@@ -1,4 +1,4 @@
-package proxy
+package edgeserver
 
 import (
 	"context"
@@ -14,8 +14,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gatehouse-proxy/gatehouse/proxy/h1guard"
-	"github.com/gatehouse-proxy/gatehouse/proxy/sockio"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/h1guard"
+	"github.com/gatehouse-proxy/gatehouse/internal/sockio"
 )
 
 // Server serves one public listener. It owns the accept loop so that
@@ -47,7 +49,8 @@ type ServerOptions struct {
 	TLSConfig *tls.Config
 	Handler   http.Handler
 	Logger    *slog.Logger
-	Metrics   *Metrics
+	// Metrics counts connections; nil: a set registered nowhere.
+	Metrics *Metrics
 
 	HandshakeTimeout  time.Duration // TLS handshake; also the header timeout
 	ReadHeaderTimeout time.Duration
@@ -65,7 +68,7 @@ func NewServer(o ServerOptions) *Server {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Metrics == nil {
-		o.Metrics = NewMetrics(nil, "")
+		o.Metrics = NewMetrics(nil)
 	}
 	s := &Server{o: o,
 		hsq: make(chan net.Conn), quit: make(chan struct{})}
@@ -222,19 +225,19 @@ func (s *Server) handshake(c net.Conn) {
 }
 
 func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
-	ci := &connInfo{listener: s.o.Name, peer: PeerAddr(c.RemoteAddr())}
+	ci := &ConnInfo{Listener: s.o.Name, Peer: PeerAddr(c.RemoteAddr())}
 	if tc, ok := c.(*tls.Conn); ok { // HTTP/2
 		st := tc.ConnectionState()
-		ci.tls, ci.state = true, &st
+		ci.TLS = &st
 	}
 	if g, ok := c.(*h1guard.Conn); ok {
 		ci.guard = g
 		if tc, ok := g.NetConn().(*tls.Conn); ok {
 			st := tc.ConnectionState()
-			ci.tls, ci.state = true, &st
+			ci.TLS = &st
 		}
 	}
-	return withConnInfo(ctx, ci)
+	return context.WithValue(ctx, connInfoKey{}, ci)
 }
 
 // Shutdown stops accepting, lets in-flight requests finish (HTTP/2
@@ -279,6 +282,9 @@ func (c *countedConn) Close() error {
 	c.once.Do(c.done)
 	return err
 }
+
+// Unwrap returns the counted conn.
+func (c *countedConn) Unwrap() net.Conn { return c.Conn }
 
 func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
 	if sc, ok := c.Conn.(syscall.Conn); ok {
@@ -339,6 +345,43 @@ func trimNewline(p []byte) []byte {
 		p = p[:len(p)-1]
 	}
 	return p
+}
+
+// Metrics are the connection-level Prometheus metrics of every Server of
+// the process (labelled by listener). Create one set per process with
+// NewMetrics.
+type Metrics struct {
+	connsOpen   *prometheus.GaugeVec
+	connsTotal  *prometheus.CounterVec
+	connRefused *prometheus.CounterVec
+}
+
+// NewMetrics creates the connection metrics and registers them on reg
+// (nil: registered nowhere).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		connsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gatehouse_connections_open",
+			Help: "Open client connections per listener.",
+		}, []string{"listener"}),
+		connsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_connections_total",
+			Help: "Client connections accepted per listener.",
+		}, []string{"listener"}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_connections_refused_total",
+			Help: "Connections refused at accept, by listener and reason (banned, per_key, total, proxy_header, pending).",
+		}, []string{"listener", "reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.connsOpen, m.connsTotal, m.connRefused)
+	}
+	return m
+}
+
+// ConnRefused counts a connection refused at accept.
+func (m *Metrics) ConnRefused(listener, reason string) {
+	m.connRefused.WithLabelValues(listener, reason).Inc()
 }
 
 var _ io.Closer = (*Server)(nil)

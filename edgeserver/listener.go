@@ -1,4 +1,4 @@
-package ratelimit
+package edgeserver
 
 import (
 	"cmp"
@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
 // Listener defaults.
@@ -20,18 +22,18 @@ const (
 	// listener has to send its header. A balancer sends it at once.
 	DefaultProxyHeaderTimeout = 5 * time.Second
 	// DefaultMaxPending bounds the connections of a PROXY listener that
-	// are still sending their header; more are refused (ReasonPending).
+	// are still sending their header; more are refused (ratelimit.ReasonPending).
 	DefaultMaxPending = 1024
 )
 
 // ListenerOptions configures [NewListener]. Every field may be left zero.
 type ListenerOptions struct {
 	// Jail, if set, refuses connections from banned keys.
-	Jail *Jail
+	Jail *ratelimit.Jail
 	// Conns, if set, caps concurrent connections per key and in total.
-	Conns *ConnLimiter
-	// V6Bits is the IPv6 prefix length keys are made with (see KeyOf);
-	// it must match the one used to record strikes in Jail. 0 means /64.
+	Conns *ratelimit.ConnLimiter
+	// V6Bits is the IPv6 prefix length keys are made with (see ratelimit.KeyOf);
+	// it must match the one used to record strikes in ratelimit.Jail. 0 means /64.
 	V6Bits int
 	// ProxyProtocol makes every connection start with a PROXY protocol v1
 	// or v2 header, whose source address is the client's. Set it only on
@@ -50,8 +52,8 @@ type ListenerOptions struct {
 	// OnRefuse, if set, is called (synchronously, on the accept path: keep
 	// it cheap) for each refused connection with one of the Reason
 	// constants, for example to count strikes toward a ban. For
-	// ReasonProxyHeader and ReasonPending the key is the balancer's.
-	OnRefuse func(k Key, reason string)
+	// ratelimit.ReasonProxyHeader and ratelimit.ReasonPending the key is the balancer's.
+	OnRefuse func(k ratelimit.Key, reason string)
 	// Logger receives one Warn line per connection refused for a bad
 	// PROXY header (with the error); nil discards.
 	Logger *slog.Logger
@@ -142,7 +144,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		case <-l.loopDone:
 			return nil, l.loopErr
 		case <-l.done:
-			return nil, fmt.Errorf("ratelimit: accept: %w", net.ErrClosed)
+			return nil, fmt.Errorf("edgeserver: accept: %w", net.ErrClosed)
 		}
 	}
 	for {
@@ -160,7 +162,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 // admit applies the ban and the caps to c from client; it returns the
 // wrapped conn, or nil after refusing (closing) c.
 func (l *Listener) admit(c net.Conn, client netip.AddrPort, local net.Addr, leftover []byte) *Conn {
-	k := KeyOf(client.Addr(), l.o.V6Bits)
+	k := ratelimit.KeyOf(client.Addr(), l.o.V6Bits)
 	wc := &Conn{Conn: c, key: k, client: client, leftover: leftover, local: local}
 	if !k.IsValid() {
 		l.accepted.Add(1)
@@ -168,12 +170,12 @@ func (l *Listener) admit(c net.Conn, client netip.AddrPort, local net.Addr, left
 	}
 	if l.o.Jail != nil {
 		if banned, _ := l.o.Jail.BannedAt(k, l.o.Now()); banned {
-			l.refuse(c, k, ReasonBanned)
+			l.refuse(c, k, ratelimit.ReasonBanned)
 			return nil
 		}
 	}
 	if l.o.Conns != nil {
-		if reason := l.o.Conns.acquire(k); reason != "" {
+		if reason := l.o.Conns.TakeSlot(k); reason != "" {
 			l.refuse(c, k, reason)
 			return nil
 		}
@@ -186,17 +188,17 @@ func (l *Listener) admit(c net.Conn, client netip.AddrPort, local net.Addr, left
 	return wc
 }
 
-func (l *Listener) refuse(c net.Conn, k Key, reason string) {
+func (l *Listener) refuse(c net.Conn, k ratelimit.Key, reason string) {
 	switch reason {
-	case ReasonBanned:
+	case ratelimit.ReasonBanned:
 		l.banned.Add(1)
-	case ReasonPerKey:
+	case ratelimit.ReasonPerKey:
 		l.perKey.Add(1)
-	case ReasonTotal:
+	case ratelimit.ReasonTotal:
 		l.total.Add(1)
-	case ReasonProxyHeader:
+	case ratelimit.ReasonProxyHeader:
 		l.proxyHeader.Add(1)
-	case ReasonPending:
+	case ratelimit.ReasonPending:
 		l.pending.Add(1)
 	}
 	// The hook runs before the close, so when a client sees its connection
@@ -241,7 +243,7 @@ func (l *Listener) acceptLoop() {
 			c.Close()
 			return
 		case full:
-			l.refuse(c, KeyOf(addrPortOf(c.RemoteAddr()).Addr(), l.o.V6Bits), ReasonPending)
+			l.refuse(c, ratelimit.KeyOf(addrPortOf(c.RemoteAddr()).Addr(), l.o.V6Bits), ratelimit.ReasonPending)
 		default:
 			go l.handshake(c)
 		}
@@ -275,7 +277,7 @@ func (l *Listener) handshake(c net.Conn) {
 			l.o.Logger.Warn("refused connection without a valid PROXY protocol header",
 				"remote", transport.String(), "err", err)
 		}
-		l.refuse(c, KeyOf(transport.Addr(), l.o.V6Bits), ReasonProxyHeader)
+		l.refuse(c, ratelimit.KeyOf(transport.Addr(), l.o.V6Bits), ratelimit.ReasonProxyHeader)
 		return
 	}
 	client, local := transport, net.Addr(nil)
@@ -299,7 +301,7 @@ func (l *Listener) handshake(c net.Conn) {
 // with the bytes read past it.
 func readProxyHeader(c net.Conn, deadline time.Time) (ProxyHeader, []byte, error) {
 	if err := c.SetReadDeadline(deadline); err != nil {
-		return ProxyHeader{}, nil, fmt.Errorf("ratelimit: proxy header: %w", err)
+		return ProxyHeader{}, nil, fmt.Errorf("edgeserver: proxy header: %w", err)
 	}
 	buf := make([]byte, 0, 256)
 	for {
@@ -312,7 +314,7 @@ func readProxyHeader(c net.Conn, deadline time.Time) (ProxyHeader, []byte, error
 		switch {
 		case perr == nil:
 			if err := c.SetReadDeadline(time.Time{}); err != nil {
-				return h, nil, fmt.Errorf("ratelimit: proxy header: %w", err)
+				return h, nil, fmt.Errorf("edgeserver: proxy header: %w", err)
 			}
 			var leftover []byte
 			if n < len(buf) {
@@ -322,7 +324,7 @@ func readProxyHeader(c net.Conn, deadline time.Time) (ProxyHeader, []byte, error
 		case !errors.Is(perr, ErrProxyIncomplete):
 			return h, nil, perr
 		case err != nil:
-			return h, nil, fmt.Errorf("ratelimit: proxy header after %d bytes: %w", len(buf), err)
+			return h, nil, fmt.Errorf("edgeserver: proxy header after %d bytes: %w", len(buf), err)
 		}
 	}
 }
@@ -367,18 +369,18 @@ func (l *Listener) Stats() ListenerStats {
 // client connected to.
 type Conn struct {
 	net.Conn
-	key      Key
+	key      ratelimit.Key
 	client   netip.AddrPort
 	remote   net.Addr // set when it differs from Conn.RemoteAddr()
 	local    net.Addr // the PROXY header's destination, if any
 	leftover []byte   // read past the PROXY header; returned first
 	proxy    *ProxyHeader
-	lim      *ConnLimiter // nil: no slot held
+	lim      *ratelimit.ConnLimiter // nil: no slot held
 	closed   atomic.Bool
 }
 
 // Key returns the client's key.
-func (c *Conn) Key() Key { return c.key }
+func (c *Conn) Key() ratelimit.Key { return c.key }
 
 // ClientAddr returns the client's address and port.
 func (c *Conn) ClientAddr() netip.AddrPort { return c.client }
@@ -410,13 +412,22 @@ func (c *Conn) Read(p []byte) (int, error) {
 // by Read.
 func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 	if len(c.leftover) > 0 {
-		return nil, errors.New("ratelimit: conn has buffered bytes")
+		return nil, errors.New("edgeserver: conn has buffered bytes")
 	}
 	if sc, ok := c.Conn.(syscall.Conn); ok {
 		return sc.SyscallConn()
 	}
 	return nil, errors.ErrUnsupported
 }
+
+// Unwrap returns the accepted connection underneath (for sockio.Socket).
+// Bytes read past a PROXY header and not yet returned are reported by
+// Buffered.
+func (c *Conn) Unwrap() net.Conn { return c.Conn }
+
+// Buffered returns the number of bytes read past the PROXY header and not
+// yet returned by Read.
+func (c *Conn) Buffered() int { return len(c.leftover) }
 
 // RemoteAddr returns the client's address.
 func (c *Conn) RemoteAddr() net.Addr {
@@ -438,7 +449,7 @@ func (c *Conn) LocalAddr() net.Addr {
 // Close is called).
 func (c *Conn) Close() error {
 	if c.closed.CompareAndSwap(false, true) && c.lim != nil {
-		c.lim.release(c.key)
+		c.lim.FreeSlot(c.key)
 	}
 	return c.Conn.Close()
 }

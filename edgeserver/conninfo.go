@@ -1,0 +1,73 @@
+package edgeserver
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/netip"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/h1guard"
+)
+
+// ConnInfo is what a Server knows about a client connection. It rides in
+// the context of every request served on the connection (one allocation
+// per connection, not per request); read it with ConnInfoOf.
+type ConnInfo struct {
+	// Listener is the Server's name ("http", "https").
+	Listener string
+	// Peer is the address of the TCP peer (the client, or the PROXY
+	// protocol's source address), IPv4-mapped addresses unmapped.
+	Peer netip.Addr
+	// TLS is the connection's TLS state; nil on a plaintext listener.
+	TLS *tls.ConnectionState
+
+	guard *h1guard.Conn // HTTP/1 framing guard; nil on HTTP/2
+}
+
+type connInfoKey struct{}
+
+// WithConnInfo returns ctx carrying ci, as a Server's ConnContext does;
+// for handlers served by something else (tests, benchmarks).
+func WithConnInfo(ctx context.Context, ci *ConnInfo) context.Context {
+	return context.WithValue(ctx, connInfoKey{}, ci)
+}
+
+// ConnInfoOf returns the connection information of a request served by a
+// Server. A request served some other way (httptest in tests) gets one
+// derived from r.RemoteAddr and r.TLS.
+func ConnInfoOf(r *http.Request) *ConnInfo {
+	if ci, ok := r.Context().Value(connInfoKey{}).(*ConnInfo); ok {
+		return ci
+	}
+	ci := &ConnInfo{Listener: "direct", TLS: r.TLS}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		ci.Peer = ap.Addr().Unmap()
+	}
+	return ci
+}
+
+// FramingRejected reports whether r stands for a request head the HTTP/1
+// framing guard refused (request smuggling defence), with the guard's
+// reason. The handler must answer such a request 400 and close the
+// connection; nothing of it may reach a backend.
+func (ci *ConnInfo) FramingRejected(r *http.Request) (reason string, ok bool) {
+	if ci.guard == nil || r.URL.Path != h1guard.MarkerPath {
+		return "", false
+	}
+	return ci.guard.Rejected()
+}
+
+// PeerAddr parses a net.Addr into an address, IPv4-mapped addresses
+// unmapped; the zero Addr when it has none.
+func PeerAddr(a net.Addr) netip.Addr {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		ap := v.AddrPort()
+		return ap.Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,25 @@
+// Package edgeserver is Gatehouse's connection stack: everything between
+// a client's TCP connection and an HTTP request handler.
+//
+// A [Listener] wraps the public net.Listener with the accept gates: banned
+// clients and connections over the per-client or total caps (package
+// ratelimit decides) are closed right after accept, before a single TLS
+// byte is read or written; on listeners behind another L4 balancer the
+// PROXY protocol header (v1 or v2) is read first, so bans and caps apply
+// to the real client.
+//
+// A [Server] owns one listener's accept loop. Each connection is TLS
+// terminated there (with a handshake deadline, on reusable handshake
+// worker goroutines), then served as HTTP/2 by net/http when ALPN chose
+// h2, or else passed through the HTTP/1 framing guard (package
+// internal/h1guard: requests with ambiguous framing never reach the
+// handler as they are) into net/http. Sockets are read and written with
+// raw system calls (internal/sockio).
+//
+// The handler learns about the connection from [ConnInfoOf]: listener
+// name, peer address, TLS state, and whether the framing guard refused a
+// request head ([ConnInfo.FramingRejected]). It never needs the concrete
+// connection types: every wrapper implements sockio.Unwrapper (and
+// sockio.Bufferer where it may hold bytes), so sockio.Socket finds the
+// socket under a hijacked connection.
+package edgeserver
