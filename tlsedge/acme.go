@@ -43,7 +43,7 @@ func (a *acmeInstance) retire() { a.tr.retired.Store(true) }
 
 // acmeObserved is what the monitor last saw for an ACME name.
 type acmeObserved struct {
-	cert    *tls.Certificate
+	leaf    *x509.Certificate // autocert's leaf, the key of Manager.acmeCerts
 	serial  string
 	overdue bool
 }
@@ -263,7 +263,7 @@ func (m *Manager) observeACME(inst *acmeInstance, name string) {
 	serial := leaf.SerialNumber.String()
 	m.maintMu.Lock()
 	prev, seen := m.acmeSeen[name]
-	obs := acmeObserved{cert: c, serial: serial}
+	obs := acmeObserved{leaf: leaf, serial: serial}
 	// autocert renews at NotAfter-RenewBefore (plus jitter) and retries
 	// failures every 30-60 min; a third of the window later without a new
 	// certificate, renewal is failing.
@@ -292,7 +292,7 @@ func (m *Manager) indexACMECert(c *tls.Certificate, leaf *x509.Certificate) {
 	m.maintMu.Lock()
 	defer m.maintMu.Unlock()
 	cur := *m.acmeCerts.Load()
-	if _, ok := cur[c]; ok {
+	if _, ok := cur[leaf]; ok {
 		return
 	}
 	cp := *c
@@ -309,17 +309,17 @@ func (m *Manager) indexACMECert(c *tls.Certificate, leaf *x509.Certificate) {
 			e.staple.Store(s)
 		}
 	}
-	next := make(map[*tls.Certificate]*entry, len(cur)+1)
-	live := map[*tls.Certificate]bool{c: true}
+	next := make(map[*x509.Certificate]*entry, len(cur)+1)
+	live := map[*x509.Certificate]bool{leaf: true}
 	for _, o := range m.acmeSeen {
-		live[o.cert] = true
+		live[o.leaf] = true
 	}
 	for k, v := range cur {
 		if live[k] {
 			next[k] = v
 		}
 	}
-	next[c] = e
+	next[leaf] = e
 	m.acmeCerts.Store(&next)
 }
 

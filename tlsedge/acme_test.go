@@ -2,6 +2,7 @@ package tlsedge
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -30,6 +31,19 @@ type pebbleCA struct {
 	wfeRoots  *x509.CertPool // trust for the directory's HTTPS
 	certRoots *x509.CertPool // trust for issued certificates
 	orders    atomic.Int64   // newOrder requests
+	// issuer signs the leaf certificates; issuerKey is its key (only with
+	// keyAlg "rsa": Pebble exposes no other).
+	issuer    *x509.Certificate
+	issuerKey crypto.Signer
+}
+
+// pebbleOpts configure startPebbleWith.
+type pebbleOpts struct {
+	httpPort, tlsPort int               // where the VA validates http-01 and tls-alpn-01
+	validity          uint64            // certificate lifetime in seconds (0: Pebble's default)
+	eab               map[string][]byte // key ID → raw HMAC key; non-nil requires EAB
+	ocspURL           string            // OCSP responder named in issued certificates
+	keyAlg            string            // CA key algorithm; "" means "ecdsa"
 }
 
 // startDNS answers A 127.0.0.1 for every name (TCP, as Pebble's VA asks).
@@ -68,6 +82,16 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebbleCA
 // when eab (key ID → raw HMAC key) is non-nil.
 func startPebbleEAB(t *testing.T, httpPort, tlsPort int, validity uint64, eab map[string][]byte) *pebbleCA {
 	t.Helper()
+	return startPebbleWith(t, pebbleOpts{httpPort: httpPort, tlsPort: tlsPort, validity: validity, eab: eab})
+}
+
+// startPebbleWith starts Pebble as configured by o.
+func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
+	t.Helper()
+	httpPort, tlsPort, validity, eab := o.httpPort, o.tlsPort, o.validity, o.eab
+	if o.keyAlg == "" {
+		o.keyAlg = "ecdsa"
+	}
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
@@ -79,7 +103,7 @@ func startPebbleEAB(t *testing.T, httpPort, tlsPort int, validity uint64, eab ma
 	logger := log.New(out, "pebble ", log.LstdFlags)
 	store := db.NewMemoryStore()
 	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: validity}}
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
+	authority := ca.New(logger, store, o.ocspURL, o.keyAlg, 0, 1, profiles)
 	vaImpl := va.New(logger, httpPort, tlsPort, false, startDNS(t), store)
 	for id, key := range eab {
 		if err := store.AddExternalAccountKeyByID(id, base64.RawURLEncoding.EncodeToString(key)); err != nil {
@@ -101,6 +125,10 @@ func startPebbleEAB(t *testing.T, httpPort, tlsPort int, validity uint64, eab ma
 	p.wfeRoots.AddCert(srv.Certificate())
 	p.certRoots = x509.NewCertPool()
 	p.certRoots.AddCert(authority.GetRootCert(0).Cert)
+	p.issuer = authority.GetIntermediateCert(0).Cert
+	if k := authority.GetIntermediateKey(0); k != nil {
+		p.issuerKey = k
+	}
 	return p
 }
 
@@ -128,7 +156,9 @@ func startEdge(t *testing.T, state string, cfg Config, tlsLn, httpLn net.Listene
 	t.Helper()
 	e := &edge{}
 	opts.StateDir = state
-	opts.Logger = testLogger(t)
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 50 * time.Millisecond
 	}
@@ -399,5 +429,80 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 	}
 	if got := p2.orders.Load(); got != 0 {
 		t.Errorf("orders without an account = %d, want 0", got)
+	}
+}
+
+// startOCSPPebble starts Pebble issuing certificates that name resp as
+// their OCSP responder, and points resp at Pebble's issuer.
+func startOCSPPebble(t *testing.T, resp *responder, httpPort, tlsPort int) *pebbleCA {
+	t.Helper()
+	p := startPebbleWith(t, pebbleOpts{httpPort: httpPort, tlsPort: tlsPort, ocspURL: resp.srv.URL, keyAlg: "rsa"})
+	if p.issuerKey == nil {
+		t.Fatal("pebble exposes no issuer key")
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.issuer)
+	resp.ca.Store(&testCA{cert: p.issuer, key: p.issuerKey, pool: pool})
+	return p
+}
+
+// quiesce waits until no ACME monitor goroutine of m is running.
+func quiesce(t *testing.T, m *Manager) {
+	t.Helper()
+	waitFor(t, func() bool {
+		m.maintMu.Lock()
+		defer m.maintMu.Unlock()
+		return len(m.obtaining) == 0
+	})
+}
+
+// stapledACMEEdge starts an edge whose ACME certificate for name names
+// resp as its OCSP responder, obtains the certificate, runs one
+// maintenance pass and checks that handshakes are stapled. The edge's
+// poll interval is far beyond the test: passes run when the test says.
+func stapledACMEEdge(t *testing.T, name string, clock *testClock, resp *responder) (*edge, *pebbleCA, Config) {
+	t.Helper()
+	tlsLn, tlsPort := listen(t)
+	httpLn, httpPort := listen(t)
+	p := startOCSPPebble(t, resp, httpPort, tlsPort)
+	cfg := acmeConfig(p, true, false, name)
+	e := startEdge(t, t.TempDir(), cfg, tlsLn, httpLn, Options{Now: clock.Now, PollInterval: time.Hour})
+	c, err := dialSlow(e.tlsAddr, name, p.certRoots)
+	if err != nil {
+		t.Fatalf("handshake (issuance): %v", err)
+	}
+	c.Close()
+	quiesce(t, e.m)
+	e.m.maintain(context.Background())
+	quiesce(t, e.m)
+	if stapleFrom(t, e.tlsAddr, name, p.certRoots) == nil {
+		t.Fatal("ACME certificate not stapled with stapling on")
+	}
+	return e, p, cfg
+}
+
+// TestACMECertificateStapled: handshakes for an ACME name carry the staple
+// and the RFC 6979 signer of the certificate's entry (autocert returns a
+// new *tls.Certificate on every call, so entries are found by leaf).
+func TestACMECertificateStapled(t *testing.T) {
+	const name = "stapled.example.com"
+	clock := newClock()
+	resp := newResponder(t, nil, clock)
+	e, _, _ := stapledACMEEdge(t, name, clock, resp)
+	c, err := e.m.GetCertificate(monitorHello(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OCSPStaple == nil {
+		t.Error("GetCertificate returned no staple")
+	}
+	if _, ok := c.PrivateKey.(rfc6979Key); !ok {
+		t.Errorf("ACME certificate signs with %T, want rfc6979Key", c.PrivateKey)
+	}
+	// Later passes find the same entry instead of building a new one.
+	e.m.maintain(context.Background())
+	quiesce(t, e.m)
+	if n := len(*e.m.acmeCerts.Load()); n != 1 {
+		t.Errorf("%d ACME entries for one certificate, want 1", n)
 	}
 }

@@ -71,9 +71,12 @@ type Manager struct {
 
 	// state is the current generation, replaced as a whole (never mutated).
 	state atomic.Pointer[state]
-	// acmeCerts maps certificates returned by autocert to their entries
-	// (for staples); replaced as a whole by the maintenance pass.
-	acmeCerts atomic.Pointer[map[*tls.Certificate]*entry]
+	// acmeCerts maps the leaf of each certificate autocert serves to its
+	// entry (staple, RFC 6979 signer); replaced as a whole by the
+	// maintenance pass. autocert builds a new *tls.Certificate on every
+	// call but keeps one *x509.Certificate leaf per certificate, so the
+	// leaf pointer is the key.
+	acmeCerts atomic.Pointer[map[*x509.Certificate]*entry]
 
 	// updateMu serialises writers of state: Update and the file poller.
 	updateMu sync.Mutex
@@ -172,7 +175,7 @@ func New(o Options) (*Manager, error) {
 	if m.rotation <= 0 {
 		m.rotation = DefaultTicketRotation
 	}
-	empty := map[*tls.Certificate]*entry{}
+	empty := map[*x509.Certificate]*entry{}
 	m.acmeCerts.Store(&empty)
 	met, err := newMetrics(m, o.Registerer)
 	if err != nil {
@@ -321,7 +324,7 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 			m.met.fail(reasonNoCertificate)
 			return nil, &handshakeError{reasonNoCertificate, fmt.Sprintf("acme certificate for %q: %v", name, err)}
 		}
-		if e := (*m.acmeCerts.Load())[c]; e != nil {
+		if e := (*m.acmeCerts.Load())[c.Leaf]; e != nil {
 			return m.serve(e)
 		}
 		if c.Leaf != nil && mustStaple(c.Leaf) {

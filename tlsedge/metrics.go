@@ -3,6 +3,7 @@ package tlsedge
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log"
 	"strings"
@@ -101,9 +102,9 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	mt.m.maintMu.Lock()
-	acmeSeen := make(map[string]*tls.Certificate, len(mt.m.acmeSeen))
+	acmeSeen := make(map[string]*x509.Certificate, len(mt.m.acmeSeen))
 	for n, o := range mt.m.acmeSeen {
-		acmeSeen[n] = o.cert
+		acmeSeen[n] = o.leaf
 	}
 	mt.m.maintMu.Unlock()
 	acmeEntries := *mt.m.acmeCerts.Load()

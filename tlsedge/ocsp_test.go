@@ -3,6 +3,7 @@ package tlsedge
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,13 @@ import (
 // stapleOf handshakes and returns the stapled OCSP response.
 func stapleOf(t *testing.T, addr, name string, ca *testCA) []byte {
 	t.Helper()
-	c, err := dial(addr, name, ca.pool, nil)
+	return stapleFrom(t, addr, name, ca.pool)
+}
+
+// stapleFrom handshakes trusting roots and returns the stapled response.
+func stapleFrom(t *testing.T, addr, name string, roots *x509.CertPool) []byte {
+	t.Helper()
+	c, err := dial(addr, name, roots, nil)
 	if err != nil {
 		t.Fatalf("handshake %s: %v", name, err)
 	}
@@ -182,4 +189,17 @@ func TestMustStaple(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "must-staple") {
 		t.Errorf("Check = %v, want must-staple error", err)
 	}
+}
+
+// runManager runs m.Run until the test ends.
+func runManager(t *testing.T, m *Manager) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 }
