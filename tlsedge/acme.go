@@ -64,8 +64,7 @@ func acmeEqual(a, b ACME) bool {
 
 // newACME builds an autocert.Manager for a (normalized, validated).
 func (m *Manager) newACME(a ACME) (*acmeInstance, error) {
-	dir, err := m.ensureDir("acme")
-	if err != nil {
+	if _, err := m.ensureDir("acme"); err != nil {
 		return nil, fmt.Errorf("acme cache: %w", err)
 	}
 	base := m.httpClient.Transport
@@ -85,7 +84,7 @@ func (m *Manager) newACME(a ACME) (*acmeInstance, error) {
 	inst := &acmeInstance{tlsALPN: a.TLSALPN01, renewBefore: a.RenewBefore, tr: tr}
 	am := &autocert.Manager{
 		Prompt:      autocert.AcceptTOS,
-		Cache:       autocert.DirCache(dir),
+		Cache:       m.acmeCache,
 		RenewBefore: a.RenewBefore,
 		Email:       a.Email,
 		Client: &acme.Client{

@@ -1,17 +1,20 @@
 package tlsedge
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -504,5 +507,84 @@ func TestACMECertificateStapled(t *testing.T) {
 	quiesce(t, e.m)
 	if n := len(*e.m.acmeCerts.Load()); n != 1 {
 		t.Errorf("%d ACME entries for one certificate, want 1", n)
+	}
+}
+
+// TestACMECorruptCacheRecovers puts a corrupt account key or certificate
+// into the ACME cache before start: the name still gets a certificate over
+// a TLS handshake, the bad file is kept aside byte for byte, the event is
+// logged at error level with the file's path and counted.
+func TestACMECorruptCacheRecovers(t *testing.T) {
+	const name = "corrupt.example.com"
+	// A PEM private key block whose DER is garbage: autocert takes it for a
+	// key and fails to parse it on every attempt.
+	badKeyPEM := []byte("-----BEGIN EC PRIVATE KEY-----\nZ2FyYmFnZSwgbm90IGEga2V5\n-----END EC PRIVATE KEY-----\n")
+	garbage := []byte("\x00\x17 this is not PEM \xff\xfe")
+	for _, tc := range []struct {
+		desc, file, kind string
+		data             []byte
+	}{
+		{"account key not PEM", "acme_account+key", "account_key", garbage},
+		{"account key bad DER", "acme_account+key", "account_key", badKeyPEM},
+		{"certificate bad key", name, "certificate", badKeyPEM},
+		{"certificate not PEM", name, "certificate", garbage},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			tlsLn, tlsPort := listen(t)
+			httpLn, httpPort := listen(t)
+			p := startPebble(t, httpPort, tlsPort, 0)
+			state := t.TempDir()
+			dir := filepath.Join(state, "acme")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			bad := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(bad, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			logger, logs := newLogBuffer(t)
+			reg := newRegistry()
+			e := startEdge(t, state, acmeConfig(p, true, false, name), tlsLn, httpLn, Options{Logger: logger, Registerer: reg})
+
+			c, err := dialSlow(e.tlsAddr, name, p.certRoots)
+			if err != nil {
+				t.Fatalf("handshake with a corrupt cached %s: %v", tc.kind, err)
+			}
+			if leafOf(c).VerifyHostname(name) != nil {
+				t.Errorf("served certificate names %v", leafOf(c).DNSNames)
+			}
+			c.Close()
+
+			aside, _ := filepath.Glob(bad + ".bad-*")
+			if len(aside) != 1 {
+				t.Fatalf("files kept aside: %v, want one %s.bad-<timestamp>", aside, tc.file)
+			}
+			if got, err := os.ReadFile(aside[0]); err != nil || !bytes.Equal(got, tc.data) {
+				t.Errorf("kept-aside file holds %q (%v), want the corrupt original", got, err)
+			}
+			// The replacement is a usable key (and certificate).
+			data, err := os.ReadFile(bad)
+			if err != nil {
+				t.Fatalf("no new %s: %v", tc.file, err)
+			}
+			blk, rest := pem.Decode(data)
+			if blk == nil {
+				t.Fatalf("new %s is not PEM", tc.file)
+			}
+			if _, err := x509.ParseECPrivateKey(blk.Bytes); err != nil {
+				t.Errorf("new %s: key does not parse: %v", tc.file, err)
+			}
+			if tc.kind == "certificate" {
+				if cb, _ := pem.Decode(rest); cb == nil || cb.Type != "CERTIFICATE" {
+					t.Errorf("new %s holds no certificate", tc.file)
+				}
+			}
+			if _, ok := logs.find("ERROR", aside[0]); !ok {
+				t.Errorf("no error-level log line naming %s", aside[0])
+			}
+			if got := counterValue(t, reg, "gatehouse_tls_acme_cache_corrupt_total", "kind", tc.kind); got != 1 {
+				t.Errorf("gatehouse_tls_acme_cache_corrupt_total{kind=%q} = %v, want 1", tc.kind, got)
+			}
+		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
 )
 
 // DefaultPollInterval is how often [Manager.Run] looks at certificate files,
@@ -68,6 +69,9 @@ type Manager struct {
 	poll       time.Duration
 	rotation   time.Duration
 	met        *metrics
+	// acmeCache is autocert's cache in StateDir/acme, shared by every
+	// ACME client the Manager builds.
+	acmeCache *acmeCache
 
 	// state is the current generation, replaced as a whole (never mutated).
 	state atomic.Pointer[state]
@@ -182,6 +186,12 @@ func New(o Options) (*Manager, error) {
 		return nil, err
 	}
 	m.met = met
+	m.acmeCache = &acmeCache{
+		dir:     autocert.DirCache(filepath.Join(o.StateDir, "acme")),
+		log:     m.log,
+		now:     m.now,
+		corrupt: func(kind string) { met.cacheCorrupt.WithLabelValues(kind).Inc() },
+	}
 	return m, nil
 }
 

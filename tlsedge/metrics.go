@@ -29,6 +29,7 @@ type metrics struct {
 	handshakes   [3]prometheus.Counter // 1.2, 1.3, other
 	failures     map[string]prometheus.Counter
 	ocspFailures prometheus.Counter
+	cacheCorrupt *prometheus.CounterVec
 
 	notAfterDesc   *prometheus.Desc
 	nextUpdateDesc *prometheus.Desc
@@ -53,6 +54,10 @@ func newMetrics(m *Manager, reg prometheus.Registerer) (*metrics, error) {
 			Name: "gatehouse_tls_ocsp_fetch_failures_total",
 			Help: "Failed OCSP fetches or rejected OCSP responses.",
 		}),
+		cacheCorrupt: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_tls_acme_cache_corrupt_total",
+			Help: "Corrupt ACME cache files (kind=account_key|certificate) moved aside to <name>.bad-<timestamp>; a new account key and account, or a new certificate, replaces each.",
+		}, []string{"kind"}),
 		failures:       map[string]prometheus.Counter{},
 		notAfterDesc:   prometheus.NewDesc("gatehouse_tls_certificate_not_after_seconds", "Expiry (Unix seconds) of the certificate served for each configured name.", []string{"name"}, nil),
 		nextUpdateDesc: prometheus.NewDesc("gatehouse_tls_ocsp_next_update_seconds", "NextUpdate (Unix seconds) of the OCSP staple served for each configured name; absent without a staple.", []string{"name"}, nil),
@@ -66,8 +71,11 @@ func newMetrics(m *Manager, reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"success", "failure", "overdue"} {
 		mt.renewals.WithLabelValues(r)
 	}
+	for _, k := range []string{cacheKindAccountKey, cacheKindCertificate} {
+		mt.cacheCorrupt.WithLabelValues(k)
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{hs, fails, mt.renewals, mt.ocspFailures, mt} {
+		for _, c := range []prometheus.Collector{hs, fails, mt.renewals, mt.ocspFailures, mt.cacheCorrupt, mt} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
