@@ -90,7 +90,7 @@ type Manager struct {
 
 	// maintMu guards the maintenance-owned fields below.
 	maintMu   sync.Mutex
-	ocspRetry map[[32]byte]time.Time  // fingerprint → earliest next fetch after a failure
+	ocspNext  map[[32]byte]time.Time  // fingerprint → earliest next fetch after a failure or a revoked answer
 	acmeSeen  map[string]acmeObserved // name → last observed ACME certificate
 	obtaining map[string]bool         // names with an obtain goroutine in flight
 	retired   []*acmeInstance         // instances replaced by Update, retired by Run's end
@@ -121,6 +121,9 @@ type entry struct {
 	sum        [32]byte // sha256 of the PEM files, for the poller
 
 	staple atomic.Pointer[staple]
+	// fetching is set while a goroutine asks the responder about this
+	// entry, so the start-up fetch and Run's pass do not both ask.
+	fetching atomic.Bool
 }
 
 // state is one published generation.
@@ -160,7 +163,7 @@ func New(o Options) (*Manager, error) {
 		poll:       o.PollInterval,
 		rotation:   o.TicketRotation,
 		watch:      map[FilePair]fileSig{},
-		ocspRetry:  map[[32]byte]time.Time{},
+		ocspNext:   map[[32]byte]time.Time{},
 		acmeSeen:   map[string]acmeObserved{},
 		obtaining:  map[string]bool{},
 	}

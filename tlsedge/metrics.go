@@ -29,6 +29,7 @@ type metrics struct {
 	handshakes   [3]prometheus.Counter // 1.2, 1.3, other
 	failures     map[string]prometheus.Counter
 	ocspFailures prometheus.Counter
+	ocspRevoked  prometheus.Counter
 	cacheCorrupt *prometheus.CounterVec
 
 	notAfterDesc   *prometheus.Desc
@@ -54,6 +55,10 @@ func newMetrics(m *Manager, reg prometheus.Registerer) (*metrics, error) {
 			Name: "gatehouse_tls_ocsp_fetch_failures_total",
 			Help: "Failed OCSP fetches or rejected OCSP responses.",
 		}),
+		ocspRevoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_tls_ocsp_revoked_total",
+			Help: "Verified OCSP answers saying a served certificate is revoked; its staple is dropped. Replace the certificate.",
+		}),
 		cacheCorrupt: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_tls_acme_cache_corrupt_total",
 			Help: "Corrupt ACME cache files (kind=account_key|certificate) moved aside to <name>.bad-<timestamp>; a new account key and account, or a new certificate, replaces each.",
@@ -75,7 +80,7 @@ func newMetrics(m *Manager, reg prometheus.Registerer) (*metrics, error) {
 		mt.cacheCorrupt.WithLabelValues(k)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{hs, fails, mt.renewals, mt.ocspFailures, mt.cacheCorrupt, mt} {
+		for _, c := range []prometheus.Collector{hs, fails, mt.renewals, mt.ocspFailures, mt.ocspRevoked, mt.cacheCorrupt, mt} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -134,8 +134,12 @@ func TestOCSPRejectsBadResponses(t *testing.T) {
 		resp.status.Store(ocsp.Good)
 		resp.window.Store(int64(4 * time.Hour))
 		tc.setup()
-		clock.Advance(ocspRetryAfter)
+		clock.Advance(3 * time.Hour) // past any wait the previous case set
+		hits := resp.hits.Load()
 		m.maintain(context.Background())
+		if resp.hits.Load() == hits {
+			t.Errorf("%s: responder not asked", tc.name)
+		}
 		if got := stapleOf(t, addr, "s.test", ca); got != nil {
 			t.Errorf("%s: stapled", tc.name)
 		}
@@ -145,8 +149,12 @@ func TestOCSPRejectsBadResponses(t *testing.T) {
 	resp.ca.Store(&testCA{cert: ca.cert, key: other.key, pool: ca.pool})
 	resp.window.Store(int64(4 * time.Hour))
 	resp.status.Store(ocsp.Good)
-	clock.Advance(ocspRetryAfter)
+	clock.Advance(3 * time.Hour)
+	hits := resp.hits.Load()
 	m.maintain(context.Background())
+	if resp.hits.Load() == hits {
+		t.Error("bad signature: responder not asked")
+	}
 	if got := stapleOf(t, addr, "s.test", ca); got != nil {
 		t.Error("response with a bad signature stapled")
 	}
@@ -202,4 +210,93 @@ func runManager(t *testing.T, m *Manager) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+}
+
+// TestOCSPRevokedReplacesStaple: a Good staple is no longer served once the
+// responder says "revoked"; the answer is logged at error level with the
+// certificate's names and serial, counted, and survives a restart (the
+// saved Good staple does not come back).
+func TestOCSPRevokedReplacesStaple(t *testing.T) {
+	ca := newTestCA(t)
+	clock := newClock()
+	resp := newResponder(t, ca, clock)
+	dir, state := t.TempDir(), t.TempDir()
+	cc, ck, leaf := ca.issue(t, issueOpts{names: []string{"rev.test", "www.rev.test"}, ocspURL: resp.srv.URL})
+	cfg := Config{Files: []FilePair{writePair(t, dir, "rev", cc, ck)}, Names: []string{"rev.test"}}
+	logger, logs := newLogBuffer(t)
+	m, reg := newTestManagerWith(t, Options{StateDir: state, Now: clock.Now, Logger: logger})
+	if err := m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, m, m.TLSConfig(Policy{}))
+	m.maintain(context.Background())
+	good := stapleOf(t, addr, "rev.test", ca)
+	if good == nil {
+		t.Fatal("no Good staple to start with")
+	}
+	const revokedMetric = "gatehouse_tls_ocsp_revoked_total"
+
+	// A "revoked" answer that does not verify (signed by another key) is a
+	// failed fetch: the valid Good staple stays.
+	other := newTestCA(t)
+	resp.ca.Store(&testCA{cert: ca.cert, key: other.key, pool: ca.pool})
+	resp.status.Store(ocsp.Revoked)
+	clock.Advance(150 * time.Minute) // past half the 4 h window
+	m.maintain(context.Background())
+	if got := stapleOf(t, addr, "rev.test", ca); !bytes.Equal(got, good) {
+		t.Error("a forged revoked answer changed the staple")
+	}
+	if got := counterValue(t, reg, revokedMetric); got != 0 {
+		t.Errorf("%s = %v after a forged answer, want 0", revokedMetric, got)
+	}
+
+	// A genuine revoked answer older than the staple (a replay from before
+	// a certificate hold was lifted) is a failed fetch too.
+	resp.ca.Store(ca)
+	resp.stale.Store(true)
+	clock.Advance(ocspRetryAfter)
+	m.maintain(context.Background())
+	if got := stapleOf(t, addr, "rev.test", ca); !bytes.Equal(got, good) {
+		t.Error("a revoked answer older than the staple changed the staple")
+	}
+	if got := counterValue(t, reg, revokedMetric); got != 0 {
+		t.Errorf("%s = %v after a replayed answer, want 0", revokedMetric, got)
+	}
+
+	// The real answer: the Good staple is gone.
+	resp.stale.Store(false)
+	clock.Advance(ocspRetryAfter)
+	m.maintain(context.Background())
+	got := stapleOf(t, addr, "rev.test", ca)
+	if bytes.Equal(got, good) {
+		t.Fatal("still stapling the Good response after the responder said revoked")
+	}
+	if got != nil {
+		t.Errorf("stapled %d bytes after revocation, want no staple", len(got))
+	}
+	if got := counterValue(t, reg, revokedMetric); got != 1 {
+		t.Errorf("%s = %v, want 1", revokedMetric, got)
+	}
+	if _, ok := logs.find("ERROR", "revoked", "rev.test", "www.rev.test", leaf.SerialNumber.String()); !ok {
+		t.Error("no error-level log line naming the certificate's names and serial")
+	}
+
+	// The responder is not asked again at every pass.
+	hits := resp.hits.Load()
+	clock.Advance(ocspRetryAfter)
+	m.maintain(context.Background())
+	if got := resp.hits.Load(); got != hits {
+		t.Errorf("responder asked %d more times right after a revoked answer", got-hits)
+	}
+
+	// A restart with the responder down does not bring the Good staple back.
+	resp.down.Store(true)
+	m2, _ := newTestManager(t, state, clock)
+	if err := m2.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr2 := serveTLS(t, m2, m2.TLSConfig(Policy{}))
+	if got := stapleOf(t, addr2, "rev.test", ca); got != nil {
+		t.Errorf("restart stapled %d bytes (Good staple equal: %v), want none", len(got), bytes.Equal(got, good))
+	}
 }
