@@ -231,13 +231,16 @@ func (m *Manager) maintainACME(ctx context.Context) {
 			}
 			continue
 		}
-		go m.observeACME(inst, name)
+		go m.observeACME(ctx, inst, name)
 	}
 }
 
 // observeACME asks autocert for name's certificate (obtaining it when not
-// cached) and records it. It runs in a goroutine owned by Run (m.wg).
-func (m *Manager) observeACME(inst *acmeInstance, name string) {
+// cached) and records it. A certificate seen for the first time gets its
+// OCSP staple at once (a missing or half-spent saved staple is fetched
+// here, not a poll interval later); handshakes meanwhile are served
+// without waiting. It runs in a goroutine owned by Run (m.wg).
+func (m *Manager) observeACME(ctx context.Context, inst *acmeInstance, name string) {
 	defer m.wg.Done()
 	defer func() {
 		m.maintMu.Lock()
@@ -282,23 +285,26 @@ func (m *Manager) observeACME(inst *acmeInstance, name string) {
 		m.met.renewals.WithLabelValues("overdue").Inc()
 		m.log.Warn("acme renewal overdue; the current certificate keeps serving", "name", name, "not_after", leaf.NotAfter)
 	}
-	m.indexACMECert(c, leaf)
+	if e := m.indexACMECert(c, leaf); e != nil {
+		m.refreshStaple(ctx, e)
+	}
 }
 
 // indexACMECert makes an entry for an autocert certificate so it can be
-// stapled, dropping entries for certificates no name serves any more.
-func (m *Manager) indexACMECert(c *tls.Certificate, leaf *x509.Certificate) {
+// stapled, dropping entries for certificates no name serves any more. It
+// returns the entry when it is new, nil when c was already indexed.
+func (m *Manager) indexACMECert(c *tls.Certificate, leaf *x509.Certificate) *entry {
 	m.maintMu.Lock()
 	defer m.maintMu.Unlock()
 	cur := *m.acmeCerts.Load()
 	if _, ok := cur[leaf]; ok {
-		return
+		return nil
 	}
 	cp := *c
 	cp.Leaf = leaf
 	e, err := entryFor(&cp, "acme")
 	if err != nil {
-		return
+		return nil
 	}
 	e.cert = withRFC6979(c)
 	st := m.state.Load()
@@ -320,6 +326,7 @@ func (m *Manager) indexACMECert(c *tls.Certificate, leaf *x509.Certificate) {
 	}
 	next[leaf] = e
 	m.acmeCerts.Store(&next)
+	return e
 }
 
 // shutdownACME cuts off every ACME client and waits for obtain goroutines.

@@ -588,3 +588,47 @@ func TestACMECorruptCacheRecovers(t *testing.T) {
 		})
 	}
 }
+
+// TestACMEOCSPStapleAtStart: an ACME certificate is stapled as soon as it
+// is obtained, and after a restart a saved staple past half its validity
+// is refreshed at once (the poll interval is far beyond the test), while
+// handshakes keep getting the saved staple.
+func TestACMEOCSPStapleAtStart(t *testing.T) {
+	const name = "ocsp.example.com"
+	clock := newClock()
+	resp := newResponder(t, nil, clock)
+	tlsLn, tlsPort := listen(t)
+	httpLn, httpPort := listen(t)
+	p := startOCSPPebble(t, resp, httpPort, tlsPort)
+	state := t.TempDir()
+	cfg := acmeConfig(p, true, false, name)
+	opts := Options{Now: clock.Now, PollInterval: time.Hour}
+	e := startEdge(t, state, cfg, tlsLn, httpLn, opts)
+	c, err := dialSlow(e.tlsAddr, name, p.certRoots)
+	if err != nil {
+		t.Fatalf("handshake (issuance): %v", err)
+	}
+	c.Close()
+	var first []byte
+	waitUntil(t, "a new ACME certificate is stapled without waiting for a poll", func() bool {
+		first = stapleFrom(t, e.tlsAddr, name, p.certRoots)
+		return first != nil
+	})
+
+	e.stop()
+	clock.Advance(150 * time.Minute) // 2.5 h into the 4 h window
+	gate := make(chan struct{})
+	resp.gate.Store(&gate)
+	resp.drain()
+	tlsLn2, _ := listen(t)
+	e2 := startEdge(t, state, cfg, tlsLn2, nil, opts)
+	resp.awaitRequest(t)
+	if got := stapleFrom(t, e2.tlsAddr, name, p.certRoots); !bytes.Equal(got, first) {
+		t.Errorf("during the start-up refresh the handshake stapled %d bytes, want the saved staple", len(got))
+	}
+	close(gate)
+	waitUntil(t, "the refreshed staple is served", func() bool {
+		got := stapleFrom(t, e2.tlsAddr, name, p.certRoots)
+		return got != nil && !bytes.Equal(got, first)
+	})
+}

@@ -441,10 +441,16 @@ func rsaKey(t *testing.T) crypto.Signer {
 // the limit only decides how long a failing test takes).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
+	waitUntil(t, "condition met", cond)
+}
+
+// waitUntil is waitFor with a description of what is awaited.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20s")
+			t.Fatalf("not within 20s: %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -212,6 +212,8 @@ func (m *Manager) refreshStaple(ctx context.Context, e *entry) {
 			rev.ThisUpdate.UTC().Format(time.RFC3339), s.thisUpdate.UTC().Format(time.RFC3339))
 	}
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// Shutting down: not the responder's failure.
 	case err != nil:
 		m.maintMu.Lock()
 		m.ocspNext[e.fp] = now.Add(ocspRetryAfter)

@@ -3,7 +3,12 @@ package tlsedge
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -299,4 +304,58 @@ func TestOCSPRevokedReplacesStaple(t *testing.T) {
 	if got := stapleOf(t, addr2, "rev.test", ca); got != nil {
 		t.Errorf("restart stapled %d bytes (Good staple equal: %v), want none", len(got), bytes.Equal(got, good))
 	}
+}
+
+// TestOCSPStartupRefreshesHalfSpentStaple: a saved staple past half its
+// validity is served at once after a restart and refreshed by Run's first
+// pass, without the handshake waiting for the responder.
+func TestOCSPStartupRefreshesHalfSpentStaple(t *testing.T) {
+	ca := newTestCA(t)
+	clock := newClock()
+	resp := newResponder(t, ca, clock)
+	dir, state := t.TempDir(), t.TempDir()
+	cc, ck, _ := ca.issue(t, issueOpts{names: []string{"start.test"}, ocspURL: resp.srv.URL})
+	cfg := Config{Files: []FilePair{writePair(t, dir, "start", cc, ck)}, Names: []string{"start.test"}}
+	m, _ := newTestManager(t, state, clock)
+	if err := m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	m.maintain(context.Background())
+	saved, err := os.ReadFile(filepath.Join(state, "ocsp", hexFingerprint(t, cc)))
+	if err != nil {
+		t.Fatalf("staple not saved: %v", err)
+	}
+
+	clock.Advance(150 * time.Minute) // 2.5 h into the 4 h window
+	gate := make(chan struct{})
+	resp.gate.Store(&gate)
+	resp.drain()
+	// A poll interval far beyond the test: the fetch must be the start-up one.
+	m2, _ := newTestManagerWith(t, Options{StateDir: state, Now: clock.Now, PollInterval: time.Hour})
+	if err := m2.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, m2, m2.TLSConfig(Policy{}))
+	runManager(t, m2)
+	resp.awaitRequest(t)
+	// The responder is holding the refresh: the handshake is not waiting.
+	if got := stapleOf(t, addr, "start.test", ca); !bytes.Equal(got, saved) {
+		t.Errorf("during the refresh the handshake stapled %d bytes, want the saved staple", len(got))
+	}
+	close(gate)
+	waitUntil(t, "the refreshed staple is served", func() bool {
+		got := stapleOf(t, addr, "start.test", ca)
+		return got != nil && !bytes.Equal(got, saved)
+	})
+}
+
+// hexFingerprint is the staple file name of the leaf in chainPEM.
+func hexFingerprint(t *testing.T, chainPEM []byte) string {
+	t.Helper()
+	blk, _ := pem.Decode(chainPEM)
+	if blk == nil {
+		t.Fatal("no PEM certificate")
+	}
+	sum := sha256.Sum256(blk.Bytes)
+	return hex.EncodeToString(sum[:])
 }
