@@ -632,3 +632,31 @@ func TestACMEOCSPStapleAtStart(t *testing.T) {
 		return got != nil && !bytes.Equal(got, first)
 	})
 }
+
+// TestACMEOCSPStaplingOffOnReload: turning stapling off by a reload stops
+// stapling ACME certificates too (their entries outlive generations), and
+// nothing is fetched.
+func TestACMEOCSPStaplingOffOnReload(t *testing.T) {
+	const name = "ocspoff.example.com"
+	clock := newClock()
+	resp := newResponder(t, nil, clock)
+	e, p, cfg := stapledACMEEdge(t, name, clock, resp)
+
+	cfg.DisableOCSP = true
+	if err := e.m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	hits := resp.hits.Load()
+	if got := stapleFrom(t, e.tlsAddr, name, p.certRoots); got != nil {
+		t.Error("ACME certificate stapled after stapling was turned off")
+	}
+	clock.Advance(3 * time.Hour) // past the refresh point
+	e.m.maintain(context.Background())
+	quiesce(t, e.m)
+	if got := stapleFrom(t, e.tlsAddr, name, p.certRoots); got != nil {
+		t.Error("ACME certificate stapled with stapling off")
+	}
+	if got := resp.hits.Load(); got != hits {
+		t.Errorf("%d OCSP requests with stapling off, want 0", got-hits)
+	}
+}

@@ -329,7 +329,7 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return st.acme.am.GetCertificate(hello)
 	}
 	if e := st.exact[name]; e != nil {
-		return m.serve(e)
+		return m.serve(st, e)
 	}
 	if st.acmeNames[name] {
 		c, err := st.acme.am.GetCertificate(hello)
@@ -338,7 +338,7 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 			return nil, &handshakeError{reasonNoCertificate, fmt.Sprintf("acme certificate for %q: %v", name, err)}
 		}
 		if e := (*m.acmeCerts.Load())[c.Leaf]; e != nil {
-			return m.serve(e)
+			return m.serve(st, e)
 		}
 		if c.Leaf != nil && mustStaple(c.Leaf) {
 			m.met.fail(reasonMustStaple)
@@ -352,7 +352,7 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		// (checked by TestGetCertificateAllocs).
 		if len(st.wildcard) > 0 {
 			if e := st.wildcard["*"+name[i:]]; e != nil {
-				return m.serve(e)
+				return m.serve(st, e)
 			}
 		}
 	}
@@ -372,9 +372,11 @@ func lookupName(s string) string {
 	return s
 }
 
-// serve returns e's certificate, stapled when a current staple exists.
-func (m *Manager) serve(e *entry) (*tls.Certificate, error) {
-	if s := e.staple.Load(); s != nil && m.now().Before(s.nextUpdate) {
+// serve returns e's certificate, stapled when stapling is on in st and a
+// current staple exists. (ACME entries outlive generations, so a staple
+// they hold is ignored here once a reload turns stapling off.)
+func (m *Manager) serve(st *state, e *entry) (*tls.Certificate, error) {
+	if s := e.staple.Load(); s != nil && !st.cfg.DisableOCSP && m.now().Before(s.nextUpdate) {
 		return s.cert, nil
 	}
 	if e.mustStaple {

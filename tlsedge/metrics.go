@@ -146,7 +146,7 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(mt.notAfterDesc, prometheus.GaugeValue, float64(e.leaf.NotAfter.Unix()), n)
-		if s := e.staple.Load(); s != nil && now.Before(s.nextUpdate) {
+		if s := e.staple.Load(); s != nil && !st.cfg.DisableOCSP && now.Before(s.nextUpdate) {
 			ch <- prometheus.MustNewConstMetric(mt.nextUpdateDesc, prometheus.GaugeValue, float64(s.nextUpdate.Unix()), n)
 		}
 	}

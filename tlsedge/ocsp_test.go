@@ -359,3 +359,62 @@ func hexFingerprint(t *testing.T, chainPEM []byte) string {
 	sum := sha256.Sum256(blk.Bytes)
 	return hex.EncodeToString(sum[:])
 }
+
+// TestOCSPStaplingOff: with stapling off no OCSP request is made and no
+// staple is served, also when a saved staple exists or stapling is turned
+// off by a reload; a Must-Staple certificate is refused.
+func TestOCSPStaplingOff(t *testing.T) {
+	ca := newTestCA(t)
+	clock := newClock()
+	resp := newResponder(t, ca, clock)
+	dir, state := t.TempDir(), t.TempDir()
+	cc, ck, _ := ca.issue(t, issueOpts{names: []string{"off.test"}, ocspURL: resp.srv.URL})
+	cfg := Config{Files: []FilePair{writePair(t, dir, "off", cc, ck)}, Names: []string{"off.test"}}
+	m, _ := newTestManager(t, state, clock)
+	if err := m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, m, m.TLSConfig(Policy{}))
+	m.maintain(context.Background())
+	if stapleOf(t, addr, "off.test", ca) == nil {
+		t.Fatal("no staple with stapling on")
+	}
+
+	// Turned off by a reload.
+	cfg.DisableOCSP = true
+	if err := m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	hits := resp.hits.Load()
+	if got := stapleOf(t, addr, "off.test", ca); got != nil {
+		t.Error("staple served after stapling was turned off")
+	}
+	clock.Advance(3 * time.Hour) // past the refresh point
+	m.maintain(context.Background())
+	if got := stapleOf(t, addr, "off.test", ca); got != nil {
+		t.Error("staple served with stapling off")
+	}
+
+	// Off from the start, with a saved staple in the state directory.
+	m2, _ := newTestManager(t, state, clock)
+	if err := m2.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr2 := serveTLS(t, m2, m2.TLSConfig(Policy{}))
+	m2.maintain(context.Background())
+	if got := stapleOf(t, addr2, "off.test", ca); got != nil {
+		t.Error("saved staple served with stapling off")
+	}
+	if got := resp.hits.Load(); got != hits {
+		t.Errorf("%d OCSP requests with stapling off, want 0", got-hits)
+	}
+
+	// A Must-Staple certificate cannot be served without stapling.
+	mc, mk, _ := ca.issue(t, issueOpts{names: []string{"ms.off.test"}, ocspURL: resp.srv.URL, mustStaple: true})
+	msCfg := Config{Files: []FilePair{writePair(t, dir, "ms", mc, mk)}, DisableOCSP: true}
+	for _, err := range []error{Check(msCfg, clock.Now()), m2.Update(msCfg)} {
+		if err == nil || !strings.Contains(err.Error(), "must-staple") || !strings.Contains(err.Error(), "stapling") {
+			t.Errorf("must-staple certificate with stapling off: %v, want an error", err)
+		}
+	}
+}
