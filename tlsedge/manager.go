@@ -107,8 +107,8 @@ type fileSig struct {
 	certMod, keyMod   time.Time
 }
 
-// entry is one loaded certificate. Everything but staple is immutable after
-// publication.
+// entry is one loaded certificate. Everything but staple and fetching is
+// immutable after publication.
 type entry struct {
 	cert       *tls.Certificate // as loaded, never carries a staple
 	leaf       *x509.Certificate
