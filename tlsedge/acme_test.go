@@ -562,11 +562,14 @@ func TestACMECorruptCacheRecovers(t *testing.T) {
 			if got, err := os.ReadFile(aside[0]); err != nil || !bytes.Equal(got, tc.data) {
 				t.Errorf("kept-aside file holds %q (%v), want the corrupt original", got, err)
 			}
-			// The replacement is a usable key (and certificate).
-			data, err := os.ReadFile(bad)
-			if err != nil {
-				t.Fatalf("no new %s: %v", tc.file, err)
-			}
+			// The replacement is a usable key (and certificate). autocert
+			// writes it after the certificate is handed out (by whichever
+			// caller obtained it, perhaps the monitor): wait for it.
+			var data []byte
+			waitUntil(t, "a new "+tc.file+" is written", func() bool {
+				data, err = os.ReadFile(bad)
+				return err == nil
+			})
 			blk, rest := pem.Decode(data)
 			if blk == nil {
 				t.Fatalf("new %s is not PEM", tc.file)
