@@ -72,6 +72,10 @@ type Listener struct {
 	Curves         []tls.CurveID
 	SessionTickets bool
 	HTTP2          bool
+	// OCSPStapling staples OCSP responses for certificates that name a
+	// responder; default true. false: no OCSP request is made and no
+	// staple is served (a must-staple certificate is then an error).
+	OCSPStapling bool
 }
 
 // Admin is the loopback listener for metrics, health and control.

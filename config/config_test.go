@@ -14,22 +14,24 @@ import (
 // names the key and the line.
 func TestInvalid(t *testing.T) {
 	cases := map[string][]string{
-		"invalid-unknown-key.toml":       {":3: listeners.https.tickets: unknown key"},
-		"invalid-unknown-upstream.toml":  {":7: sites.a.routes[0].upstream: unknown upstream \"djangoo\""},
-		"invalid-duration.toml":          {":2:", "client_header", "invalid duration \"12 seconds\""},
-		"invalid-server-address.toml":    {":10: upstreams.app.servers[1].address: \"127.0.0.1\" is not host:port"},
-		"invalid-admin-public.toml":      {":2: listeners.admin.address:", "not a loopback address"},
-		"invalid-zone-rate.toml":         {":2: zones.login.rate:", "not a rate"},
-		"invalid-duplicate-host.toml":    {":8: sites.b.hosts[0]: \"a.example\" is already claimed by site \"a\""},
-		"invalid-cipher.toml":            {":2: listeners.https.ciphers[1]: cipher \"AES128-SHA\" is not allowed"},
-		"invalid-files-missing-key.toml": {":4: sites.a.cert_file: tls = \"files\" needs cert_file and key_file"},
-		"invalid-acme-wildcard.toml":     {":2: sites.a.hosts[0]: wildcard \"*.a.example\" cannot be obtained"},
-		"invalid-websocket-origin.toml":  {":8: sites.a.routes[0].websocket.origins[0]: \"a.example\" is not an origin"},
-		"invalid-policy.toml":            {":8: upstreams.app.policy: unknown policy \"leastconn\""},
-		"invalid-syntax.toml":            {":3:"},
-		"invalid-health.toml":            {":11: upstreams.app.health.path: must start with /", ":13: upstreams.app.health.timeout: must not exceed", ":14: upstreams.app.health.rise: must be at least 1"},
-		"invalid-type.toml":              {":2:", "conn_per_ip"},
-		"invalid-runtime.toml":           {":2:", "runtime.min_heap", "32 megs"},
+		"invalid-unknown-key.toml":        {":3: listeners.https.tickets: unknown key"},
+		"invalid-unknown-upstream.toml":   {":7: sites.a.routes[0].upstream: unknown upstream \"djangoo\""},
+		"invalid-duration.toml":           {":2:", "client_header", "invalid duration \"12 seconds\""},
+		"invalid-server-address.toml":     {":10: upstreams.app.servers[1].address: \"127.0.0.1\" is not host:port"},
+		"invalid-admin-public.toml":       {":2: listeners.admin.address:", "not a loopback address"},
+		"invalid-zone-rate.toml":          {":2: zones.login.rate:", "not a rate"},
+		"invalid-duplicate-host.toml":     {":8: sites.b.hosts[0]: \"a.example\" is already claimed by site \"a\""},
+		"invalid-cipher.toml":             {":2: listeners.https.ciphers[1]: cipher \"AES128-SHA\" is not allowed"},
+		"invalid-files-missing-key.toml":  {":4: sites.a.cert_file: tls = \"files\" needs cert_file and key_file"},
+		"invalid-acme-wildcard.toml":      {":2: sites.a.hosts[0]: wildcard \"*.a.example\" cannot be obtained"},
+		"invalid-websocket-origin.toml":   {":8: sites.a.routes[0].websocket.origins[0]: \"a.example\" is not an origin"},
+		"invalid-policy.toml":             {":8: upstreams.app.policy: unknown policy \"leastconn\""},
+		"invalid-syntax.toml":             {":3:"},
+		"invalid-health.toml":             {":11: upstreams.app.health.path: must start with /", ":13: upstreams.app.health.timeout: must not exceed", ":14: upstreams.app.health.rise: must be at least 1"},
+		"invalid-type.toml":               {":2:", "conn_per_ip"},
+		"invalid-runtime.toml":            {":2:", "runtime.min_heap", "32 megs"},
+		"invalid-ocsp-stapling.toml":      {":3: listeners.http.ocsp_stapling: only applies to the https listener"},
+		"invalid-ocsp-stapling-type.toml": {":2: listeners.https.ocsp_stapling:", "boolean"},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.toml")
 	if err != nil {
@@ -229,6 +231,34 @@ func TestRuntimeMinHeap(t *testing.T) {
 		}
 		if c.Runtime.MinHeap != want {
 			t.Errorf("%q: min_heap = %d, want %d", in, c.Runtime.MinHeap, want)
+		}
+	}
+}
+
+func TestOCSPStapling(t *testing.T) {
+	base := `
+[sites.a]
+hosts = ["a.example"]
+tls = "self_signed"
+[[sites.a.routes]]
+upstream = "app"
+[upstreams.app]
+servers = [{ address = "127.0.0.1:8000" }]
+`
+	for _, tc := range []struct {
+		https string
+		want  bool
+	}{
+		{"", true},
+		{"ocsp_stapling = true\n", true},
+		{"ocsp_stapling = false\n", false},
+	} {
+		c, err := Parse([]byte("[listeners.https]\n" + tc.https + base))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.https, err)
+		}
+		if c.HTTPS.OCSPStapling != tc.want {
+			t.Errorf("%q: OCSPStapling = %v, want %v", tc.https, c.HTTPS.OCSPStapling, tc.want)
 		}
 	}
 }

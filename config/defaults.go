@@ -105,6 +105,15 @@ const (
 	DefaultStickyCookie = "SERVERID"
 )
 
+// TLS.
+const (
+	// DefaultOCSPStapling staples OCSP responses for certificates that name
+	// a responder (nginx needs `ssl_stapling on`): clients then need no
+	// OCSP request of their own, and a revoked answer stops a Good staple
+	// being served. Certificates without a responder URL cost nothing.
+	DefaultOCSPStapling = true
+)
+
 // Size limits.
 const (
 	// DefaultMaxBody is nginx client_max_body_size 10M.

@@ -309,7 +309,7 @@ func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *
 		c.errf(key+".max_conns", "must not be negative (0: no cap)")
 	}
 	if !isTLS {
-		for k, set := range map[string]bool{"min_version": r.MinVersion != "", "max_version": r.MaxVersion != "", "ciphers": r.Ciphers != nil, "session_tickets": r.SessionTickets, "http2": r.HTTP2 != nil, "curves": r.Curves != nil} {
+		for k, set := range map[string]bool{"min_version": r.MinVersion != "", "max_version": r.MaxVersion != "", "ciphers": r.Ciphers != nil, "session_tickets": r.SessionTickets, "http2": r.HTTP2 != nil, "curves": r.Curves != nil, "ocsp_stapling": r.OCSPStapling != nil} {
 			if set {
 				c.errf(key+"."+k, "only applies to the https listener")
 			}
@@ -364,6 +364,10 @@ func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *
 	l.SessionTickets = r.SessionTickets
 	if r.HTTP2 != nil {
 		l.HTTP2 = *r.HTTP2
+	}
+	l.OCSPStapling = DefaultOCSPStapling
+	if r.OCSPStapling != nil {
+		l.OCSPStapling = *r.OCSPStapling
 	}
 	return l
 }

@@ -52,6 +52,7 @@ type rawListener struct {
 	SessionTickets bool     `toml:"session_tickets"`
 	Curves         []string `toml:"curves"`
 	HTTP2          *bool    `toml:"http2"`
+	OCSPStapling   *bool    `toml:"ocsp_stapling"`
 }
 
 type rawAdmin struct {

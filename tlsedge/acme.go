@@ -43,7 +43,7 @@ func (a *acmeInstance) retire() { a.tr.retired.Store(true) }
 
 // acmeObserved is what the monitor last saw for an ACME name.
 type acmeObserved struct {
-	cert    *tls.Certificate
+	leaf    *x509.Certificate // autocert's leaf, the key of Manager.acmeCerts
 	serial  string
 	overdue bool
 }
@@ -64,8 +64,7 @@ func acmeEqual(a, b ACME) bool {
 
 // newACME builds an autocert.Manager for a (normalized, validated).
 func (m *Manager) newACME(a ACME) (*acmeInstance, error) {
-	dir, err := m.ensureDir("acme")
-	if err != nil {
+	if _, err := m.ensureDir("acme"); err != nil {
 		return nil, fmt.Errorf("acme cache: %w", err)
 	}
 	base := m.httpClient.Transport
@@ -85,7 +84,7 @@ func (m *Manager) newACME(a ACME) (*acmeInstance, error) {
 	inst := &acmeInstance{tlsALPN: a.TLSALPN01, renewBefore: a.RenewBefore, tr: tr}
 	am := &autocert.Manager{
 		Prompt:      autocert.AcceptTOS,
-		Cache:       autocert.DirCache(dir),
+		Cache:       m.acmeCache,
 		RenewBefore: a.RenewBefore,
 		Email:       a.Email,
 		Client: &acme.Client{
@@ -232,13 +231,16 @@ func (m *Manager) maintainACME(ctx context.Context) {
 			}
 			continue
 		}
-		go m.observeACME(inst, name)
+		go m.observeACME(ctx, inst, name)
 	}
 }
 
 // observeACME asks autocert for name's certificate (obtaining it when not
-// cached) and records it. It runs in a goroutine owned by Run (m.wg).
-func (m *Manager) observeACME(inst *acmeInstance, name string) {
+// cached) and records it. A certificate seen for the first time gets its
+// OCSP staple at once (a missing or half-spent saved staple is fetched
+// here, not a poll interval later); handshakes meanwhile are served
+// without waiting. It runs in a goroutine owned by Run (m.wg).
+func (m *Manager) observeACME(ctx context.Context, inst *acmeInstance, name string) {
 	defer m.wg.Done()
 	defer func() {
 		m.maintMu.Lock()
@@ -263,7 +265,7 @@ func (m *Manager) observeACME(inst *acmeInstance, name string) {
 	serial := leaf.SerialNumber.String()
 	m.maintMu.Lock()
 	prev, seen := m.acmeSeen[name]
-	obs := acmeObserved{cert: c, serial: serial}
+	obs := acmeObserved{leaf: leaf, serial: serial}
 	// autocert renews at NotAfter-RenewBefore (plus jitter) and retries
 	// failures every 30-60 min; a third of the window later without a new
 	// certificate, renewal is failing.
@@ -283,23 +285,26 @@ func (m *Manager) observeACME(inst *acmeInstance, name string) {
 		m.met.renewals.WithLabelValues("overdue").Inc()
 		m.log.Warn("acme renewal overdue; the current certificate keeps serving", "name", name, "not_after", leaf.NotAfter)
 	}
-	m.indexACMECert(c, leaf)
+	if e := m.indexACMECert(c, leaf); e != nil {
+		m.refreshStaple(ctx, e)
+	}
 }
 
 // indexACMECert makes an entry for an autocert certificate so it can be
-// stapled, dropping entries for certificates no name serves any more.
-func (m *Manager) indexACMECert(c *tls.Certificate, leaf *x509.Certificate) {
+// stapled, dropping entries for certificates no name serves any more. It
+// returns the entry when it is new, nil when c was already indexed.
+func (m *Manager) indexACMECert(c *tls.Certificate, leaf *x509.Certificate) *entry {
 	m.maintMu.Lock()
 	defer m.maintMu.Unlock()
 	cur := *m.acmeCerts.Load()
-	if _, ok := cur[c]; ok {
-		return
+	if _, ok := cur[leaf]; ok {
+		return nil
 	}
 	cp := *c
 	cp.Leaf = leaf
 	e, err := entryFor(&cp, "acme")
 	if err != nil {
-		return
+		return nil
 	}
 	e.cert = withRFC6979(c)
 	st := m.state.Load()
@@ -309,18 +314,19 @@ func (m *Manager) indexACMECert(c *tls.Certificate, leaf *x509.Certificate) {
 			e.staple.Store(s)
 		}
 	}
-	next := make(map[*tls.Certificate]*entry, len(cur)+1)
-	live := map[*tls.Certificate]bool{c: true}
+	next := make(map[*x509.Certificate]*entry, len(cur)+1)
+	live := map[*x509.Certificate]bool{leaf: true}
 	for _, o := range m.acmeSeen {
-		live[o.cert] = true
+		live[o.leaf] = true
 	}
 	for k, v := range cur {
 		if live[k] {
 			next[k] = v
 		}
 	}
-	next[c] = e
+	next[leaf] = e
 	m.acmeCerts.Store(&next)
+	return e
 }
 
 // shutdownACME cuts off every ACME client and waits for obtain goroutines.

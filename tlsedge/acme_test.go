@@ -1,16 +1,20 @@
 package tlsedge
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +34,19 @@ type pebbleCA struct {
 	wfeRoots  *x509.CertPool // trust for the directory's HTTPS
 	certRoots *x509.CertPool // trust for issued certificates
 	orders    atomic.Int64   // newOrder requests
+	// issuer signs the leaf certificates; issuerKey is its key (only with
+	// keyAlg "rsa": Pebble exposes no other).
+	issuer    *x509.Certificate
+	issuerKey crypto.Signer
+}
+
+// pebbleOpts configure startPebbleWith.
+type pebbleOpts struct {
+	httpPort, tlsPort int               // where the VA validates http-01 and tls-alpn-01
+	validity          uint64            // certificate lifetime in seconds (0: Pebble's default)
+	eab               map[string][]byte // key ID → raw HMAC key; non-nil requires EAB
+	ocspURL           string            // OCSP responder named in issued certificates
+	keyAlg            string            // CA key algorithm; "" means "ecdsa"
 }
 
 // startDNS answers A 127.0.0.1 for every name (TCP, as Pebble's VA asks).
@@ -68,6 +85,16 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebbleCA
 // when eab (key ID → raw HMAC key) is non-nil.
 func startPebbleEAB(t *testing.T, httpPort, tlsPort int, validity uint64, eab map[string][]byte) *pebbleCA {
 	t.Helper()
+	return startPebbleWith(t, pebbleOpts{httpPort: httpPort, tlsPort: tlsPort, validity: validity, eab: eab})
+}
+
+// startPebbleWith starts Pebble as configured by o.
+func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
+	t.Helper()
+	httpPort, tlsPort, validity, eab := o.httpPort, o.tlsPort, o.validity, o.eab
+	if o.keyAlg == "" {
+		o.keyAlg = "ecdsa"
+	}
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
@@ -79,7 +106,7 @@ func startPebbleEAB(t *testing.T, httpPort, tlsPort int, validity uint64, eab ma
 	logger := log.New(out, "pebble ", log.LstdFlags)
 	store := db.NewMemoryStore()
 	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: validity}}
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
+	authority := ca.New(logger, store, o.ocspURL, o.keyAlg, 0, 1, profiles)
 	vaImpl := va.New(logger, httpPort, tlsPort, false, startDNS(t), store)
 	for id, key := range eab {
 		if err := store.AddExternalAccountKeyByID(id, base64.RawURLEncoding.EncodeToString(key)); err != nil {
@@ -101,6 +128,10 @@ func startPebbleEAB(t *testing.T, httpPort, tlsPort int, validity uint64, eab ma
 	p.wfeRoots.AddCert(srv.Certificate())
 	p.certRoots = x509.NewCertPool()
 	p.certRoots.AddCert(authority.GetRootCert(0).Cert)
+	p.issuer = authority.GetIntermediateCert(0).Cert
+	if k := authority.GetIntermediateKey(0); k != nil {
+		p.issuerKey = k
+	}
 	return p
 }
 
@@ -128,7 +159,9 @@ func startEdge(t *testing.T, state string, cfg Config, tlsLn, httpLn net.Listene
 	t.Helper()
 	e := &edge{}
 	opts.StateDir = state
-	opts.Logger = testLogger(t)
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 50 * time.Millisecond
 	}
@@ -399,5 +432,234 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 	}
 	if got := p2.orders.Load(); got != 0 {
 		t.Errorf("orders without an account = %d, want 0", got)
+	}
+}
+
+// startOCSPPebble starts Pebble issuing certificates that name resp as
+// their OCSP responder, and points resp at Pebble's issuer.
+func startOCSPPebble(t *testing.T, resp *responder, httpPort, tlsPort int) *pebbleCA {
+	t.Helper()
+	p := startPebbleWith(t, pebbleOpts{httpPort: httpPort, tlsPort: tlsPort, ocspURL: resp.srv.URL, keyAlg: "rsa"})
+	if p.issuerKey == nil {
+		t.Fatal("pebble exposes no issuer key")
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.issuer)
+	resp.ca.Store(&testCA{cert: p.issuer, key: p.issuerKey, pool: pool})
+	return p
+}
+
+// quiesce waits until no ACME monitor goroutine of m is running.
+func quiesce(t *testing.T, m *Manager) {
+	t.Helper()
+	waitFor(t, func() bool {
+		m.maintMu.Lock()
+		defer m.maintMu.Unlock()
+		return len(m.obtaining) == 0
+	})
+}
+
+// stapledACMEEdge starts an edge whose ACME certificate for name names
+// resp as its OCSP responder, obtains the certificate, runs one
+// maintenance pass and checks that handshakes are stapled. The edge's
+// poll interval is far beyond the test: passes run when the test says.
+func stapledACMEEdge(t *testing.T, name string, clock *testClock, resp *responder) (*edge, *pebbleCA, Config) {
+	t.Helper()
+	tlsLn, tlsPort := listen(t)
+	httpLn, httpPort := listen(t)
+	p := startOCSPPebble(t, resp, httpPort, tlsPort)
+	cfg := acmeConfig(p, true, false, name)
+	e := startEdge(t, t.TempDir(), cfg, tlsLn, httpLn, Options{Now: clock.Now, PollInterval: time.Hour})
+	c, err := dialSlow(e.tlsAddr, name, p.certRoots)
+	if err != nil {
+		t.Fatalf("handshake (issuance): %v", err)
+	}
+	c.Close()
+	quiesce(t, e.m)
+	e.m.maintain(context.Background())
+	quiesce(t, e.m)
+	if stapleFrom(t, e.tlsAddr, name, p.certRoots) == nil {
+		t.Fatal("ACME certificate not stapled with stapling on")
+	}
+	return e, p, cfg
+}
+
+// TestACMECertificateStapled: handshakes for an ACME name carry the staple
+// and the RFC 6979 signer of the certificate's entry (autocert returns a
+// new *tls.Certificate on every call, so entries are found by leaf).
+func TestACMECertificateStapled(t *testing.T) {
+	const name = "stapled.example.com"
+	clock := newClock()
+	resp := newResponder(t, nil, clock)
+	e, _, _ := stapledACMEEdge(t, name, clock, resp)
+	c, err := e.m.GetCertificate(monitorHello(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OCSPStaple == nil {
+		t.Error("GetCertificate returned no staple")
+	}
+	if _, ok := c.PrivateKey.(rfc6979Key); !ok {
+		t.Errorf("ACME certificate signs with %T, want rfc6979Key", c.PrivateKey)
+	}
+	// Later passes find the same entry instead of building a new one.
+	e.m.maintain(context.Background())
+	quiesce(t, e.m)
+	if n := len(*e.m.acmeCerts.Load()); n != 1 {
+		t.Errorf("%d ACME entries for one certificate, want 1", n)
+	}
+}
+
+// TestACMECorruptCacheRecovers puts a corrupt account key or certificate
+// into the ACME cache before start: the name still gets a certificate over
+// a TLS handshake, the bad file is kept aside byte for byte, the event is
+// logged at error level with the file's path and counted.
+func TestACMECorruptCacheRecovers(t *testing.T) {
+	const name = "corrupt.example.com"
+	// A PEM private key block whose DER is garbage: autocert takes it for a
+	// key and fails to parse it on every attempt.
+	badKeyPEM := []byte("-----BEGIN EC PRIVATE KEY-----\nZ2FyYmFnZSwgbm90IGEga2V5\n-----END EC PRIVATE KEY-----\n")
+	garbage := []byte("\x00\x17 this is not PEM \xff\xfe")
+	for _, tc := range []struct {
+		desc, file, kind string
+		data             []byte
+	}{
+		{"account key not PEM", "acme_account+key", "account_key", garbage},
+		{"account key bad DER", "acme_account+key", "account_key", badKeyPEM},
+		{"certificate bad key", name, "certificate", badKeyPEM},
+		{"certificate not PEM", name, "certificate", garbage},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			tlsLn, tlsPort := listen(t)
+			httpLn, httpPort := listen(t)
+			p := startPebble(t, httpPort, tlsPort, 0)
+			state := t.TempDir()
+			dir := filepath.Join(state, "acme")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			bad := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(bad, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			logger, logs := newLogBuffer(t)
+			reg := newRegistry()
+			e := startEdge(t, state, acmeConfig(p, true, false, name), tlsLn, httpLn, Options{Logger: logger, Registerer: reg})
+
+			c, err := dialSlow(e.tlsAddr, name, p.certRoots)
+			if err != nil {
+				t.Fatalf("handshake with a corrupt cached %s: %v", tc.kind, err)
+			}
+			if leafOf(c).VerifyHostname(name) != nil {
+				t.Errorf("served certificate names %v", leafOf(c).DNSNames)
+			}
+			c.Close()
+
+			aside, _ := filepath.Glob(bad + ".bad-*")
+			if len(aside) != 1 {
+				t.Fatalf("files kept aside: %v, want one %s.bad-<timestamp>", aside, tc.file)
+			}
+			if got, err := os.ReadFile(aside[0]); err != nil || !bytes.Equal(got, tc.data) {
+				t.Errorf("kept-aside file holds %q (%v), want the corrupt original", got, err)
+			}
+			// The replacement is a usable key (and certificate). autocert
+			// writes it after the certificate is handed out (by whichever
+			// caller obtained it, perhaps the monitor): wait for it.
+			var data []byte
+			waitUntil(t, "a new "+tc.file+" is written", func() bool {
+				data, err = os.ReadFile(bad)
+				return err == nil
+			})
+			blk, rest := pem.Decode(data)
+			if blk == nil {
+				t.Fatalf("new %s is not PEM", tc.file)
+			}
+			if _, err := x509.ParseECPrivateKey(blk.Bytes); err != nil {
+				t.Errorf("new %s: key does not parse: %v", tc.file, err)
+			}
+			if tc.kind == "certificate" {
+				if cb, _ := pem.Decode(rest); cb == nil || cb.Type != "CERTIFICATE" {
+					t.Errorf("new %s holds no certificate", tc.file)
+				}
+			}
+			if _, ok := logs.find("ERROR", aside[0]); !ok {
+				t.Errorf("no error-level log line naming %s", aside[0])
+			}
+			if got := counterValue(t, reg, "gatehouse_tls_acme_cache_corrupt_total", "kind", tc.kind); got != 1 {
+				t.Errorf("gatehouse_tls_acme_cache_corrupt_total{kind=%q} = %v, want 1", tc.kind, got)
+			}
+		})
+	}
+}
+
+// TestACMEOCSPStapleAtStart: an ACME certificate is stapled as soon as it
+// is obtained, and after a restart a saved staple past half its validity
+// is refreshed at once (the poll interval is far beyond the test), while
+// handshakes keep getting the saved staple.
+func TestACMEOCSPStapleAtStart(t *testing.T) {
+	const name = "ocsp.example.com"
+	clock := newClock()
+	resp := newResponder(t, nil, clock)
+	tlsLn, tlsPort := listen(t)
+	httpLn, httpPort := listen(t)
+	p := startOCSPPebble(t, resp, httpPort, tlsPort)
+	state := t.TempDir()
+	cfg := acmeConfig(p, true, false, name)
+	opts := Options{Now: clock.Now, PollInterval: time.Hour}
+	e := startEdge(t, state, cfg, tlsLn, httpLn, opts)
+	c, err := dialSlow(e.tlsAddr, name, p.certRoots)
+	if err != nil {
+		t.Fatalf("handshake (issuance): %v", err)
+	}
+	c.Close()
+	var first []byte
+	waitUntil(t, "a new ACME certificate is stapled without waiting for a poll", func() bool {
+		first = stapleFrom(t, e.tlsAddr, name, p.certRoots)
+		return first != nil
+	})
+
+	e.stop()
+	clock.Advance(150 * time.Minute) // 2.5 h into the 4 h window
+	gate := make(chan struct{})
+	resp.gate.Store(&gate)
+	resp.drain()
+	tlsLn2, _ := listen(t)
+	e2 := startEdge(t, state, cfg, tlsLn2, nil, opts)
+	resp.awaitRequest(t)
+	if got := stapleFrom(t, e2.tlsAddr, name, p.certRoots); !bytes.Equal(got, first) {
+		t.Errorf("during the start-up refresh the handshake stapled %d bytes, want the saved staple", len(got))
+	}
+	close(gate)
+	waitUntil(t, "the refreshed staple is served", func() bool {
+		got := stapleFrom(t, e2.tlsAddr, name, p.certRoots)
+		return got != nil && !bytes.Equal(got, first)
+	})
+}
+
+// TestACMEOCSPStaplingOffOnReload: turning stapling off by a reload stops
+// stapling ACME certificates too (their entries outlive generations), and
+// nothing is fetched.
+func TestACMEOCSPStaplingOffOnReload(t *testing.T) {
+	const name = "ocspoff.example.com"
+	clock := newClock()
+	resp := newResponder(t, nil, clock)
+	e, p, cfg := stapledACMEEdge(t, name, clock, resp)
+
+	cfg.DisableOCSP = true
+	if err := e.m.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	hits := resp.hits.Load()
+	if got := stapleFrom(t, e.tlsAddr, name, p.certRoots); got != nil {
+		t.Error("ACME certificate stapled after stapling was turned off")
+	}
+	clock.Advance(3 * time.Hour) // past the refresh point
+	e.m.maintain(context.Background())
+	quiesce(t, e.m)
+	if got := stapleFrom(t, e.tlsAddr, name, p.certRoots); got != nil {
+		t.Error("ACME certificate stapled with stapling off")
+	}
+	if got := resp.hits.Load(); got != hits {
+		t.Errorf("%d OCSP requests with stapling off, want 0", got-hits)
 	}
 }

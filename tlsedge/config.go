@@ -48,8 +48,11 @@ type Config struct {
 	// handshakes fail (counted as unknown_sni). It must be covered like
 	// Names.
 	DefaultName string
-	// DisableOCSP turns off OCSP stapling. Zero value: stapling is on,
-	// opportunistically (only for certificates that name a responder).
+	// DisableOCSP turns off OCSP stapling: no OCSP request is made and no
+	// staple is served (saved staples stay on disk for when it is turned
+	// back on); a must-staple certificate file is then a configuration
+	// error. Zero value: stapling is on, opportunistically (only for
+	// certificates that name a responder).
 	DisableOCSP bool
 }
 
@@ -225,6 +228,10 @@ func prepare(c Config, now time.Time) (*prepared, error) {
 		e, err := loadPair(fp, now)
 		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if e.mustStaple && c.DisableOCSP {
+			errs = append(errs, fmt.Errorf("certificate %s requires OCSP stapling (must-staple) but stapling is off", fp.CertFile))
 			continue
 		}
 		p.files = append(p.files, e)

@@ -39,13 +39,26 @@
 //
 // # OCSP
 //
-// Stapling is opportunistic. Certificates without an OCSP responder URL
+// Stapling is opportunistic and Config.DisableOCSP turns it off (no
+// request, no staple served). Certificates without an OCSP responder URL
 // (every Let's Encrypt certificate since 2025) are served unstapled with no
 // warning. Otherwise the response is fetched, verified against the issuer
 // and stapled only when Good, current and not outliving the certificate;
 // it is refreshed at half its validity window, persisted in StateDir/ocsp,
-// kept while the responder is down and dropped when it expires. A
-// Must-Staple certificate is refused without a valid staple.
+// kept while the responder is down and dropped when it expires. Run's
+// first pass refreshes a saved staple past half its window (ACME
+// certificates: as soon as the monitor loads them) while handshakes keep
+// getting the saved one. A verified Revoked answer drops the staple at
+// once and replaces the saved one; it is never stapled itself, and it is
+// logged at error level and counted. A Must-Staple certificate is refused
+// without a valid staple.
+//
+// # ACME cache
+//
+// autocert's cache (StateDir/acme) is checked on read: an account key or
+// certificate that does not parse is renamed to <name>.bad-<timestamp>,
+// logged and reported as a miss, so a new account or certificate replaces
+// it instead of every handshake failing.
 //
 // # Metrics
 //
@@ -54,6 +67,8 @@
 // scrape time from the current generation, so removed names disappear),
 // gatehouse_tls_renewals_total{result=success|failure|overdue},
 // gatehouse_tls_ocsp_fetch_failures_total,
+// gatehouse_tls_ocsp_revoked_total,
+// gatehouse_tls_acme_cache_corrupt_total{kind=account_key|certificate},
 // gatehouse_tls_handshakes_total{version=1.2|1.3|other} (counted in
 // VerifyConnection of configs from TLSConfig) and
 // gatehouse_tls_handshake_failures_total{reason}: unknown_sni,

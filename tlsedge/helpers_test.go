@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,7 +164,7 @@ func replaceFile(t testing.TB, path string, data []byte) {
 
 // responder is an OCSP responder for a testCA.
 type responder struct {
-	ca     atomic.Pointer[testCA]
+	ca     atomic.Pointer[testCA] // nil: answers 503
 	clock  *testClock
 	window atomic.Int64 // NextUpdate - ThisUpdate, nanoseconds
 	down   atomic.Bool
@@ -171,20 +172,58 @@ type responder struct {
 	// stale makes the responder answer with an already expired response.
 	stale atomic.Bool
 	hits  atomic.Int64
-	srv   *httptest.Server
+	// arrived receives a value (without blocking) as each request arrives.
+	arrived chan struct{}
+	// gate, when set, holds every request until the channel is closed.
+	gate atomic.Pointer[chan struct{}]
+	srv  *httptest.Server
 }
 
 func newResponder(t *testing.T, ca *testCA, clock *testClock) *responder {
-	r := &responder{clock: clock}
-	r.ca.Store(ca)
+	r := &responder{clock: clock, arrived: make(chan struct{}, 64)}
+	if ca != nil {
+		r.ca.Store(ca)
+	}
 	r.window.Store(int64(4 * time.Hour))
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
 	return r
 }
 
+// awaitRequest waits for the next request to reach the responder.
+func (r *responder) awaitRequest(t *testing.T) {
+	t.Helper()
+	select {
+	case <-r.arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no OCSP request reached the responder within 30s")
+	}
+}
+
+// drain forgets requests that arrived so far.
+func (r *responder) drain() {
+	for {
+		select {
+		case <-r.arrived:
+		default:
+			return
+		}
+	}
+}
+
 func (r *responder) serve(w http.ResponseWriter, req *http.Request) {
 	r.hits.Add(1)
+	select {
+	case r.arrived <- struct{}{}:
+	default:
+	}
+	if g := r.gate.Load(); g != nil {
+		select {
+		case <-*g:
+		case <-req.Context().Done():
+			return
+		}
+	}
 	if r.down.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
@@ -201,6 +240,10 @@ func (r *responder) serve(w http.ResponseWriter, req *http.Request) {
 		this = now.Add(-2 * window)
 	}
 	ca := r.ca.Load()
+	if ca == nil {
+		http.Error(w, "no CA yet", http.StatusServiceUnavailable)
+		return
+	}
 	raw, err := ocsp.CreateResponse(ca.cert, ca.cert, ocsp.Response{
 		Status:       int(r.status.Load()),
 		SerialNumber: oreq.SerialNumber,
@@ -220,14 +263,25 @@ func (r *responder) serve(w http.ResponseWriter, req *http.Request) {
 // fresh registry.
 func newTestManager(t *testing.T, dir string, clock *testClock) (*Manager, *prometheus.Registry) {
 	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	reg := prometheus.NewPedanticRegistry()
-	o := Options{StateDir: dir, Registerer: reg, Logger: testLogger(t)}
+	o := Options{StateDir: dir}
 	if clock != nil {
 		o.Now = clock.Now
 	}
+	return newTestManagerWith(t, o)
+}
+
+// newTestManagerWith is newTestManager with more options: an empty
+// StateDir is a temporary one, a nil Logger logs to t.
+func newTestManagerWith(t *testing.T, o Options) (*Manager, *prometheus.Registry) {
+	t.Helper()
+	if o.StateDir == "" {
+		o.StateDir = t.TempDir()
+	}
+	if o.Logger == nil {
+		o.Logger = testLogger(t)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	o.Registerer = reg
 	m, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +298,47 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// logBuffer passes log lines to t.Log and keeps them for assertions.
+type logBuffer struct {
+	t     *testing.T
+	mu    sync.Mutex
+	lines []string
+}
+
+// newLogBuffer returns a debug-level text logger writing into a logBuffer.
+func newLogBuffer(t *testing.T) (*slog.Logger, *logBuffer) {
+	b := &logBuffer{t: t}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.t.Log(string(p))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lines = append(b.lines, string(p))
+	return len(p), nil
+}
+
+// find returns the first line logged at level (e.g. "ERROR") that
+// contains every one of subs.
+func (b *logBuffer) find(level string, subs ...string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+next:
+	for _, l := range b.lines {
+		if !strings.Contains(l, "level="+level+" ") {
+			continue
+		}
+		for _, s := range subs {
+			if !strings.Contains(l, s) {
+				continue next
+			}
+		}
+		return l, true
+	}
+	return "", false
 }
 
 // serveTLS runs an HTTPS server with cfg on 127.0.0.1:0 answering "ok".
@@ -342,16 +437,54 @@ func rsaKey(t *testing.T) crypto.Signer {
 	return k
 }
 
-// waitFor polls cond for up to 5 s (for effects of server goroutines).
+// waitFor polls cond for up to 20 s (for effects of server goroutines;
+// the limit only decides how long a failing test takes).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	waitUntil(t, "condition met", cond)
+}
+
+// waitUntil is waitFor with a description of what is awaited.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
+			t.Fatalf("not within 20s: %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// counterValue returns the value of the counter metric{labels} in reg
+// (0 when the series does not exist).
+func counterValue(t *testing.T, reg *prometheus.Registry, metric string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != metric {
+			continue
+		}
+	series:
+		for _, mm := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range mm.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue series
+				}
+			}
+			return mm.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 func newRegistry() *prometheus.Registry { return prometheus.NewPedanticRegistry() }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
 )
 
 // DefaultPollInterval is how often [Manager.Run] looks at certificate files,
@@ -68,12 +69,18 @@ type Manager struct {
 	poll       time.Duration
 	rotation   time.Duration
 	met        *metrics
+	// acmeCache is autocert's cache in StateDir/acme, shared by every
+	// ACME client the Manager builds.
+	acmeCache *acmeCache
 
 	// state is the current generation, replaced as a whole (never mutated).
 	state atomic.Pointer[state]
-	// acmeCerts maps certificates returned by autocert to their entries
-	// (for staples); replaced as a whole by the maintenance pass.
-	acmeCerts atomic.Pointer[map[*tls.Certificate]*entry]
+	// acmeCerts maps the leaf of each certificate autocert serves to its
+	// entry (staple, RFC 6979 signer); replaced as a whole by the
+	// maintenance pass. autocert builds a new *tls.Certificate on every
+	// call but keeps one *x509.Certificate leaf per certificate, so the
+	// leaf pointer is the key.
+	acmeCerts atomic.Pointer[map[*x509.Certificate]*entry]
 
 	// updateMu serialises writers of state: Update and the file poller.
 	updateMu sync.Mutex
@@ -83,7 +90,7 @@ type Manager struct {
 
 	// maintMu guards the maintenance-owned fields below.
 	maintMu   sync.Mutex
-	ocspRetry map[[32]byte]time.Time  // fingerprint → earliest next fetch after a failure
+	ocspNext  map[[32]byte]time.Time  // fingerprint → earliest next fetch after a failure or a revoked answer
 	acmeSeen  map[string]acmeObserved // name → last observed ACME certificate
 	obtaining map[string]bool         // names with an obtain goroutine in flight
 	retired   []*acmeInstance         // instances replaced by Update, retired by Run's end
@@ -100,8 +107,8 @@ type fileSig struct {
 	certMod, keyMod   time.Time
 }
 
-// entry is one loaded certificate. Everything but staple is immutable after
-// publication.
+// entry is one loaded certificate. Everything but staple and fetching is
+// immutable after publication.
 type entry struct {
 	cert       *tls.Certificate // as loaded, never carries a staple
 	leaf       *x509.Certificate
@@ -114,6 +121,9 @@ type entry struct {
 	sum        [32]byte // sha256 of the PEM files, for the poller
 
 	staple atomic.Pointer[staple]
+	// fetching is set while a goroutine asks the responder about this
+	// entry, so the start-up fetch and Run's pass do not both ask.
+	fetching atomic.Bool
 }
 
 // state is one published generation.
@@ -153,7 +163,7 @@ func New(o Options) (*Manager, error) {
 		poll:       o.PollInterval,
 		rotation:   o.TicketRotation,
 		watch:      map[FilePair]fileSig{},
-		ocspRetry:  map[[32]byte]time.Time{},
+		ocspNext:   map[[32]byte]time.Time{},
 		acmeSeen:   map[string]acmeObserved{},
 		obtaining:  map[string]bool{},
 	}
@@ -172,13 +182,19 @@ func New(o Options) (*Manager, error) {
 	if m.rotation <= 0 {
 		m.rotation = DefaultTicketRotation
 	}
-	empty := map[*tls.Certificate]*entry{}
+	empty := map[*x509.Certificate]*entry{}
 	m.acmeCerts.Store(&empty)
 	met, err := newMetrics(m, o.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	m.met = met
+	m.acmeCache = &acmeCache{
+		dir:     autocert.DirCache(filepath.Join(o.StateDir, "acme")),
+		log:     m.log,
+		now:     m.now,
+		corrupt: func(kind string) { met.cacheCorrupt.WithLabelValues(kind).Inc() },
+	}
 	return m, nil
 }
 
@@ -313,7 +329,7 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return st.acme.am.GetCertificate(hello)
 	}
 	if e := st.exact[name]; e != nil {
-		return m.serve(e)
+		return m.serve(st, e)
 	}
 	if st.acmeNames[name] {
 		c, err := st.acme.am.GetCertificate(hello)
@@ -321,8 +337,8 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 			m.met.fail(reasonNoCertificate)
 			return nil, &handshakeError{reasonNoCertificate, fmt.Sprintf("acme certificate for %q: %v", name, err)}
 		}
-		if e := (*m.acmeCerts.Load())[c]; e != nil {
-			return m.serve(e)
+		if e := (*m.acmeCerts.Load())[c.Leaf]; e != nil {
+			return m.serve(st, e)
 		}
 		if c.Leaf != nil && mustStaple(c.Leaf) {
 			m.met.fail(reasonMustStaple)
@@ -336,7 +352,7 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		// (checked by TestGetCertificateAllocs).
 		if len(st.wildcard) > 0 {
 			if e := st.wildcard["*"+name[i:]]; e != nil {
-				return m.serve(e)
+				return m.serve(st, e)
 			}
 		}
 	}
@@ -356,9 +372,11 @@ func lookupName(s string) string {
 	return s
 }
 
-// serve returns e's certificate, stapled when a current staple exists.
-func (m *Manager) serve(e *entry) (*tls.Certificate, error) {
-	if s := e.staple.Load(); s != nil && m.now().Before(s.nextUpdate) {
+// serve returns e's certificate, stapled when stapling is on in st and a
+// current staple exists. (ACME entries outlive generations, so a staple
+// they hold is ignored here once a reload turns stapling off.)
+func (m *Manager) serve(st *state, e *entry) (*tls.Certificate, error) {
+	if s := e.staple.Load(); s != nil && !st.cfg.DisableOCSP && m.now().Before(s.nextUpdate) {
 		return s.cert, nil
 	}
 	if e.mustStaple {

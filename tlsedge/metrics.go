@@ -3,6 +3,7 @@ package tlsedge
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log"
 	"strings"
@@ -28,6 +29,8 @@ type metrics struct {
 	handshakes   [3]prometheus.Counter // 1.2, 1.3, other
 	failures     map[string]prometheus.Counter
 	ocspFailures prometheus.Counter
+	ocspRevoked  prometheus.Counter
+	cacheCorrupt *prometheus.CounterVec
 
 	notAfterDesc   *prometheus.Desc
 	nextUpdateDesc *prometheus.Desc
@@ -52,6 +55,14 @@ func newMetrics(m *Manager, reg prometheus.Registerer) (*metrics, error) {
 			Name: "gatehouse_tls_ocsp_fetch_failures_total",
 			Help: "Failed OCSP fetches or rejected OCSP responses.",
 		}),
+		ocspRevoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_tls_ocsp_revoked_total",
+			Help: "Verified OCSP answers saying a served certificate is revoked; its staple is dropped. Replace the certificate.",
+		}),
+		cacheCorrupt: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_tls_acme_cache_corrupt_total",
+			Help: "Corrupt ACME cache files (kind=account_key|certificate) moved aside to <name>.bad-<timestamp>; a new account key and account, or a new certificate, replaces each.",
+		}, []string{"kind"}),
 		failures:       map[string]prometheus.Counter{},
 		notAfterDesc:   prometheus.NewDesc("gatehouse_tls_certificate_not_after_seconds", "Expiry (Unix seconds) of the certificate served for each configured name.", []string{"name"}, nil),
 		nextUpdateDesc: prometheus.NewDesc("gatehouse_tls_ocsp_next_update_seconds", "NextUpdate (Unix seconds) of the OCSP staple served for each configured name; absent without a staple.", []string{"name"}, nil),
@@ -65,8 +76,11 @@ func newMetrics(m *Manager, reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"success", "failure", "overdue"} {
 		mt.renewals.WithLabelValues(r)
 	}
+	for _, k := range []string{cacheKindAccountKey, cacheKindCertificate} {
+		mt.cacheCorrupt.WithLabelValues(k)
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{hs, fails, mt.renewals, mt.ocspFailures, mt} {
+		for _, c := range []prometheus.Collector{hs, fails, mt.renewals, mt.ocspFailures, mt.ocspRevoked, mt.cacheCorrupt, mt} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -101,9 +115,9 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	mt.m.maintMu.Lock()
-	acmeSeen := make(map[string]*tls.Certificate, len(mt.m.acmeSeen))
+	acmeSeen := make(map[string]*x509.Certificate, len(mt.m.acmeSeen))
 	for n, o := range mt.m.acmeSeen {
-		acmeSeen[n] = o.cert
+		acmeSeen[n] = o.leaf
 	}
 	mt.m.maintMu.Unlock()
 	acmeEntries := *mt.m.acmeCerts.Load()
@@ -132,7 +146,7 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(mt.notAfterDesc, prometheus.GaugeValue, float64(e.leaf.NotAfter.Unix()), n)
-		if s := e.staple.Load(); s != nil && now.Before(s.nextUpdate) {
+		if s := e.staple.Load(); s != nil && !st.cfg.DisableOCSP && now.Before(s.nextUpdate) {
 			ch <- prometheus.MustNewConstMetric(mt.nextUpdateDesc, prometheus.GaugeValue, float64(s.nextUpdate.Unix()), n)
 		}
 	}

@@ -380,6 +380,7 @@ func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
 	if cfg.HTTPS == nil {
 		return tc, nil
 	}
+	tc.DisableOCSP = !cfg.HTTPS.OCSPStapling
 	for _, s := range cfg.Sites {
 		switch s.TLS {
 		case config.TLSACME:

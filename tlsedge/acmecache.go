@@ -1,0 +1,211 @@
+package tlsedge
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/acme/autocert"
+)
+
+// Names autocert gives its cache entries (x/crypto/acme/autocert:
+// Manager.accountKey, certKey.String, httpTokenCacheKey). Every other name
+// is a certificate: "example.com", "example.com+rsa" or a tls-alpn-01
+// "example.com+token", each a PEM private key followed by the PEM chain.
+const (
+	acmeAccountKeyName       = "acme_account+key"
+	acmeLegacyAccountKeyName = "acme_account.key"
+	acmeHTTPTokenSuffix      = "+http-01"
+)
+
+// Kinds of cache entry, the label values of
+// gatehouse_tls_acme_cache_corrupt_total.
+const (
+	cacheKindAccountKey  = "account_key"
+	cacheKindCertificate = "certificate"
+)
+
+// badStampLayout is the UTC timestamp in the name of a file moved aside.
+const badStampLayout = "20060102T150405Z"
+
+// acmeCache is autocert's cache in StateDir/acme: an autocert.DirCache
+// that checks what it reads. An account key or certificate that cannot be
+// parsed is renamed to <name>.bad-<UTC timestamp> (never deleted), logged
+// at error level with both paths, counted, and reported to autocert as a
+// cache miss: autocert then creates a new account key and registers a new
+// account, or orders a new certificate, instead of failing every handshake
+// for the name until someone deletes the file.
+//
+// Only what autocert could not parse is moved aside. An expired
+// certificate, or one for other names, is a miss that autocert handles
+// itself by ordering a new certificate over it.
+type acmeCache struct {
+	dir     autocert.DirCache
+	log     *slog.Logger
+	now     func() time.Time
+	corrupt func(kind string) // counts a moved-aside file
+
+	// mu serialises Get (which may move a file aside) with Put and Delete,
+	// so a file autocert has just written is never the one moved aside.
+	mu sync.Mutex
+}
+
+// Get implements autocert.Cache.
+func (c *acmeCache) Get(ctx context.Context, name string) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	data, err := c.dir.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	kind, problem := checkCacheEntry(name, data)
+	if problem == nil {
+		return data, nil
+	}
+	if err := c.moveAside(name, kind, problem); err != nil {
+		// Keep the file and fail as autocert would have: a new entry
+		// written over it would destroy the evidence.
+		return nil, err
+	}
+	return nil, autocert.ErrCacheMiss
+}
+
+// Put implements autocert.Cache.
+func (c *acmeCache) Put(ctx context.Context, name string, data []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dir.Put(ctx, name, data)
+}
+
+// Delete implements autocert.Cache.
+func (c *acmeCache) Delete(ctx context.Context, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dir.Delete(ctx, name)
+}
+
+// path is where autocert.DirCache keeps name.
+func (c *acmeCache) path(name string) string {
+	return filepath.Join(string(c.dir), filepath.Clean("/"+name))
+}
+
+// moveAside renames the corrupt entry name to a free
+// <name>.bad-<timestamp>[-N] and reports it.
+func (c *acmeCache) moveAside(name, kind string, problem error) error {
+	src := c.path(name)
+	stamp := c.now().UTC().Format(badStampLayout)
+	dst := src + ".bad-" + stamp
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(dst); err != nil {
+			break // free (or unreadable: Rename reports it)
+		}
+		dst = fmt.Sprintf("%s.bad-%s-%d", src, stamp, i)
+	}
+	if err := os.Rename(src, dst); err != nil {
+		c.log.Error("corrupt acme cache file could not be moved aside; move or delete it by hand",
+			"file", src, "kind", kind, "problem", problem, "err", err)
+		return fmt.Errorf("tlsedge: acme cache %s is corrupt (%v) and could not be moved aside: %w", src, problem, err)
+	}
+	c.corrupt(kind)
+	switch kind {
+	case cacheKindAccountKey:
+		c.log.Error("corrupt acme account key moved aside; a new account key and account are being created",
+			"file", src, "moved_to", dst, "problem", problem)
+	default:
+		c.log.Error("corrupt cached acme certificate moved aside; a new certificate is being ordered",
+			"file", src, "moved_to", dst, "problem", problem)
+	}
+	return nil
+}
+
+// checkCacheEntry parses data as autocert would read the entry name and
+// returns the entry's kind and what makes it unusable (nil when usable or
+// not checked: http-01 tokens are opaque).
+func checkCacheEntry(name string, data []byte) (kind string, problem error) {
+	switch {
+	case name == acmeAccountKeyName || name == acmeLegacyAccountKeyName:
+		_, err := parseCachedKey(data)
+		return cacheKindAccountKey, err
+	case strings.HasSuffix(name, acmeHTTPTokenSuffix):
+		return "", nil
+	}
+	return cacheKindCertificate, checkCachedCert(data)
+}
+
+// parseCachedKey reads the first PEM block of data as autocert does
+// (autocert.parsePrivateKey: PKCS#1, PKCS#8 RSA or ECDSA, SEC 1 EC).
+func parseCachedKey(data []byte) (crypto.Signer, error) {
+	blk, _ := pem.Decode(data)
+	if blk == nil || !strings.Contains(blk.Type, "PRIVATE") {
+		return nil, errors.New("no PEM private key")
+	}
+	return parseKeyDER(blk.Bytes)
+}
+
+func parseKeyDER(der []byte) (crypto.Signer, error) {
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		switch k := k.(type) {
+		case *rsa.PrivateKey:
+			return k, nil
+		case *ecdsa.PrivateKey:
+			return k, nil
+		}
+		return nil, fmt.Errorf("unsupported private key type %T", k)
+	}
+	if k, err := x509.ParseECPrivateKey(der); err == nil {
+		return k, nil
+	}
+	return nil, errors.New("private key does not parse")
+}
+
+// checkCachedCert checks a certificate entry: a private key, then a PEM
+// chain that parses with nothing left over, whose leaf holds the key's
+// public half.
+func checkCachedCert(data []byte) error {
+	key, err := parseCachedKey(data)
+	if err != nil {
+		return err
+	}
+	_, rest := pem.Decode(data)
+	var der []byte
+	for len(rest) > 0 {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		der = append(der, b.Bytes...)
+	}
+	if len(rest) > 0 {
+		return errors.New("data after the certificate chain is not PEM")
+	}
+	certs, err := x509.ParseCertificates(der)
+	if err != nil {
+		return fmt.Errorf("certificate chain does not parse: %w", err)
+	}
+	if len(certs) == 0 {
+		return errors.New("no certificate after the private key")
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(certs[0].PublicKey) {
+		return errors.New("private key does not match the certificate")
+	}
+	return nil
+}
+
+// Interface guard.
+var _ autocert.Cache = (*acmeCache)(nil)
