@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -31,8 +30,11 @@ func DefaultTOML() []byte { return slices.Clone(defaultTOML) }
 
 // Load reads and parses the file at path. Relative paths inside the file
 // (certificates, error pages, logs) are resolved against its directory.
+//
+// The file must be a regular file (a link to one is fine) of at most
+// MaxConfigFileSize bytes.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path, FileRule{MaxBytes: MaxConfigFileSize})
 	if err != nil {
 		return nil, err
 	}
@@ -804,7 +806,10 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 			c.errf(key+".error_pages."+code, "%q is not a 4xx or 5xx status", code)
 			continue
 		}
-		b, err := os.ReadFile(c.path(file))
+		// Error pages are sent to anonymous clients, so a link is refused
+		// outright: whoever may write the pages' directory must not be
+		// able to point a page at a key or the config itself.
+		b, err := ReadFile(c.path(file), FileRule{MaxBytes: MaxErrorPageSize, NoSymlink: true})
 		if err != nil {
 			c.errf(key+".error_pages."+code, "%v", err)
 			continue
