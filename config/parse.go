@@ -423,6 +423,14 @@ func (c *compiler) admin(r rawAdmin) Admin {
 	if r.Address != nil {
 		a.Address = *r.Address
 	}
+	for i, h := range r.Hosts {
+		name := strings.ToLower(strings.TrimSuffix(h, "."))
+		if err := checkHostName(name); err != nil || strings.HasPrefix(name, "*.") {
+			c.errf(fmt.Sprintf("listeners.admin.hosts[%d]", i), "%q is not a host name (write the name only, without scheme, port or wildcard)", h)
+			continue
+		}
+		a.Hosts = append(a.Hosts, name)
+	}
 	if a.Address == "" {
 		return a
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -130,6 +131,10 @@ type daemon struct {
 	// adminAddr is the bound admin address.
 	adminAddr string
 	ready     bool
+	// adminPolicy is what the admin request parser takes from the current
+	// config (token, accepted Host names); read without d.mu so that the
+	// admin listener never waits for a reload.
+	adminPolicy atomic.Pointer[adminPolicy]
 }
 
 // serve runs the daemon until ctx ends or a termination signal arrives.
@@ -287,6 +292,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 		d.heap.set(uint64(cfg.Runtime.MinHeap))
 	}
 	d.cfg = cfg
+	d.adminPolicy.Store(newAdminPolicy(cfg.Admin))
 	return nil
 }
 
@@ -595,7 +601,7 @@ func (d *daemon) adminHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return mux
+	return d.adminGuard(mux)
 }
 
 // monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
