@@ -370,7 +370,8 @@ func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
 		tc.ACME.EAB = &tlsedge.EAB{KeyID: cfg.ACME.EABKeyID, HMACKey: cfg.ACME.EABHMACKey}
 	}
 	if cfg.ACME.CARoots != "" {
-		pem, err := os.ReadFile(cfg.ACME.CARoots)
+		// Links are followed: /etc/ssl/certs is mostly links.
+		pem, err := config.ReadFile(cfg.ACME.CARoots, config.FileRule{MaxBytes: config.MaxPEMFileSize})
 		if err != nil {
 			return tc, fmt.Errorf("acme.ca_roots: %w", err)
 		}
@@ -388,6 +389,14 @@ func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
 		case config.TLSACME:
 			tc.ACMENames = append(tc.ACMENames, s.Hosts...)
 		case config.TLSFiles:
+			// tlsedge reads these by path; refuse a FIFO or device here
+			// first, so that neither check nor a reload can block on one.
+			// Links are followed (certbot's live/ is links into archive/).
+			for _, f := range [...]struct{ key, path string }{{"cert_file", s.CertFile}, {"key_file", s.KeyFile}} {
+				if err := config.CheckFile(f.path, config.FileRule{MaxBytes: config.MaxPEMFileSize}); err != nil {
+					return tc, fmt.Errorf("sites.%s.%s: %w", s.Name, f.key, err)
+				}
+			}
 			tc.Files = append(tc.Files, tlsedge.FilePair{CertFile: s.CertFile, KeyFile: s.KeyFile})
 		case config.TLSSelfSigned:
 			tc.SelfSigned = append(tc.SelfSigned, s.Hosts...)
