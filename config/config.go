@@ -48,6 +48,9 @@ type Config struct {
 	// Upstreams and Zones by name.
 	Upstreams map[string]*Upstream
 	Zones     map[string]*Zone
+
+	// lines maps key paths to lines of Source, for Problemf.
+	lines keyLines
 }
 
 // Log configures the process log (not the access log).

@@ -119,6 +119,7 @@ func ParseFile(b []byte, file string) (*Config, error) {
 		return nil, c.problems
 	}
 	cfg.Source = file
+	cfg.lines = c.lines
 	return cfg, nil
 }
 
@@ -132,20 +133,32 @@ type compiler struct {
 }
 
 func (c *compiler) errf(key, format string, args ...any) {
-	line := c.lines[key]
+	c.problems = append(c.problems, Problem{File: c.file, Line: c.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// line is the line key is defined on, or that of the nearest enclosing key
+// that has one (0 when none has).
+func (l keyLines) line(key string) int {
+	line := l[key]
 	if line == 0 {
-		line = c.lines[stripIndexes(key)]
+		line = l[stripIndexes(key)]
 	}
-	// Fall back to the nearest enclosing key that has a line.
 	for k := key; line == 0 && k != ""; {
 		i := strings.LastIndexAny(k, ".[")
 		if i < 0 {
 			break
 		}
 		k = k[:i]
-		line = c.lines[k]
+		line = l[k]
 	}
-	c.problems = append(c.problems, Problem{File: c.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	return line
+}
+
+// Problemf makes a Problem about key in c's file, with the line the key is
+// on: for checks made after parsing (file permissions, the state
+// directory) that report like parse errors.
+func (c *Config) Problemf(key, format string, args ...any) Problem {
+	return Problem{File: c.Source, Line: c.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 func (c *compiler) path(p string) string {

@@ -192,6 +192,13 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 // start builds everything and opens the listeners.
 func (d *daemon) start(cfg *config.Config) error {
+	if err := prepareStateDir(cfg.StateDir); err != nil {
+		return err
+	}
+	warnings, _ := checkFiles(cfg)
+	for _, w := range warnings {
+		d.log.Warn("loose file permissions", "problem", w.Error())
+	}
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.metrics = proxy.NewMetrics(d.reg, getVersion())
