@@ -48,6 +48,9 @@ type Config struct {
 	// Upstreams and Zones by name.
 	Upstreams map[string]*Upstream
 	Zones     map[string]*Zone
+
+	// lines maps key paths to lines of Source, for Problemf.
+	lines keyLines
 }
 
 // Log configures the process log (not the access log).
@@ -81,11 +84,17 @@ type Listener struct {
 // Admin is the loopback listener for metrics, health and control.
 type Admin struct {
 	Address string // "" disables the admin listener
-	// Token, when set, is required (Authorization: Bearer) on control
-	// endpoints (bans, drain).
+	// Token, when set, is required (Authorization: Bearer) on every
+	// state-changing request (bans, drain). Empty: such requests must be
+	// same-origin instead (an Origin naming the listener itself).
 	Token string
 	// Pprof serves Go's profiler under /debug/pprof/ (off by default).
 	Pprof bool
+	// Hosts are extra names the listener answers to in the Host header,
+	// lower case, without a port (any port matches). IP literals and
+	// "localhost" are always accepted; empty: no other name is, which
+	// defeats DNS rebinding.
+	Hosts []string
 }
 
 // Timeouts are the client- and upstream-side defaults; routes and

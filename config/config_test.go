@@ -19,6 +19,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-duration.toml":           {":2:", "client_header", "invalid duration \"12 seconds\""},
 		"invalid-server-address.toml":     {":10: upstreams.app.servers[1].address: \"127.0.0.1\" is not host:port"},
 		"invalid-admin-public.toml":       {":2: listeners.admin.address:", "not a loopback address"},
+		"invalid-admin-hosts.toml":        {":2: listeners.admin.hosts[1]: \"http://admin.example:9180\" is not a host name"},
 		"invalid-zone-rate.toml":          {":2: zones.login.rate:", "not a rate"},
 		"invalid-duplicate-host.toml":     {":8: sites.b.hosts[0]: \"a.example\" is already claimed by site \"a\""},
 		"invalid-cipher.toml":             {":2: listeners.https.ciphers[1]: cipher \"AES128-SHA\" is not allowed"},
@@ -259,6 +260,25 @@ servers = [{ address = "127.0.0.1:8000" }]
 		}
 		if c.HTTPS.OCSPStapling != tc.want {
 			t.Errorf("%q: OCSPStapling = %v, want %v", tc.https, c.HTTPS.OCSPStapling, tc.want)
+		}
+	}
+}
+
+// TestAdminHosts: listeners.admin.hosts is lower-cased without a trailing
+// dot; an entry with a scheme, port or wildcard is an error naming it.
+func TestAdminHosts(t *testing.T) {
+	site := "\n[sites.a]\nhosts = [\"a.example\"]\ntls = \"off\"\n[[sites.a.routes]]\nupstream = \"u\"\n[upstreams.u]\nservers = [{ address = \"127.0.0.1:8000\" }]\n"
+	c, err := Parse([]byte("[listeners.admin]\nhosts = [\"Gatehouse\", \"admin.example.\"]\n" + site))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Admin.Hosts, " "); got != "gatehouse admin.example" {
+		t.Errorf("admin hosts = %q, want \"gatehouse admin.example\"", got)
+	}
+	for _, bad := range []string{"gatehouse:9180", "*.example", "", "a b"} {
+		_, err := Parse([]byte("[listeners.admin]\nhosts = [\"ok\", \"" + bad + "\"]\n" + site))
+		if err == nil || !strings.Contains(err.Error(), "2: listeners.admin.hosts[1]:") {
+			t.Errorf("hosts entry %q: %v, want an error naming listeners.admin.hosts[1]", bad, err)
 		}
 	}
 }

@@ -135,6 +135,20 @@ const (
 	DefaultMinHeap = 32 << 20
 )
 
+// Files the configuration names. They are read whole into memory, so each
+// kind has a cap; a file over it is a config error naming the key.
+const (
+	// MaxConfigFileSize bounds the config file: the largest real one is a
+	// few hundred KiB even with thousands of sites.
+	MaxConfigFileSize = 16 << 20
+	// MaxErrorPageSize bounds an error page, which is held in memory for
+	// every site and sent in place of a response: real ones are a few KiB.
+	MaxErrorPageSize = 1 << 20
+	// MaxPEMFileSize bounds a certificate chain, key or CA bundle: a chain
+	// is a few KiB and a system root bundle about 200 KiB.
+	MaxPEMFileSize = 4 << 20
+)
+
 // Rate limits and bans.
 const (
 	// DefaultZoneMaxKeys is the number of client states nginx fits in a

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -31,8 +30,11 @@ func DefaultTOML() []byte { return slices.Clone(defaultTOML) }
 
 // Load reads and parses the file at path. Relative paths inside the file
 // (certificates, error pages, logs) are resolved against its directory.
+//
+// The file must be a regular file (a link to one is fine) of at most
+// MaxConfigFileSize bytes.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path, FileRule{MaxBytes: MaxConfigFileSize})
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +119,7 @@ func ParseFile(b []byte, file string) (*Config, error) {
 		return nil, c.problems
 	}
 	cfg.Source = file
+	cfg.lines = c.lines
 	return cfg, nil
 }
 
@@ -130,20 +133,32 @@ type compiler struct {
 }
 
 func (c *compiler) errf(key, format string, args ...any) {
-	line := c.lines[key]
+	c.problems = append(c.problems, Problem{File: c.file, Line: c.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// line is the line key is defined on, or that of the nearest enclosing key
+// that has one (0 when none has).
+func (l keyLines) line(key string) int {
+	line := l[key]
 	if line == 0 {
-		line = c.lines[stripIndexes(key)]
+		line = l[stripIndexes(key)]
 	}
-	// Fall back to the nearest enclosing key that has a line.
 	for k := key; line == 0 && k != ""; {
 		i := strings.LastIndexAny(k, ".[")
 		if i < 0 {
 			break
 		}
 		k = k[:i]
-		line = c.lines[k]
+		line = l[k]
 	}
-	c.problems = append(c.problems, Problem{File: c.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	return line
+}
+
+// Problemf makes a Problem about key in c's file, with the line the key is
+// on: for checks made after parsing (file permissions, the state
+// directory) that report like parse errors.
+func (c *Config) Problemf(key, format string, args ...any) Problem {
+	return Problem{File: c.Source, Line: c.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 func (c *compiler) path(p string) string {
@@ -424,6 +439,14 @@ func (c *compiler) admin(r rawAdmin) Admin {
 	a := Admin{Address: DefaultAdminAddress, Token: r.Token, Pprof: r.Pprof}
 	if r.Address != nil {
 		a.Address = *r.Address
+	}
+	for i, h := range r.Hosts {
+		name := strings.ToLower(strings.TrimSuffix(h, "."))
+		if err := checkHostName(name); err != nil || strings.HasPrefix(name, "*.") {
+			c.errf(fmt.Sprintf("listeners.admin.hosts[%d]", i), "%q is not a host name (write the name only, without scheme, port or wildcard)", h)
+			continue
+		}
+		a.Hosts = append(a.Hosts, name)
 	}
 	if a.Address == "" {
 		return a
@@ -808,7 +831,10 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 			c.errf(key+".error_pages."+code, "%q is not a 4xx or 5xx status", code)
 			continue
 		}
-		b, err := os.ReadFile(c.path(file))
+		// Error pages are sent to anonymous clients, so a link is refused
+		// outright: whoever may write the pages' directory must not be
+		// able to point a page at a key or the config itself.
+		b, err := ReadFile(c.path(file), FileRule{MaxBytes: MaxErrorPageSize, NoSymlink: true})
 		if err != nil {
 			c.errf(key+".error_pages."+code, "%v", err)
 			continue

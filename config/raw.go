@@ -56,10 +56,11 @@ type rawListener struct {
 }
 
 type rawAdmin struct {
-	Address     *string `toml:"address"`
-	AllowRemote bool    `toml:"allow_remote"`
-	Token       string  `toml:"token"`
-	Pprof       bool    `toml:"pprof"`
+	Address     *string  `toml:"address"`
+	AllowRemote bool     `toml:"allow_remote"`
+	Token       string   `toml:"token"`
+	Pprof       bool     `toml:"pprof"`
+	Hosts       []string `toml:"hosts"`
 }
 
 type rawTimeouts struct {

@@ -755,7 +755,7 @@ secret = "drain-secret"
 	sticky.Jar = jar
 	home := lbGet(t, sticky, g, "/").backend
 
-	resp, err := http.Post("http://"+g.adminAddr+"/upstreams/app/servers/"+home+"/drain?deadline=2s", "", nil)
+	resp, err := adminPost(g.adminAddr, "/upstreams/app/servers/"+home+"/drain?deadline=2s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -786,7 +786,7 @@ secret = "drain-secret"
 	if res := lbGet(t, sticky, g, "/"); res.backend != moved.backend {
 		t.Errorf("after moving, sticky client went to %s, want %s", res.backend, moved.backend)
 	}
-	resp, err = http.Post("http://"+g.adminAddr+"/upstreams/app/servers/"+home+"/undrain", "", nil)
+	resp, err = adminPost(g.adminAddr, "/upstreams/app/servers/"+home+"/undrain")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1128,7 +1128,7 @@ func TestWebSocketMetrics(t *testing.T) {
 	if err := wsEcho(c, websocket.TextMessage, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post("http://"+e.adminAddr+"/upstreams/app/servers/b1/drain?spread=0s", "", nil)
+	resp, err := adminPost(e.adminAddr, "/upstreams/app/servers/b1/drain?spread=0s")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -132,6 +133,10 @@ type daemon struct {
 	// adminAddr is the bound admin address.
 	adminAddr string
 	ready     bool
+	// adminPolicy is what the admin request parser takes from the current
+	// config (token, accepted Host names); read without d.mu so that the
+	// admin listener never waits for a reload.
+	adminPolicy atomic.Pointer[adminPolicy]
 }
 
 // serve runs the daemon until ctx ends or a termination signal arrives.
@@ -189,6 +194,13 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 // start builds everything and opens the listeners.
 func (d *daemon) start(cfg *config.Config) error {
+	if err := prepareStateDir(cfg.StateDir); err != nil {
+		return err
+	}
+	warnings, _ := checkFiles(cfg)
+	for _, w := range warnings {
+		d.log.Warn("loose file permissions", "problem", w.Error())
+	}
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.metrics = proxy.NewMetrics(d.reg, getVersion())
@@ -290,6 +302,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 		d.heap.set(uint64(cfg.Runtime.MinHeap))
 	}
 	d.cfg = cfg
+	d.adminPolicy.Store(newAdminPolicy(cfg.Admin))
 	return nil
 }
 
@@ -367,7 +380,8 @@ func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
 		tc.ACME.EAB = &tlsedge.EAB{KeyID: cfg.ACME.EABKeyID, HMACKey: cfg.ACME.EABHMACKey}
 	}
 	if cfg.ACME.CARoots != "" {
-		pem, err := os.ReadFile(cfg.ACME.CARoots)
+		// Links are followed: /etc/ssl/certs is mostly links.
+		pem, err := config.ReadFile(cfg.ACME.CARoots, config.FileRule{MaxBytes: config.MaxPEMFileSize})
 		if err != nil {
 			return tc, fmt.Errorf("acme.ca_roots: %w", err)
 		}
@@ -386,6 +400,14 @@ func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
 		case config.TLSACME:
 			tc.ACMENames = append(tc.ACMENames, s.Hosts...)
 		case config.TLSFiles:
+			// tlsedge reads these by path; refuse a FIFO or device here
+			// first, so that neither check nor a reload can block on one.
+			// Links are followed (certbot's live/ is links into archive/).
+			for _, f := range [...]struct{ key, path string }{{"cert_file", s.CertFile}, {"key_file", s.KeyFile}} {
+				if err := config.CheckFile(f.path, config.FileRule{MaxBytes: config.MaxPEMFileSize}); err != nil {
+					return tc, fmt.Errorf("sites.%s.%s: %w", s.Name, f.key, err)
+				}
+			}
 			tc.Files = append(tc.Files, tlsedge.FilePair{CertFile: s.CertFile, KeyFile: s.KeyFile})
 		case config.TLSSelfSigned:
 			tc.SelfSigned = append(tc.SelfSigned, s.Hosts...)
@@ -599,7 +621,7 @@ func (d *daemon) adminHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return mux
+	return d.adminGuard(mux)
 }
 
 // monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
