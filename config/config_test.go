@@ -30,6 +30,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-health.toml":            {":11: upstreams.app.health.path: must start with /", ":13: upstreams.app.health.timeout: must not exceed", ":14: upstreams.app.health.rise: must be at least 1"},
 		"invalid-type.toml":              {":2:", "conn_per_ip"},
 		"invalid-runtime.toml":           {":2:", "runtime.min_heap", "32 megs"},
+		"invalid-route-path.toml":        {":6: sites.a.routes[0].path: \"/static/./admin/\" is not a normalised path", "write \"/static/admin/\"", ":14: sites.a.routes[2].path: \"/API/\" differs from another route's path only in case"},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.toml")
 	if err != nil {
