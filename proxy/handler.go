@@ -90,7 +90,15 @@ func (q *request) serve() {
 		q.fail(http.StatusForbidden, false)
 		return
 	}
-	rt := s.match(r.URL.Path)
+	raw, _ := requestPath(r)
+	_, path, reason := normalizePath(raw)
+	if reason != "" {
+		q.e.metrics.rejected.WithLabelValues("bad_path").Inc()
+		q.e.log.Debug("request refused: bad path", "client", q.client, "uri", r.RequestURI, "reason", reason)
+		q.fail(http.StatusBadRequest, false)
+		return
+	}
+	rt := s.match(path)
 	if rt == nil {
 		q.fail(http.StatusNotFound, false)
 		return
@@ -422,13 +430,9 @@ func (q *request) outRequest(addr string, body *bodyReader, stickyName string) *
 	}
 	out := &http.Request{
 		Method: r.Method,
-		URL: &url.URL{
-			Scheme:   "http",
-			Host:     addr,
-			Path:     r.URL.Path,
-			RawPath:  r.URL.RawPath,
-			RawQuery: r.URL.RawQuery,
-		},
+		// Opaque: the normalised target of upstreamTarget, which
+		// URL.RequestURI (and so Request.Write) sends as it is.
+		URL:           &url.URL{Scheme: "http", Host: addr, Opaque: upstreamTarget(r)},
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,

@@ -369,15 +369,46 @@ func (rt *Runtime) siteFor(host string) *site {
 	return rt.defaultSite
 }
 
-// match returns the route of a path: the longest prefix (routes are
-// sorted longest first).
+// match returns the route of a normalised, decoded path (normalizePath's
+// match form): the longest prefix (routes are sorted longest first).
+// Matching is case-sensitive, as nginx's prefix locations are, except on
+// routes with case_insensitive, which compare ASCII letters without case.
 func (s *site) match(path string) *route {
 	for _, r := range s.routes {
-		if strings.HasPrefix(path, r.cfg.Path) {
+		if r.cfg.CaseInsensitive {
+			if hasPrefixFold(path, r.cfg.Path) {
+				return r
+			}
+		} else if strings.HasPrefix(path, r.cfg.Path) {
 			return r
 		}
 	}
 	return nil
+}
+
+// hasPrefixFold reports whether s begins with prefix, ASCII letters
+// compared without case (bytes ≥ 0x80 must be equal: no Unicode folding,
+// so "/ſ" never matches "/s").
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		a, b := s[i], prefix[i]
+		if a == b {
+			continue
+		}
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
 }
 
 // DialError is a failure to connect to a backend: nothing was sent, so the
