@@ -73,7 +73,12 @@ func (q *request) serve() {
 			return
 		}
 	}
-	host := strings.ToLower(hostOnly(r.Host))
+	host, ok := siteHost(r.Host)
+	if !ok {
+		q.e.metrics.rejected.WithLabelValues("bad_host").Inc()
+		q.fail(http.StatusBadRequest, false)
+		return
+	}
 	s := q.rt.siteFor(host)
 	if s == nil {
 		q.e.metrics.rejected.WithLabelValues("unknown_host").Inc()
@@ -156,7 +161,9 @@ func (q *request) fail(code int, close bool) {
 		if s == nil {
 			// No site for the Host (421): the browser applies HSTS to
 			// the name it connected to, which is the SNI name.
-			s = q.rt.siteFor(strings.ToLower(q.ci.TLS.ServerName))
+			if h, ok := siteHost(q.ci.TLS.ServerName); ok {
+				s = q.rt.siteFor(h)
+			}
 		}
 		if s != nil && s.hstsValue != nil {
 			q.w.Header()["Strict-Transport-Security"] = s.hstsValue
