@@ -95,6 +95,14 @@ func (q *request) serve() {
 		q.fail(http.StatusForbidden, false)
 		return
 	}
+	if r.Method == http.MethodConnect {
+		// A proxy tunnel (HTTP/2 only: the HTTP/1 guard refuses CONNECT
+		// before net/http sees it). Extended CONNECT (RFC 8441,
+		// WebSocket over HTTP/2) is not supported either; net/http
+		// refuses its :protocol unless GODEBUG=http2xconnect=1.
+		q.refuseMethod()
+		return
+	}
 	raw, _ := requestPath(r)
 	_, path, reason := normalizePath(raw)
 	if reason != "" {
@@ -112,6 +120,10 @@ func (q *request) serve() {
 	if !allowed(rt.cfg.Allow, rt.cfg.Deny, q.client) {
 		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
+		return
+	}
+	if r.Method == http.MethodTrace && !rt.cfg.AllowTrace {
+		q.refuseMethod()
 		return
 	}
 	if r.ContentLength > rt.cfg.MaxBody {
@@ -151,6 +163,18 @@ func (q *request) redirect(host string) {
 	h["Content-Length"] = []string{"0"}
 	q.status = http.StatusMovedPermanently
 	q.w.WriteHeader(http.StatusMovedPermanently)
+}
+
+// allowedMethods is the Allow header of a 405: the methods Gatehouse
+// forwards (the backend may still refuse some of them).
+var allowedMethods = []string{"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
+
+// refuseMethod answers 405 to a method Gatehouse does not forward (TRACE
+// unless the route allows it, CONNECT), as nginx does.
+func (q *request) refuseMethod() {
+	q.e.metrics.rejected.WithLabelValues("method_not_allowed").Inc()
+	q.w.Header()["Allow"] = allowedMethods
+	q.fail(http.StatusMethodNotAllowed, false)
 }
 
 // fail answers with an error page.
