@@ -147,8 +147,12 @@ func (q *request) serve() {
 	q.forward()
 }
 
-// redirect answers 301 to the same URL over https.
+// redirect answers 301 to the same URL over https; host is in siteHost's
+// form.
 func (q *request) redirect(host string) {
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]" // an IPv6 literal
+	}
 	target := "https://" + host
 	p := q.rt.httpsPort
 	if bound := q.e.httpsPort.Load(); bound != nil {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -163,4 +164,33 @@ func FuzzSiteHost(f *testing.F) {
 			t.Fatalf("siteHost(%q) = %q, but siteHost(%q) = %q, %v", in, h, h, h2, ok2)
 		}
 	})
+}
+
+// TestRedirectIPv6Host: the HTTPS redirect of a site named by an IPv6
+// address keeps the brackets (siteHost drops them for the lookup).
+func TestRedirectIPv6Host(t *testing.T) {
+	e := newTestEdge(t, `
+state_dir = "`+t.TempDir()+`"
+[listeners.https]
+address = "127.0.0.1:8443"
+[sites.a]
+hosts = ["::1", "a.test"]
+tls = "self_signed"
+[[sites.a.routes]]
+upstream = "app"
+[upstreams.app]
+servers = [{ address = "127.0.0.1:9" }]
+`)
+	for host, want := range map[string]string{
+		"[0::1]:80":  "https://[::1]:8443/x?y",
+		"A.Test.:80": "https://a.test:8443/x?y",
+	} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/x?y", nil)
+		r.Host = host
+		e.ServeHTTP(w, r)
+		if got := w.Header().Get("Location"); w.Code != 301 || got != want {
+			t.Errorf("Host %s: %d Location %q, want 301 %q", host, w.Code, got, want)
+		}
+	}
 }
