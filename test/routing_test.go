@@ -29,6 +29,7 @@ burst = 1
 
 [sites.secret]
 hosts = ["secret.test"]
+access_log = "off"
 %[1]s
 deny = ["0.0.0.0/0", "::/0"]
 
@@ -39,6 +40,7 @@ upstream = "app"
 [sites.app]
 hosts = ["app.test"]
 default = true
+access_log = "off"
 %[1]s
 
 [[sites.app.routes]]
