@@ -191,8 +191,17 @@ type AccessLog struct {
 
 // Route maps a path prefix to an upstream.
 type Route struct {
+	// Path is the prefix matched against the normalised, percent-decoded
+	// request path; it is itself normalised (no "//", "." or "..").
 	Path     string
 	Upstream string
+	// CaseInsensitive matches Path without regard to ASCII case; false
+	// (the default) matches case-sensitively, as nginx's prefix
+	// locations do.
+	CaseInsensitive bool
+	// AllowTrace forwards TRACE requests; false (the default, from the
+	// site's allow_trace) answers them 405 as nginx does.
+	AllowTrace bool
 	// AccessLog false silences the access log for this route.
 	AccessLog bool
 	MaxBody   int64

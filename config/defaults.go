@@ -175,3 +175,15 @@ const (
 	// DefaultRenewBefore renews 30 days before expiry, as certbot does.
 	DefaultRenewBefore = 30 * 24 * time.Hour
 )
+
+// Routing.
+const (
+	// DefaultAllowTrace refuses TRACE with 405, as nginx does: TRACE
+	// echoes the request back, cookies and Authorization included (cross-
+	// site tracing), and no application behind a proxy needs it.
+	DefaultAllowTrace = false
+	// DefaultCaseInsensitive matches route paths case-sensitively, as
+	// nginx prefix locations and Django's URL resolver do, so a route and
+	// the views behind it agree on which paths are the same.
+	DefaultCaseInsensitive = false
+)

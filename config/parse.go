@@ -847,7 +847,12 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 	if len(r.Routes) == 0 {
 		c.errf(key+".routes", "at least one route is required")
 	}
+	siteTrace := DefaultAllowTrace
+	if r.AllowTrace != nil {
+		siteTrace = *r.AllowTrace
+	}
 	paths := map[string]bool{}
+	folded := map[string]bool{} // lower-cased path: some route of it is case-insensitive
 	for i, rr := range r.Routes {
 		rk := fmt.Sprintf("%s.routes[%d]", key, i)
 		rt := &Route{
@@ -860,17 +865,31 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 			Deny:                  c.prefixes(rk+".deny", rr.Deny),
 			BanOnStatus:           rr.BanOnStatus,
 			ResponseHeaderTimeout: rr.ResponseHeaderTimeout.or(0),
+			CaseInsensitive:       DefaultCaseInsensitive,
+			AllowTrace:            siteTrace,
+		}
+		if rr.CaseInsensitive != nil {
+			rt.CaseInsensitive = *rr.CaseInsensitive
+		}
+		if rr.AllowTrace != nil {
+			rt.AllowTrace = *rr.AllowTrace
 		}
 		if rt.Path == "" {
 			rt.Path = "/"
 		}
 		if !strings.HasPrefix(rt.Path, "/") {
 			c.errf(rk+".path", "%q must start with /", rr.Path)
+		} else if clean := cleanRoutePath(rt.Path); clean != rt.Path {
+			c.errf(rk+".path", "%q is not a normalised path and would never match: requests are matched after repeated slashes are merged and \".\" and \"..\" segments removed; write %q", rr.Path, clean)
 		}
 		if paths[rt.Path] {
 			c.errf(rk+".path", "duplicate route for %q", rt.Path)
+		} else if ci, seen := folded[strings.ToLower(rt.Path)]; seen && (ci || rt.CaseInsensitive) {
+			c.errf(rk+".path", "%q differs from another route's path only in case, and one of them has case_insensitive = true", rt.Path)
 		}
 		paths[rt.Path] = true
+		lp := strings.ToLower(rt.Path)
+		folded[lp] = folded[lp] || rt.CaseInsensitive
 		if rt.Upstream == "" {
 			c.errf(rk+".upstream", "is required")
 		}
@@ -902,6 +921,30 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 	}
 	sort.SliceStable(s.Routes, func(i, j int) bool { return len(s.Routes[i].Path) > len(s.Routes[j].Path) })
 	return s
+}
+
+// cleanRoutePath is p (starting with '/') with repeated slashes merged
+// and "." and ".." segments removed (a ".." at the root is dropped), a
+// trailing slash kept: the form the proxy matches requests in.
+func cleanRoutePath(p string) string {
+	var segs []string
+	parts := strings.Split(p[1:], "/")
+	for _, s := range parts {
+		switch s {
+		case "", ".":
+		case "..":
+			if len(segs) > 0 {
+				segs = segs[:len(segs)-1]
+			}
+		default:
+			segs = append(segs, s)
+		}
+	}
+	out := "/" + strings.Join(segs, "/")
+	if last := parts[len(parts)-1]; len(segs) > 0 && (last == "" || last == "." || last == "..") {
+		out += "/"
+	}
+	return out
 }
 
 func (c *compiler) prefixes(key string, in []string) []netip.Prefix {

@@ -112,6 +112,7 @@ type rawSite struct {
 	ErrorPages    map[string]string `toml:"error_pages"`
 	Allow         []string          `toml:"allow"`
 	Deny          []string          `toml:"deny"`
+	AllowTrace    *bool             `toml:"allow_trace"`
 	Routes        []rawRoute        `toml:"routes"`
 }
 
@@ -125,6 +126,8 @@ type rawRoute struct {
 	Deny                  []string     `toml:"deny"`
 	BanOnStatus           bool         `toml:"ban_on_status"`
 	ResponseHeaderTimeout duration     `toml:"response_header_timeout"`
+	CaseInsensitive       *bool        `toml:"case_insensitive"`
+	AllowTrace            *bool        `toml:"allow_trace"`
 	WebSocket             rawWebSocket `toml:"websocket"`
 }
 

@@ -73,7 +73,12 @@ func (q *request) serve() {
 			return
 		}
 	}
-	host := strings.ToLower(hostOnly(r.Host))
+	host, ok := siteHost(r.Host)
+	if !ok {
+		q.e.metrics.rejected.WithLabelValues("bad_host").Inc()
+		q.fail(http.StatusBadRequest, false)
+		return
+	}
 	s := q.rt.siteFor(host)
 	if s == nil {
 		q.e.metrics.rejected.WithLabelValues("unknown_host").Inc()
@@ -90,7 +95,23 @@ func (q *request) serve() {
 		q.fail(http.StatusForbidden, false)
 		return
 	}
-	rt := s.match(r.URL.Path)
+	if r.Method == http.MethodConnect {
+		// A proxy tunnel (HTTP/2 only: the HTTP/1 guard refuses CONNECT
+		// before net/http sees it). Extended CONNECT (RFC 8441,
+		// WebSocket over HTTP/2) is not supported either; net/http
+		// refuses its :protocol unless GODEBUG=http2xconnect=1.
+		q.refuseMethod()
+		return
+	}
+	raw, _ := requestPath(r)
+	_, path, reason := normalizePath(raw)
+	if reason != "" {
+		q.e.metrics.rejected.WithLabelValues("bad_path").Inc()
+		q.e.log.Debug("request refused: bad path", "client", q.client, "uri", r.RequestURI, "reason", reason)
+		q.fail(http.StatusBadRequest, false)
+		return
+	}
+	rt := s.match(path)
 	if rt == nil {
 		q.fail(http.StatusNotFound, false)
 		return
@@ -99,6 +120,10 @@ func (q *request) serve() {
 	if !allowed(rt.cfg.Allow, rt.cfg.Deny, q.client) {
 		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
+		return
+	}
+	if r.Method == http.MethodTrace && !rt.cfg.AllowTrace {
+		q.refuseMethod()
 		return
 	}
 	if r.ContentLength > rt.cfg.MaxBody {
@@ -122,8 +147,12 @@ func (q *request) serve() {
 	q.forward()
 }
 
-// redirect answers 301 to the same URL over https.
+// redirect answers 301 to the same URL over https; host is in siteHost's
+// form.
 func (q *request) redirect(host string) {
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]" // an IPv6 literal
+	}
 	target := "https://" + host
 	p := q.rt.httpsPort
 	if bound := q.e.httpsPort.Load(); bound != nil {
@@ -140,6 +169,18 @@ func (q *request) redirect(host string) {
 	q.w.WriteHeader(http.StatusMovedPermanently)
 }
 
+// allowedMethods is the Allow header of a 405: the methods Gatehouse
+// forwards (the backend may still refuse some of them).
+var allowedMethods = []string{"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
+
+// refuseMethod answers 405 to a method Gatehouse does not forward (TRACE
+// unless the route allows it, CONNECT), as nginx does.
+func (q *request) refuseMethod() {
+	q.e.metrics.rejected.WithLabelValues("method_not_allowed").Inc()
+	q.w.Header()["Allow"] = allowedMethods
+	q.fail(http.StatusMethodNotAllowed, false)
+}
+
 // fail answers with an error page.
 func (q *request) fail(code int, close bool) {
 	q.status = code
@@ -148,7 +189,9 @@ func (q *request) fail(code int, close bool) {
 		if s == nil {
 			// No site for the Host (421): the browser applies HSTS to
 			// the name it connected to, which is the SNI name.
-			s = q.rt.siteFor(strings.ToLower(q.ci.TLS.ServerName))
+			if h, ok := siteHost(q.ci.TLS.ServerName); ok {
+				s = q.rt.siteFor(h)
+			}
 		}
 		if s != nil && s.hstsValue != nil {
 			q.w.Header()["Strict-Transport-Security"] = s.hstsValue
@@ -422,13 +465,9 @@ func (q *request) outRequest(addr string, body *bodyReader, stickyName string) *
 	}
 	out := &http.Request{
 		Method: r.Method,
-		URL: &url.URL{
-			Scheme:   "http",
-			Host:     addr,
-			Path:     r.URL.Path,
-			RawPath:  r.URL.RawPath,
-			RawQuery: r.URL.RawQuery,
-		},
+		// Opaque: the normalised target of upstreamTarget, which
+		// URL.RequestURI (and so Request.Write) sends as it is.
+		URL:           &url.URL{Scheme: "http", Host: addr, Opaque: upstreamTarget(r)},
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,

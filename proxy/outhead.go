@@ -72,11 +72,28 @@ func skipOutHeader(k string) bool {
 	return hopHeaders[k]
 }
 
-// upstreamTarget is the request target sent to the backend: the client's
-// own when it is in origin-form (as nginx passes it), else the URL's.
+// upstreamTarget is the request target sent to the backend, in
+// origin-form: the normalised path (see path.go), which is the one the
+// route was chosen for, and the query as the client sent it (only bytes
+// that cannot appear raw in an HTTP/1.1 request line are escaped). Every
+// way of forwarding (plain requests and WebSocket handshakes) takes the
+// target from here. A target already in normal form is returned as the
+// client sent it, without allocating.
+//
+// serve answers 400 to a path normalizePath refuses, so such a request
+// never gets here; should one, "/" is returned rather than anything
+// un-normalised.
 func upstreamTarget(r *http.Request) string {
-	if u := r.RequestURI; len(u) > 0 && u[0] == '/' {
+	raw, rest := requestPath(r)
+	fwd, _, reason := normalizePath(raw)
+	if reason != "" {
+		return "/"
+	}
+	if rest != "" {
+		rest = wireSafeQuery(rest)
+	}
+	if u := r.RequestURI; len(fwd)+len(rest) == len(u) && u[:len(fwd)] == fwd && u[len(fwd):] == rest {
 		return u
 	}
-	return r.URL.RequestURI()
+	return fwd + rest
 }
