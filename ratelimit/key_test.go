@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -59,12 +60,18 @@ func TestParseKeyAndText(t *testing.T) {
 		"192.0.2.7/32":            "192.0.2.7/32",
 		"::ffff:192.0.2.7/128":    "192.0.2.7/32",
 		"2001:db8::1":             "2001:db8::/64",
-		"2001:db8:0:0:1::/64":     "2001:db8::/64",
 		"2001:db8:aa::/48":        "2001:db8:aa::/48",
 		"2001:db8::5/128":         "2001:db8::5/128",
-		"2001:db8:0:0:1:2:3:4/80": "2001:db8:0:0:1::/80",
+		"2001:db8:0:0:1::/80":     "2001:db8:0:0:1::/80",
+		"192.0.2.0/24":            "192.0.2.0/24",
+		"10.0.0.0/8":              "10.0.0.0/8",
+		"::ffff:192.0.2.0/120":    "192.0.2.0/24",
+		"2001:db8:0:0:1:2:3:4/80": "",
 	}
 	for in, want := range good {
+		if want == "" {
+			continue
+		}
 		k, err := ParseKey(in, 64)
 		if err != nil || k.String() != want {
 			t.Errorf("ParseKey(%q) = %v, %v; want %s", in, k, err, want)
@@ -76,14 +83,53 @@ func TestParseKeyAndText(t *testing.T) {
 			t.Errorf("JSON round trip of %v: %s -> %v, %v", k, b, back, err)
 		}
 	}
-	for _, in := range []string{"", "nope", "192.0.2.0/24", "::/0", "1.2.3.4/33"} {
-		if k, err := ParseKey(in, 64); err == nil {
-			t.Errorf("ParseKey(%q) = %v, want error", in, k)
+	for in, msg := range map[string]string{
+		"":                        "",
+		"nope":                    "",
+		"::/0":                    "/0",
+		"0.0.0.0/0":               "/0",
+		"::ffff:0.0.0.0/96":       "/0",
+		"1.2.3.4/33":              "",
+		"192.0.2.7/24":            "the /24 prefix is 192.0.2.0/24",
+		"2001:db8:0:0:1::/64":     "the /64 prefix is 2001:db8::/64",
+		"2001:db8:0:0:1:2:3:4/80": "the /80 prefix is 2001:db8:0:0:1::/80",
+	} {
+		k, err := ParseKey(in, 64)
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("ParseKey(%q) = %v, %v; want an error containing %q", in, k, err, msg)
 		}
 	}
 	var k Key
 	if err := k.UnmarshalText([]byte("192.0.2.1")); err == nil {
 		t.Error("UnmarshalText of a bare address succeeded, want error (the file form is a prefix)")
+	}
+}
+
+func TestKeyContains(t *testing.T) {
+	tests := []struct {
+		key     string
+		in, out []string
+	}{
+		{"192.0.2.0/24", []string{"192.0.2.0", "192.0.2.255", "::ffff:192.0.2.9"}, []string{"192.0.1.255", "192.0.3.0", "::c000:209"}},
+		{"192.0.2.7/32", []string{"192.0.2.7"}, []string{"192.0.2.6", "192.0.2.8"}},
+		{"2001:db8:aa::/48", []string{"2001:db8:aa::", "2001:db8:aa:ffff:ffff:ffff:ffff:ffff", "2001:db8:aa::1%eth0"}, []string{"2001:db8:ab::", "2001:db8:a9:ffff:ffff:ffff:ffff:ffff"}},
+		{"2001:db8::5/128", []string{"2001:db8::5"}, []string{"2001:db8::4", "2001:db8::6"}},
+	}
+	for _, tt := range tests {
+		k, err := ParseKey(tt.key, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range tt.in {
+			if !k.Contains(mustAddr(a)) {
+				t.Errorf("%v.Contains(%s) = false, want true", k, a)
+			}
+		}
+		for _, a := range tt.out {
+			if k.Contains(mustAddr(a)) {
+				t.Errorf("%v.Contains(%s) = true, want false", k, a)
+			}
+		}
 	}
 }
 
