@@ -67,7 +67,7 @@ func (q *request) serve() {
 		// Bans are enforced at accept on the TCP peer; behind a trusted
 		// proxy (or on a keep-alive connection that outlived the ban's
 		// start) the client is only known here.
-		if banned, _ := j.BannedAt(ratelimit.KeyOf(q.client, q.rt.cfg.Limits.IPv6Prefix), q.start); banned {
+		if banned, _ := j.BannedAt(ratelimit.AddrKey(q.client), q.start); banned {
 			q.e.metrics.rejected.WithLabelValues("banned").Inc()
 			q.fail(http.StatusForbidden, true)
 			return

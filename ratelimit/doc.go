@@ -46,8 +46,12 @@
 //
 // A [Jail] is the fail2ban jail of the reference setup (maxretry 10,
 // findtime 600, bantime 7200): [Jail.RecordAt] counts a strike; MaxRetry
-// strikes within FindTime ban the key for BanTime. Bans are kept in a JSON
-// file in the state directory so a restart does not free every attacker.
+// strikes within FindTime ban the key for BanTime. [Jail.Ban] bans any
+// prefix (an IPv4 /24, an IPv6 /48 or /128) and the ban covers every
+// address inside it: [Jail.BannedAt] with [AddrKey] of an address decides
+// bans of every length, with one hash lookup per prefix length in use.
+// Bans are kept in a JSON file in the state directory so a restart does
+// not free every attacker.
 //
 // # Where they are applied
 //

@@ -60,3 +60,29 @@ func ExampleJail() {
 	// ban 203.0.113.9/32 (401 on /login) after 10 strikes, until 14:04:30
 	// banned an hour later: true
 }
+
+// An operator's ban on an IPv6 /48 refuses every address inside it, and
+// none outside. AddrKey asks about one address, whatever the ban's length.
+func ExampleJail_Ban() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	j := ratelimit.NewJail(ratelimit.JailOptions{Now: func() time.Time { return now }})
+	k, err := ratelimit.ParseKey("2001:db8:aa::/48", 64)
+	if err != nil {
+		panic(err)
+	}
+	if err := j.Ban(k, 30*24*time.Hour, "hostile network"); err != nil {
+		panic(err)
+	}
+	for _, a := range []string{"2001:db8:aa:1::7", "2001:db8:aa:ffff::1", "2001:db8:ab::1"} {
+		banned, _ := j.BannedAt(ratelimit.AddrKey(netip.MustParseAddr(a)), now)
+		fmt.Println(a, "banned:", banned)
+	}
+	// A prefix with bits set past its length is refused, not widened.
+	_, err = ratelimit.ParseKey("2001:db8:aa::1/48", 64)
+	fmt.Println(err)
+	// Output:
+	// 2001:db8:aa:1::7 banned: true
+	// 2001:db8:aa:ffff::1 banned: true
+	// 2001:db8:ab::1 banned: false
+	// ratelimit: parse key "2001:db8:aa::1/48": bits are set past the prefix length; the /48 prefix is 2001:db8:aa::/48
+}

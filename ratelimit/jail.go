@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/bits"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,7 +76,7 @@ type Event struct {
 	Strikes int       // strikes that caused an automatic ban (0 for Ban)
 }
 
-// Ban is one banned key.
+// Ban is one banned key: an address or a prefix of any length.
 type Ban struct {
 	Key    Key       `json:"key"`
 	Since  time.Time `json:"since"`
@@ -84,6 +86,11 @@ type Ban struct {
 
 // Jail counts strikes against keys and bans keys that collect too many (a
 // fail2ban jail). It is safe for concurrent use.
+//
+// A ban's key is a prefix (an IPv4 /32 or /24, an IPv6 /64, /48 or /128,
+// any length but 0) and refuses every address inside it. Lookups try one
+// hash per prefix length in use by some ban (there are few), without
+// allocating.
 //
 // Persistence: with Path set, [Jail.Ban] and [Jail.Unban] write the file
 // before they return. Bans caused by [Jail.RecordAt] and expiries found by
@@ -105,6 +112,8 @@ type Jail struct {
 	seed  uint64
 	nbans atomic.Int64 // bans held (including expired ones not yet swept)
 	bans  [16]banShard
+	lens  [2]banLengths // [0] IPv4, [1] IPv6
+	banMu sync.Mutex    // serialises changes to bans and lens
 
 	strikeMu  sync.Mutex
 	strikes   map[Key]*strikeEntry
@@ -119,6 +128,13 @@ type banShard struct {
 	mu sync.RWMutex
 	m  map[Key]Ban
 	_  [32]byte
+}
+
+// banLengths says which prefix lengths of one family have bans, so that a
+// lookup tries those lengths only.
+type banLengths struct {
+	n    [129]int32       // bans per prefix length; guarded by banMu
+	mask [3]atomic.Uint64 // bit l is set while n[l] > 0; read without a lock
 }
 
 type strikeEntry struct {
@@ -160,27 +176,64 @@ func (j *Jail) shard(k Key) *banShard {
 	return &j.bans[k.hash(j.seed)%uint64(len(j.bans))]
 }
 
-// BannedAt reports whether k is banned at now, and until when. It does not
-// allocate and takes only a read lock (none at all while no key is banned),
-// so it can run on every accepted connection.
+// BannedAt reports whether key k lies inside a ban in force at now (a ban
+// on k itself or on a shorter prefix around it), and until when (the
+// latest end among such bans). With the key of a whole address,
+// [AddrKey], that decides bans of every length; with a client key of a
+// shorter prefix (the /64 of [KeyOf]) a ban on a longer prefix inside it (a
+// /96, a /128) is not seen, as k does not say which address it is.
+//
+// It does not allocate and takes only read locks (none at all while no key
+// is banned), so it can run on every accepted connection and request.
 func (j *Jail) BannedAt(k Key, now time.Time) (banned bool, until time.Time) {
-	if j.nbans.Load() == 0 {
+	if j.nbans.Load() == 0 || !k.IsValid() {
 		return false, time.Time{}
 	}
-	s := j.shard(k)
-	s.mu.RLock()
-	b, ok := s.m[k]
-	s.mu.RUnlock()
-	if ok && now.Before(b.Until) {
-		return true, b.Until
+	b, ok := j.lookup(k, now)
+	return ok, b.Until
+}
+
+// BanOf returns the ban in force at now that covers client address a (the
+// one that ends last, if several do).
+func (j *Jail) BanOf(a netip.Addr, now time.Time) (Ban, bool) {
+	k := AddrKey(a)
+	if !k.IsValid() || j.nbans.Load() == 0 {
+		return Ban{}, false
 	}
-	return false, time.Time{}
+	return j.lookup(k, now)
+}
+
+// lookup returns the ban in force at now, ending last, on a prefix of k no
+// longer than k.
+func (j *Jail) lookup(k Key, now time.Time) (best Ban, found bool) {
+	ls := &j.lens[1]
+	if k.v4 {
+		ls = &j.lens[0]
+	}
+	for w := range ls.mask {
+		for m := ls.mask[w].Load(); m != 0; m &= m - 1 {
+			l := w*64 + bits.TrailingZeros64(m)
+			if l > int(k.bits) {
+				return best, found
+			}
+			c := Key{a: k.a, bits: uint8(l), v4: k.v4}
+			maskBits(&c.a, l)
+			s := j.shard(c)
+			s.mu.RLock()
+			if b, ok := s.m[c]; ok && now.Before(b.Until) && (!found || b.Until.After(best.Until)) {
+				best, found = b, true
+			}
+			s.mu.RUnlock()
+		}
+	}
+	return best, found
 }
 
 // RecordAt counts one strike against k at now (a refused or failed request,
 // say). When k has collected MaxRetry strikes within FindTime it is banned
 // for BanTime from now, and RecordAt returns true. A key already banned
-// gets no more strikes and RecordAt returns true.
+// (by a ban on it or on a prefix around it) gets no more strikes and
+// RecordAt returns true.
 func (j *Jail) RecordAt(k Key, reason string, now time.Time) (banned bool) {
 	if !k.IsValid() {
 		return false
@@ -223,12 +276,52 @@ func (j *Jail) RecordAt(k Key, reason string, now time.Time) (banned bool) {
 
 func (j *Jail) put(b Ban) {
 	s := j.shard(b.Key)
+	j.banMu.Lock()
+	defer j.banMu.Unlock()
 	s.mu.Lock()
-	if _, ok := s.m[b.Key]; !ok {
-		j.nbans.Add(1)
-	}
+	_, had := s.m[b.Key]
 	s.m[b.Key] = b
 	s.mu.Unlock()
+	if !had {
+		j.lengthsOf(b.Key).add(b.Key.Bits())
+		j.nbans.Add(1)
+	}
+}
+
+// del takes the ban on exactly k out of the jail, if there is one.
+func (j *Jail) del(k Key) (Ban, bool) {
+	s := j.shard(k)
+	j.banMu.Lock()
+	defer j.banMu.Unlock()
+	s.mu.Lock()
+	b, ok := s.m[k]
+	delete(s.m, k)
+	s.mu.Unlock()
+	if ok {
+		j.nbans.Add(-1)
+		j.lengthsOf(k).remove(k.Bits())
+	}
+	return b, ok
+}
+
+func (j *Jail) lengthsOf(k Key) *banLengths {
+	if k.v4 {
+		return &j.lens[0]
+	}
+	return &j.lens[1]
+}
+
+// add and remove count one ban of prefix length l; banMu must be held.
+func (ls *banLengths) add(l int) {
+	if ls.n[l]++; ls.n[l] == 1 {
+		ls.mask[l/64].Or(1 << (l % 64))
+	}
+}
+
+func (ls *banLengths) remove(l int) {
+	if ls.n[l]--; ls.n[l] == 0 {
+		ls.mask[l/64].And(^uint64(1 << (l % 64)))
+	}
 }
 
 func (j *Jail) emit(e Event) {
@@ -261,8 +354,8 @@ func (j *Jail) Tracked() int {
 	return len(j.strikes)
 }
 
-// Ban bans k for d from now (an operator's ban; d ≤ 0 means BanTime),
-// replacing any ban k has, and saves the file.
+// Ban bans k (an address key or any prefix) for d from now (an operator's
+// ban; d ≤ 0 means BanTime), replacing any ban on k, and saves the file.
 func (j *Jail) Ban(k Key, d time.Duration, reason string) error {
 	if !k.IsValid() {
 		return errors.New("ratelimit: ban of the zero Key")
@@ -282,17 +375,10 @@ func (j *Jail) Ban(k Key, d time.Duration, reason string) error {
 	return j.saveIfPersistent()
 }
 
-// Unban lifts k's ban, forgets its strikes and saves the file. It reports
-// whether k was banned.
+// Unban lifts the ban on exactly k (not on prefixes inside or around it),
+// forgets k's strikes and saves the file. It reports whether k was banned.
 func (j *Jail) Unban(k Key) (found bool, err error) {
-	s := j.shard(k)
-	s.mu.Lock()
-	b, ok := s.m[k]
-	if ok {
-		delete(s.m, k)
-		j.nbans.Add(-1)
-	}
-	s.mu.Unlock()
+	b, ok := j.del(k)
 	j.strikeMu.Lock()
 	if e := j.strikes[k]; e != nil {
 		j.dropStrikes(e)
@@ -337,6 +423,7 @@ func (j *Jail) List(now time.Time) []Ban {
 // It returns the number of bans dropped.
 func (j *Jail) SweepAt(now time.Time) int {
 	var expired []Ban
+	j.banMu.Lock()
 	for i := range j.bans {
 		s := &j.bans[i]
 		s.mu.Lock()
@@ -344,11 +431,13 @@ func (j *Jail) SweepAt(now time.Time) int {
 			if !now.Before(b.Until) {
 				delete(s.m, k)
 				j.nbans.Add(-1)
+				j.lengthsOf(k).remove(k.Bits())
 				expired = append(expired, b)
 			}
 		}
 		s.mu.Unlock()
 	}
+	j.banMu.Unlock()
 	cutoff := now.Add(-j.findTime).UnixNano()
 	j.strikeMu.Lock()
 	for e := j.strikeLRU.back; e != nil; e = j.strikeLRU.back {

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -206,14 +207,138 @@ func TestJailRunSavesCoalesced(t *testing.T) {
 
 func TestBannedAtAllocs(t *testing.T) {
 	j := NewJail(JailOptions{})
-	if err := j.Ban(key4(1), time.Hour, "x"); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{"192.0.2.1/32", "198.51.100.0/24", "2001:db8:aa::/48", "2001:db8:bb::/64", "2001:db8::5/128"} {
+		if err := j.Ban(mustKey(t, p), time.Hour, "x"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	now := time.Now()
 	for _, k := range []Key{key4(1), key4(2)} {
 		if n := testing.AllocsPerRun(1000, func() { j.BannedAt(k, now) }); n != 0 {
 			t.Errorf("BannedAt(%v) allocates %v times, want 0", k, n)
 		}
+	}
+	for _, a := range []string{"192.0.2.1", "192.0.2.2", "198.51.100.9", "2001:db8:aa::1", "2001:db8::5", "2001:db8::6"} {
+		addr := mustAddr(a)
+		if n := testing.AllocsPerRun(1000, func() { j.BannedAt(AddrKey(addr), now) }); n != 0 {
+			t.Errorf("BannedAt(AddrKey(%v)) allocates %v times, want 0", a, n)
+		}
+	}
+}
+
+func mustKey(t testing.TB, s string) Key {
+	t.Helper()
+	k, err := ParseKey(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestJailPrefixBans: a ban on a prefix of any length refuses every
+// address inside it and none outside, as the request path asks
+// (BannedAt with AddrKey of the client's address) and, for bans no longer than
+// the key, as the accept path asks (BannedAt with the client's /64 key).
+func TestJailPrefixBans(t *testing.T) {
+	tests := []struct {
+		ban     string
+		in, out []string
+	}{
+		{"2001:db8:aa::/48",
+			[]string{"2001:db8:aa::", "2001:db8:aa:7:1::5", "2001:db8:aa:ffff:ffff:ffff:ffff:ffff"},
+			[]string{"2001:db8:a9:ffff:ffff:ffff:ffff:ffff", "2001:db8:ab::", "32.1.13.184"}},
+		{"2001:db8:aa:bb::/64",
+			[]string{"2001:db8:aa:bb::", "2001:db8:aa:bb:ffff:ffff:ffff:ffff"},
+			[]string{"2001:db8:aa:ba:ffff:ffff:ffff:ffff", "2001:db8:aa:bc::"}},
+		{"2001:db8:aa:bb:cc:dd::/96",
+			[]string{"2001:db8:aa:bb:cc:dd::", "2001:db8:aa:bb:cc:dd:ffff:ffff"},
+			[]string{"2001:db8:aa:bb:cc:dc:ffff:ffff", "2001:db8:aa:bb:cc:de::"}},
+		{"2001:db8:aa:bb::5/128",
+			[]string{"2001:db8:aa:bb::5"},
+			[]string{"2001:db8:aa:bb::4", "2001:db8:aa:bb::6"}},
+		{"198.51.100.0/24",
+			[]string{"198.51.100.0", "198.51.100.255", "::ffff:198.51.100.9"},
+			[]string{"198.51.99.255", "198.51.101.0", "::c633:6409"}},
+		{"198.51.100.7/32",
+			[]string{"198.51.100.7"},
+			[]string{"198.51.100.6", "198.51.100.8"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ban, func(t *testing.T) {
+			j := NewJail(JailOptions{Now: func() time.Time { return t0 }})
+			k := mustKey(t, tt.ban)
+			// Another ban of another length in the same family must not
+			// hide or widen this one.
+			other := "203.0.113.0/28"
+			if !k.Is4() {
+				other = "2001:db8:ff::/56"
+			}
+			for _, b := range []Key{k, mustKey(t, other)} {
+				if err := j.Ban(b, time.Hour, "x"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			end := t0.Add(time.Hour)
+			for _, s := range tt.in {
+				a := mustAddr(s)
+				if b, until := j.BannedAt(AddrKey(a), t0); !b || !until.Equal(end) {
+					t.Errorf("BannedAt(AddrKey(%s)) = %v, %v; want banned until %v", s, b, until, end)
+				}
+				if b, _ := j.BannedAt(AddrKey(a), end); b {
+					t.Errorf("BannedAt(AddrKey(%s)) at the end of the ban = true", s)
+				}
+				if got, ok := j.BanOf(a, t0); !ok || got.Key != k {
+					t.Errorf("BanOf(%s) = %v, %v; want the ban of %v", s, got.Key, ok, k)
+				}
+				if key := KeyOf(a, 64); key.Bits() >= k.Bits() {
+					if b, _ := j.BannedAt(key, t0); !b {
+						t.Errorf("BannedAt(%v) = false, want true (inside %v)", key, k)
+					}
+				}
+			}
+			for _, s := range tt.out {
+				a := mustAddr(s)
+				if b, _ := j.BannedAt(AddrKey(a), t0); b {
+					t.Errorf("BannedAt(AddrKey(%s)) = true, want false (outside %v)", s, k)
+				}
+				if b, _ := j.BannedAt(KeyOf(a, 64), t0); b {
+					t.Errorf("BannedAt(%v) = true, want false (outside %v)", KeyOf(a, 64), k)
+				}
+			}
+			// Lifting the ban frees them all.
+			if found, err := j.Unban(k); !found || err != nil {
+				t.Fatalf("Unban = %v, %v", found, err)
+			}
+			for _, s := range tt.in {
+				if b, _ := j.BannedAt(AddrKey(mustAddr(s)), t0); b {
+					t.Errorf("BannedAt(AddrKey(%s)) after Unban = true", s)
+				}
+			}
+		})
+	}
+}
+
+// TestJailNestedBans: an address inside two bans is banned until the later
+// end; lifting the inner one leaves the outer one in force.
+func TestJailNestedBans(t *testing.T) {
+	j := NewJail(JailOptions{Now: func() time.Time { return t0 }})
+	outer, inner := mustKey(t, "2001:db8::/32"), mustKey(t, "2001:db8::5/128")
+	j.Ban(outer, time.Hour, "outer")
+	j.Ban(inner, 2*time.Hour, "inner")
+	a := mustAddr("2001:db8::5")
+	if b, until := j.BannedAt(AddrKey(a), t0); !b || !until.Equal(t0.Add(2*time.Hour)) {
+		t.Errorf("BannedAt = %v, %v; want until the inner ban's end", b, until)
+	}
+	if b, _ := j.BannedAt(AddrKey(a), t0.Add(90*time.Minute)); !b {
+		t.Error("not banned after the outer ban ended while the inner one holds")
+	}
+	j.Unban(inner)
+	if got, ok := j.BanOf(a, t0); !ok || got.Key != outer {
+		t.Errorf("BanOf after lifting the inner ban = %v, %v; want the outer ban", got.Key, ok)
+	}
+	// A key inside a banned prefix collects no strikes: it is banned.
+	if !j.RecordAt(KeyOf(a, 64), "x", t0) {
+		t.Error("RecordAt of a key inside a banned /32 = false, want true (already banned)")
 	}
 }
 
@@ -234,4 +359,71 @@ func BenchmarkBannedAt(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkBannedAtAddrKey is the request path's check with bans of five
+// prefix lengths in the client's family (IPv6 /48, /56, /64, /96, /128),
+// for addresses half of which are banned.
+func BenchmarkBannedAtAddrKey(b *testing.B) {
+	j := NewJail(JailOptions{})
+	for i := range 1000 {
+		bits := []int{48, 56, 64, 96, 128}[i%5]
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(i >> 8), byte(i), 0, 0, 0, 0, 0, 0, 0, 0, 1})
+		if err := j.Ban(KeyOf(a, bits), time.Hour, "x"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(i >> 8), byte(i), 0, 0, 0, 0, 0, 0, 0, 0, 1})
+			j.BannedAt(AddrKey(a), now)
+			i = (i + 1) % 2000
+		}
+	})
+}
+
+// TestJailConcurrentChurn: while other goroutines add and lift bans of
+// many prefix lengths, a ban that stays in force is seen by every lookup
+// (run with -race for the locking).
+func TestJailConcurrentChurn(t *testing.T) {
+	j := NewJail(JailOptions{Now: func() time.Time { return t0 }})
+	fixed := mustKey(t, "2001:db8:77::/48")
+	if err := j.Ban(fixed, 100*time.Hour, "fixed"); err != nil {
+		t.Fatal(err)
+	}
+	a := mustAddr("2001:db8:77::1")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				bits := 40 + (i+g)%89 // /40 … /128, never /48
+				if bits == 48 {
+					bits = 49
+				}
+				k := KeyOf(mustAddr("2001:db8:1::1"), bits)
+				j.Ban(k, time.Hour, "churn") // an hour: evicted before the fixed ban
+				j.Unban(k)
+			}
+		}()
+	}
+	for range 20000 {
+		if b, _ := j.BannedAt(AddrKey(a), t0); !b {
+			t.Error("the fixed ban was not seen during churn")
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
 }
