@@ -49,13 +49,19 @@
 // strikes within FindTime ban the key for BanTime. [Jail.Ban] bans any
 // prefix (an IPv4 /24, an IPv6 /48 or /128) and the ban covers every
 // address inside it: [Jail.BannedAt] with [AddrKey] of an address decides
-// bans of every length, with one hash lookup per prefix length in use.
-// Bans are kept in a JSON file in the state directory so a restart does
-// not free every attacker.
+// bans of every length, with one hash lookup per prefix length in use. At
+// most MaxBans bans are held; the one ending soonest makes room. Bans are
+// kept in a JSON file in the state directory, written at most once per
+// SaveInterval and when [Jail.Run] ends, so a restart does not free every
+// attacker; a damaged file loads what it can and is copied aside.
 //
-// # Where they are applied
+// # Listener guard
 //
-// Package edgeserver applies bans and connection caps at accept, before a
-// single TLS byte, through its Listener; package proxy applies zones, bans
-// and strikes per request.
+// [NewListener] wraps a net.Listener: banned keys and connections over the
+// ConnLimiter's caps are closed right after accept, before a single TLS
+// byte is read or written, which is the cheapest thing a server can do
+// under a connection flood. On listeners behind another L4 balancer it
+// reads the PROXY protocol header (v1 or v2) first, so bans and caps apply
+// to the real client. [ClientAddr] returns the resolved client address of
+// an accepted connection.
 package ratelimit

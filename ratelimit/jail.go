@@ -1,18 +1,14 @@
 package ratelimit
 
 import (
+	"bytes"
 	"cmp"
-	"context"
-	"encoding/json"
+	"container/heap"
 	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,9 +22,17 @@ const (
 	DefaultFindTime   = 600 * time.Second
 	DefaultBanTime    = 7200 * time.Second
 	DefaultMaxTracked = 100_000
+	// DefaultMaxBans bounds the bans a jail holds: about 16 MiB at most
+	// (TestJailBytesPerBan: 158 bytes per ban), and far more than real
+	// abuse fills in a ban time.
+	DefaultMaxBans = 100_000
 	// DefaultSweepInterval is how often Run drops expired bans and old
 	// strikes.
 	DefaultSweepInterval = 30 * time.Second
+	// DefaultSaveInterval is the shortest time between two writes of the
+	// bans file by Run: a burst of bans costs one write a second, not one
+	// write (of every ban, with fsync) per ban.
+	DefaultSaveInterval = time.Second
 )
 
 // JailOptions configures a [Jail]. Zero values mean the defaults.
@@ -41,22 +45,31 @@ type JailOptions struct {
 	// BanTime is how long a ban lasts; 0 means 7200 s.
 	BanTime time.Duration
 	// MaxTracked bounds the keys with strikes but no ban; when full the key
-	// whose last strike is oldest is forgotten. 0 means 100,000. Bans are not
-	// bounded by it (each one took MaxRetry strikes to earn).
+	// whose last strike is oldest is forgotten. 0 means 100,000.
 	MaxTracked int
+	// MaxBans bounds the bans held. A new ban that finds the jail full
+	// drops the ban that ends soonest (an EventEvict, counted by
+	// [Jail.Evictions]), so long operator bans outlast a flood of short
+	// automatic ones; the new ban itself is always kept. 0 means
+	// DefaultMaxBans (100,000).
+	MaxBans int
 	// Path is the JSON file bans are kept in (for example
 	// /var/lib/gatehouse/bans.json); "" keeps bans in memory only.
 	Path string
 	// Now returns the current time for Ban, Unban, Load and Run; nil means
 	// time.Now. RecordAt, BannedAt and List take the time as a parameter.
 	Now func() time.Time
-	// OnEvent, if set, is called for every ban, unban and expiry, outside
-	// the jail's locks. It must not block for long.
+	// OnEvent, if set, is called for every ban, unban, expiry and eviction,
+	// outside the jail's locks. It must not block for long.
 	OnEvent func(Event)
-	// Logger receives save errors from Run; nil discards them.
+	// Logger receives save errors from Run and one line per bad entry Load
+	// skips; nil discards them.
 	Logger *slog.Logger
 	// SweepInterval is Run's period; 0 means DefaultSweepInterval.
 	SweepInterval time.Duration
+	// SaveInterval is the shortest time between two writes of Path by Run;
+	// 0 means DefaultSaveInterval (1 s).
+	SaveInterval time.Duration
 }
 
 // Event kinds.
@@ -64,11 +77,13 @@ const (
 	EventBan    = "ban"
 	EventUnban  = "unban"
 	EventExpire = "expire"
+	// EventEvict is a ban dropped before its end to keep MaxBans.
+	EventEvict = "evict"
 )
 
-// Event reports a change to the jail, for logging.
+// Event reports a change to the jail, for logging and metrics.
 type Event struct {
-	Kind    string    // EventBan, EventUnban or EventExpire
+	Kind    string    // EventBan, EventUnban, EventExpire or EventEvict
 	Key     Key       // the client
 	Reason  string    // why the ban was set (for all kinds)
 	At      time.Time // when it happened
@@ -92,41 +107,56 @@ type Ban struct {
 // hash per prefix length in use by some ban (there are few), without
 // allocating.
 //
-// Persistence: with Path set, [Jail.Ban] and [Jail.Unban] write the file
-// before they return. Bans caused by [Jail.RecordAt] and expiries found by
-// [Jail.SweepAt] only mark the jail dirty: [Jail.Run] writes them (coalesced:
-// one write however many bans happened while the previous write ran), and
-// [Jail.Save] writes them on demand, e.g. at shutdown. This keeps disk I/O
-// off the request path.
+// Persistence: with Path set, changes are written by [Jail.Run], at most
+// once per SaveInterval however many bans arrive, and once more when Run
+// ends; while no Run is active [Jail.Ban] and [Jail.Unban] write the file
+// themselves before they return. See jailfile.go for the file and
+// [Jail.Load] for how a damaged file is read.
 type Jail struct {
 	maxRetry   int
 	findTime   time.Duration
 	banTime    time.Duration
 	maxTracked int
+	maxBans    int
 	path       string
 	now        func() time.Time
 	onEvent    func(Event)
 	log        *slog.Logger
 	sweepEvery time.Duration
+	saveEvery  time.Duration
 
-	seed  uint64
-	nbans atomic.Int64 // bans held (including expired ones not yet swept)
-	bans  [16]banShard
-	lens  [2]banLengths // [0] IPv4, [1] IPv6
-	banMu sync.Mutex    // serialises changes to bans and lens
+	seed      uint64
+	nbans     atomic.Int64 // entries in bans (including ended ones not yet swept)
+	bans      [16]banShard
+	lens      [2]banLengths // [0] IPv4, [1] IPv6
+	evictions atomic.Uint64
+
+	banMu sync.Mutex // serialises changes to bans, lens and byEnd
+	byEnd banHeap    // every entry of bans, the soonest to end first
 
 	strikeMu  sync.Mutex
 	strikes   map[Key]*strikeEntry
 	strikeLRU lruList[strikeEntry, *strikeEntry] // by last strike: front is the newest
 
-	saveMu sync.Mutex // serialises file writes
-	dirty  atomic.Bool
-	kick   chan struct{} // wakes Run to save; buffered 1
+	saveMu    sync.Mutex // serialises file writes; guards keep and blocked
+	keep      []byte     // a damaged file as Load read it, still to be copied aside
+	blocked   error      // the file could be neither read nor moved aside: do not overwrite it
+	dirty     atomic.Bool
+	running   atomic.Bool   // Run is active and will write changes
+	kick      chan struct{} // wakes Run to save; buffered 1
+	writeFile func(path string, b []byte) error
+}
+
+// banEntry is one ban in a shard's map and in byEnd. Ban is written under
+// banMu and the shard's lock, and read under either; pos under banMu.
+type banEntry struct {
+	Ban
+	pos int
 }
 
 type banShard struct {
 	mu sync.RWMutex
-	m  map[Key]Ban
+	m  map[Key]*banEntry
 	_  [32]byte
 }
 
@@ -151,14 +181,17 @@ func NewJail(o JailOptions) *Jail {
 		findTime:   cmp.Or(max(o.FindTime, 0), DefaultFindTime),
 		banTime:    cmp.Or(max(o.BanTime, 0), DefaultBanTime),
 		maxTracked: cmp.Or(max(o.MaxTracked, 0), DefaultMaxTracked),
+		maxBans:    cmp.Or(max(o.MaxBans, 0), DefaultMaxBans),
 		path:       o.Path,
 		now:        o.Now,
 		onEvent:    o.OnEvent,
 		log:        o.Logger,
 		sweepEvery: cmp.Or(max(o.SweepInterval, 0), DefaultSweepInterval),
+		saveEvery:  cmp.Or(max(o.SaveInterval, 0), DefaultSaveInterval),
 		seed:       rand.Uint64(),
 		strikes:    make(map[Key]*strikeEntry),
 		kick:       make(chan struct{}, 1),
+		writeFile:  writeFileAtomic,
 	}
 	if j.now == nil {
 		j.now = time.Now
@@ -167,7 +200,7 @@ func NewJail(o JailOptions) *Jail {
 		j.log = slog.New(slog.DiscardHandler)
 	}
 	for i := range j.bans {
-		j.bans[i].m = make(map[Key]Ban)
+		j.bans[i].m = make(map[Key]*banEntry)
 	}
 	return j
 }
@@ -220,8 +253,8 @@ func (j *Jail) lookup(k Key, now time.Time) (best Ban, found bool) {
 			maskBits(&c.a, l)
 			s := j.shard(c)
 			s.mu.RLock()
-			if b, ok := s.m[c]; ok && now.Before(b.Until) && (!found || b.Until.After(best.Until)) {
-				best, found = b, true
+			if e := s.m[c]; e != nil && now.Before(e.Until) && (!found || e.Until.After(best.Until)) {
+				best, found = e.Ban, true
 			}
 			s.mu.RUnlock()
 		}
@@ -268,40 +301,64 @@ func (j *Jail) RecordAt(k Key, reason string, now time.Time) (banned bool) {
 		return false
 	}
 	b := Ban{Key: k, Since: now, Until: now.Add(j.banTime), Reason: reason}
-	j.put(b)
+	j.add(b, now)
 	j.markDirty()
 	j.emit(Event{Kind: EventBan, Key: k, Reason: reason, At: now, Until: b.Until, Strikes: strikes})
 	return true
 }
 
-func (j *Jail) put(b Ban) {
-	s := j.shard(b.Key)
+// add puts b in the jail, replacing a ban on the same key, and emits the
+// evictions (and expiries found on the way) that made room for it.
+func (j *Jail) add(b Ban, now time.Time) {
 	j.banMu.Lock()
-	defer j.banMu.Unlock()
-	s.mu.Lock()
-	_, had := s.m[b.Key]
-	s.m[b.Key] = b
-	s.mu.Unlock()
-	if !had {
-		j.lengthsOf(b.Key).add(b.Key.Bits())
-		j.nbans.Add(1)
+	dropped := j.addLocked(b, now, nil)
+	j.banMu.Unlock()
+	for _, e := range dropped {
+		j.emit(e)
 	}
 }
 
-// del takes the ban on exactly k out of the jail, if there is one.
-func (j *Jail) del(k Key) (Ban, bool) {
-	s := j.shard(k)
-	j.banMu.Lock()
-	defer j.banMu.Unlock()
-	s.mu.Lock()
-	b, ok := s.m[k]
-	delete(s.m, k)
-	s.mu.Unlock()
-	if ok {
-		j.nbans.Add(-1)
-		j.lengthsOf(k).remove(k.Bits())
+// addLocked is add with banMu held; it appends the events to emit to
+// dropped.
+func (j *Jail) addLocked(b Ban, now time.Time, dropped []Event) []Event {
+	s := j.shard(b.Key)
+	if e := s.m[b.Key]; e != nil { // writers hold banMu: no lock needed to read
+		s.mu.Lock()
+		e.Ban = b
+		s.mu.Unlock()
+		heap.Fix(&j.byEnd, e.pos)
+		return dropped
 	}
-	return b, ok
+	for len(j.byEnd) >= j.maxBans {
+		e := j.byEnd[0]
+		j.removeLocked(e)
+		ev := Event{Kind: EventEvict, Key: e.Key, Reason: e.Reason, At: now, Until: e.Until}
+		if !now.Before(e.Until) {
+			ev.Kind = EventExpire
+		} else {
+			j.evictions.Add(1)
+		}
+		dropped = append(dropped, ev)
+	}
+	e := &banEntry{Ban: b}
+	j.lengthsOf(b.Key).add(b.Key.Bits())
+	s.mu.Lock()
+	s.m[b.Key] = e
+	s.mu.Unlock()
+	j.nbans.Add(1)
+	heap.Push(&j.byEnd, e)
+	return dropped
+}
+
+// removeLocked takes e out of the jail; banMu must be held.
+func (j *Jail) removeLocked(e *banEntry) {
+	heap.Remove(&j.byEnd, e.pos)
+	s := j.shard(e.Key)
+	s.mu.Lock()
+	delete(s.m, e.Key)
+	s.mu.Unlock()
+	j.nbans.Add(-1)
+	j.lengthsOf(e.Key).remove(e.Key.Bits())
 }
 
 func (j *Jail) lengthsOf(k Key) *banLengths {
@@ -330,17 +387,6 @@ func (j *Jail) emit(e Event) {
 	}
 }
 
-func (j *Jail) markDirty() {
-	if j.path == "" {
-		return
-	}
-	j.dirty.Store(true)
-	select {
-	case j.kick <- struct{}{}:
-	default:
-	}
-}
-
 // dropStrikes forgets e; strikeMu must be held.
 func (j *Jail) dropStrikes(e *strikeEntry) {
 	j.strikeLRU.remove(e)
@@ -354,8 +400,18 @@ func (j *Jail) Tracked() int {
 	return len(j.strikes)
 }
 
+// Len returns the number of bans held, including ended ones that the next
+// sweep drops.
+func (j *Jail) Len() int { return int(j.nbans.Load()) }
+
+// Evictions returns the number of bans dropped before their end because
+// the jail held MaxBans.
+func (j *Jail) Evictions() uint64 { return j.evictions.Load() }
+
 // Ban bans k (an address key or any prefix) for d from now (an operator's
-// ban; d ≤ 0 means BanTime), replacing any ban on k, and saves the file.
+// ban; d ≤ 0 means BanTime), replacing any ban on k, and has it saved:
+// by Run within SaveInterval while Run is active, before returning
+// otherwise.
 func (j *Jail) Ban(k Key, d time.Duration, reason string) error {
 	if !k.IsValid() {
 		return errors.New("ratelimit: ban of the zero Key")
@@ -365,57 +421,71 @@ func (j *Jail) Ban(k Key, d time.Duration, reason string) error {
 	}
 	now := j.now()
 	b := Ban{Key: k, Since: now, Until: now.Add(d), Reason: reason}
-	j.put(b)
+	j.add(b, now)
 	j.strikeMu.Lock()
 	if e := j.strikes[k]; e != nil {
 		j.dropStrikes(e)
 	}
 	j.strikeMu.Unlock()
 	j.emit(Event{Kind: EventBan, Key: k, Reason: reason, At: now, Until: b.Until})
-	return j.saveIfPersistent()
+	return j.persist()
 }
 
 // Unban lifts the ban on exactly k (not on prefixes inside or around it),
-// forgets k's strikes and saves the file. It reports whether k was banned.
+// forgets k's strikes and has the change saved as Ban does. It reports
+// whether k was banned.
 func (j *Jail) Unban(k Key) (found bool, err error) {
-	b, ok := j.del(k)
+	s := j.shard(k)
+	var b Ban
+	j.banMu.Lock()
+	e := s.m[k]
+	if e != nil {
+		b = e.Ban
+		j.removeLocked(e)
+	}
+	j.banMu.Unlock()
 	j.strikeMu.Lock()
 	if e := j.strikes[k]; e != nil {
 		j.dropStrikes(e)
 	}
 	j.strikeMu.Unlock()
-	if !ok {
+	if e == nil {
 		return false, nil
 	}
 	j.emit(Event{Kind: EventUnban, Key: k, Reason: b.Reason, At: j.now(), Until: b.Until})
-	return true, j.saveIfPersistent()
+	return true, j.persist()
 }
 
-func (j *Jail) saveIfPersistent() error {
-	if j.path == "" {
-		return nil
-	}
-	j.dirty.Store(true)
-	return j.Save()
-}
-
-// List returns the bans in force at now, soonest to end first.
+// List returns the bans in force at now, soonest to end first (IPv4
+// before IPv6, then by address, among bans that end together).
 func (j *Jail) List(now time.Time) []Ban {
-	var out []Ban
+	out := make([]Ban, 0, j.Len())
 	for i := range j.bans {
 		s := &j.bans[i]
 		s.mu.RLock()
-		for _, b := range s.m {
-			if now.Before(b.Until) {
-				out = append(out, b)
+		for _, e := range s.m {
+			if now.Before(e.Until) {
+				out = append(out, e.Ban)
 			}
 		}
 		s.mu.RUnlock()
 	}
 	slices.SortFunc(out, func(a, b Ban) int {
-		return cmp.Or(a.Until.Compare(b.Until), cmp.Compare(a.Key.String(), b.Key.String()))
+		return cmp.Or(a.Until.Compare(b.Until), compareKeys(a.Key, b.Key))
 	})
 	return out
+}
+
+// compareKeys orders IPv4 keys before IPv6 ones, then by address, then
+// shorter prefixes first. It does not allocate.
+func compareKeys(a, b Key) int {
+	if a.v4 != b.v4 {
+		if a.v4 {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Or(bytes.Compare(a.a[:], b.a[:]), cmp.Compare(a.bits, b.bits))
 }
 
 // SweepAt drops bans that have ended at now (emitting EventExpire and
@@ -424,18 +494,10 @@ func (j *Jail) List(now time.Time) []Ban {
 func (j *Jail) SweepAt(now time.Time) int {
 	var expired []Ban
 	j.banMu.Lock()
-	for i := range j.bans {
-		s := &j.bans[i]
-		s.mu.Lock()
-		for k, b := range s.m {
-			if !now.Before(b.Until) {
-				delete(s.m, k)
-				j.nbans.Add(-1)
-				j.lengthsOf(k).remove(k.Bits())
-				expired = append(expired, b)
-			}
-		}
-		s.mu.Unlock()
+	for len(j.byEnd) > 0 && !now.Before(j.byEnd[0].Until) {
+		e := j.byEnd[0]
+		j.removeLocked(e)
+		expired = append(expired, e.Ban)
 	}
 	j.banMu.Unlock()
 	cutoff := now.Add(-j.findTime).UnixNano()
@@ -457,138 +519,28 @@ func (j *Jail) SweepAt(now time.Time) int {
 	return len(expired)
 }
 
-// Run sweeps every SweepInterval and writes the file when bans changed,
-// until ctx is done; then it saves one last time and returns that error.
-// The caller owns the goroutine running it.
-func (j *Jail) Run(ctx context.Context) error {
-	t := time.NewTicker(j.sweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			if j.path == "" || !j.dirty.Load() {
-				return nil
-			}
-			return j.Save()
-		case <-t.C:
-			j.SweepAt(j.now())
-		case <-j.kick:
-		}
-		if j.path != "" && j.dirty.Load() {
-			if err := j.Save(); err != nil {
-				j.log.Error("saving bans", "err", err)
-			}
-		}
-	}
-}
+// banHeap orders bans by end, soonest first (container/heap).
+type banHeap []*banEntry
 
-// banFile is the JSON layout of JailOptions.Path.
-type banFile struct {
-	Version int   `json:"version"`
-	Bans    []Ban `json:"bans"`
+func (h banHeap) Len() int           { return len(h) }
+func (h banHeap) Less(a, b int) bool { return h[a].Until.Before(h[b].Until) }
+func (h banHeap) Swap(a, b int) {
+	h[a], h[b] = h[b], h[a]
+	h[a].pos, h[b].pos = a, b
 }
-
-// Save writes the bans in force to Path atomically (a temporary file in the
-// same directory, fsynced, then renamed over Path), with mode 0600. With no
-// Path it does nothing.
-func (j *Jail) Save() error {
-	if j.path == "" {
-		return nil
-	}
-	j.saveMu.Lock()
-	defer j.saveMu.Unlock()
-	j.dirty.Store(false) // changes after this point make it dirty again
-	f := banFile{Version: 1, Bans: j.List(j.now())}
-	if f.Bans == nil {
-		f.Bans = []Ban{}
-	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		j.dirty.Store(true)
-		return fmt.Errorf("ratelimit: save bans to %s: %w", j.path, err)
-	}
-	if err := writeFileAtomic(j.path, append(b, '\n')); err != nil {
-		j.dirty.Store(true)
-		return fmt.Errorf("ratelimit: save bans to %s: %w", j.path, err)
-	}
-	return nil
+func (h *banHeap) Push(x any) {
+	e := x.(*banEntry)
+	e.pos = len(*h)
+	*h = append(*h, e)
 }
-
-func writeFileAtomic(path string, b []byte) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: make the rename durable
-		d.Close()
-	}
-	return nil
-}
-
-// Load replaces nothing and adds the bans saved in Path that are still in
-// force (bans that ended while the process was down are dropped). A missing
-// file is not an error. A file that cannot be parsed gives an error naming
-// the path, and no ban from it is loaded.
-func (j *Jail) Load() error {
-	if j.path == "" {
-		return nil
-	}
-	b, err := os.ReadFile(j.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("ratelimit: load bans: %w", err)
-	}
-	var f banFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return fmt.Errorf("ratelimit: load bans from %s: %w", j.path, err)
-	}
-	if f.Version != 1 {
-		return fmt.Errorf("ratelimit: load bans from %s: unknown version %d", j.path, f.Version)
-	}
-	for i, ban := range f.Bans {
-		if !ban.Key.IsValid() {
-			return fmt.Errorf("ratelimit: load bans from %s: ban %d has no key", j.path, i)
-		}
-	}
-	now := j.now()
-	dropped := 0
-	for _, ban := range f.Bans {
-		if now.Before(ban.Until) {
-			j.put(ban)
-		} else {
-			dropped++
-		}
-	}
-	if dropped > 0 {
-		j.dirty.Store(true) // rewrite without them at the next save
-	}
-	return nil
+func (h *banHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }
 
 func (e *strikeEntry) links() *lruLinks[strikeEntry] { return &e.lruLinks }
+
+var _ heap.Interface = (*banHeap)(nil)
