@@ -148,6 +148,10 @@ type Ban struct {
 	// Statuses are response statuses (e.g. 401, 403 from a login route)
 	// that count as strikes on routes with ban_on_status = true.
 	Statuses []int
+	// MaxBans bounds the bans held (automatic and admin); when full, the
+	// ban that ends soonest is dropped for a new one. Default
+	// DefaultBanMaxBans; never 0 after Parse.
+	MaxBans int
 }
 
 // TLSMode says where a site's certificate comes from.

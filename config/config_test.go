@@ -34,6 +34,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-ocsp-stapling.toml":      {":3: listeners.http.ocsp_stapling: only applies to the https listener"},
 		"invalid-ocsp-stapling-type.toml": {":2: listeners.https.ocsp_stapling:", "boolean"},
 		"invalid-route-path.toml":         {":6: sites.a.routes[0].path: \"/static/./admin/\" is not a normalised path", "write \"/static/admin/\"", ":14: sites.a.routes[2].path: \"/API/\" differs from another route's path only in case"},
+		"invalid-ban-max-bans.toml":       {":3: ban.max_bans: must be at least 1"},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.toml")
 	if err != nil {

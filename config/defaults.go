@@ -164,6 +164,9 @@ const (
 	DefaultBanMaxRetry = 10
 	DefaultBanFindTime = 600 * time.Second
 	DefaultBanTime     = 7200 * time.Second
+	// DefaultBanMaxBans bounds the jail at about 16 MiB (158 bytes a ban),
+	// far beyond what real abuse fills in a ban_time: only a flood evicts.
+	DefaultBanMaxBans = 100000
 )
 
 // TLS and ACME.

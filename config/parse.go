@@ -263,6 +263,13 @@ func (c *compiler) compile(r *rawConfig) *Config {
 		FindTime: c.positive("ban.find_time", r.Ban.FindTime, DefaultBanFindTime),
 		BanTime:  c.positive("ban.ban_time", r.Ban.BanTime, DefaultBanTime),
 		Statuses: r.Ban.Statuses,
+		MaxBans:  DefaultBanMaxBans,
+	}
+	if r.Ban.MaxBans != nil {
+		if *r.Ban.MaxBans < 1 {
+			c.errf("ban.max_bans", "must be at least 1")
+		}
+		cfg.Ban.MaxBans = *r.Ban.MaxBans
 	}
 	if r.Ban.MaxRetry != nil {
 		if *r.Ban.MaxRetry < 1 {

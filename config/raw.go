@@ -96,6 +96,7 @@ type rawBan struct {
 	FindTime duration `toml:"find_time"`
 	BanTime  duration `toml:"ban_time"`
 	Statuses []int    `toml:"statuses"`
+	MaxBans  *int     `toml:"max_bans"`
 }
 
 type rawSite struct {

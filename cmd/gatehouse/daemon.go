@@ -240,6 +240,7 @@ func (d *daemon) start(cfg *config.Config) error {
 			MaxRetry: cfg.Ban.MaxRetry,
 			FindTime: cfg.Ban.FindTime,
 			BanTime:  cfg.Ban.BanTime,
+			MaxBans:  cfg.Ban.MaxBans,
 			Path:     filepath.Join(cfg.StateDir, "bans.json"),
 			Logger:   d.log,
 			OnEvent: func(ev ratelimit.Event) {
@@ -251,12 +252,19 @@ func (d *daemon) start(cfg *config.Config) error {
 			return err
 		}
 		if err := d.jail.Load(); err != nil {
-			// A damaged file must not keep the edge down: start with no
-			// bans and say so loudly.
-			d.log.Error("could not load bans; starting with none", "err", err)
+			// A damaged file must not keep the edge down: start with the
+			// bans that could be read (the file is kept aside) and say so
+			// loudly.
+			d.log.Error("bans file damaged; starting with the bans that could be read", "err", err)
 		}
 		d.deps.Jail = d.jail
-		d.goBackground(func() { _ = d.jail.Run(bgCtx) })
+		d.goBackground(func() {
+			// Run's last write, at shutdown, holds every ban still
+			// waiting for its batched write.
+			if err := d.jail.Run(bgCtx); err != nil {
+				d.log.Error("saving bans at shutdown", "err", err)
+			}
+		})
 	}
 	d.goBackground(func() { d.deps.Zones.RunMaintenance(bgCtx, time.Minute) })
 	if err := d.apply(cfg); err != nil {
@@ -362,7 +370,7 @@ func restartOnly(a, b *config.Config) []string {
 }
 
 func sameBan(a, b config.Ban) bool {
-	return a.Enabled == b.Enabled && a.MaxRetry == b.MaxRetry && a.FindTime == b.FindTime && a.BanTime == b.BanTime
+	return a.Enabled == b.Enabled && a.MaxRetry == b.MaxRetry && a.FindTime == b.FindTime && a.BanTime == b.BanTime && a.MaxBans == b.MaxBans
 }
 
 // tlsConfigOf is the certificate part of cfg.
