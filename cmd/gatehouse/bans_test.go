@@ -40,6 +40,7 @@ enabled = true
 [sites.app]
 hosts = ["app.test"]
 tls = "off"
+access_log = "off"
 
 [[sites.app.routes]]
 path = "/"
