@@ -169,7 +169,7 @@ func (l *Listener) admit(c net.Conn, client netip.AddrPort, local net.Addr, left
 		return wc
 	}
 	if l.o.Jail != nil {
-		if banned, _ := l.o.Jail.BannedAt(k, l.o.Now()); banned {
+		if banned, _ := l.o.Jail.BannedAt(ratelimit.AddrKey(client.Addr()), l.o.Now()); banned {
 			l.refuse(c, k, ratelimit.ReasonBanned)
 			return nil
 		}
