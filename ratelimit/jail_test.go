@@ -210,9 +210,9 @@ func mustKey(t testing.TB, s string) Key {
 }
 
 // TestJailPrefixBans: a ban on a prefix of any length refuses every
-// address inside it and none outside, as the request path asks
-// (BannedAt with AddrKey of the client's address) and, for bans no longer than
-// the key, as the accept path asks (BannedAt with the client's /64 key).
+// address inside it and none outside, asked as both the accept and the
+// request path ask (BannedAt with AddrKey of the client's address) and,
+// for bans no longer than the key, with a client's /64 key (KeyOf).
 func TestJailPrefixBans(t *testing.T) {
 	tests := []struct {
 		ban     string
