@@ -134,7 +134,7 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 		}, []string{"zone", "result"}),
 		bans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_bans_total",
-			Help: "Ban events by kind (ban, unban, expire).",
+			Help: "Ban events by kind (ban, unban, expire, evict).",
 		}, []string{"kind"}),
 		bodyLimit: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_request_body_too_large_total",
@@ -236,7 +236,7 @@ var (
 	descZoneEvictions = prometheus.NewDesc("gatehouse_ratelimit_zone_evictions_total",
 		"Keys evicted from a full rate-limit zone (least recently used).", []string{"zone"}, nil)
 	descBansActive = prometheus.NewDesc("gatehouse_bans_active",
-		"Client addresses banned now.", nil, nil)
+		"Bans held: addresses and prefixes refused (an ended ban leaves at the next sweep, every 30 s).", nil, nil)
 	descWSActive = prometheus.NewDesc("gatehouse_websocket_active",
 		"Open WebSocket tunnels per upstream server.", []string{"upstream", "server"}, nil)
 )
@@ -278,7 +278,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	rt.deps.Zones.mu.Unlock()
 	if j := rt.deps.Jail; j != nil {
-		ch <- prometheus.MustNewConstMetric(descBansActive, prometheus.GaugeValue, float64(len(j.List(now))))
+		ch <- prometheus.MustNewConstMetric(descBansActive, prometheus.GaugeValue, float64(j.Len()))
 	}
 	for key, n := range e.tunnelCounts() {
 		ch <- prometheus.MustNewConstMetric(descWSActive, prometheus.GaugeValue, float64(n), key.upstream, key.server)
