@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -55,7 +57,7 @@ func (a *AccessLogs) open(path, format string) (*accessLog, error) {
 		if path == "stderr" {
 			lf.w = a.Stderr
 		} else {
-			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+			f, err := openLogFile(path)
 			if err != nil {
 				return nil, err
 			}
@@ -64,6 +66,19 @@ func (a *AccessLogs) open(path, format string) (*accessLog, error) {
 		a.files[path] = lf
 	}
 	return &accessLog{file: lf, combined: format == "combined"}, nil
+}
+
+// openLogFile opens an access log for appending. It opens non-blocking: a
+// FIFO with no reader would otherwise block the open, and with it the
+// reload that asked for it, forever (opening it non-blocking fails at once
+// with ENXIO instead). A regular file is unaffected; a FIFO or terminal
+// that has a reader is written through Go's poller.
+func openLogFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NONBLOCK, 0o640)
+	if errors.Is(err, syscall.ENXIO) {
+		return nil, fmt.Errorf("%s: a FIFO that no process reads: %w", path, err)
+	}
+	return f, err
 }
 
 // Reopen reopens every file log (for logrotate). Errors are collected; a
@@ -76,7 +91,7 @@ func (a *AccessLogs) Reopen() error {
 		if lf.f == nil {
 			continue
 		}
-		f, err := os.OpenFile(lf.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := openLogFile(lf.path)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("reopen access log %s: %w", lf.path, err)
