@@ -30,6 +30,8 @@ func TestInvalid(t *testing.T) {
 		"invalid-health.toml":            {":11: upstreams.app.health.path: must start with /", ":13: upstreams.app.health.timeout: must not exceed", ":14: upstreams.app.health.rise: must be at least 1"},
 		"invalid-type.toml":              {":2:", "conn_per_ip"},
 		"invalid-runtime.toml":           {":2:", "runtime.min_heap", "32 megs"},
+		"invalid-client-share.toml":      {":9: upstreams.app.client_share: must be a fraction above 0 and at most 1"},
+		"invalid-http2-resets.toml":      {":2: limits.http2_max_resets: must not be negative"},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.toml")
 	if err != nil {
@@ -113,6 +115,12 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Sites[0].HSTS != "" {
 		t.Errorf("dev HSTS = %q, want off", c.Sites[0].HSTS)
+	}
+	if got := u.ClientShare; got != 0.5 {
+		t.Errorf("client_share = %v, want 0.5", got)
+	}
+	if got := c.Limits.HTTP2MaxResets; got != 100 {
+		t.Errorf("http2_max_resets = %d, want 100", got)
 	}
 }
 
