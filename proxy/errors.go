@@ -159,10 +159,10 @@ func writeError(w http.ResponseWriter, s *site, code int, close bool, sb sendBou
 	if close {
 		h["Connection"] = closeValue
 	}
-	rc := http.NewResponseController(w)
-	sb.arm(rc)
 	w.WriteHeader(code)
+	rc := http.NewResponseController(w)
 	if body != nil {
+		sb.arm(rc)
 		_, _ = w.Write(body)
 	}
 	_ = sb.end(rc)

@@ -148,11 +148,8 @@ func (q *request) redirect(host string) {
 	h["Location"] = []string{target}
 	h["Content-Length"] = []string{"0"}
 	q.status = http.StatusMovedPermanently
-	sb := q.sendBound()
-	rc := http.NewResponseController(q.w)
-	sb.arm(rc)
 	q.w.WriteHeader(http.StatusMovedPermanently)
-	_ = sb.end(rc)
+	_ = q.sendBound().end(http.NewResponseController(q.w))
 }
 
 // fail answers with an error page.
@@ -499,11 +496,8 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) {
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
 	q.status = resp.StatusCode
-	// The head goes out with the first body bytes (or when the handler
-	// returns): bounded by the send timeout from here (send.go).
-	sb := q.sendBound()
-	rc := http.NewResponseController(w)
-	sb.arm(rc)
+	// The head goes out with the first body write, or at sb.end: both
+	// bounded by the send timeout (send.go).
 	w.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || strings.HasPrefix(headerValue(resp.Header, "Content-Type"), "text/event-stream")
 	n, err := q.copyBody(resp.Body, streaming)
@@ -521,7 +515,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) {
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
-	if sb.end(rc) != nil {
+	if q.sendBound().end(http.NewResponseController(w)) != nil {
 		q.status = StatusClientClosed
 	}
 }
@@ -555,6 +549,7 @@ func (q *request) copyBody(src io.Reader, flush bool) (int64, error) {
 					return written, errClientWrite
 				}
 			}
+			sb.idle(rc)
 		}
 		if rerr == io.EOF {
 			return written, nil

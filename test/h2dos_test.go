@@ -443,3 +443,31 @@ func TestH2RapidReset(t *testing.T) {
 		t.Errorf("%d log lines about the closed connection, want 1", n)
 	}
 }
+
+// TestH2SlowStreamNotCut: the send timeout bounds writes, not the waits
+// between them. An event stream whose backend is quiet for longer than
+// the send timeout (3 s between events, send = "2s") must reach an
+// HTTP/2 client whole: net/http's stream write deadline is a timer that
+// resets the stream when it fires, write or not, so it must not stay
+// armed while the handler waits for the backend.
+func TestH2SlowStreamNotCut(t *testing.T) {
+	t.Parallel()
+	be := newBackend(t, "sse", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		for i := 1; i <= 2; i++ {
+			if i > 1 {
+				time.Sleep(3 * time.Second) // the backend has nothing to say
+			}
+			fmt.Fprintf(w, "data: event %d\n\n", i)
+			if rc.Flush() != nil {
+				return
+			}
+		}
+	})
+	g := startGatehouse(t, h2Config(be.addr(), "", ""))
+	status, took, err := h2Get(h2NormalClient(t), g, "/events")
+	if err != nil || status != 200 {
+		t.Fatalf("event stream with a 3 s quiet spell: status %d, err %v after %v; want 200 and both events", status, err, took)
+	}
+}
