@@ -186,10 +186,11 @@ func newH2Backend(t *testing.T, size int) *h2Backend {
 	return be
 }
 
-// h2Config is a TLS-only gatehouse (self-signed app.test, HTTP/2 on) with
-// one upstream "app" whose only server is backendAddr; upstream and limits
-// are extra lines for [upstreams.app] and [limits].
-func h2Config(backendAddr, upstream, limits string) string {
+// h2Config is a TLS-only gatehouse (self-signed app.test, HTTP/2 on,
+// send = "2s") with one upstream "app" whose only server is backendAddr
+// with maxConns slots (0: no cap); upstream and limits are extra lines for
+// [upstreams.app] and [limits].
+func h2Config(backendAddr string, maxConns int, upstream, limits string) string {
 	return `
 state_dir = "$DIR/state"
 grace_period = "5s"
@@ -224,7 +225,7 @@ path = "/"
 upstream = "app"
 
 [upstreams.app]
-` + fmt.Sprintf("servers = [{ name = \"b1\", address = %q, max_conns = 4 }]\n", backendAddr) + upstream
+` + fmt.Sprintf("servers = [{ name = \"b1\", address = %q, max_conns = %d }]\n", backendAddr, maxConns) + upstream
 }
 
 // h2NormalClient is a well-behaved HTTP/2 client connecting from
@@ -276,7 +277,7 @@ func h2InFlight(t *testing.T, g *gatehouse) int64 { return lbAdmin(t, g)["b1"].I
 func TestH2ZeroWindowSendTimeout(t *testing.T) {
 	t.Parallel()
 	be := newH2Backend(t, 100<<10)
-	g := startGatehouse(t, h2Config(be.addr, "queue = 1\nqueue_timeout = \"10s\"\nclient_share = 1\n", ""))
+	g := startGatehouse(t, h2Config(be.addr, 4, "queue = 1\nqueue_timeout = \"10s\"\nclient_share = 1\n", ""))
 
 	a := dialH2Attacker(t, g.httpsAddr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	for i := range 4 {
@@ -318,7 +319,7 @@ func TestH2ZeroWindowSendTimeout(t *testing.T) {
 func TestH2ZeroWindowClientShare(t *testing.T) {
 	t.Parallel()
 	be := newH2Backend(t, 100<<10)
-	g := startGatehouse(t, h2Config(be.addr, "queue = 2\nqueue_timeout = \"10s\"\n", ""))
+	g := startGatehouse(t, h2Config(be.addr, 4, "queue = 2\nqueue_timeout = \"10s\"\n", ""))
 
 	a := dialH2Attacker(t, g.httpsAddr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	const streams = 60
@@ -367,12 +368,14 @@ func TestH2ZeroWindowClientShare(t *testing.T) {
 // reaches the backend is one the connection started and then cancelled,
 // or one still running when the connection was closed, so they are
 // bounded by the budget plus the requests one connection can run at once
-// (http2_max_streams, 128): 228. A normal client on another connection is
-// served during and after the attack.
+// (http2_max_streams, 128): 228. The server has no max_conns (so no
+// client share either): the reset budget alone stands between the attack
+// and the backend. A normal client on another connection is served
+// during and after the attack.
 func TestH2RapidReset(t *testing.T) {
 	t.Parallel()
 	be := newH2Backend(t, 10)
-	g := startGatehouse(t, h2Config(be.addr, "", ""))
+	g := startGatehouse(t, h2Config(be.addr, 0, "", ""))
 
 	normal := h2NormalClient(t)
 	type result struct {
@@ -465,7 +468,7 @@ func TestH2SlowStreamNotCut(t *testing.T) {
 			}
 		}
 	})
-	g := startGatehouse(t, h2Config(be.addr(), "", ""))
+	g := startGatehouse(t, h2Config(be.addr(), 0, "", ""))
 	status, took, err := h2Get(h2NormalClient(t), g, "/events")
 	if err != nil || status != 200 {
 		t.Fatalf("event stream with a 3 s quiet spell: status %d, err %v after %v; want 200 and both events", status, err, took)
