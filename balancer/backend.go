@@ -137,7 +137,14 @@ func (b *Backend) effWeight(now int64) int64 {
 // QueueSize waiters: beyond that Acquire returns ErrQueueFull; after
 // QueueTimeout it returns ErrQueueTimeout; if ctx is done first it returns
 // ctx.Err(). A released slot goes to the oldest waiter.
+//
+// A request whose ctx is already done gets no slot (ctx.Err()), neither at
+// once nor after waiting: a client that went away — an HTTP/2 stream the
+// client reset — must not be sent to the backend.
 func (b *Backend) Acquire(ctx context.Context) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s := b.st
 	s.mu.Lock()
 	if s.maxConns <= 0 || (s.inflight.Load() < int64(s.maxConns) && len(s.queue) == 0) {
@@ -163,6 +170,11 @@ func (b *Backend) Acquire(ctx context.Context) (release func(), err error) {
 	}
 	select {
 	case <-w.ch:
+		if err := ctx.Err(); err != nil {
+			// Granted as the client went away: pass the slot on.
+			s.release()
+			return nil, err
+		}
 		return s.releaser(), nil
 	case <-ctx.Done():
 		err = ctx.Err()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -292,4 +293,91 @@ func TestQueueLimitRaisedOnReload(t *testing.T) {
 			t.Errorf("InFlight=%d QueueLen=%d", b.InFlight(), b.QueueLen())
 		}
 	})
+}
+
+// TestAcquireClientGone: a request whose client went away (an HTTP/2
+// stream reset while it waited for a rate limit or in the queue) gets no
+// slot, and the slot it would have had goes to the next waiter.
+func TestAcquireClientGone(t *testing.T) {
+	o := Options{Servers: servers(1), QueueSize: 4, QueueTimeout: time.Minute}
+	o.Servers[0].MaxConns = 1
+	p := mustNew(t, nil, o)
+	b := p.Backends()[0]
+
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if r, err := b.Acquire(gone); !errors.Is(err, context.Canceled) || r != nil {
+		t.Fatalf("Acquire with a done context: err %v; want context.Canceled and no slot", err)
+	}
+	if b.InFlight() != 0 {
+		t.Fatalf("InFlight = %d after a refused Acquire, want 0", b.InFlight())
+	}
+
+	// The client goes away as its queued request is granted the slot:
+	// the waiter wakes for the grant, sees its context done, and passes
+	// the slot on. goneCtx reports the cancellation without waking the
+	// waiter through Done, so the grant is what it wakes for.
+	synctest.Test(t, func(t *testing.T) {
+		hold, err := b.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := &goneCtx{Context: context.Background()}
+		done := make(chan error, 1)
+		go func() {
+			r, err := b.Acquire(ctx)
+			if r != nil {
+				r()
+			}
+			done <- err
+		}()
+		synctest.Wait() // queued
+		ctx.gone.Store(true)
+		hold()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("waiter granted a slot after its client went away: err %v, want context.Canceled", err)
+		}
+		if b.InFlight() != 0 || b.QueueLen() != 0 {
+			t.Fatalf("InFlight=%d QueueLen=%d, want 0, 0", b.InFlight(), b.QueueLen())
+		}
+	})
+}
+
+// goneCtx is a context whose Err turns to Canceled when gone is set; its
+// Done never closes.
+type goneCtx struct {
+	context.Context
+	gone atomic.Bool
+}
+
+func (c *goneCtx) Err() error {
+	if c.gone.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+func TestCapacity(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		maxConns []int
+		backup   int // index of a backup server, -1 for none
+		want     int
+	}{
+		{"sum of primaries", []int{4, 6}, -1, 10},
+		{"an unlimited primary", []int{4, 0}, -1, 0},
+		{"backups not counted", []int{4, 6, 2}, 2, 10},
+		{"unlimited backup ignored", []int{3, 0}, 1, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := Options{Servers: servers(slices.Repeat([]int{1}, len(c.maxConns))...)}
+			for i, m := range c.maxConns {
+				o.Servers[i].MaxConns = m
+				o.Servers[i].Backup = i == c.backup
+			}
+			if got := mustNew(t, nil, o).Capacity(); got != c.want {
+				t.Errorf("Capacity() = %d, want %d", got, c.want)
+			}
+		})
+	}
 }

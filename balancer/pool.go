@@ -39,6 +39,9 @@ type backendSet struct {
 	primaries []*Backend
 	backups   []*Backend
 	byID      map[string]*Backend
+	// capacity is the sum of the primaries' MaxConns; 0 when one of them
+	// is unlimited or there is none.
+	capacity int
 }
 
 // Key carries what a Pick may depend on.
@@ -125,6 +128,13 @@ func (p *Pool) Policy() string { return Policies()[p.policy] }
 func (p *Pool) Backends() []*Backend {
 	return append([]*Backend(nil), p.set.Load().all...)
 }
+
+// Capacity returns how many slots the upstream's primary servers offer
+// together: the sum of their MaxConns over every resolved address. It is
+// 0 when a primary server has no MaxConns (the upstream's capacity is not
+// bounded here) or no primary address is known. Backup servers are not
+// counted: they only serve while no primary can. It does not allocate.
+func (p *Pool) Capacity() int { return p.set.Load().capacity }
 
 // Lookup returns the backend whose sticky id is id, or nil.
 func (p *Pool) Lookup(id string) *Backend { return p.set.Load().byID[id] }
@@ -218,6 +228,13 @@ func (p *Pool) rebuildLocked() {
 		}
 	}
 	ns.all = append(append(make([]*Backend, 0, len(ns.primaries)+len(ns.backups)), ns.primaries...), ns.backups...)
+	for _, b := range ns.primaries {
+		if b.maxConn <= 0 {
+			ns.capacity = 0
+			break
+		}
+		ns.capacity += b.maxConn
+	}
 	p.set.Store(ns)
 	if !p.closed {
 		for _, b := range oldBy {

@@ -119,6 +119,12 @@ type Limits struct {
 	MaxBody         int64
 	MaxHeaderBytes  int
 	HTTP2MaxStreams uint32
+	// HTTP2MaxResets is how many more requests an HTTP/2 client may
+	// cancel (RST_STREAM before the response was complete) than it let
+	// complete, on one connection, before the connection is closed
+	// (rapid reset defence). Default DefaultHTTP2MaxResets; 0 switches
+	// the check off.
+	HTTP2MaxResets int
 	// ConnPerIP caps concurrent connections per client address (keyed by
 	// /IPv6Prefix for IPv6) on every public listener; 0 disables.
 	ConnPerIP  int
@@ -255,6 +261,13 @@ type Upstream struct {
 
 	QueueSize    int
 	QueueTimeout time.Duration
+	// ClientShare is the fraction (0 < share ≤ 1) of the upstream's slots
+	// (the sum of its servers' max_conns) one client key may hold or wait
+	// for at once; a request beyond it waits for one of the client's own
+	// requests to end (up to QueueTimeout, when QueueSize > 0) or gets
+	// 503. It applies only when every server has max_conns. Default
+	// DefaultClientShare; 1 switches it off.
+	ClientShare float64
 
 	Retries        int
 	RetryBudget    time.Duration

@@ -35,6 +35,8 @@ func TestInvalid(t *testing.T) {
 		"invalid-ocsp-stapling-type.toml": {":2: listeners.https.ocsp_stapling:", "boolean"},
 		"invalid-route-path.toml":         {":6: sites.a.routes[0].path: \"/static/./admin/\" is not a normalised path", "write \"/static/admin/\"", ":14: sites.a.routes[2].path: \"/API/\" differs from another route's path only in case"},
 		"invalid-ban-max-bans.toml":       {":3: ban.max_bans: must be at least 1"},
+		"invalid-client-share.toml":       {":9: upstreams.app.client_share: must be a fraction above 0 and at most 1"},
+		"invalid-http2-resets.toml":       {":2: limits.http2_max_resets: must not be negative"},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.toml")
 	if err != nil {
@@ -118,6 +120,12 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Sites[0].HSTS != "" {
 		t.Errorf("dev HSTS = %q, want off", c.Sites[0].HSTS)
+	}
+	if got := u.ClientShare; got != 0.5 {
+		t.Errorf("client_share = %v, want 0.5", got)
+	}
+	if got := c.Limits.HTTP2MaxResets; got != 100 {
+		t.Errorf("http2_max_resets = %d, want 100", got)
 	}
 }
 

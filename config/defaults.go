@@ -90,6 +90,12 @@ const (
 	// DefaultQueueTimeout is HAProxy's usual `timeout queue` when maxconn
 	// is set: a queued request waits this long for a slot.
 	DefaultQueueTimeout = 10 * time.Second
+	// DefaultClientShare lets one client (one address, one IPv6 /64) hold
+	// at most half of an upstream's max_conns slots, so a single client —
+	// one HTTP/2 connection can carry a hundred requests — can never take
+	// every slot and leave everyone else a 503. Neither nginx nor HAProxy
+	// has this by default (nginx's limit_conn is the closest).
+	DefaultClientShare = 0.5
 	// DefaultRetries is nginx proxy_next_upstream_tries: one more server
 	// after the first (0 would disable retries).
 	DefaultRetries = 1
@@ -125,6 +131,11 @@ const (
 	DefaultMaxHeaderBytes = 16 << 10
 	// DefaultHTTP2MaxStreams is Go's and nginx's http2_max_concurrent_streams.
 	DefaultHTTP2MaxStreams = 128
+	// DefaultHTTP2MaxResets closes an HTTP/2 connection once its client
+	// has cancelled 100 more requests than it let complete (rapid reset,
+	// CVE-2023-44487): far more than a browser abandoning a page's
+	// requests, far fewer than the thousands an attack sends.
+	DefaultHTTP2MaxResets = 100
 	// DefaultConnPerIP is the reference's `limit_conn addr 10`.
 	DefaultConnPerIP = 10
 	// DefaultMinHeap lets the heap reach 32 MiB before the garbage

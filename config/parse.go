@@ -223,6 +223,7 @@ func (c *compiler) compile(r *rawConfig) *Config {
 		MaxBody:         r.Limits.MaxBody.or(DefaultMaxBody),
 		MaxHeaderBytes:  int(r.Limits.MaxHeaderBytes.or(DefaultMaxHeaderBytes)),
 		HTTP2MaxStreams: DefaultHTTP2MaxStreams,
+		HTTP2MaxResets:  DefaultHTTP2MaxResets,
 		ConnPerIP:       DefaultConnPerIP,
 		IPv6Prefix:      DefaultIPv6Prefix,
 	}
@@ -234,6 +235,12 @@ func (c *compiler) compile(r *rawConfig) *Config {
 			c.errf("limits.http2_max_streams", "must be between 1 and 1000")
 		}
 		cfg.Limits.HTTP2MaxStreams = uint32(*v)
+	}
+	if v := r.Limits.HTTP2MaxResets; v != nil {
+		if *v < 0 {
+			c.errf("limits.http2_max_resets", "must not be negative (0 switches the check off)")
+		}
+		cfg.Limits.HTTP2MaxResets = *v
 	}
 	if v := r.Limits.ConnPerIP; v != nil {
 		if *v < 0 {
@@ -588,6 +595,7 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 		FailStatuses:          r.FailStatuses,
 		QueueSize:             r.QueueSize,
 		QueueTimeout:          c.positive(key+".queue_timeout", r.QueueTimeout, DefaultQueueTimeout),
+		ClientShare:           DefaultClientShare,
 		Retries:               DefaultRetries,
 		RetryBudget:           c.positive(key+".retry_budget", r.RetryBudget, DefaultRetryBudget),
 		RetryBodyLimit:        r.RetryBodyLimit.or(DefaultRetryBodyLimit),
@@ -613,6 +621,12 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 	}
 	if r.QueueSize < 0 {
 		c.errf(key+".queue", "must not be negative")
+	}
+	if v := r.ClientShare; v != nil {
+		if !(*v > 0 && *v <= 1) {
+			c.errf(key+".client_share", "must be a fraction above 0 and at most 1 (e.g. 0.5; 1 switches the share off), not %v", *v)
+		}
+		u.ClientShare = *v
 	}
 	if r.Retries != nil {
 		if *r.Retries < 0 {

@@ -75,6 +75,7 @@ type rawLimits struct {
 	MaxBody         size `toml:"max_body"`
 	MaxHeaderBytes  size `toml:"max_header_bytes"`
 	HTTP2MaxStreams *int `toml:"http2_max_streams"`
+	HTTP2MaxResets  *int `toml:"http2_max_resets"`
 	ConnPerIP       *int `toml:"conn_per_ip"`
 	IPv6Prefix      *int `toml:"ipv6_prefix"`
 }
@@ -158,6 +159,7 @@ type rawUpstrm struct {
 	FailStatuses          []int       `toml:"fail_statuses"`
 	QueueSize             int         `toml:"queue"`
 	QueueTimeout          duration    `toml:"queue_timeout"`
+	ClientShare           *float64    `toml:"client_share"`
 	Retries               *int        `toml:"retries"`
 	RetryBudget           duration    `toml:"retry_budget"`
 	RetryBodyLimit        size        `toml:"retry_body_limit"`

@@ -23,6 +23,7 @@ type ConnInfo struct {
 	TLS *tls.ConnectionState
 
 	guard *h1guard.Conn // HTTP/1 framing guard; nil on HTTP/2
+	h2    *h2Conn       // reset accounting; nil on HTTP/1
 }
 
 type connInfoKey struct{}

@@ -18,7 +18,10 @@
 //
 // The handler learns about the connection from [ConnInfoOf]: listener
 // name, peer address, TLS state, and whether the framing guard refused a
-// request head ([ConnInfo.FramingRejected]). It never needs the concrete
+// request head ([ConnInfo.FramingRejected]), and it reports each request's
+// start and end ([ConnInfo.StreamStart], [ConnInfo.StreamEnd]) so an
+// HTTP/2 connection whose client cancels far more requests than it lets
+// complete (rapid reset) is closed. It never needs the concrete
 // connection types: every wrapper implements sockio.Unwrapper (and
 // sockio.Bufferer where it may hold bytes), so sockio.Socket finds the
 // socket under a hijacked connection.

@@ -58,6 +58,17 @@ type ServerOptions struct {
 	MaxHeaderBytes    int
 	HTTP2             bool
 	HTTP2MaxStreams   uint32
+	// HTTP2MaxResets closes an HTTP/2 connection whose client cancelled
+	// more than this many requests beyond those it let complete (rapid
+	// reset); 0: never.
+	HTTP2MaxResets int
+	// SendTimeout bounds each write of an HTTP/2 connection to the
+	// client socket: a connection that takes no byte for that long is
+	// closed (net/http's HTTP2Config.WriteByteTimeout). The handler
+	// bounds each response write itself; this covers the connection's
+	// own frames (a reset stream's RST_STREAM, SETTINGS, GOAWAY) when the
+	// whole connection is stuck. 0: none.
+	SendTimeout time.Duration
 	// OnHandshakeError, if set, is told about failed TLS handshakes.
 	OnHandshakeError func(err error)
 }
@@ -89,7 +100,20 @@ func NewServer(o ServerOptions) *Server {
 	s.h1.Protocols.SetHTTP1(true)
 	if o.HTTP2 && o.TLSConfig != nil {
 		s.h1.Protocols.SetHTTP2(true)
-		s.h1.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: int(o.HTTP2MaxStreams)}
+		// Reviewed against net/http's defaults: concurrent streams (and so
+		// concurrently running handlers, which net/http bounds to the same
+		// number even for streams the client reset) from the config; frames
+		// at the protocol's 16 KiB; header tables and receive windows at
+		// net/http's defaults (4 KiB HPACK tables; 1 MiB of unread request
+		// body per stream and per connection); RFC 7540's prohibited TLS 1.2
+		// cipher suites refused (Gatehouse offers none); protocol errors
+		// counted.
+		s.h1.HTTP2 = &http.HTTP2Config{
+			MaxConcurrentStreams: int(o.HTTP2MaxStreams),
+			MaxReadFrameSize:     h2MaxReadFrameSize,
+			WriteByteTimeout:     o.SendTimeout,
+			CountError:           s.countH2Error,
+		}
 	}
 	return s
 }
@@ -229,6 +253,7 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 	if tc, ok := c.(*tls.Conn); ok { // HTTP/2
 		st := tc.ConnectionState()
 		ci.TLS = &st
+		ci.h2 = &h2Conn{srv: s, raw: tc.NetConn(), budget: int64(s.o.HTTP2MaxResets)}
 	}
 	if g, ok := c.(*h1guard.Conn); ok {
 		ci.guard = g
@@ -331,6 +356,13 @@ func (l *chanListener) Close() error {
 
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
+// countH2Error counts an HTTP/2 protocol error net/http saw on a
+// connection of this listener (errType is one of net/http's fixed
+// lowercase tokens, such as "frame_settings_mod_6").
+func (s *Server) countH2Error(errType string) {
+	s.o.Metrics.h2Errors.WithLabelValues(s.o.Name, errType).Inc()
+}
+
 // slogWriter sends net/http's error log (TLS noise, bad requests) to slog
 // at debug level.
 type slogWriter struct{ l *slog.Logger }
@@ -354,6 +386,9 @@ type Metrics struct {
 	connsOpen   *prometheus.GaugeVec
 	connsTotal  *prometheus.CounterVec
 	connRefused *prometheus.CounterVec
+	h2Errors    *prometheus.CounterVec
+	h2Resets    *prometheus.CounterVec
+	h2Closed    *prometheus.CounterVec
 }
 
 // NewMetrics creates the connection metrics and registers them on reg
@@ -372,9 +407,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "gatehouse_connections_refused_total",
 			Help: "Connections refused at accept, by listener and reason (banned, per_key, total, proxy_header, pending).",
 		}, []string{"listener", "reason"}),
+		h2Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_http2_errors_total",
+			Help: "HTTP/2 protocol errors by listener and type (net/http's error tokens).",
+		}, []string{"listener", "type"}),
+		h2Resets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_http2_resets_total",
+			Help: "HTTP/2 requests cancelled before their response was complete (client RST_STREAM, or reset after the send timeout) on connections that stayed open.",
+		}, []string{"listener"}),
+		h2Closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_http2_connections_closed_total",
+			Help: "HTTP/2 connections Gatehouse closed for abuse, by listener and reason (resets: limits.http2_max_resets exceeded).",
+		}, []string{"listener", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connsOpen, m.connsTotal, m.connRefused)
+		reg.MustRegister(m.connsOpen, m.connsTotal, m.connRefused, m.h2Errors, m.h2Resets, m.h2Closed)
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
@@ -22,6 +23,11 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+// SetWriteDeadline and FlushError are there as on net/http's writers,
+// which the handler bounds and flushes through http.ResponseController.
+func (w *discardWriter) SetWriteDeadline(time.Time) error { return nil }
+func (w *discardWriter) FlushError() error                { return nil }
 
 const benchConfig = `
 [listeners.http]

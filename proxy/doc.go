@@ -13,8 +13,12 @@
 // request reaches Edge.ServeHTTP, which loads the current Runtime once and
 // uses it for the whole request: site by Host (421 for a Host no site
 // claims), client address from trusted proxies only, allow/deny lists,
-// route by longest prefix, body limit, then forward with retries or a
-// WebSocket tunnel.
+// route by longest prefix, body limit, rate-limit zones, the client's
+// share of the upstream's slots (clientshare.go), then forward with
+// retries or a WebSocket tunnel. A request whose client has gone (an
+// HTTP/2 stream it reset) is not forwarded, and an HTTP/2 connection over
+// its reset budget gets no answer (edgeserver.ConnInfo.StreamStart).
+// Every write of the response is bounded by the send timeout (send.go).
 //
 // # Reload lifecycle
 //

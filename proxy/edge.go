@@ -37,6 +37,10 @@ type Edge struct {
 	wsMu        sync.Mutex
 	wsPerClient map[netip.Addr]int
 	wsPerServer map[tunnelKey]int
+
+	// shares counts each client's requests per upstream
+	// (upstreams.X.client_share).
+	shares clientShares
 }
 
 type tunnelKey struct{ upstream, server string }

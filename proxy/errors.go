@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +15,11 @@ import (
 // StatusClientClosed is nginx's 499: the client went away before the
 // response. It is logged, never sent, and never counted against a backend.
 const StatusClientClosed = 499
+
+// statusNoResponse is nginx's 444: Gatehouse closed the connection without
+// answering (an HTTP/2 connection over its reset budget). It is logged,
+// never sent.
+const statusNoResponse = 444
 
 // errorKind classifies a failed upstream attempt. Everything that decides
 // status, retry and passive-health accounting for an error is here.
@@ -135,9 +139,10 @@ var builtinPages = func() map[int][]byte {
 	return m
 }()
 
-// writeError answers with the site's page for code (or the built-in one).
-// close asks the server to close the connection afterwards.
-func writeError(w http.ResponseWriter, s *site, code int, close bool) {
+// writeError answers with the site's page for code (or the built-in one),
+// its writes bounded by sb as a proxied response's are. close asks the
+// server to close the connection afterwards.
+func writeError(w http.ResponseWriter, s *site, code int, close bool, sb sendBound) {
 	if code == StatusClientClosed {
 		return
 	}
@@ -155,9 +160,12 @@ func writeError(w http.ResponseWriter, s *site, code int, close bool) {
 		h["Connection"] = closeValue
 	}
 	w.WriteHeader(code)
+	rc := http.NewResponseController(w)
 	if body != nil {
-		_, _ = io.WriteString(w, string(body))
+		sb.arm(rc)
+		_, _ = w.Write(body)
 	}
+	_ = sb.end(rc)
 }
 
 var (

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
+	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
@@ -41,13 +42,23 @@ var requestPool = sync.Pool{New: func() any { return new(request) }}
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := e.rt.Load()
 	if rt == nil {
-		writeError(w, nil, http.StatusServiceUnavailable, false)
+		writeError(w, nil, http.StatusServiceUnavailable, false,
+			sendBound{send: config.DefaultSendTimeout, now: e.now, h2: r.ProtoMajor == 2})
 		return
 	}
 	q := requestPool.Get().(*request)
 	*q = request{e: e, rt: rt, ci: edgeserver.ConnInfoOf(r), w: w, r: r, start: e.now()}
 	e.metrics.inFlight.Inc()
-	q.serve()
+	if q.ci.StreamStart() {
+		q.serve()
+		// HTTP/2 rapid-reset accounting: a request whose context ended
+		// while it was served was cancelled (edgeserver.ConnInfo).
+		q.ci.StreamEnd(r.Context().Err() != nil)
+	} else {
+		// The connection spent its reset budget and is being closed:
+		// nothing is sent.
+		q.status = statusNoResponse
+	}
 	e.metrics.inFlight.Dec()
 	q.finish()
 	*q = request{}
@@ -144,7 +155,7 @@ func (q *request) serve() {
 		// Not a WebSocket route: Upgrade is hop-by-hop and is dropped
 		// (h2c is never tunnelled); the request is served as plain HTTP.
 	}
-	q.forward()
+	q.forwardShared()
 }
 
 // redirect answers 301 to the same URL over https; host is in siteHost's
@@ -167,6 +178,7 @@ func (q *request) redirect(host string) {
 	h["Content-Length"] = []string{"0"}
 	q.status = http.StatusMovedPermanently
 	q.w.WriteHeader(http.StatusMovedPermanently)
+	_ = q.sendBound().end(http.NewResponseController(q.w))
 }
 
 // allowedMethods is the Allow header of a 405: the methods Gatehouse
@@ -197,7 +209,7 @@ func (q *request) fail(code int, close bool) {
 			q.w.Header()["Strict-Transport-Security"] = s.hstsValue
 		}
 	}
-	writeError(q.w, q.site, code, close)
+	writeError(q.w, q.site, code, close, q.sendBound())
 }
 
 // finish records metrics and the access log line.
@@ -523,6 +535,8 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) {
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
 	q.status = resp.StatusCode
+	// The head goes out with the first body write, or at sb.end: both
+	// bounded by the send timeout (send.go).
 	w.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || strings.HasPrefix(headerValue(resp.Header, "Content-Type"), "text/event-stream")
 	n, err := q.copyBody(resp.Body, streaming)
@@ -540,6 +554,9 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) {
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
+	if q.sendBound().end(http.NewResponseController(w)) != nil {
+		q.status = StatusClientClosed
+	}
 }
 
 var errClientWrite = errors.New("client write failed")
@@ -548,22 +565,19 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 
 // copyBody copies with an idle-based send timeout: each write may block
 // at most timeouts.send, so a slow client is cut but a long download or
-// event stream that keeps moving is not.
+// event stream that keeps moving is not. The first write is bounded like
+// every other (send.go); copyResponse ends the bound.
 func (q *request) copyBody(src io.Reader, flush bool) (int64, error) {
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	buf := *bp
 	rc := http.NewResponseController(q.w)
-	send := q.rt.cfg.Timeouts.Send
+	sb := q.sendBound()
 	var written int64
-	deadlineSet := false
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
-			if written > 0 || flush {
-				_ = rc.SetWriteDeadline(q.e.now().Add(send))
-				deadlineSet = true
-			}
+			sb.arm(rc)
 			nw, werr := q.w.Write(buf[:nr])
 			written += int64(nw)
 			if werr != nil {
@@ -574,11 +588,9 @@ func (q *request) copyBody(src io.Reader, flush bool) (int64, error) {
 					return written, errClientWrite
 				}
 			}
+			sb.idle(rc)
 		}
 		if rerr == io.EOF {
-			if deadlineSet {
-				_ = rc.SetWriteDeadline(time.Time{})
-			}
 			return written, nil
 		}
 		if rerr != nil {

@@ -677,6 +677,7 @@ func TestUpstreamMaxConnsQueue(t *testing.T) {
 	g := startGatehouse(t, lbConfig(fmt.Sprintf(`servers = [{ name = "s1", address = %q, max_conns = 2 }]
 queue = 2
 queue_timeout = "1500ms"
+client_share = 1 # one client plays every client here
 `, s.addr)))
 	results := make(chan lbResult, 8)
 	var wg sync.WaitGroup

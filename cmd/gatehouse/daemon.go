@@ -362,6 +362,7 @@ func restartOnly(a, b *config.Config) []string {
 	add(a.Timeouts.Keepalive != b.Timeouts.Keepalive, "timeouts.keepalive")
 	add(a.Limits.MaxHeaderBytes != b.Limits.MaxHeaderBytes, "limits.max_header_bytes")
 	add(a.Limits.HTTP2MaxStreams != b.Limits.HTTP2MaxStreams, "limits.http2_max_streams")
+	add(a.Limits.HTTP2MaxResets != b.Limits.HTTP2MaxResets, "limits.http2_max_resets")
 	add(a.Limits.IPv6Prefix != b.Limits.IPv6Prefix, "limits.ipv6_prefix")
 	add(!sameBan(a.Ban, b.Ban), "ban")
 	add(a.Log != b.Log, "log")
@@ -456,6 +457,8 @@ func (d *daemon) listen(cfg *config.Config) error {
 		IdleTimeout:       cfg.Timeouts.Keepalive,
 		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
 		HTTP2MaxStreams:   cfg.Limits.HTTP2MaxStreams,
+		HTTP2MaxResets:    cfg.Limits.HTTP2MaxResets,
+		SendTimeout:       cfg.Timeouts.Send,
 	}
 	if cfg.HTTP != nil {
 		ln, err := d.publicListener(cfg, cfg.HTTP, "http")
