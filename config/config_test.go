@@ -30,6 +30,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-health.toml":            {":11: upstreams.app.health.path: must start with /", ":13: upstreams.app.health.timeout: must not exceed", ":14: upstreams.app.health.rise: must be at least 1"},
 		"invalid-type.toml":              {":2:", "conn_per_ip"},
 		"invalid-runtime.toml":           {":2:", "runtime.min_heap", "32 megs"},
+		"invalid-upstream-client.toml":   {":8: upstreams.app.client: unknown client \"curl\" (\"gatehouse\" or \"net/http\")"},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.toml")
 	if err != nil {

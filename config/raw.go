@@ -123,6 +123,7 @@ type rawRoute struct {
 	Deny                  []string     `toml:"deny"`
 	BanOnStatus           bool         `toml:"ban_on_status"`
 	ResponseHeaderTimeout duration     `toml:"response_header_timeout"`
+	ReadTimeout           duration     `toml:"read_timeout"`
 	WebSocket             rawWebSocket `toml:"websocket"`
 }
 
@@ -140,11 +141,13 @@ type rawWebSocket struct {
 
 type rawUpstrm struct {
 	Policy                string      `toml:"policy"`
+	Client                string      `toml:"client"`
 	Servers               []rawServer `toml:"servers"`
 	Keepalive             *int        `toml:"keepalive"`
 	KeepaliveTimeout      duration    `toml:"keepalive_timeout"`
 	ConnectTimeout        duration    `toml:"connect_timeout"`
 	ResponseHeaderTimeout duration    `toml:"response_header_timeout"`
+	ReadTimeout           duration    `toml:"read_timeout"`
 	Sticky                *rawSticky  `toml:"sticky"`
 	Health                *rawHealth  `toml:"health"`
 	MaxFails              *int        `toml:"max_fails"`
