@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -22,11 +21,19 @@ type healthChecker struct {
 	u      *upstream
 	m      *Metrics
 	log    *slog.Logger
+	tr     upstreamClient
 	client *http.Client
 	host   string
 }
 
-func newHealthChecker(u *upstream, log *slog.Logger, m *Metrics) *healthChecker {
+// newHealthChecker builds the checker of u. Probes go through a client of
+// the upstream's own kind (gatehouse or net/http), so a backend whose
+// answers the proxy's client cannot read fails its checks too; it has its
+// own pool of one idle connection per server, so probes neither wait
+// behind traffic nor take its connections. A probe is not a client's
+// request: it has none of the forwarded headers (WriteFields), only a
+// Host the application accepts and a User-Agent.
+func newHealthChecker(rt *Runtime, u *upstream) *healthChecker {
 	h := u.cfg.Health
 	host := h.Host
 	if host == "" {
@@ -34,18 +41,15 @@ func newHealthChecker(u *upstream, log *slog.Logger, m *Metrics) *healthChecker 
 		// backend's address: probe with a name the app serves.
 		host = u.healthHost
 	}
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: h.Timeout}).DialContext,
-		MaxIdleConnsPerHost: 1,
-		IdleConnTimeout:     2 * h.Interval,
-		DisableCompression:  true,
-	}
+	probe := *u.cfg
+	probe.ConnectTimeout, probe.KeepaliveTimeout = h.Timeout, 2*h.Interval
+	tr := rt.newClient(&probe, 1)
 	return &healthChecker{
 		u:    u,
-		m:    m,
-		log:  log,
+		m:    rt.deps.Metrics,
+		log:  rt.log,
 		host: host,
+		tr:   tr,
 		client: &http.Client{
 			Transport: tr,
 			Timeout:   h.Timeout,
@@ -57,7 +61,7 @@ func newHealthChecker(u *upstream, log *slog.Logger, m *Metrics) *healthChecker 
 }
 
 func (hc *healthChecker) run(ctx context.Context) {
-	defer hc.client.CloseIdleConnections()
+	defer hc.tr.Close()
 	t := time.NewTicker(hc.u.cfg.Health.Interval)
 	defer t.Stop()
 	for {

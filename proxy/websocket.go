@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/sockio"
+	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
 )
 
@@ -88,7 +89,7 @@ func (q *request) serveWebSocket() {
 			break
 		}
 		release()
-		lastErr, lastKind = &DialError{Addr: b.Addr(), Err: err}, errDial
+		lastErr, lastKind = &uhttp.DialError{Addr: b.Addr(), Err: err}, errDial
 		if r.Context().Err() != nil {
 			lastKind = errClientGone
 			break
@@ -122,18 +123,27 @@ func (q *request) serveWebSocket() {
 		}
 	}()
 
-	out := q.outRequest(b.Addr(), nil, stickyName)
-	out.Header["Upgrade"] = []string{"websocket"}
-	out.Header["Connection"] = []string{"Upgrade"}
+	// The handshake request has the header rewrite of every backend
+	// request (WriteFields) plus the upgrade, written by the upstream
+	// client's head writer. The connection is dialled here, not taken from
+	// the upstream client's pool: after a 101 it is the tunnel's and never
+	// goes back. For the same reason the answer is read with
+	// http.ReadResponse, not the upstream client: nothing of HTTP's
+	// framing applies to the connection after a 101, and a refusal is
+	// passed on and the connection closed.
+	q.sticky = stickyName
 	_ = conn.SetDeadline(e.now().Add(ws.ConnectTimeout))
-	if err := out.Write(conn); err != nil {
+	bw := bufio.NewWriterSize(conn, 2048)
+	uhttp.WriteHead(bw, r.Method, upstreamTarget(r), r.Host, wsFields{q})
+	bw.WriteString("\r\n")
+	if err := bw.Flush(); err != nil {
 		b.ReportFailure(e.now())
 		e.metrics.wsUpgrades.WithLabelValues("backend_error").Inc()
 		q.fail(http.StatusBadGateway, true)
 		return
 	}
 	br := bufio.NewReaderSize(conn, 1024)
-	resp, err := http.ReadResponse(br, out)
+	resp, err := http.ReadResponse(br, r)
 	if err != nil {
 		kind := classify(r.Context(), err)
 		if kind.countsAgainstBackend() {
@@ -153,7 +163,10 @@ func (q *request) serveWebSocket() {
 		// handshake): pass its answer on and close.
 		e.metrics.wsUpgrades.WithLabelValues("backend_refused").Inc()
 		q.w.Header()["Connection"] = closeValue
-		q.copyResponse(resp, cookie)
+		if err := q.copyResponse(resp, cookie); err != nil {
+			q.bodyFailed(b, err)
+			panic(http.ErrAbortHandler)
+		}
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
@@ -240,6 +253,22 @@ func (q *request) serveWebSocket() {
 		},
 	})
 }
+
+// wsFields are the header fields of a WebSocket handshake to the backend:
+// the request's rewrite plus the upgrade, which the rewrite drops as
+// hop-by-hop.
+type wsFields struct{ q *request }
+
+func (f wsFields) WriteFields(w uhttp.FieldWriter) {
+	f.q.WriteFields(w)
+	w.Field("Upgrade", wsUpgradeValue)
+	w.Field("Connection", wsConnectionValue)
+}
+
+var (
+	wsUpgradeValue    = []string{"websocket"}
+	wsConnectionValue = []string{"Upgrade"}
+)
 
 // validUpgrade checks RFC 6455 §4.2.1: GET, a 16-byte base64 key and
 // version 13.
