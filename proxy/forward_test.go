@@ -304,6 +304,28 @@ func fwdGet(t *testing.T, c *http.Client, base, method, path string, body io.Rea
 	return resp.StatusCode, string(b), err
 }
 
+// TestForwardHeaderTimeout504 runs the whole handler: a backend that does
+// not answer within response_header_timeout gives 504.
+func TestForwardHeaderTimeout504(t *testing.T) {
+	for _, mode := range clientModes {
+		t.Run(mode, func(t *testing.T) {
+			b := newScriptBackend(t, func(conn, n int, r *http.Request) scriptReply {
+				return scriptReply{hold: true} // reads, never answers
+			})
+			defer b.kill()
+			f := newFwdEdge(t, fwdConfig(mode, b.addr(), `response_header_timeout = "150ms"`+"\n", "", ""))
+			rec := httptest.NewRecorder()
+			f.e.ServeHTTP(rec, httptest.NewRequest("GET", "http://a.example/", nil))
+			if rec.Code != http.StatusGatewayTimeout {
+				t.Fatalf("status %d, want 504", rec.Code)
+			}
+			if n := f.metric(t, "gatehouse_upstream_errors_total", "upstream", "app", "kind", "timeout"); n != 1 {
+				t.Errorf("gatehouse_upstream_errors_total{kind=timeout} = %v, want 1", n)
+			}
+		})
+	}
+}
+
 // TestUnsolicitedBytesNotReused (issue 13.1): bytes a backend sends after
 // the declared end of a response (after a Content-Length body, after a
 // 204, after the head of a HEAD answer) must never be read as the answer
@@ -485,11 +507,11 @@ func TestBodyGapTimeout(t *testing.T) {
 			base, c := f.serve(t, false)
 			req, _ := http.NewRequest("GET", base+"/events", nil)
 			req.Host = "a.example"
+			start := time.Now() // before the proxy's last read of the body, so the stall is at least gap
 			resp, err := c.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			start := time.Now()
 			done := make(chan error, 1)
 			go func() {
 				_, err := io.ReadAll(resp.Body)
@@ -622,17 +644,19 @@ func TestProxyTrustHeaders(t *testing.T) {
 		return last
 	}
 	for _, mode := range clientModes {
-		for _, trusted := range []bool{false, true} {
-			name := mode + "/untrusted"
+		for _, tc := range []struct {
+			name        string
+			trusted, h2 bool
+		}{{"untrusted", false, false}, {"untrusted-h2", false, true}, {"trusted", true, false}} {
+			trusted := tc.trusted
 			cfg := fwdConfig(mode, backend.Listener.Addr().String(), "", "", "")
 			if trusted {
-				name = mode + "/trusted"
 				cfg = "trusted_proxies = [\"127.0.0.1/32\"]\n" + cfg
 			}
-			t.Run(name, func(t *testing.T) {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
 				f := newFwdEdge(t, cfg)
-				base, c := f.serve(t, false)
-				_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+				base, c := f.serve(t, tc.h2)
+				_, port, _ := net.SplitHostPort(base[strings.Index(base, "://")+3:])
 				req, _ := http.NewRequest("GET", base+"/", nil)
 				req.Host = "a.example"
 				for k, v := range spoofed {

@@ -33,7 +33,7 @@ type request struct {
 
 	sticky string        // persistence cookie name, stripped from backend requests
 	up     uhttp.Request // the backend request of the current try
-	buf    [64]byte      // scratch for header values built per request
+	fwd    uhttp.Forward // its header
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -243,14 +243,16 @@ func (q *request) forward() {
 		q.sticky = u.cfg.Sticky.Cookie
 		key.Cookie = cookieValue(r.Header, q.sticky)
 	}
-	var body *bodyReader
+	var body *uhttp.BodyGuard
 	tries := 1 + u.cfg.Retries
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		body = newBodyReader(q)
+		t := q.rt.cfg.Timeouts
+		body = &uhttp.BodyGuard{Src: r.Body, Deadline: http.NewResponseController(q.w), Now: q.e.now,
+			Limit: q.route.cfg.MaxBody, Gap: t.ClientBody, Total: q.start.Add(t.ClientBodyTotal)}
 		if tries > 1 && r.ContentLength > 0 && r.ContentLength <= u.cfg.RetryBodyLimit {
 			// Small bodies are read first so that a retry can send them
 			// again (retry_body_limit).
-			if err := body.buffer(); err != nil {
+			if err := body.Buffer(r.ContentLength); err != nil {
 				kind := classify(r.Context(), err)
 				if kind == errClientGone {
 					q.status = StatusClientClosed
@@ -263,7 +265,7 @@ func (q *request) forward() {
 	}
 	// A request may be sent again after the backend saw it only when
 	// that is safe: an idempotent method, or a body we kept.
-	replayable := body == nil && idempotent(r.Method) || body != nil && body.replay
+	replayable := body == nil && idempotent(r.Method) || body != nil && body.Kept()
 	deadline := q.start.Add(u.cfg.RetryBudget)
 	var lastErr error
 	kind := errNoServer
@@ -290,7 +292,7 @@ func (q *request) forward() {
 		if kind == errClientGone || kind == errBodyLimit || kind == errBodyRead {
 			break
 		}
-		untouched := body == nil || body.n == 0 || body.replay
+		untouched := body == nil || body.Untouched()
 		retry := more && q.e.now().Before(deadline) && untouched &&
 			(kind == errDial || kind == errTimeout && replayable && idempotent(r.Method))
 		if !retry {
@@ -329,7 +331,7 @@ func (q *request) forward() {
 // max_conns slot and in-flight count, and the backend connection with
 // the response body. ServeHTTP's own defer then counts and logs the
 // request.
-func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *bodyReader, replayable, more bool, deadline time.Time) (served bool, err error, kind errorKind) {
+func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyGuard, replayable, more bool, deadline time.Time) (served bool, err error, kind errorKind) {
 	r := q.r
 	u := q.route.upstream
 	release, err := b.Acquire(r.Context())
@@ -345,7 +347,7 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *bodyReader,
 		Method:        r.Method,
 		Target:        upstreamTarget(r),
 		Host:          r.Host,
-		Header:        q,
+		Header:        q.forwardHeader(),
 		HeaderTimeout: q.route.headerTimeout,
 		BodyTimeout:   q.route.readTimeout,
 		Replayable:    replayable,
@@ -403,21 +405,6 @@ func (q *request) bodyFailed(b *balancer.Backend, err error) {
 
 var retryAfter1 = []string{"1"}
 
-// hopHeaders are removed in both directions (RFC 9110 §7.6.1, plus the
-// legacy ones every proxy strips).
-var hopHeaders = map[string]bool{
-	"Connection":          true,
-	"Proxy-Connection":    true,
-	"Keep-Alive":          true,
-	"Proxy-Authenticate":  true,
-	"Proxy-Authorization": true,
-	"Te":                  true,
-	"Trailer":             true,
-	"Transfer-Encoding":   true,
-	"Upgrade":             true,
-	"Http2-Settings":      true,
-}
-
 // copyResponse sends the backend's response to the client, flushing as
 // data arrives when the length is unknown (SSE, chunked streams). It
 // returns the backend's error when the body broke off (or stalled past
@@ -430,7 +417,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	h := w.Header()
 	connTokens := resp.Header["Connection"]
 	for k, vv := range resp.Header {
-		if hopHeaders[k] || len(connTokens) > 0 && hasToken(connTokens, k) {
+		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) {
 			continue
 		}
 		h[k] = vv
@@ -485,7 +472,7 @@ func (q *request) Interim(code int, h http.Header) error {
 	}
 	connTokens := h["Connection"]
 	for k, vv := range h {
-		if hopHeaders[k] || len(connTokens) > 0 && hasToken(connTokens, k) {
+		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) {
 			continue
 		}
 		wh[k] = vv
@@ -579,30 +566,6 @@ func cookieValue(h http.Header, name string) string {
 	return ""
 }
 
-// stripCookie removes the named cookie from Cookie header lines (HAProxy's
-// indirect: the backend never sees the persistence cookie).
-func stripCookie(lines []string, name string) []string {
-	var out []string
-	for _, line := range lines {
-		if !strings.Contains(line, name) {
-			out = append(out, line)
-			continue
-		}
-		var kept []string
-		for _, part := range strings.Split(line, ";") {
-			p := strings.TrimSpace(part)
-			if k, _, _ := strings.Cut(p, "="); k == name || p == "" {
-				continue
-			}
-			kept = append(kept, p)
-		}
-		if len(kept) > 0 {
-			out = append(out, strings.Join(kept, "; "))
-		}
-	}
-	return out
-}
-
 // stickyCookie is the persistence cookie for a backend id.
 func (q *request) stickyCookie(id string) *http.Cookie {
 	st := q.route.upstream.cfg.Sticky
@@ -621,112 +584,3 @@ func (q *request) stickyCookie(id string) *http.Cookie {
 	}
 	return c
 }
-
-// bodyReader guards a request body on its way to the backend: it enforces
-// the route's body limit on bodies without a declared length, an idle
-// deadline between reads (timeouts.client_body, nginx's
-// client_body_timeout) and a total deadline (timeouts.client_body_total,
-// which nginx lacks), and remembers how much was read so a retry knows
-// whether the body is untouched. Close is a no-op: the server owns the
-// inbound body, and the transport closing it must not stop a retry.
-type bodyReader struct {
-	q     *request
-	src   io.ReadCloser
-	rc    *http.ResponseController
-	limit int64
-	n     int64
-	gap   time.Duration
-	total time.Time
-	// replay: the body was read into buf and is served from there.
-	replay bool
-	buf    []byte
-	off    int
-}
-
-func newBodyReader(q *request) *bodyReader {
-	t := q.rt.cfg.Timeouts
-	return &bodyReader{
-		q:     q,
-		src:   q.r.Body,
-		rc:    http.NewResponseController(q.w),
-		limit: q.route.cfg.MaxBody,
-		gap:   t.ClientBody,
-		total: q.start.Add(t.ClientBodyTotal),
-	}
-}
-
-// buffer reads the whole (small, declared-length) body now, so it can be
-// sent again on a retry.
-func (b *bodyReader) buffer() error {
-	buf := make([]byte, 0, b.q.r.ContentLength)
-	for {
-		if len(buf) == cap(buf) {
-			// Read one more byte to see EOF (or a body longer than
-			// declared, which net/http reports as an error).
-			var one [1]byte
-			n, err := b.Read(one[:])
-			if n > 0 {
-				return &uhttp.BodyError{Err: io.ErrUnexpectedEOF}
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		n, err := b.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	b.replay, b.buf = true, buf
-	return nil
-}
-
-// Rewind starts a kept body over for the next try.
-func (b *bodyReader) Rewind() { b.off = 0 }
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	if b.replay {
-		if b.off >= len(b.buf) {
-			return 0, io.EOF
-		}
-		n := copy(p, b.buf[b.off:])
-		b.off += n
-		return n, nil
-	}
-	if b.n > b.limit {
-		return 0, &uhttp.BodyError{Limit: true}
-	}
-	d := b.q.e.now().Add(b.gap)
-	if b.total.Before(d) {
-		d = b.total
-	}
-	_ = b.rc.SetReadDeadline(d)
-	if rem := b.limit - b.n + 1; int64(len(p)) > rem {
-		p = p[:rem]
-	}
-	n, err := b.src.Read(p)
-	b.n += int64(n)
-	if b.n > b.limit {
-		// Forward nothing past the limit.
-		return n - int(b.n-b.limit), &uhttp.BodyError{Limit: true}
-	}
-	if err == io.EOF {
-		// Clear the deadline: the server's background read that watches
-		// for the client going away must not time out while the backend
-		// thinks.
-		_ = b.rc.SetReadDeadline(time.Time{})
-	} else if err != nil {
-		return n, &uhttp.BodyError{Err: err}
-	}
-	return n, err
-}
-
-func (b *bodyReader) Close() error { return nil }

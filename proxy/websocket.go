@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"net"
@@ -123,27 +122,13 @@ func (q *request) serveWebSocket() {
 		}
 	}()
 
-	// The handshake request has the header rewrite of every backend
-	// request (WriteFields) plus the upgrade, written by the upstream
-	// client's head writer. The connection is dialled here, not taken from
-	// the upstream client's pool: after a 101 it is the tunnel's and never
-	// goes back. For the same reason the answer is read with
-	// http.ReadResponse, not the upstream client: nothing of HTTP's
-	// framing applies to the connection after a 101, and a refusal is
-	// passed on and the connection closed.
+	// The handshake has the header rewrite of every backend request; the
+	// connection is dialled here, not taken from the upstream client's
+	// pool: after a 101 it is the tunnel's (see uhttp.Upgrade).
 	q.sticky = stickyName
 	_ = conn.SetDeadline(e.now().Add(ws.ConnectTimeout))
-	bw := bufio.NewWriterSize(conn, 2048)
-	uhttp.WriteHead(bw, r.Method, upstreamTarget(r), r.Host, wsFields{q})
-	bw.WriteString("\r\n")
-	if err := bw.Flush(); err != nil {
-		b.ReportFailure(e.now())
-		e.metrics.wsUpgrades.WithLabelValues("backend_error").Inc()
-		q.fail(http.StatusBadGateway, true)
-		return
-	}
-	br := bufio.NewReaderSize(conn, 1024)
-	resp, err := http.ReadResponse(br, r)
+	resp, br, err := uhttp.Upgrade(conn, &uhttp.Request{Method: r.Method, Target: upstreamTarget(r), Host: r.Host,
+		Header: q.forwardHeader()}, "websocket")
 	if err != nil {
 		kind := classify(r.Context(), err)
 		if kind.countsAgainstBackend() {
@@ -182,7 +167,7 @@ func (q *request) serveWebSocket() {
 	head := make([]byte, 0, 512)
 	head = append(head, "HTTP/1.1 101 Switching Protocols\r\n"...)
 	for k, vv := range resp.Header {
-		if hopHeaders[k] && k != "Upgrade" && k != "Connection" {
+		if uhttp.HopByHop(k) && k != "Upgrade" && k != "Connection" {
 			continue
 		}
 		for _, v := range vv {
@@ -253,22 +238,6 @@ func (q *request) serveWebSocket() {
 		},
 	})
 }
-
-// wsFields are the header fields of a WebSocket handshake to the backend:
-// the request's rewrite plus the upgrade, which the rewrite drops as
-// hop-by-hop.
-type wsFields struct{ q *request }
-
-func (f wsFields) WriteFields(w uhttp.FieldWriter) {
-	f.q.WriteFields(w)
-	w.Field("Upgrade", wsUpgradeValue)
-	w.Field("Connection", wsConnectionValue)
-}
-
-var (
-	wsUpgradeValue    = []string{"websocket"}
-	wsConnectionValue = []string{"Upgrade"}
-)
 
 // validUpgrade checks RFC 6455 §4.2.1: GET, a 16-byte base64 key and
 // version 13.

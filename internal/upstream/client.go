@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
 	"sync"
 	"time"
 
@@ -209,11 +210,7 @@ func (b *closingBody) Rewind() {
 type traceInterim struct{ t *httptrace.ClientTrace }
 
 func (t traceInterim) Interim(code int, h http.Header) error {
-	mh := make(map[string][]string, len(h))
-	for k, v := range h {
-		mh[k] = v
-	}
-	return t.t.Got1xxResponse(code, mh)
+	return t.t.Got1xxResponse(code, textproto.MIMEHeader(h))
 }
 
 // detachResponse copies a response out of its connection for RoundTrip

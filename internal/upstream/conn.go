@@ -386,6 +386,9 @@ func (uc *upConn) setupResponse(req *Request, code, minor int, h http.Header, f 
 		delete(h, "Transfer-Encoding")
 		if noBody {
 			b.mode = bodyNone
+			if req.Method == "HEAD" {
+				r.ContentLength = -1 // unknown, as net/http has it
+			}
 			break
 		}
 		b.mode = bodyChunked

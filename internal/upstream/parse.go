@@ -227,14 +227,15 @@ func framing(h http.Header, minor int) (frame, error) {
 		}
 	}
 	if len(te) > 0 {
-		if len(cl) > 0 {
-			return f, &ProtocolError{"both Transfer-Encoding and Content-Length"}
-		}
-		if len(te) != 1 || !asciiEqualFold(te[0], "chunked") {
-			return f, &ProtocolError{"unsupported Transfer-Encoding"}
-		}
-		if minor == 0 {
+		switch {
+		case minor == 0:
+			// net/http ignores it and reads to the close; a reader that
+			// honours it is desynchronised from one that does not.
 			return f, &ProtocolError{"Transfer-Encoding in an HTTP/1.0 response"}
+		case len(cl) > 0:
+			return f, &ProtocolError{"both Transfer-Encoding and Content-Length"}
+		case len(te) != 1 || !asciiEqualFold(te[0], "chunked"):
+			return f, &ProtocolError{"unsupported Transfer-Encoding"}
 		}
 		f.chunked = true
 	}
