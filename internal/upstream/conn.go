@@ -169,10 +169,13 @@ func (uc *upConn) exchange(ctx context.Context, req *Request) (*http.Response, e
 		uc.setReadDeadline(time.Now().Add(earlyAnswerWait))
 		resp, err := uc.readResponse(req)
 		if err != nil {
-			if uc.br.Buffered() == 0 && !errors.Is(err, ErrCanceled) {
-				return nil, &staleError{err: uc.readErr(werr, ErrHeaderTimeout)}
+			werr = uc.readErr(werr, ErrHeaderTimeout)
+			if uc.br.Buffered() == 0 && werr != ErrHeaderTimeout && werr != ErrCanceled {
+				// Refused before a byte came back: the connection was
+				// dead (stale).
+				return nil, &staleError{err: werr}
 			}
-			return nil, uc.readErr(werr, ErrHeaderTimeout)
+			return nil, werr
 		}
 		return resp, nil
 	}
