@@ -222,6 +222,11 @@ type Route struct {
 	BanOnStatus bool
 	// ResponseHeaderTimeout overrides the upstream's for this route.
 	ResponseHeaderTimeout time.Duration
+	// ReadTimeout overrides the upstream's ReadTimeout for this route when
+	// ReadTimeoutSet (zero then means no limit, as for a quiet SSE
+	// stream).
+	ReadTimeout    time.Duration
+	ReadTimeoutSet bool
 
 	WebSocket WebSocket
 }
@@ -247,10 +252,17 @@ type Upstream struct {
 	Policy  string
 	Servers []Server
 
+	// Client is the HTTP client to the servers: ClientGatehouse (the
+	// default) or ClientNetHTTP.
+	Client                string
 	Keepalive             int
 	KeepaliveTimeout      time.Duration
 	ConnectTimeout        time.Duration
 	ResponseHeaderTimeout time.Duration
+	// ReadTimeout is the longest wait between two reads of a response
+	// body (nginx proxy_read_timeout); zero means no limit. Default
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
 
 	Sticky *Sticky
 	Health *Health
@@ -276,6 +288,14 @@ type Upstream struct {
 	ResolveInterval time.Duration
 	SlowStart       time.Duration
 }
+
+// Upstream clients (Upstream.Client).
+const (
+	// ClientGatehouse is Gatehouse's own HTTP/1.1 client.
+	ClientGatehouse = "gatehouse"
+	// ClientNetHTTP is net/http's http.Transport.
+	ClientNetHTTP = "net/http"
+)
 
 // Server is one backend of an upstream.
 type Server struct {

@@ -37,6 +37,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-ban-max-bans.toml":       {":3: ban.max_bans: must be at least 1"},
 		"invalid-client-share.toml":       {":9: upstreams.app.client_share: must be a fraction above 0 and at most 1"},
 		"invalid-http2-resets.toml":       {":2: limits.http2_max_resets: must not be negative"},
+		"invalid-upstream-client.toml":    {":8: upstreams.app.client: unknown client \"curl\" (\"gatehouse\" or \"net/http\")"},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.toml")
 	if err != nil {

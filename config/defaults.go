@@ -52,6 +52,11 @@ const (
 	// to the wait for the response head: a Django view slower than this
 	// answers 504.
 	DefaultResponseHeaderTimeout = 60 * time.Second
+	// DefaultReadTimeout is nginx proxy_read_timeout 60s between two reads
+	// of a response body: a backend that stalls mid-body longer than this
+	// is given up, so it cannot hold a request, a connection and a
+	// max_conns slot forever. Quiet SSE streams need a longer one (or 0).
+	DefaultReadTimeout = 60 * time.Second
 	// DefaultUpstreamKeepalive is nginx `keepalive 32`: idle connections
 	// kept per backend server.
 	DefaultUpstreamKeepalive = 32

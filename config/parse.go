@@ -590,6 +590,7 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 		KeepaliveTimeout:      c.positive(key+".keepalive_timeout", r.KeepaliveTimeout, DefaultUpstreamKeepaliveTimeout),
 		ConnectTimeout:        c.positive(key+".connect_timeout", r.ConnectTimeout, DefaultConnectTimeout),
 		ResponseHeaderTimeout: c.positive(key+".response_header_timeout", r.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+		ReadTimeout:           r.ReadTimeout.or(DefaultReadTimeout),
 		MaxFails:              DefaultMaxFails,
 		FailTimeout:           c.positive(key+".fail_timeout", r.FailTimeout, DefaultFailTimeout),
 		FailStatuses:          r.FailStatuses,
@@ -606,6 +607,13 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 		u.Policy = "round_robin"
 	} else if !slices.Contains(policies, u.Policy) {
 		c.errf(key+".policy", "unknown policy %q (one of %s)", u.Policy, strings.Join(policies, ", "))
+	}
+	switch u.Client = r.Client; u.Client {
+	case "":
+		u.Client = ClientGatehouse
+	case ClientGatehouse, ClientNetHTTP:
+	default:
+		c.errf(key+".client", "unknown client %q (%q or %q)", r.Client, ClientGatehouse, ClientNetHTTP)
 	}
 	if r.Keepalive != nil {
 		if *r.Keepalive < 0 {
@@ -888,6 +896,8 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 			ResponseHeaderTimeout: rr.ResponseHeaderTimeout.or(0),
 			CaseInsensitive:       DefaultCaseInsensitive,
 			AllowTrace:            siteTrace,
+			ReadTimeout:           rr.ReadTimeout.or(0),
+			ReadTimeoutSet:        rr.ReadTimeout.set,
 		}
 		if rr.CaseInsensitive != nil {
 			rt.CaseInsensitive = *rr.CaseInsensitive

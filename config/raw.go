@@ -130,6 +130,7 @@ type rawRoute struct {
 	ResponseHeaderTimeout duration     `toml:"response_header_timeout"`
 	CaseInsensitive       *bool        `toml:"case_insensitive"`
 	AllowTrace            *bool        `toml:"allow_trace"`
+	ReadTimeout           duration     `toml:"read_timeout"`
 	WebSocket             rawWebSocket `toml:"websocket"`
 }
 
@@ -147,11 +148,13 @@ type rawWebSocket struct {
 
 type rawUpstrm struct {
 	Policy                string      `toml:"policy"`
+	Client                string      `toml:"client"`
 	Servers               []rawServer `toml:"servers"`
 	Keepalive             *int        `toml:"keepalive"`
 	KeepaliveTimeout      duration    `toml:"keepalive_timeout"`
 	ConnectTimeout        duration    `toml:"connect_timeout"`
 	ResponseHeaderTimeout duration    `toml:"response_header_timeout"`
+	ReadTimeout           duration    `toml:"read_timeout"`
 	Sticky                *rawSticky  `toml:"sticky"`
 	Health                *rawHealth  `toml:"health"`
 	MaxFails              *int        `toml:"max_fails"`

@@ -6,13 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
@@ -23,11 +23,22 @@ import (
 const (
 	// ServeHTTP of a small GET through the whole Edge, access log off:
 	// the response head's value string and slice (2, upstream client) and
-	// the balancer's release closure (2, Backend.Acquire).
+	// the balancer's release closure (2, Backend.Acquire). A request whose
+	// context can be cancelled (every request a net/http server serves;
+	// not this test's) adds the upstream client's context.AfterFunc
+	// registration.
 	allocsServeHTTP = 4
 	// The same with a JSON access log line (the log entry's client
 	// address string).
 	allocsServeHTTPLog = 5
+	// ServeHTTP of a request whose context can be cancelled, as a
+	// net/http server's are: the upstream client's context.AfterFunc
+	// registration, which ends a blocked backend read when the client
+	// goes away (issue 13.3), adds 2 (its context and stop function).
+	allocsServeHTTPCancel = 6
+	// ServeHTTP with client = "net/http": http.Transport's own request
+	// and response objects, the header map, the trace and timers.
+	allocsServeHTTPNetHTTP = 68
 	// One upstream round trip on a pooled connection: the response
 	// head's value string and slice.
 	allocsRoundTrip = 2
@@ -51,10 +62,21 @@ func TestHotPathAllocs(t *testing.T) {
 	}
 
 	for _, lc := range []struct {
-		name, accessLog string
-		want            int
-	}{{"ServeHTTP", "off", allocsServeHTTP}, {"ServeHTTP+accesslog", "stderr", allocsServeHTTPLog}} {
-		e, w, req := allocsEdge(t, lc.accessLog)
+		name, accessLog, client string
+		cancellable             bool
+		want                    int
+	}{
+		{"ServeHTTP", "off", "gatehouse", false, allocsServeHTTP},
+		{"ServeHTTP+accesslog", "stderr", "gatehouse", false, allocsServeHTTPLog},
+		{"ServeHTTP cancellable", "off", "gatehouse", true, allocsServeHTTPCancel},
+		{"ServeHTTP client=net/http", "off", "net/http", true, allocsServeHTTPNetHTTP},
+	} {
+		e, w, req := allocsEdge(t, lc.accessLog, lc.client)
+		if lc.cancellable {
+			ctx, cancel := context.WithCancel(req.Context())
+			defer cancel()
+			req = req.WithContext(ctx)
+		}
 		check(lc.name, lc.want, func() {
 			clear(w.h)
 			w.code = 0
@@ -65,12 +87,13 @@ func TestHotPathAllocs(t *testing.T) {
 		})
 	}
 
-	c := newUpstreamClient(time.Second, 4, time.Minute, time.Now)
-	useStaticClient(c, staticOK)
+	c := uhttp.New(staticOptions(staticOK))
+	defer c.Close()
 	var buf [64]byte
-	up := upRequest{ctx: context.Background(), addr: "192.0.2.1:80", method: "GET", uri: "/", host: "a", head: plainHead{}, headerTimeout: time.Minute}
+	up := uhttp.Request{Addr: "192.0.2.1:80", Method: "GET", Target: "/", Host: "a",
+		Header: uhttp.HeaderFields{"X-Test": {"1"}}, HeaderTimeout: time.Minute}
 	check("upstream round trip", allocsRoundTrip, func() {
-		resp, err := c.roundTrip(&up)
+		resp, err := c.Do(context.Background(), &up)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,9 +133,9 @@ func TestHotPathAllocs(t *testing.T) {
 
 // allocsEdge is BenchmarkServeHTTP's setup with an origin-form request,
 // as a server hands it to the handler.
-func allocsEdge(t *testing.T, accessLog string) (*Edge, *discardWriter, *http.Request) {
+func allocsEdge(t *testing.T, accessLog, client string) (*Edge, *discardWriter, *http.Request) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(strings.Replace(benchConfig, "ACCESSLOG", accessLog, 1)))
+	cfg, err := config.Parse([]byte(benchConfigFor(accessLog, client)))
 	if err != nil {
 		t.Fatal(err)
 	}

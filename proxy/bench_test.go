@@ -49,21 +49,29 @@ path = "/"
 upstream = "app"
 
 [upstreams.app]
+client = "CLIENT"
 servers = [{ name = "b1", address = "127.0.0.1:9" }, { name = "b2", address = "127.0.0.2:9" }]
 `
+
+// benchConfigFor is benchConfig with an access log and an upstream client.
+func benchConfigFor(accessLog, client string) string {
+	return strings.NewReplacer("ACCESSLOG", accessLog, "CLIENT", client).Replace(benchConfig)
+}
 
 // BenchmarkServeHTTP measures a small GET through the whole Edge handler
 // (site and route lookup, client address, balancer pick, backend request
 // construction, response copy, metrics, access log) with the real
-// upstream client on an in-memory backend connection (staticBackend) in
-// place of the network.
+// upstream client, of each kind, on an in-memory backend connection
+// (staticBackend) in place of the network.
 func BenchmarkServeHTTP(b *testing.B) {
-	for _, bc := range []struct{ name, accessLog string }{
-		{"nolog", "off"},
-		{"jsonlog", "stderr"}, // AccessLogs.Stderr is io.Discard below
+	for _, bc := range []struct{ name, accessLog, client string }{
+		{"nolog", "off", "gatehouse"},
+		{"jsonlog", "stderr", "gatehouse"}, // AccessLogs.Stderr is io.Discard below
+		{"nolog/net-http", "off", "net/http"},
+		{"jsonlog/net-http", "stderr", "net/http"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			cfg, err := config.Parse([]byte(strings.Replace(benchConfig, "ACCESSLOG", bc.accessLog, 1)))
+			cfg, err := config.Parse([]byte(benchConfigFor(bc.accessLog, bc.client)))
 			if err != nil {
 				b.Fatal(err)
 			}

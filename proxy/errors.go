@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
+	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // StatusClientClosed is nginx's 499: the client went away before the
@@ -44,11 +45,11 @@ func (k errorKind) String() string { return errorKindNames[k] }
 // classify maps an error from picking, queueing or the round trip to its
 // kind. reqCtx is the client request's context.
 func classify(reqCtx context.Context, err error) errorKind {
-	var de *DialError
-	var be *bodyError
+	var de *uhttp.DialError
+	var be *uhttp.BodyError
 	switch {
 	case errors.As(err, &be):
-		if be.limit {
+		if be.Limit {
 			return errBodyLimit
 		}
 		return errBodyRead
@@ -85,7 +86,7 @@ func isTimeout(err error) bool {
 func (k errorKind) status(lastErr error) int {
 	switch k {
 	case errDial:
-		var de *DialError
+		var de *uhttp.DialError
 		if errors.As(lastErr, &de) && isTimeout(de.Err) {
 			return http.StatusGatewayTimeout
 		}
@@ -112,21 +113,6 @@ func (k errorKind) status(lastErr error) int {
 func (k errorKind) countsAgainstBackend() bool {
 	return k == errDial || k == errTimeout || k == errProtocol
 }
-
-// bodyError wraps a failure reading the client's request body, so the
-// round trip's error can be told apart from a backend failure.
-type bodyError struct {
-	limit bool
-	err   error
-}
-
-func (e *bodyError) Error() string {
-	if e.limit {
-		return "request body too large"
-	}
-	return "reading request body: " + e.err.Error()
-}
-func (e *bodyError) Unwrap() error { return e.err }
 
 // builtinPages are the default error pages, short HTML like nginx's.
 var builtinPages = func() map[int][]byte {

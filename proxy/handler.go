@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
@@ -32,8 +32,9 @@ type request struct {
 	bytes    int64
 	upstream string // backend address that answered
 
-	sticky string    // persistence cookie name, stripped from backend requests
-	up     upRequest // the backend request of the current try
+	sticky string        // persistence cookie name, stripped from backend requests
+	up     uhttp.Request // the backend request of the current try
+	fwd    uhttp.Forward // its header
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -49,17 +50,25 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := requestPool.Get().(*request)
 	*q = request{e: e, rt: rt, ci: edgeserver.ConnInfoOf(r), w: w, r: r, start: e.now()}
 	e.metrics.inFlight.Inc()
-	if q.ci.StreamStart() {
-		q.serve()
-		// HTTP/2 rapid-reset accounting: a request whose context ended
-		// while it was served was cancelled (edgeserver.ConnInfo).
-		q.ci.StreamEnd(r.Context().Err() != nil)
-	} else {
+	// Deferred, so that a response aborted with panic(http.ErrAbortHandler)
+	// is still counted and logged, and the gauge comes back.
+	defer q.end()
+	if !q.ci.StreamStart() {
 		// The connection spent its reset budget and is being closed:
 		// nothing is sent.
 		q.status = statusNoResponse
+		return
 	}
-	e.metrics.inFlight.Dec()
+	q.serve()
+	// HTTP/2 rapid-reset accounting: a request whose context ended while
+	// it was served was cancelled (edgeserver.ConnInfo).
+	q.ci.StreamEnd(r.Context().Err() != nil)
+}
+
+// end closes the request's books: the in-flight gauge, metrics and access
+// log line, then the request state goes back to the pool.
+func (q *request) end() {
+	q.e.metrics.inFlight.Dec()
 	q.finish()
 	*q = request{}
 	requestPool.Put(q)
@@ -285,20 +294,20 @@ func (q *request) forward() {
 	r := q.r
 	u := q.route.upstream
 	key := balancer.Key{Client: q.client}
-	var stickyName string
 	if u.cfg.Sticky != nil {
-		stickyName = u.cfg.Sticky.Cookie
-		key.Cookie = cookieValue(r.Header, stickyName)
+		q.sticky = u.cfg.Sticky.Cookie
+		key.Cookie = cookieValue(r.Header, q.sticky)
 	}
-	q.sticky = stickyName
-	var body *bodyReader
+	var body *uhttp.BodyGuard
 	tries := 1 + u.cfg.Retries
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		body = newBodyReader(q)
+		t := q.rt.cfg.Timeouts
+		body = &uhttp.BodyGuard{Src: r.Body, Deadline: http.NewResponseController(q.w), Now: q.e.now,
+			Limit: q.route.cfg.MaxBody, Gap: t.ClientBody, Total: q.start.Add(t.ClientBodyTotal)}
 		if tries > 1 && r.ContentLength > 0 && r.ContentLength <= u.cfg.RetryBodyLimit {
 			// Small bodies are read first so that a retry can send them
 			// again (retry_body_limit).
-			if err := body.buffer(); err != nil {
+			if err := body.Buffer(r.ContentLength); err != nil {
 				kind := classify(r.Context(), err)
 				if kind == errClientGone {
 					q.status = StatusClientClosed
@@ -311,7 +320,7 @@ func (q *request) forward() {
 	}
 	// A request may be sent again after the backend saw it only when
 	// that is safe: an idempotent method, or a body we kept.
-	replayable := body == nil && idempotent(r.Method) || body != nil && body.replay
+	replayable := body == nil && idempotent(r.Method) || body != nil && body.Kept()
 	deadline := q.start.Add(u.cfg.RetryBudget)
 	var lastErr error
 	kind := errNoServer
@@ -323,66 +332,23 @@ func (q *request) forward() {
 			} // else: nothing left to retry on; answer for the last failure
 			break
 		}
-		release, err := b.Acquire(r.Context())
-		if err != nil {
-			lastErr, kind = err, classify(r.Context(), err)
-			break
-		}
-		if body != nil {
-			body.rewind()
-		}
-		q.up = upRequest{
-			ctx:           r.Context(),
-			addr:          b.Addr(),
-			method:        r.Method,
-			uri:           upstreamTarget(r),
-			host:          r.Host,
-			head:          q,
-			headerTimeout: q.route.headerTimeout,
-			replayable:    replayable,
-			start:         q.start,
-		}
-		if body != nil {
-			q.up.body, q.up.contentLength, q.up.trailer = body, r.ContentLength, r.Trailer
-		}
-		resp, err := u.client.roundTrip(&q.up)
-		q.up = upRequest{}
-		if err == nil {
-			retryable := resp.StatusCode >= 502 && resp.StatusCode <= 504
-			if u.failMap[resp.StatusCode] {
-				// The clock is read only here and on errors: a clean
-				// answer needs no time.
-				b.ReportFailure(q.e.now())
-				q.e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, "status").Inc()
-			}
-			if retryable && u.failMap[resp.StatusCode] && attempt+1 < tries && q.e.now().Before(deadline) && replayable {
-				_ = resp.Body.Close()
-				release()
-				key.Tried.Add(b)
-				q.e.metrics.retries.WithLabelValues(u.cfg.Name).Inc()
-				continue
-			}
-			q.upstream = b.Addr()
-			var cookie *http.Cookie
-			if stickyName != "" && !stickyHit {
-				cookie = q.stickyCookie(b.ID())
-			}
-			q.copyResponse(resp, cookie)
-			release()
+		more := attempt+1 < tries
+		served, err, k := q.attempt(b, stickyHit, body, replayable, more, deadline)
+		if served {
 			return
 		}
-		release()
-		now := q.e.now()
-		lastErr, kind = err, classify(r.Context(), err)
-		if kind.countsAgainstBackend() {
-			b.ReportFailure(now)
+		if err == nil {
+			// A retryable status, not passed on: next server.
+			key.Tried.Add(b)
+			q.e.metrics.retries.WithLabelValues(u.cfg.Name).Inc()
+			continue
 		}
-		q.e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, kind.String()).Inc()
+		lastErr, kind = err, k
 		if kind == errClientGone || kind == errBodyLimit || kind == errBodyRead {
 			break
 		}
-		untouched := body == nil || body.n == 0 || body.replay
-		retry := attempt+1 < tries && now.Before(deadline) && untouched &&
+		untouched := body == nil || body.Untouched()
+		retry := more && q.e.now().Before(deadline) && untouched &&
 			(kind == errDial || kind == errTimeout && replayable && idempotent(r.Method))
 		if !retry {
 			break
@@ -407,115 +373,106 @@ func (q *request) forward() {
 	q.fail(code, kind == errBodyLimit || kind == errBodyRead)
 }
 
-var retryAfter1 = []string{"1"}
-
-// hopHeaders are removed in both directions (RFC 9110 §7.6.1, plus the
-// legacy ones every proxy strips).
-var hopHeaders = map[string]bool{
-	"Connection":          true,
-	"Proxy-Connection":    true,
-	"Keep-Alive":          true,
-	"Proxy-Authenticate":  true,
-	"Proxy-Authorization": true,
-	"Te":                  true,
-	"Trailer":             true,
-	"Transfer-Encoding":   true,
-	"Upgrade":             true,
-	"Http2-Settings":      true,
-}
-
-// outRequest builds the backend request. The inbound request is never
-// modified.
-func (q *request) outRequest(addr string, body *bodyReader, stickyName string) *http.Request {
+// attempt sends the request to server b once and, when b's answer is
+// final, passes it to the client (served). A retryable status that may
+// be tried elsewhere (more tries left, before deadline) is not passed on:
+// attempt returns neither served nor an error. A failure returns its
+// error and kind.
+//
+// The attempt owns what it holds and releases it with defer, however it
+// ends — an error, a retry, the end of the response, or a response the
+// backend broke off, which is aborted with panic(http.ErrAbortHandler)
+// (propagated to net/http, which drops the client connection): b's
+// max_conns slot and in-flight count, and the backend connection with
+// the response body. ServeHTTP's own defer then counts and logs the
+// request.
+func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyGuard, replayable, more bool, deadline time.Time) (served bool, err error, kind errorKind) {
 	r := q.r
-	h := make(http.Header, len(r.Header)+5)
-	connTokens := r.Header["Connection"]
-	for k, vv := range r.Header {
-		if hopHeaders[k] || k == "X-Real-Ip" || k == "X-Forwarded-For" || k == "X-Forwarded-Proto" ||
-			k == "X-Forwarded-Host" || k == "Expect" {
-			continue
-		}
-		if len(connTokens) > 0 && hasToken(connTokens, k) {
-			continue
-		}
-		h[k] = vv
+	u := q.route.upstream
+	release, err := b.Acquire(r.Context())
+	if err != nil {
+		return false, err, classify(r.Context(), err)
 	}
-	if te := r.Header["Te"]; len(te) > 0 && hasToken(te, "trailers") {
-		h["Te"] = teTrailers
+	defer release()
+	if body != nil {
+		body.Rewind()
 	}
-	if stickyName != "" {
-		if c := h["Cookie"]; len(c) > 0 {
-			h["Cookie"] = stripCookie(c, stickyName)
-			if len(h["Cookie"]) == 0 {
-				delete(h, "Cookie")
-			}
-		}
-	}
-	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = emptyValue // keep Go's transport from adding its own
-	}
-	trustedPeer := trustedPeer(q.rt.trusted, q.ci.Peer)
-	peer := q.ci.Peer.String()
-	if xff := r.Header["X-Forwarded-For"]; trustedPeer && len(xff) > 0 {
-		h["X-Forwarded-For"] = []string{strings.Join(xff, ", ") + ", " + peer}
-	} else {
-		h["X-Forwarded-For"] = []string{peer}
-	}
-	h["X-Real-Ip"] = []string{q.client.String()}
-	proto := "http"
-	if q.ci.TLS != nil {
-		proto = "https"
-	}
-	if v := r.Header["X-Forwarded-Proto"]; trustedPeer && len(v) == 1 && (v[0] == "https" || v[0] == "http") {
-		proto = v[0]
-	}
-	h["X-Forwarded-Proto"] = []string{proto}
-	if v := r.Header["X-Forwarded-Host"]; trustedPeer && len(v) > 0 {
-		h["X-Forwarded-Host"] = v[:1]
-	} else {
-		h["X-Forwarded-Host"] = []string{r.Host}
-	}
-	out := &http.Request{
-		Method: r.Method,
-		// Opaque: the normalised target of upstreamTarget, which
-		// URL.RequestURI (and so Request.Write) sends as it is.
-		URL:           &url.URL{Scheme: "http", Host: addr, Opaque: upstreamTarget(r)},
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		ContentLength: r.ContentLength,
+	q.up = uhttp.Request{
+		Addr:          b.Addr(),
+		Method:        r.Method,
+		Target:        upstreamTarget(r),
 		Host:          r.Host,
+		Header:        q.forwardHeader(),
+		HeaderTimeout: q.route.headerTimeout,
+		BodyTimeout:   q.route.readTimeout,
+		Replayable:    replayable,
+		Interim:       q,
+		Start:         q.start,
 	}
 	if body != nil {
-		out.Body = body
-		if r.ContentLength < 0 {
-			out.ContentLength = -1
+		q.up.Body, q.up.ContentLength, q.up.Trailer = body, r.ContentLength, r.Trailer
+	}
+	resp, err := u.client.Do(r.Context(), &q.up)
+	q.up = uhttp.Request{}
+	if err != nil {
+		kind = classify(r.Context(), err)
+		if kind.countsAgainstBackend() {
+			b.ReportFailure(q.e.now())
 		}
-	} else {
-		out.Body = http.NoBody
-		out.ContentLength = 0
+		q.e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, kind.String()).Inc()
+		return false, err, kind
 	}
-	if len(r.Trailer) > 0 {
-		out.Trailer = r.Trailer
+	defer resp.Body.Close()
+	if u.failMap[resp.StatusCode] {
+		// The clock is read only here and on errors: a clean answer
+		// needs no time.
+		now := q.e.now()
+		b.ReportFailure(now)
+		q.e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, "status").Inc()
+		if resp.StatusCode >= 502 && resp.StatusCode <= 504 && more && now.Before(deadline) && replayable {
+			return false, nil, 0
+		}
 	}
-	return out.WithContext(r.Context())
+	q.upstream = b.Addr()
+	var cookie *http.Cookie
+	if q.sticky != "" && !stickyHit {
+		cookie = q.stickyCookie(b.ID())
+	}
+	if err := q.copyResponse(resp, cookie); err != nil {
+		q.bodyFailed(b, err)
+		panic(http.ErrAbortHandler)
+	}
+	return true, nil, 0
 }
 
-var (
-	teTrailers = []string{"trailers"}
-	emptyValue = []string{""}
-)
+// bodyFailed counts and logs a response body the backend broke off or
+// let stall past read_timeout. As in nginx, it is not a failure of the
+// server for passive health (max_fails): the response had begun.
+func (q *request) bodyFailed(b *balancer.Backend, err error) {
+	name := q.route.upstream.cfg.Name
+	kind := "body"
+	if errors.Is(err, uhttp.ErrBodyTimeout) {
+		kind = "body_timeout"
+	}
+	q.e.metrics.upstreamErrs.WithLabelValues(name, kind).Inc()
+	q.e.log.Warn("upstream response body failed; aborting the response", "upstream", name, "server", b.Label(), "err", err)
+}
+
+var retryAfter1 = []string{"1"}
 
 // copyResponse sends the backend's response to the client, flushing as
-// data arrives when the length is unknown (SSE, chunked streams).
-func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) {
+// data arrives when the length is unknown (SSE, chunked streams). It
+// returns the backend's error when the body broke off (or stalled past
+// read_timeout): the caller must then abort the response, so the client
+// does not take a truncated response for a whole one. A client that went
+// away is logged as 499.
+func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	defer resp.Body.Close()
 	w := q.w
 	h := w.Header()
 	connTokens := resp.Header["Connection"]
 	for k, vv := range resp.Header {
-		if hopHeaders[k] || len(connTokens) > 0 && hasToken(connTokens, k) {
+		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) {
 			continue
 		}
 		h[k] = vv
@@ -542,14 +499,11 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) {
 	n, err := q.copyBody(resp.Body, streaming)
 	q.bytes = n
 	if err != nil {
-		if errors.Is(err, errClientWrite) {
+		if errors.Is(err, errClientWrite) || q.r.Context().Err() != nil {
 			q.status = StatusClientClosed
-			return
+			return nil
 		}
-		// The backend failed mid-body: the client must not take a
-		// truncated response for a whole one.
-		q.e.log.Warn("upstream response body failed", "upstream", q.route.upstream.cfg.Name, "err", err)
-		panic(http.ErrAbortHandler)
+		return err
 	}
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
@@ -557,6 +511,42 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) {
 	if q.sendBound().end(http.NewResponseController(w)) != nil {
 		q.status = StatusClientClosed
 	}
+	return nil
+}
+
+// Interim forwards a backend's 1xx interim response (103 Early Hints,
+// 100 Continue, 102 Processing; never 101) to the client, as
+// httputil.ReverseProxy does, over HTTP/1.1 and HTTP/2: its headers but
+// the hop-by-hop ones, after which the response header map is as it was.
+// Nothing is sent to an HTTP/1.0 client (RFC 9110 §15.2). The write is
+// bounded by timeouts.send like every write to the client.
+func (q *request) Interim(code int, h http.Header) error {
+	if !q.r.ProtoAtLeast(1, 1) {
+		return nil
+	}
+	wh := q.w.Header()
+	var saved http.Header
+	if len(wh) > 0 {
+		saved = wh.Clone()
+		clear(wh)
+	}
+	connTokens := h["Connection"]
+	for k, vv := range h {
+		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) {
+			continue
+		}
+		wh[k] = vv
+	}
+	rc := http.NewResponseController(q.w)
+	sb := q.sendBound()
+	sb.arm(rc)
+	q.w.WriteHeader(code)
+	sb.idle(rc)
+	clear(wh)
+	for k, vv := range saved {
+		wh[k] = vv
+	}
+	return nil
 }
 
 var errClientWrite = errors.New("client write failed")
@@ -632,30 +622,6 @@ func cookieValue(h http.Header, name string) string {
 	return ""
 }
 
-// stripCookie removes the named cookie from Cookie header lines (HAProxy's
-// indirect: the backend never sees the persistence cookie).
-func stripCookie(lines []string, name string) []string {
-	var out []string
-	for _, line := range lines {
-		if !strings.Contains(line, name) {
-			out = append(out, line)
-			continue
-		}
-		var kept []string
-		for _, part := range strings.Split(line, ";") {
-			p := strings.TrimSpace(part)
-			if k, _, _ := strings.Cut(p, "="); k == name || p == "" {
-				continue
-			}
-			kept = append(kept, p)
-		}
-		if len(kept) > 0 {
-			out = append(out, strings.Join(kept, "; "))
-		}
-	}
-	return out
-}
-
 // stickyCookie is the persistence cookie for a backend id.
 func (q *request) stickyCookie(id string) *http.Cookie {
 	st := q.route.upstream.cfg.Sticky
@@ -674,112 +640,3 @@ func (q *request) stickyCookie(id string) *http.Cookie {
 	}
 	return c
 }
-
-// bodyReader guards a request body on its way to the backend: it enforces
-// the route's body limit on bodies without a declared length, an idle
-// deadline between reads (timeouts.client_body, nginx's
-// client_body_timeout) and a total deadline (timeouts.client_body_total,
-// which nginx lacks), and remembers how much was read so a retry knows
-// whether the body is untouched. Close is a no-op: the server owns the
-// inbound body, and the transport closing it must not stop a retry.
-type bodyReader struct {
-	q     *request
-	src   io.ReadCloser
-	rc    *http.ResponseController
-	limit int64
-	n     int64
-	gap   time.Duration
-	total time.Time
-	// replay: the body was read into buf and is served from there.
-	replay bool
-	buf    []byte
-	off    int
-}
-
-func newBodyReader(q *request) *bodyReader {
-	t := q.rt.cfg.Timeouts
-	return &bodyReader{
-		q:     q,
-		src:   q.r.Body,
-		rc:    http.NewResponseController(q.w),
-		limit: q.route.cfg.MaxBody,
-		gap:   t.ClientBody,
-		total: q.start.Add(t.ClientBodyTotal),
-	}
-}
-
-// buffer reads the whole (small, declared-length) body now, so it can be
-// sent again on a retry.
-func (b *bodyReader) buffer() error {
-	buf := make([]byte, 0, b.q.r.ContentLength)
-	for {
-		if len(buf) == cap(buf) {
-			// Read one more byte to see EOF (or a body longer than
-			// declared, which net/http reports as an error).
-			var one [1]byte
-			n, err := b.Read(one[:])
-			if n > 0 {
-				return &bodyError{err: io.ErrUnexpectedEOF}
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		n, err := b.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	b.replay, b.buf = true, buf
-	return nil
-}
-
-// rewind starts a kept body over for the next try.
-func (b *bodyReader) rewind() { b.off = 0 }
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	if b.replay {
-		if b.off >= len(b.buf) {
-			return 0, io.EOF
-		}
-		n := copy(p, b.buf[b.off:])
-		b.off += n
-		return n, nil
-	}
-	if b.n > b.limit {
-		return 0, &bodyError{limit: true}
-	}
-	d := b.q.e.now().Add(b.gap)
-	if b.total.Before(d) {
-		d = b.total
-	}
-	_ = b.rc.SetReadDeadline(d)
-	if rem := b.limit - b.n + 1; int64(len(p)) > rem {
-		p = p[:rem]
-	}
-	n, err := b.src.Read(p)
-	b.n += int64(n)
-	if b.n > b.limit {
-		// Forward nothing past the limit.
-		return n - int(b.n-b.limit), &bodyError{limit: true}
-	}
-	if err == io.EOF {
-		// Clear the deadline: the server's background read that watches
-		// for the client going away must not time out while the backend
-		// thinks.
-		_ = b.rc.SetReadDeadline(time.Time{})
-	} else if err != nil {
-		return n, &bodyError{err: err}
-	}
-	return n, err
-}
-
-func (b *bodyReader) Close() error { return nil }

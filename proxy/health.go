@@ -1,18 +1,14 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
+	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
 // healthChecker probes every server of one upstream on an interval
@@ -22,11 +18,19 @@ type healthChecker struct {
 	u      *upstream
 	m      *Metrics
 	log    *slog.Logger
+	check  uhttp.Check
+	tr     upstreamClient
 	client *http.Client
-	host   string
 }
 
-func newHealthChecker(u *upstream, log *slog.Logger, m *Metrics) *healthChecker {
+// newHealthChecker builds the checker of u. Probes go through a client of
+// the upstream's own kind (gatehouse or net/http), so a backend whose
+// answers the proxy's client cannot read fails its checks too; it has its
+// own pool of one idle connection per server, so probes neither wait
+// behind traffic nor take its connections. A probe is not a client's
+// request: it has none of the forwarded headers (uhttp.Forward), only a
+// Host the application accepts and a User-Agent.
+func newHealthChecker(rt *Runtime, u *upstream) *healthChecker {
 	h := u.cfg.Health
 	host := h.Host
 	if host == "" {
@@ -34,18 +38,15 @@ func newHealthChecker(u *upstream, log *slog.Logger, m *Metrics) *healthChecker 
 		// backend's address: probe with a name the app serves.
 		host = u.healthHost
 	}
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: h.Timeout}).DialContext,
-		MaxIdleConnsPerHost: 1,
-		IdleConnTimeout:     2 * h.Interval,
-		DisableCompression:  true,
-	}
+	probe := *u.cfg
+	probe.ConnectTimeout, probe.KeepaliveTimeout = h.Timeout, 2*h.Interval
+	tr := rt.newClient(&probe, 1)
 	return &healthChecker{
-		u:    u,
-		m:    m,
-		log:  log,
-		host: host,
+		u:     u,
+		m:     rt.deps.Metrics,
+		log:   rt.log,
+		check: uhttp.Check{Method: h.Method, Path: h.Path, Host: host, Expect: h.Expect, Body: h.Body},
+		tr:    tr,
 		client: &http.Client{
 			Transport: tr,
 			Timeout:   h.Timeout,
@@ -57,7 +58,7 @@ func newHealthChecker(u *upstream, log *slog.Logger, m *Metrics) *healthChecker 
 }
 
 func (hc *healthChecker) run(ctx context.Context) {
-	defer hc.client.CloseIdleConnections()
+	defer hc.tr.Close()
 	t := time.NewTicker(hc.u.cfg.Health.Interval)
 	defer t.Stop()
 	for {
@@ -77,7 +78,7 @@ func (hc *healthChecker) checkAll(ctx context.Context) {
 		go func(b *balancer.Backend) {
 			defer wg.Done()
 			start := time.Now()
-			ok, reason := hc.probe(ctx, b.Addr())
+			ok, reason := hc.check.Probe(ctx, hc.client, b.Addr())
 			if ctx.Err() != nil {
 				return // the generation ended: not the server's fault
 			}
@@ -92,38 +93,4 @@ func (hc *healthChecker) checkAll(ctx context.Context) {
 		}(b)
 	}
 	wg.Wait()
-}
-
-// probe does one check and says why it failed.
-func (hc *healthChecker) probe(ctx context.Context, addr string) (bool, string) {
-	h := hc.u.cfg.Health
-	req, err := http.NewRequestWithContext(ctx, h.Method, "http://"+addr+h.Path, nil)
-	if err != nil {
-		return false, err.Error()
-	}
-	if hc.host != "" {
-		req.Host = hc.host
-	}
-	req.Header.Set("User-Agent", "gatehouse-health-check")
-	resp, err := hc.client.Do(req)
-	if err != nil {
-		return false, "probe failed: " + err.Error()
-	}
-	defer resp.Body.Close()
-	if !slices.Contains(h.Expect, resp.StatusCode) {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return false, "status " + strconv.Itoa(resp.StatusCode) + " from " + h.Path
-	}
-	if h.Body != "" {
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if err != nil {
-			return false, "reading body: " + err.Error()
-		}
-		if !bytes.Contains(b, []byte(h.Body)) {
-			return false, "body does not contain " + strconv.Quote(h.Body)
-		}
-		return true, "status " + strconv.Itoa(resp.StatusCode) + ", body matched"
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return true, "status " + strconv.Itoa(resp.StatusCode)
 }

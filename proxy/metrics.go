@@ -33,6 +33,8 @@ type Metrics struct {
 	smuggling    prometheus.Counter
 	checks       *prometheus.CounterVec
 	checkTime    *prometheus.HistogramVec
+	unsolicited  *prometheus.CounterVec
+	loopPanics   *prometheus.CounterVec
 
 	edge atomic.Pointer[Edge] // for the state collector
 }
@@ -89,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_upstream_errors_total",
-			Help: "Failed upstream attempts by upstream and kind (dial, timeout, status, protocol, client_gone).",
+			Help: "Failed upstream attempts by upstream and kind (dial, timeout, status, protocol, client_gone; body and body_timeout: the backend broke off or stalled mid-body).",
 		}, []string{"upstream", "kind"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_upstream_retries_total",
@@ -149,6 +151,14 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 			Help:    "Duration of active health checks, by upstream.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"upstream"}),
+		unsolicited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_upstream_unsolicited_responses_total",
+			Help: "Backend connections closed instead of reused because the backend sent bytes after the end of a response, by upstream (gatehouse client only).",
+		}, []string{"upstream"}),
+		loopPanics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_background_panics_total",
+			Help: "Panics of background loops (health, resolve, reap), which are then restarted, by loop and upstream.",
+		}, []string{"loop", "upstream"}),
 		smuggling: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_request_framing_rejected_total",
 			Help: "HTTP/1 requests refused for ambiguous framing (request smuggling defence).",
@@ -172,7 +182,7 @@ func NewMetrics(reg prometheus.Registerer, version string) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.inFlight, m.upstreamErrs,
 			m.retries, m.reloads, m.reloadOK, m.reloadTime, m.rejected, m.wsUpgrades, m.wsCloses,
-			m.wsLifetime, m.wsBytes, m.limited, m.bans, m.bodyLimit, m.smuggling, m.checks, m.checkTime, build, &stateCollector{m: m})
+			m.wsLifetime, m.wsBytes, m.limited, m.bans, m.bodyLimit, m.smuggling, m.checks, m.checkTime, m.unsolicited, m.loopPanics, build, &stateCollector{m: m})
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)

@@ -1,75 +1,48 @@
 package proxy
 
 import (
-	"bufio"
+	"net"
 	"net/http"
+	"strconv"
+
+	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
-// writeHeaders writes the backend request's header lines for the
-// upstream client: the same rewrite as outRequest (hop-by-hop and
-// Connection-listed headers dropped, X-Forwarded-* and X-Real-IP set, the
-// persistence cookie stripped) but straight into the connection's
-// buffer, with no header map built. Host and the framing headers are the
-// client's.
-func (q *request) writeHeaders(w *bufio.Writer) {
-	r := q.r
-	connTokens := r.Header["Connection"]
-	for k, vv := range r.Header {
-		if skipOutHeader(k) || len(connTokens) > 0 && hasToken(connTokens, k) {
-			continue
-		}
-		if k == "Cookie" && q.sticky != "" {
-			vv = stripCookie(vv, q.sticky)
-		}
-		for _, v := range vv {
-			w.WriteString(k)
-			w.WriteString(": ")
-			w.WriteString(v)
-			w.WriteString("\r\n")
-		}
+// forwardHeader is the backend request's header: the proxy's one header
+// rewrite (uhttp.Forward), for both upstream clients and the WebSocket
+// handshake, with what it needs to know of this request.
+func (q *request) forwardHeader() *uhttp.Forward {
+	q.fwd = uhttp.Forward{
+		In:      q.r.Header,
+		Host:    q.r.Host,
+		Peer:    q.ci.Peer,
+		Client:  q.client,
+		Trusted: trustedPeer(q.rt.trusted, q.ci.Peer),
+		TLS:     q.ci.TLS != nil,
+		Port:    q.localPort(),
+		Sticky:  q.sticky,
 	}
-	if te := r.Header["Te"]; len(te) > 0 && hasToken(te, "trailers") {
-		w.WriteString("Te: trailers\r\n")
-	}
-	trusted := trustedPeer(q.rt.trusted, q.ci.Peer)
-	w.WriteString("X-Forwarded-For: ")
-	if xff := r.Header["X-Forwarded-For"]; trusted && len(xff) > 0 {
-		for _, v := range xff {
-			w.WriteString(v)
-			w.WriteString(", ")
-		}
-	}
-	w.Write(q.ci.Peer.AppendTo(w.AvailableBuffer()))
-	w.WriteString("\r\nX-Real-Ip: ")
-	w.Write(q.client.AppendTo(w.AvailableBuffer()))
-	proto := "http"
-	if q.ci.TLS != nil {
-		proto = "https"
-	}
-	if v := r.Header["X-Forwarded-Proto"]; trusted && len(v) == 1 && (v[0] == "https" || v[0] == "http") {
-		proto = v[0]
-	}
-	w.WriteString("\r\nX-Forwarded-Proto: ")
-	w.WriteString(proto)
-	w.WriteString("\r\nX-Forwarded-Host: ")
-	if v := r.Header["X-Forwarded-Host"]; trusted && len(v) > 0 {
-		w.WriteString(v[0])
-	} else {
-		w.WriteString(r.Host)
-	}
-	w.WriteString("\r\n")
+	return &q.fwd
 }
 
-// skipOutHeader reports the inbound headers never copied to the backend
-// request as they are: hop-by-hop ones, the ones the proxy sets itself,
-// and the framing the client writes.
-func skipOutHeader(k string) bool {
-	switch k {
-	case "X-Real-Ip", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Expect",
-		"Host", "Content-Length":
-		return true
+// localPort is the port the client connected to: the local address of
+// its connection (a PROXY protocol header's destination when there is
+// one), or the scheme's default when the server did not say.
+func (q *request) localPort() int {
+	if a, ok := q.r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ta, ok := a.(*net.TCPAddr); ok {
+			return ta.Port
+		}
+		if _, p, err := net.SplitHostPort(a.String()); err == nil {
+			if n, err := strconv.Atoi(p); err == nil {
+				return n
+			}
+		}
 	}
-	return hopHeaders[k]
+	if q.ci.TLS != nil {
+		return 443
+	}
+	return 80
 }
 
 // upstreamTarget is the request target sent to the backend, in

@@ -14,6 +14,12 @@ import (
 // again to the next server after a 502 listed in fail_statuses; a larger
 // one is not (the backend saw it, and it was not kept).
 func TestRetryBufferedBody(t *testing.T) {
+	for _, mode := range clientModes {
+		t.Run(mode, func(t *testing.T) { testRetryBufferedBody(t, mode) })
+	}
+}
+
+func testRetryBufferedBody(t *testing.T, mode string) {
 	var badHits, goodHits atomic.Int32
 	var goodBody atomic.Value
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -42,6 +48,7 @@ policy = "first"
 retries = 1
 retry_body_limit = "1k"
 fail_statuses = [502]
+` + clientLine(mode) + `
 servers = [{ name = "bad", address = "` + bad.Listener.Addr().String() + `" }, { name = "good", address = "` + good.Listener.Addr().String() + `" }]
 `
 	e := newTestEdge(t, cfg)
@@ -76,6 +83,12 @@ func TestRetryNothingLeftAnswersLastError(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now: connections are refused
+	for _, mode := range clientModes {
+		t.Run(mode, func(t *testing.T) { testRetryNothingLeft(t, mode, addr) })
+	}
+}
+
+func testRetryNothingLeft(t *testing.T, mode, addr string) {
 	e := newTestEdge(t, `
 [listeners.https]
 address = ""
@@ -86,6 +99,7 @@ tls = "off"
 upstream = "app"
 [upstreams.app]
 retries = 1
+`+clientLine(mode)+`
 servers = [{ name = "only", address = "`+addr+`" }]
 `)
 	rec := httptest.NewRecorder()

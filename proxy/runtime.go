@@ -6,15 +6,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
+	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
@@ -83,8 +88,9 @@ type route struct {
 	upstream *upstream
 	metrics  *routeMetrics
 	// headerTimeout is the upstream's response-header timeout, or this
-	// route's own.
+	// route's own; readTimeout likewise for the body gap (0: none).
 	headerTimeout time.Duration
+	readTimeout   time.Duration
 	origins       map[string]bool // nil: the site's default
 	anyOrigin     bool
 	zones         []*routeZone
@@ -93,7 +99,7 @@ type route struct {
 type upstream struct {
 	cfg        *config.Upstream
 	pool       *balancer.Pool
-	client     *upstreamClient
+	client     upstreamClient
 	failOn     [6]bool // failOn[i] is true when status 500+i counts as a failure
 	failMap    map[int]bool
 	healthHost string
@@ -182,9 +188,12 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 				return nil, fmt.Errorf("sites.%s: route %s: unknown upstream %q", sc.Name, rc.Path, rc.Upstream)
 			}
 			r := &route{cfg: rc, site: s, upstream: u, headerTimeout: u.cfg.ResponseHeaderTimeout,
-				metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream)}
+				readTimeout: u.cfg.ReadTimeout, metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream)}
 			if rc.ResponseHeaderTimeout > 0 {
 				r.headerTimeout = rc.ResponseHeaderTimeout
+			}
+			if rc.ReadTimeoutSet {
+				r.readTimeout = rc.ReadTimeout
 			}
 			if len(rc.WebSocket.Origins) > 0 {
 				r.origins = map[string]bool{}
@@ -270,38 +279,100 @@ func (rt *Runtime) buildUpstream(ctx context.Context, uc *config.Upstream) (*ups
 		}
 		cancel()
 	}
-	u.client = newUpstreamClient(uc.ConnectTimeout, uc.Keepalive, uc.KeepaliveTimeout, rt.deps.Now)
+	u.client = rt.newClient(uc, uc.Keepalive)
 	return u, nil
 }
 
-// Start launches the generation's background work: DNS re-resolution and
-// active health checks. They stop when Close is called.
+// upstreamClient is what the proxy needs of an upstream's HTTP client,
+// either implementation of package upstream.
+type upstreamClient interface {
+	Do(ctx context.Context, req *uhttp.Request) (*http.Response, error)
+	http.RoundTripper
+	Close()
+}
+
+// newClient builds the configured client of an upstream, keeping at most
+// keepalive idle connections per server.
+func (rt *Runtime) newClient(uc *config.Upstream, keepalive int) upstreamClient {
+	unsolicited := rt.deps.Metrics.unsolicited.WithLabelValues(uc.Name)
+	o := uhttp.Options{
+		ConnectTimeout: uc.ConnectTimeout,
+		MaxIdle:        keepalive,
+		IdleTimeout:    uc.KeepaliveTimeout,
+		Now:            rt.deps.Now,
+		OnUnsolicited:  func(string) { unsolicited.Inc() },
+	}
+	return newUpstreamClient(uc.Client, o)
+}
+
+// newUpstreamClient is a client of kind (config.ClientGatehouse or
+// config.ClientNetHTTP).
+func newUpstreamClient(kind string, o uhttp.Options) upstreamClient {
+	if kind == config.ClientNetHTTP {
+		return uhttp.NewNetHTTP(o)
+	}
+	return uhttp.New(o)
+}
+
+// Start launches the generation's background work: DNS re-resolution,
+// active health checks and the reaping of idle upstream connections. They
+// stop when Close is called.
 func (rt *Runtime) Start() {
 	for _, name := range rt.upstreamNames {
 		u := rt.upstreams[name]
 		if u.pool.NeedsResolve() {
-			rt.goLoop("resolve "+name, func(ctx context.Context) { u.pool.Run(ctx) })
+			rt.goLoop("resolve", name, func(ctx context.Context) { u.pool.Run(ctx) })
 		}
 		if u.cfg.Health != nil {
-			hc := newHealthChecker(u, rt.log, rt.deps.Metrics)
-			rt.goLoop("health "+name, hc.run)
+			hc := newHealthChecker(rt, u)
+			rt.goLoop("health", name, hc.run)
+		}
+		if r, ok := u.client.(interface{ Run(context.Context) }); ok {
+			rt.goLoop("reap", name, r.Run)
 		}
 	}
 }
 
-// goLoop runs a background loop owned by this generation, logging (not
-// propagating) a panic so one bad loop does not take the process down.
-func (rt *Runtime) goLoop(name string, f func(ctx context.Context)) {
+// loopRestartDelay is how long goLoop waits before it restarts a loop that
+// panicked: a loop that panics at once every time must not spin.
+const loopRestartDelay = time.Second
+
+// goLoop runs a background loop owned by this generation (kind "health",
+// "resolve" or "reap" of an upstream). A panic in it is logged as an
+// error with its stack, counted in gatehouse_background_panics_total, and
+// the loop restarted after loopRestartDelay: health checks that died
+// silently would leave every server's state frozen. The loop ends, and is
+// not restarted, when the generation is closed.
+func (rt *Runtime) goLoop(kind, upstreamName string, f func(ctx context.Context)) {
+	panics := rt.deps.Metrics.loopPanics.WithLabelValues(kind, upstreamName)
 	rt.wg.Add(1)
 	go func() {
 		defer rt.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				rt.log.Error("background loop panicked", "loop", name, "panic", r)
+		for rt.runLoop(kind, upstreamName, f, panics) {
+			t := time.NewTimer(loopRestartDelay)
+			select {
+			case <-rt.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
 			}
-		}()
-		f(rt.ctx)
+		}
 	}()
+}
+
+// runLoop runs f once; it reports whether f panicked while the
+// generation is still open (so it must be restarted).
+func (rt *Runtime) runLoop(kind, upstreamName string, f func(ctx context.Context), panics prometheus.Counter) (restart bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			panics.Inc()
+			rt.log.Error("background loop panicked; restarting it", "loop", kind, "upstream", upstreamName,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			restart = rt.ctx.Err() == nil
+		}
+	}()
+	f(rt.ctx)
+	return false
 }
 
 // Close stops the generation's background work, waits for it, and
@@ -320,7 +391,7 @@ func (rt *Runtime) release() {
 	for _, u := range rt.upstreams {
 		u.pool.Close()
 		if u.client != nil {
-			u.client.closeIdle(true)
+			u.client.Close()
 		}
 	}
 }
@@ -515,16 +586,6 @@ func hasPrefixFold(s, prefix string) bool {
 	}
 	return true
 }
-
-// DialError is a failure to connect to a backend: nothing was sent, so the
-// request can always be retried on another server.
-type DialError struct {
-	Addr string
-	Err  error
-}
-
-func (e *DialError) Error() string { return "dial " + e.Addr + ": " + e.Err.Error() }
-func (e *DialError) Unwrap() error { return e.Err }
 
 var errNoBackend = errors.New("no upstream server available")
 

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/sockio"
+	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
 )
 
@@ -88,7 +88,7 @@ func (q *request) serveWebSocket() {
 			break
 		}
 		release()
-		lastErr, lastKind = &DialError{Addr: b.Addr(), Err: err}, errDial
+		lastErr, lastKind = &uhttp.DialError{Addr: b.Addr(), Err: err}, errDial
 		if r.Context().Err() != nil {
 			lastKind = errClientGone
 			break
@@ -122,18 +122,13 @@ func (q *request) serveWebSocket() {
 		}
 	}()
 
-	out := q.outRequest(b.Addr(), nil, stickyName)
-	out.Header["Upgrade"] = []string{"websocket"}
-	out.Header["Connection"] = []string{"Upgrade"}
+	// The handshake has the header rewrite of every backend request; the
+	// connection is dialled here, not taken from the upstream client's
+	// pool: after a 101 it is the tunnel's (see uhttp.Upgrade).
+	q.sticky = stickyName
 	_ = conn.SetDeadline(e.now().Add(ws.ConnectTimeout))
-	if err := out.Write(conn); err != nil {
-		b.ReportFailure(e.now())
-		e.metrics.wsUpgrades.WithLabelValues("backend_error").Inc()
-		q.fail(http.StatusBadGateway, true)
-		return
-	}
-	br := bufio.NewReaderSize(conn, 1024)
-	resp, err := http.ReadResponse(br, out)
+	resp, br, err := uhttp.Upgrade(conn, &uhttp.Request{Method: r.Method, Target: upstreamTarget(r), Host: r.Host,
+		Header: q.forwardHeader()}, "websocket")
 	if err != nil {
 		kind := classify(r.Context(), err)
 		if kind.countsAgainstBackend() {
@@ -153,7 +148,10 @@ func (q *request) serveWebSocket() {
 		// handshake): pass its answer on and close.
 		e.metrics.wsUpgrades.WithLabelValues("backend_refused").Inc()
 		q.w.Header()["Connection"] = closeValue
-		q.copyResponse(resp, cookie)
+		if err := q.copyResponse(resp, cookie); err != nil {
+			q.bodyFailed(b, err)
+			panic(http.ErrAbortHandler)
+		}
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
@@ -169,7 +167,7 @@ func (q *request) serveWebSocket() {
 	head := make([]byte, 0, 512)
 	head = append(head, "HTTP/1.1 101 Switching Protocols\r\n"...)
 	for k, vv := range resp.Header {
-		if hopHeaders[k] && k != "Upgrade" && k != "Connection" {
+		if uhttp.HopByHop(k) && k != "Upgrade" && k != "Connection" {
 			continue
 		}
 		for _, v := range vv {
