@@ -13,8 +13,11 @@
 // worker goroutines), then served as HTTP/2 by net/http when ALPN chose
 // h2, or else passed through the HTTP/1 framing guard (package
 // internal/h1guard: requests with ambiguous framing never reach the
-// handler as they are) into net/http. Sockets are read and written with
-// raw system calls (internal/sockio).
+// handler as they are) into net/http. The guard stays on for the whole
+// connection unless the protocol switches: the Server tells it when a
+// handler hijacks the connection, and it passes bytes through unchecked
+// only once a 101 was written on a hijacked connection. Sockets are read
+// and written with raw system calls (internal/sockio).
 //
 // The handler learns about the connection from [ConnInfoOf]: listener
 // name, peer address, TLS state, and whether the framing guard refused a

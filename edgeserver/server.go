@@ -91,6 +91,7 @@ func NewServer(o ServerOptions) *Server {
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		ErrorLog:          log.New(slogWriter{o.Logger}, "", 0),
 		ConnContext:       s.connContext,
+		ConnState:         connState,
 	}
 	// HTTP/2 is net/http's own: a TLS connection that negotiated h2 is
 	// handed over as the *tls.Conn itself, and net/http serves it (graceful
@@ -263,6 +264,17 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 		}
 	}
 	return context.WithValue(ctx, connInfoKey{}, ci)
+}
+
+// connState tells the framing guard when net/http hands a connection to
+// a handler: only a hijacked connection can switch protocols (101), so
+// only then may the guard stop inspecting it.
+func connState(c net.Conn, st http.ConnState) {
+	if st == http.StateHijacked {
+		if g, ok := c.(*h1guard.Conn); ok {
+			g.Hijacked()
+		}
+	}
 }
 
 // Shutdown stops accepting, lets in-flight requests finish (HTTP/2

@@ -49,20 +49,66 @@
 // bytes before the error and then fails every Read with [ErrRejected]. The
 // backend may therefore have seen the start of a body that never completes.
 //
-// After a GET with an Upgrade field and a Connection field containing the
-// "upgrade" token (and after its body, if it has one) the guard stops
-// inspecting the stream: [Conn.Passthrough] reports true and every later byte
-// is handed out unchanged, which is what a hijacked WebSocket needs. The
-// caller must then close the connection unless it switches protocols (101).
-// Only GET switches the guard to passthrough, so a handler must not let a
-// 101 through for any other request. After a hijack, read from the *Conn;
-// reading from [Conn.NetConn] directly is safe only when [Conn.Buffered] is
-// 0, since the guard may already hold bytes that followed the upgrade head.
-//
 // A *Conn hides a wrapped *tls.Conn from net/http, so Request.TLS is nil:
 // take the TLS state from NetConn in http.Server.ConnContext.
 //
 // Bare LF line endings are accepted in heads, as Go accepts them. Blank lines
 // before a request line are handed through (Go discards them after a POST
 // and answers 400 otherwise).
+//
+// # Upgrades
+//
+// A GET with an Upgrade field and a Connection field containing the
+// "upgrade" token is an upgrade request. The guard stops inspecting the
+// stream only if the protocol really switches, which net/http's server
+// never does by itself: the handler must hijack the connection and answer
+// 101. So after an upgrade request (and its body, if it has one) the guard
+// holds what follows: Read hands out nothing more, waits for the client on
+// the wrapped connection, keeps what arrives (at most Options.MaxHeadBytes
+// plus one byte; then it stops reading) and returns 0, nil, which ends
+// net/http's background read as a pipelined byte would. Meanwhile Write
+// reads the status line of what the server writes, across as many writes
+// as it takes, skipping informational responses (100 Continue, 103 Early
+// Hints):
+//
+//   - a final status 101 on a hijacked connection (see below) switches the
+//     guard to pass-through: [Conn.Passthrough] reports true, the held
+//     bytes and every later byte are handed out unchanged, and
+//     [Conn.Unwrap] returns the wrapped connection;
+//   - any other final status (or bytes that are not an HTTP/1.x status
+//     line) leaves the guard on: the held bytes are validated as the next
+//     request, so a request pipelined behind the upgrade request is
+//     answered, and one with ambiguous framing is rejected;
+//   - a 101 on a connection that is not hijacked keeps the bytes held.
+//     net/http treats a 101 that a handler writes without hijacking as a
+//     final response and goes on reading requests; those never reach it:
+//     its read fails and it closes the connection.
+//
+// A 101 written in answer to any other request (a POST with Upgrade, say)
+// switches nothing: the guard watches the response only to an upgrade
+// request.
+//
+// The server must tell the guard about hijacks: call [Conn.Hijacked] from
+// http.Server.ConnState on http.StateHijacked. Without that call no
+// connection ever switches: the bytes after a 101 stay held and the
+// upgraded stream stalls (it is never passed through unchecked). A caller
+// that reads in a loop while the response is unknown gets 0, nil each time
+// the hold is full.
+//
+// Which response answers the upgrade request: the first final status line
+// written after the last byte of the upgrade head was handed out. That
+// rests on how net/http serves a connection (Go 1.26 net/http/server.go):
+// conn.serve runs one request at a time and writes and flushes the whole
+// response to request N (response.finishRequest) before readRequest reads
+// the head of request N+1; while a handler runs, only
+// connReader.backgroundRead reads ahead, one byte at a time; body reads
+// stop at the end of the body. The guard hands out an upgrade head in a
+// Read that hands out nothing before it, so the Read that hands out its
+// last byte comes from readRequest, after every earlier response. A
+// server that reads further ahead than that would break the rule.
+//
+// After a hijack, read from the *Conn. Reading from [Conn.NetConn]
+// directly is safe only after the switch and when [Conn.Buffered] is 0,
+// since the guard may hold bytes that followed the upgrade head (a
+// WebSocket client may send its first frame with the handshake).
 package h1guard

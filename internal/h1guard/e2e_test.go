@@ -51,9 +51,13 @@ func (r *recorder) lines() []string {
 	return append([]string(nil), r.got...)
 }
 
-// startServer runs an http.Server on 127.0.0.1:0 behind the guard. The
-// handler answers 400 to the marker request, hijacks upgrade requests and
-// echoes the next echo bytes, and otherwise records method, path and body.
+// startServer runs an http.Server on 127.0.0.1:0 behind the guard, wired
+// as a server must be: the guard learns of hijacks through ConnState. The
+// handler answers 400 to the marker request; hijacks upgrade requests to
+// /ws, answers 101 and echoes the next echo bytes; answers an upgrade
+// request to /hints with 103 Early Hints, then 200; lets net/http write a
+// 101 itself, without a hijack, for /raw101; and otherwise records method,
+// path and body and answers 200.
 func startServer(t *testing.T, o Options, echo int) (addr string, rec *recorder) {
 	t.Helper()
 	checkLeaks(t)
@@ -71,7 +75,20 @@ func startServer(t *testing.T, o Options, echo int) (addr string, rec *recorder)
 				http.Error(w, "bad request", http.StatusBadRequest)
 				return
 			}
-			if g.Passthrough() && r.Header.Get("Upgrade") != "" {
+			upgrade := r.Header.Get("Upgrade") != "" && hasUpgradeToken(r.Header.Values("Connection"))
+			switch {
+			case upgrade && r.URL.Path == "/hints":
+				rec.add("HINTS")
+				w.Header().Set("Link", "</s.css>; rel=preload")
+				w.WriteHeader(http.StatusEarlyHints)
+				io.WriteString(w, "ok")
+				return
+			case upgrade && r.URL.Path == "/raw101":
+				rec.add("RAW101")
+				w.WriteHeader(http.StatusSwitchingProtocols)
+				return
+			}
+			if upgrade && r.URL.Path == "/ws" {
 				rec.add("UPGRADE " + r.URL.Path)
 				nc, brw, err := http.NewResponseController(w).Hijack()
 				if err != nil {
@@ -99,6 +116,11 @@ func startServer(t *testing.T, o Options, echo int) (addr string, rec *recorder)
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey{}, c.(*Conn))
 		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateHijacked {
+				c.(*Conn).Hijacked()
+			}
+		},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
@@ -112,6 +134,19 @@ func startServer(t *testing.T, o Options, echo int) (addr string, rec *recorder)
 		<-done
 	})
 	return ln.Addr().String(), rec
+}
+
+// hasUpgradeToken reports whether the Connection field values hold the
+// "upgrade" token.
+func hasUpgradeToken(vs []string) bool {
+	for _, v := range vs {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // goRequests parses stream with Go's own parser, the way the server would
@@ -233,7 +268,7 @@ func TestEndToEnd(t *testing.T) {
 				want = append(want, "REJECTED "+tc.reason)
 				wantStatuses = append(wantStatuses, http.StatusBadRequest)
 			}
-			http10 := strings.Contains(tc.in, "HTTP/1.0\r\n") && tc.reason == ""
+			http10 := strings.Contains(tc.in, "HTTP/1.0\r\n") && !strings.Contains(tc.in, "keep-alive") && tc.reason == ""
 			for _, bytewise := range []bool{false, true} {
 				addr, rec := startServer(t, Options{MaxHeadBytes: tc.max}, 0)
 				statuses, open := send(t, addr, tc.in, bytewise, len(wantStatuses))
@@ -308,6 +343,79 @@ func TestEndToEndUpgrade(t *testing.T) {
 	}
 	if lines := rec.lines(); len(lines) != 1 || lines[0] != "UPGRADE /ws" {
 		t.Fatalf("handler saw %q", lines)
+	}
+}
+
+// TestEndToEndUpgradeNotSwitched checks, through net/http, that an
+// upgrade request answered without a switch leaves the guard on, with the
+// next requests pipelined in the same write: a 103 Early Hints, then 200,
+// then the guard refuses each kind of smuggling attempt that pass-through
+// used to let through, and nothing of it reaches the handler.
+func TestEndToEndUpgradeNotSwitched(t *testing.T) {
+	for name, attack := range map[string]string{"CL+TE": clte, "obs-fold": fold, "TE on HTTP/1.0": te10} {
+		t.Run(name, func(t *testing.T) {
+			addr, rec := startServer(t, Options{}, 0)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			hints := "GET /hints HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+			if _, err := io.WriteString(c, hints+attack); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(c)
+			var statuses []int
+			for {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					break
+				}
+				io.Copy(io.Discard, resp.Body)
+				statuses = append(statuses, resp.StatusCode)
+			}
+			if fmt.Sprint(statuses) != "[103 200 400]" {
+				t.Errorf("statuses %v, want [103 200 400] and the connection closed", statuses)
+			}
+			got := rec.lines()
+			if len(got) != 2 || got[0] != "HINTS" || !strings.HasPrefix(got[1], "REJECTED ") {
+				t.Errorf("handler saw %q, want HINTS and the rejection only", got)
+			}
+		})
+	}
+}
+
+// TestEndToEndRaw101 checks a handler that lets net/http write a 101
+// without hijacking the conn: net/http goes on reading requests, and the
+// guard, which switches only on a hijacked conn, keeps holding the bytes
+// after the upgrade request; they never reach the handler, and the server
+// ends the connection.
+func TestEndToEndRaw101(t *testing.T) {
+	addr, rec := startServer(t, Options{}, 0)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /raw101 HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("response %v, %v; want 101", resp, err)
+	}
+	io.WriteString(c, clte)
+	c.(*net.TCPConn).CloseWrite()
+	rest, err := io.ReadAll(br)
+	if err != nil && !isReset(err) {
+		t.Fatalf("reading to the end: %v", err)
+	}
+	if strings.Contains(string(rest), " 200 ") {
+		t.Errorf("a request after the 101 was served: %q", rest)
+	}
+	if got := rec.lines(); len(got) != 1 || got[0] != "RAW101" {
+		t.Errorf("handler saw %q, want only RAW101", got)
 	}
 }
 

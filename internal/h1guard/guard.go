@@ -24,6 +24,11 @@ const DefaultMaxHeadBytes = 20 << 10
 // body. Rejected reports the reason.
 var ErrRejected = errors.New("h1guard: request rejected")
 
+// errHoldFull is returned by a Read that finds the guard holding as much
+// as it may after an upgrade request whose response is still unknown,
+// after one such Read returned nothing.
+var errHoldFull = errors.New("h1guard: too many bytes after an upgrade request whose response is not known")
+
 // Options configures a Conn.
 type Options struct {
 	// MaxHeadBytes bounds one request head in bytes: the request line, the
@@ -53,15 +58,15 @@ var headBufs = sync.Pool{New: func() any {
 
 // Conn is a net.Conn that validates HTTP/1.x request framing on its inbound
 // stream. Read must not be called concurrently with itself (net/http never
-// does); Rejected, Passthrough, Write, Close and the deadline methods may be
-// called from any goroutine.
+// does); Rejected, Passthrough, Hijacked, Write, Close and the deadline
+// methods may be called from any goroutine.
 type Conn struct {
 	nc  net.Conn
 	max int
 
 	// Parser state; only touched by Read.
 	st      state
-	next    state  // state after the current body: stHead or stPass
+	next    state  // state after the current body: stHead or stHold
 	remain  int64  // bytes left in a Content-Length body or a chunk
 	size    uint64 // chunk size being parsed
 	digits  int    // hex digits seen in the chunk-size line
@@ -69,24 +74,43 @@ type Conn struct {
 	excess  int64  // chunk overhead, mirrors net/http/internal.chunkedReader
 	trailer int    // bytes of trailer section seen
 	resume  int    // where to resume looking for the end of the pending head
+	out     int64  // bytes handed out by Read so far
+	armAt   int64  // stream offset where an upgrade head ends; 0: none pending
+	again   bool   // buf[ok:] must be validated before reading more
+	stalled bool   // a Read in stHold found nothing more to read
 
 	// Buffered bytes. buf[r:ok] are validated and not yet handed out;
-	// buf[ok:] is the start of a head that is not complete yet.
+	// buf[ok:] is the start of a head that is not complete yet, or the
+	// bytes held after an upgrade request (stHold).
 	bp    *[]byte
 	buf   []byte
 	r, ok int
 
-	marker    bool    // hand out markerRequest[mpos:] once buf[r:ok] is drained
-	mpos      int     // bytes of markerRequest handed out
-	err       error   // returned by every Read once buffered bytes are drained
-	record    bool    // tests only: record head offsets in heads
-	heads     []int64 // tests only: stream offsets of accepted heads
-	headOff   int64
-	delivered int64 // bytes handed out, only maintained when record is set
+	marker bool    // hand out markerRequest[mpos:] once buf[r:ok] is drained
+	mpos   int     // bytes of markerRequest handed out
+	err    error   // returned by every Read once buffered bytes are drained
+	record bool    // tests only: record head offsets in heads
+	heads  []int64 // tests only: stream offsets of accepted heads
+	arms   int     // tests only: upgrade heads handed out (calls of arm)
+
+	// Upgrade state, shared by Read and Write (see arm).
+	up       atomic.Uint32 // upIdle, upWait, up101, upPass or upDecline
+	hijacked atomic.Bool
+	wmu      sync.Mutex // guards watch
+	watch    statusWatch
 
 	reason atomic.Uint32
 	pass   atomic.Bool
 }
+
+// Values of Conn.up: where an upgrade request stands.
+const (
+	upIdle    = iota // no upgrade request awaits its response
+	upWait           // an upgrade head was handed out; its final status is not known
+	up101            // the final status was 101, the conn is not hijacked yet
+	upPass           // 101 and hijacked: the protocol switched
+	upDecline        // the final status was not 101: guard the held bytes
+)
 
 // Wrap returns c wrapped in a guard. The guard owns reading from c: callers
 // must read only through the returned Conn.
@@ -114,12 +138,23 @@ func (c *Conn) Rejected() (reason string, ok bool) {
 	return r.String(), true
 }
 
-// Passthrough reports whether the guard has seen an upgrade request (a GET
-// with Upgrade and Connection: upgrade) and stopped inspecting the stream
-// after it. Once it is true, every later byte reaches the caller unchecked,
-// so a handler that does not switch protocols must close the connection.
-// The guard may still hold bytes read after the upgrade head: see Buffered.
+// Passthrough reports whether the connection has switched protocols: the
+// response to an upgrade request (a GET with Upgrade and Connection:
+// upgrade) was 101, written through Write, and Hijacked was called. Every
+// later byte then reaches the caller unchecked. The guard may still hold
+// bytes read after the upgrade request: see Buffered.
 func (c *Conn) Passthrough() bool { return c.pass.Load() }
+
+// Hijacked tells the guard that the server has handed the connection to a
+// handler (net/http's http.StateHijacked, reported to
+// http.Server.ConnState). Only a hijacked connection can switch protocols:
+// a 101 that the server writes without giving up the connection leaves
+// the guard holding the bytes that follow, and they never reach the
+// server unchecked.
+func (c *Conn) Hijacked() {
+	c.hijacked.Store(true)
+	c.switchOver()
+}
 
 // Buffered returns how many bytes the guard has read from the wrapped
 // connection and not yet returned from Read (validated bytes waiting for the
@@ -140,8 +175,15 @@ func (c *Conn) Unwrap() net.Conn {
 	return c.nc
 }
 
-// Write writes to the wrapped connection.
-func (c *Conn) Write(p []byte) (int, error) { return c.nc.Write(p) }
+// Write writes to the wrapped connection. While an upgrade request awaits
+// its response, Write reads the status lines of what is written to learn
+// whether the protocol switches (see arm).
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.up.Load() == upWait {
+		c.observe(p)
+	}
+	return c.nc.Write(p)
+}
 
 // Close closes the wrapped connection. A pooled buffer still holding part of
 // a head is left to the garbage collector, since Read may be running.
@@ -164,6 +206,12 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadlin
 
 // Read reads validated bytes from the connection. Bytes of a request head
 // are returned only once the whole head has arrived and passed validation.
+// Bytes that follow an upgrade request are returned only once the response
+// to it is known: after a 101 unchanged, otherwise validated as requests.
+// Until then Read waits for the client on the wrapped connection, keeps
+// what arrives and returns 0, nil (net/http's background read ends that
+// way, as it does on a pipelined byte); once it can read no more, it
+// returns 0, nil once and then an error (see holdRead).
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
@@ -175,7 +223,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			if c.r == len(c.buf) {
 				c.release()
 			}
-			c.count(n)
+			c.handedOut(n)
 			return n, nil
 		}
 		if c.marker {
@@ -186,6 +234,25 @@ func (c *Conn) Read(p []byte) (int, error) {
 				c.err = io.EOF
 			}
 			return n, nil
+		}
+		if c.st == stHold {
+			if c.leaveHold() {
+				c.again = c.ok < len(c.buf)
+				continue
+			}
+			got, err := c.holdRead()
+			if err != nil {
+				return 0, err
+			}
+			if got && c.decided() {
+				continue
+			}
+			return 0, nil
+		}
+		if c.again {
+			c.again = false
+			c.scan()
+			continue
 		}
 		if c.err != nil {
 			return 0, c.err
@@ -208,13 +275,22 @@ func (c *Conn) Read(p []byte) (int, error) {
 			switch res {
 			case resMore:
 				c.stash(p[k:n])
+			case resHold:
+				if k < n {
+					c.stash(p[k:n])
+				}
+				c.resume = 0
+			case resCut:
+				c.stash(p[k:n])
+				c.resume = 0
+				c.again = true
 			case resReject:
 				c.marker = true
 			case resBodyErr:
 				c.err = ErrRejected
 			}
 			if k > 0 {
-				c.count(k)
+				c.handedOut(k)
 				return k, nil
 			}
 			if res != resMore || err == nil {
@@ -231,32 +307,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 // fill reads into the pooled buffer and validates what arrived. It returns
 // the number of bytes read.
 func (c *Conn) fill() (int, error) {
-	if c.bp == nil {
-		c.acquire()
-	}
-	if c.ok > 0 { // c.r == c.ok here: move the pending head to the front
-		n := copy(c.buf[:cap(c.buf)], c.buf[c.ok:])
-		c.buf = c.buf[:n]
-		c.r, c.ok = 0, 0
-	}
-	if len(c.buf) == cap(c.buf) {
-		c.grow()
-	}
+	c.room()
 	n, err := c.nc.Read(c.buf[len(c.buf):cap(c.buf)])
 	if n > 0 {
 		c.buf = c.buf[:len(c.buf)+n]
-		k, res := c.advance(c.buf[c.ok:], c.resume)
-		c.ok += k
-		switch res {
-		case resDone:
-			c.resume = 0
-		case resReject:
-			c.buf = c.buf[:c.ok]
-			c.marker = true
-		case resBodyErr:
-			c.buf = c.buf[:c.ok]
-			c.err = ErrRejected
-		}
+		c.scan()
 		return n, nil
 	}
 	if err != nil {
@@ -265,12 +320,162 @@ func (c *Conn) fill() (int, error) {
 	return 0, nil
 }
 
+// scan validates buf[ok:].
+func (c *Conn) scan() {
+	k, res := c.advance(c.buf[c.ok:], c.resume)
+	c.ok += k
+	switch res {
+	case resDone, resHold:
+		c.resume = 0
+	case resCut:
+		c.resume = 0
+		c.again = true
+	case resReject:
+		c.buf = c.buf[:c.ok]
+		c.marker = true
+	case resBodyErr:
+		c.buf = c.buf[:c.ok]
+		c.err = ErrRejected
+	}
+}
+
+// room makes free space at the end of the buffer for a read; c.r == c.ok.
+func (c *Conn) room() {
+	if c.bp == nil {
+		c.acquire()
+	}
+	if c.ok > 0 { // move the pending bytes to the front
+		n := copy(c.buf[:cap(c.buf)], c.buf[c.ok:])
+		c.buf = c.buf[:n]
+		c.r, c.ok = 0, 0
+	}
+	if len(c.buf) == cap(c.buf) {
+		c.grow()
+	}
+}
+
+// holdRead reads from the wrapped connection while an upgrade request
+// awaits its response, and keeps what arrives in buf[ok:] (c.r == c.ok).
+// It reports whether bytes arrived. At most c.max+1 bytes are held; beyond
+// that the client waits, as it would for a server that reads nothing.
+// Once it can read no more (the hold is full, or the connection failed
+// after bytes were held) it returns nothing the first time, as net/http's
+// background read expects, and an error after that, so that a caller
+// reading in a loop before the response is known does not spin.
+func (c *Conn) holdRead() (bool, error) {
+	held := len(c.buf) - c.ok
+	if c.err != nil || held > c.max {
+		if !c.stalled && held > 0 {
+			c.stalled = true
+			return false, nil // the held bytes may still be handed out
+		}
+		if c.err != nil {
+			return false, c.err
+		}
+		return false, errHoldFull
+	}
+	c.room()
+	n, err := c.nc.Read(c.buf[len(c.buf):min(cap(c.buf), c.max+1)])
+	c.buf = c.buf[:len(c.buf)+n]
+	if err == nil || n > 0 && isTimeout(err) {
+		return n > 0, nil
+	}
+	if len(c.buf) == 0 {
+		c.release() // nothing held: give the buffer back
+	}
+	if isTimeout(err) {
+		return false, err
+	}
+	c.err = err
+	if len(c.buf) == 0 {
+		return false, err
+	}
+	c.stalled = true
+	return n > 0, nil
+}
+
+// handedOut accounts for n bytes returned by Read, and arms the response
+// watch once the last byte of an upgrade head is out.
+func (c *Conn) handedOut(n int) {
+	c.out += int64(n)
+	if c.armAt != 0 && c.out >= c.armAt {
+		c.armAt = 0
+		c.arm()
+	}
+}
+
+// arm starts watching what the server writes for the response to the
+// upgrade request whose head was just handed out: the first final status
+// line written from now on answers it. This rests on how net/http serves a
+// connection: it reads the head of request N+1 only after it has written
+// and flushed the whole response to request N (conn.serve runs the handler
+// and response.finishRequest before the next readRequest); while a
+// handler runs it reads at most one byte beyond the request
+// (connReader.backgroundRead). The guard hands out an upgrade head in a
+// Read that hands out nothing before it, so the Read that hands out its
+// last byte comes from readRequest, after every earlier response.
+func (c *Conn) arm() {
+	c.arms++
+	c.wmu.Lock()
+	c.watch = statusWatch{}
+	c.up.Store(upWait)
+	c.wmu.Unlock()
+}
+
+// observe feeds written bytes to the status watch.
+func (c *Conn) observe(p []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.up.Load() != upWait {
+		return
+	}
+	switch code := c.watch.feed(p); code {
+	case 0:
+	case 101:
+		c.up.Store(up101)
+		if c.hijacked.Load() {
+			c.switchOver()
+		}
+	default:
+		c.up.Store(upDecline)
+	}
+}
+
+// switchOver enters pass-through once both the 101 is written and the
+// connection is hijacked, in either order.
+func (c *Conn) switchOver() {
+	if c.up.CompareAndSwap(up101, upPass) {
+		c.pass.Store(true)
+	}
+}
+
+// decided reports whether the response to the upgrade request is known.
+func (c *Conn) decided() bool {
+	u := c.up.Load()
+	return u == upPass || u == upDecline
+}
+
+// leaveHold ends stHold once the response to the upgrade request is known:
+// after a switch every byte passes, otherwise heads are expected again.
+func (c *Conn) leaveHold() bool {
+	switch c.up.Load() {
+	case upPass:
+		c.st = stPass
+		return true
+	case upDecline:
+		c.up.Store(upIdle)
+		c.st = stHead
+		c.stalled = false
+		return true
+	}
+	return false
+}
+
 // readErr handles an error from the wrapped connection. A timeout is
 // transient (net/http aborts its background read with a past deadline);
 // anything else ends the stream, and a pending partial head is dropped.
 func (c *Conn) readErr(err error) error {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		if c.bp != nil && c.r == c.ok && c.ok == len(c.buf) {
 			// Nothing pending (net/http aborting its background read, or
 			// an idle keep-alive connection timing out): give the buffer
@@ -287,8 +492,14 @@ func (c *Conn) readErr(err error) error {
 	return err
 }
 
-// stash keeps the start of an incomplete head that arrived in the caller's
-// buffer.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// stash keeps bytes that arrived in the caller's buffer and cannot be
+// handed out yet: the start of an incomplete head, an upgrade head that
+// needs a Read of its own, or bytes held after an upgrade request.
 func (c *Conn) stash(b []byte) {
 	if c.bp == nil {
 		c.acquire()
@@ -326,12 +537,6 @@ func (c *Conn) release() {
 	}
 	c.bp, c.buf = nil, nil
 	c.r, c.ok, c.resume = 0, 0, 0
-}
-
-func (c *Conn) count(n int) {
-	if c.record {
-		c.delivered += int64(n)
-	}
 }
 
 func (c *Conn) reject(r reasonCode) {

@@ -51,7 +51,61 @@ type streamCase struct {
 	// the stream is accepted: then the output must equal in.
 	prefix  string
 	bodyErr bool // a chunked-body error: Read fails with ErrRejected
-	pass    bool // Passthrough must report true at the end
+	// pass: the server answers each upgrade request with 101 and hijacks
+	// the conn; Passthrough must report true at the end. Otherwise the
+	// server answers resp (ok200 if empty) without hijacking.
+	pass bool
+	resp string
+}
+
+// responder plays the server's side of an upgrade in unit tests: once the
+// guard has handed out an upgrade head and watches for its response, it
+// writes resp through the guard in writes of split bytes (0: one write),
+// and calls Hijacked before (hijack 1) or after (hijack 2) the writes, or
+// never (0).
+type responder struct {
+	resp   []byte
+	split  int
+	hijack int
+	arms   int // upgrade heads answered
+}
+
+func (r *responder) answer(c *Conn) {
+	if c.arms == r.arms {
+		return
+	}
+	r.arms = c.arms
+	if r.hijack == 1 {
+		c.Hijacked()
+	}
+	for b := r.resp; len(b) > 0; {
+		n := len(b)
+		if r.split > 0 {
+			n = min(n, r.split)
+		}
+		c.Write(b[:n])
+		b = b[n:]
+	}
+	if r.hijack == 2 {
+		c.Hijacked()
+	}
+}
+
+const (
+	ok200   = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	resp101 = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+)
+
+// responder answers the upgrade requests of tc.
+func (tc streamCase) responder() *responder {
+	r := &responder{resp: []byte(ok200)}
+	if tc.pass {
+		r.resp, r.hijack = []byte(resp101), 2
+	}
+	if tc.resp != "" {
+		r.resp = []byte(tc.resp)
+	}
+	return r
 }
 
 const (
@@ -61,6 +115,14 @@ const (
 	chunkReq = chunkHd + "5;name=val;x=\"q r\"\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: yes\r\nX-Other:\tv\r\n\r\n"
 	wsHead   = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n"
 	binary   = "\x81\x05\x00\xff\r\nGET / HTTP/1.1\r\nTransfer-Encoding: x\r\nContent-Length: 3\r\n\r\n\x00"
+	// upHead is an upgrade request on a path the e2e server does not
+	// upgrade: it answers 200 and keeps the connection.
+	upHead = "GET /up HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+	// Attacks the guard must still see after an upgrade that did not
+	// happen.
+	clte = "POST /clte HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+	fold = "GET /fold HTTP/1.1\r\nHost: a\r\nX: a\r\n Transfer-Encoding: chunked\r\n\r\n"
+	te10 = "POST /te10 HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
 )
 
 func hdr(fields string) string { return "GET / HTTP/1.1\r\nHost: a\r\n" + fields + "\r\n" }
@@ -90,6 +152,23 @@ var streamCases = []streamCase{
 	{name: "upgrade with a body", in: "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 3\r\n\r\nabc" + binary, pass: true},
 	{name: "upgrade without connection token", in: "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgraded\r\n\r\n" + binary,
 		reason: "control character in head", prefix: "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgraded\r\n\r\n"},
+	{name: "upgrade not switched then get", in: upHead + getA},
+	{name: "upgrade not switched twice", in: upHead + upHead + "GET /last HTTP/1.1\r\nHost: a\r\n\r\n"},
+	{name: "get then upgrade not switched then get", in: getA + upHead + getA},
+	{name: "upgrade with a body not switched", in: "GET /up HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nContent-Length: 3\r\n\r\nabc" + postCL},
+	{name: "upgrade chunked body not switched", in: "GET /up HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: upgrade\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n" + getA},
+	{name: "upgrade 100 continue then 200", in: upHead + getA, resp: "HTTP/1.1 100 Continue\r\n\r\n" + ok200},
+	{name: "upgrade 103 then 404", in: upHead + getA, resp: "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 404 Not Found\r\n\r\n"},
+	{name: "upgrade http/1.0 response", in: "GET /up HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade, keep-alive\r\n\r\n" + getA, resp: "HTTP/1.0 200 OK\r\n\r\n"},
+	{name: "upgrade answered with garbage", in: upHead + getA, resp: "garbage that is no status line"},
+	{name: "upgrade not switched then CL+TE", in: upHead + clte, reason: "Transfer-Encoding with Content-Length", prefix: upHead},
+	{name: "upgrade not switched then obs-fold", in: upHead + fold, reason: "obs-fold in header", prefix: upHead},
+	{name: "upgrade not switched then TE on http/1.0", in: upHead + te10, reason: "Transfer-Encoding on HTTP/1.0", prefix: upHead},
+	{name: "upgrade 103 then 200 then CL+TE", in: upHead + getA + clte, reason: "Transfer-Encoding with Content-Length", prefix: upHead + getA,
+		resp: "HTTP/1.1 103 Early Hints\r\n\r\n" + ok200},
+	{name: "upgrade not switched then binary", in: upHead + binary, reason: "control character in head", prefix: upHead},
+	{name: "get then websocket upgrade then binary", in: getA + wsHead + binary, pass: true},
+	{name: "websocket upgrade after 103", in: wsHead + binary, pass: true, resp: "HTTP/1.1 103 Early Hints\r\n\r\n" + resp101},
 	{name: "post upgrade is not passthrough", in: "POST / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n" + binary,
 		reason: "control character in head", prefix: "POST / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"},
 
@@ -167,8 +246,9 @@ var streamCases = []streamCase{
 		reason: "too much chunk overhead", prefix: chunkHd + strings.Repeat("1;"+strings.Repeat("e", 200)+"\r\nx\r\n", 88) + "1;" + strings.Repeat("e", 200) + "\r", bodyErr: true},
 }
 
-// drain reads c to its end with reads of size rs.
-func drain(t *testing.T, c *Conn, rs int) ([]byte, error) {
+// drain reads c to its end with reads of size rs, answering upgrade
+// requests with r.
+func drain(t *testing.T, c *Conn, rs int, r *responder) ([]byte, error) {
 	t.Helper()
 	var out []byte
 	p := make([]byte, rs)
@@ -178,6 +258,7 @@ func drain(t *testing.T, c *Conn, rs int) ([]byte, error) {
 		if err != nil {
 			return out, err
 		}
+		r.answer(c)
 	}
 	t.Fatalf("read did not end")
 	return nil, nil
@@ -220,7 +301,7 @@ func TestGuardStreams(t *testing.T) {
 			for sname, chunks := range splits(tc.in) {
 				for _, rs := range []int{1, 7, 600, 4096} {
 					c := Wrap(&scriptConn{chunks: chunks}, Options{MaxHeadBytes: tc.max})
-					out, err := drain(t, c, rs)
+					out, err := drain(t, c, rs, tc.responder())
 					if string(out) != wantOut || !errors.Is(err, wantErr) {
 						t.Fatalf("%s, reads of %d: got %s, %v; want %s, %v", sname, rs, short(out), err, short([]byte(wantOut)), wantErr)
 					}
@@ -294,7 +375,7 @@ func TestTimeoutIsTransient(t *testing.T) {
 // split head has been handed out.
 func TestBufferReleased(t *testing.T) {
 	c := Wrap(&scriptConn{chunks: [][]byte{[]byte(getA[:10]), []byte(getA[10:])}}, Options{})
-	out, _ := drain(t, c, 4096)
+	out, _ := drain(t, c, 4096, &responder{})
 	if !bytes.Equal(out, []byte(getA)) {
 		t.Fatalf("got %q", out)
 	}
@@ -324,28 +405,263 @@ func TestNoNetHTTP(t *testing.T) {
 	}
 }
 
-// TestBufferedAfterUpgrade checks Buffered: bytes that arrived with an
-// upgrade head read through the small-read path stay in the guard until
-// Read returns them, and Buffered counts them.
+// TestBufferedAfterUpgrade checks Buffered and Unwrap around a switch of
+// protocols: bytes that arrived with an upgrade head are held until the
+// response is known and counted by Buffered all along; Unwrap hands out
+// the raw conn only after the switch.
 func TestBufferedAfterUpgrade(t *testing.T) {
 	c := Wrap(&scriptConn{chunks: [][]byte{[]byte(wsHead + binary)}}, Options{})
 	p := make([]byte, 1) // net/http's background read size
 	if n, err := c.Read(p); n != 1 || err != nil {
 		t.Fatalf("read = %d, %v", n, err)
 	}
-	if !c.Passthrough() {
-		t.Fatal("not in passthrough after the upgrade head")
-	}
 	if got, want := c.Buffered(), len(wsHead+binary)-1; got != want {
 		t.Fatalf("Buffered() = %d, want %d", got, want)
 	}
 	rest := make([]byte, 4096)
 	n, err := c.Read(rest)
-	if err != nil || string(p)+string(rest[:n]) != wsHead+binary {
-		t.Fatalf("read = %q, %v", rest[:n], err)
+	if err != nil || string(p)+string(rest[:n]) != wsHead {
+		t.Fatalf("read = %q, %v; want the rest of the upgrade head", rest[:n], err)
+	}
+	if n, err := c.Read(rest); n != 0 || err != nil {
+		t.Fatalf("read while the response is unknown = %q, %v; want 0, nil", rest[:n], err)
+	}
+	if c.Passthrough() || c.Unwrap() != nil {
+		t.Fatal("switched before any response")
+	}
+	if c.Buffered() != len(binary) {
+		t.Fatalf("Buffered() = %d while holding, want %d", c.Buffered(), len(binary))
+	}
+	c.Hijacked()
+	c.Write([]byte(resp101))
+	if !c.Passthrough() || c.Unwrap() == nil {
+		t.Fatal("not switched after a 101 on a hijacked conn")
+	}
+	if c.Buffered() != len(binary) {
+		t.Fatalf("Buffered() = %d after the switch, want %d", c.Buffered(), len(binary))
+	}
+	n, err = c.Read(rest)
+	if err != nil || string(rest[:n]) != binary {
+		t.Fatalf("read after the switch = %q, %v; want the held bytes", rest[:n], err)
 	}
 	if c.Buffered() != 0 {
 		t.Fatalf("Buffered() = %d after draining, want 0", c.Buffered())
+	}
+}
+
+// TestUpgradeHeadReadAlone checks the rule the response watch rests on:
+// an upgrade head is handed out by a Read that hands out nothing before
+// it, and only a status line written after its last byte is out counts.
+// Here the response to the GET before it is written while one byte of the
+// upgrade head is out (net/http's background read), and must not count.
+func TestUpgradeHeadReadAlone(t *testing.T) {
+	c := Wrap(&scriptConn{chunks: [][]byte{[]byte(getA + wsHead + binary)}}, Options{})
+	p := make([]byte, 4096)
+	n, err := c.Read(p)
+	if err != nil || string(p[:n]) != getA {
+		t.Fatalf("first read = %q, %v; want only the GET before the upgrade head", p[:n], err)
+	}
+	if n, err := c.Read(p[:1]); n != 1 || err != nil || p[0] != wsHead[0] {
+		t.Fatalf("one-byte read = %q, %v", p[:n], err)
+	}
+	c.Write([]byte("HTTP/1.1 204 No Content\r\n\r\n")) // answers the GET
+	if c.up.Load() != upIdle {
+		t.Fatalf("watching the response before the upgrade head is out: up = %d", c.up.Load())
+	}
+	n, err = c.Read(p)
+	if err != nil || string(p[:n]) != wsHead[1:] {
+		t.Fatalf("read = %q, %v; want the rest of the upgrade head", p[:n], err)
+	}
+	if c.up.Load() != upWait {
+		t.Fatalf("not watching for the response once the upgrade head is out: up = %d", c.up.Load())
+	}
+	c.Hijacked()
+	c.Write([]byte(resp101))
+	n, err = c.Read(p)
+	if err != nil || string(p[:n]) != binary || !c.Passthrough() {
+		t.Fatalf("after 101: read = %q, %v, Passthrough() = %v", p[:n], err, c.Passthrough())
+	}
+}
+
+// TestUpgradeSwitchNeedsHijack checks that a 101 switches the guard only
+// on a hijacked conn, whichever comes first, and that without a hijack the
+// bytes after the upgrade request stay held.
+func TestUpgradeSwitchNeedsHijack(t *testing.T) {
+	for _, hijackFirst := range []bool{false, true} {
+		c := Wrap(&scriptConn{chunks: [][]byte{[]byte(wsHead + clte)}}, Options{})
+		p := make([]byte, 4096)
+		if n, err := c.Read(p); err != nil || string(p[:n]) != wsHead {
+			t.Fatalf("read = %q, %v", p[:n], err)
+		}
+		if hijackFirst {
+			c.Hijacked()
+		}
+		c.Write([]byte(resp101))
+		if !hijackFirst {
+			// The client has sent everything: the first read finds
+			// nothing more, later ones fail, and nothing is handed out.
+			if n, err := c.Read(p); n != 0 || err != nil {
+				t.Fatalf("101 without a hijack: read = %q, %v; want 0, nil", p[:n], err)
+			}
+			for range 3 {
+				if n, err := c.Read(p); n != 0 || err != io.EOF {
+					t.Fatalf("101 without a hijack: read = %q, %v; want 0, EOF", p[:n], err)
+				}
+			}
+			if c.Passthrough() || c.Unwrap() != nil {
+				t.Fatal("101 without a hijack switched the guard")
+			}
+			c.Hijacked()
+		}
+		if !c.Passthrough() {
+			t.Fatalf("hijackFirst=%v: not switched", hijackFirst)
+		}
+		if n, err := c.Read(p); err != nil || string(p[:n]) != clte {
+			t.Fatalf("hijackFirst=%v: read = %q, %v; want the held bytes unchanged", hijackFirst, p[:n], err)
+		}
+	}
+}
+
+// TestUpgradeResponseWrites checks that the response watch follows a
+// response written one byte per Write, informational responses first: it
+// decides exactly when the final status code is complete.
+func TestUpgradeResponseWrites(t *testing.T) {
+	for _, tc := range []struct {
+		resp string
+		want uint32
+	}{
+		{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 404 Not Found\r\n\r\n", upDecline},
+		{"HTTP/1.1 103 Early Hints\nLink: </s.css>\n\nHTTP/1.1 101 Switching Protocols\r\n\r\n", upPass},
+		{"HTTP/1.0 200 OK\r\n\r\n", upDecline},
+		{"HTTP/1.1 1x1 Nope\r\n\r\n", upDecline},
+	} {
+		c := Wrap(&scriptConn{chunks: [][]byte{[]byte(wsHead)}}, Options{})
+		if _, err := c.Read(make([]byte, 4096)); err != nil {
+			t.Fatal(err)
+		}
+		c.Hijacked()
+		final := strings.LastIndex(tc.resp, "HTTP/1.") + len("HTTP/1.1 101")
+		for i := range len(tc.resp) {
+			c.Write([]byte{tc.resp[i]})
+			got, want := c.up.Load(), uint32(upWait)
+			if i+1 >= final {
+				want = tc.want
+			}
+			if got != want {
+				t.Fatalf("%q: after byte %d up = %d, want %d", tc.resp, i, got, want)
+			}
+		}
+	}
+}
+
+// TestHoldOnSocket plays net/http's side on a real conn pair: while the
+// response to an upgrade request is unknown, a read waits for the client
+// and is aborted by a deadline like net/http's background read; bytes that
+// arrive are kept (the read returns 0, nil) and, once the response turns
+// out not to switch, validated as the next request.
+func TestHoldOnSocket(t *testing.T) {
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	defer cli.Close()
+	g := Wrap(srv, Options{})
+	go io.WriteString(cli, upHead)
+	p := make([]byte, 4096)
+	var got []byte
+	for len(got) < len(upHead) {
+		n, err := g.Read(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p[:n]...)
+	}
+	// A background read waits on the socket until aborted.
+	g.SetReadDeadline(time.Now().Add(-time.Second))
+	if n, err := g.Read(p[:1]); n != 0 || !isTimeout(err) {
+		t.Fatalf("aborted read = %d, %v; want a timeout", n, err)
+	}
+	g.SetReadDeadline(time.Time{})
+	// The client pipelines a request: the read returns 0, nil, holding it.
+	go io.WriteString(cli, getA)
+	if n, err := g.Read(p[:1]); n != 0 || err != nil {
+		t.Fatalf("read of pipelined bytes = %q, %v; want 0, nil", p[:n], err)
+	}
+	if g.Buffered() == 0 {
+		t.Fatal("pipelined bytes not held")
+	}
+	// The server answers 200 (the client reads it), then reads on.
+	resp := make(chan string)
+	go func() {
+		b := make([]byte, len(ok200))
+		_, err := io.ReadFull(cli, b)
+		resp <- fmt.Sprint(string(b), err)
+	}()
+	g.Write([]byte(ok200))
+	if r := <-resp; r != ok200+"<nil>" {
+		t.Fatalf("client got %q", r)
+	}
+	got = got[:0]
+	for len(got) < len(getA) {
+		n, err := g.Read(p)
+		if err != nil {
+			t.Fatalf("after the 200: %v", err)
+		}
+		got = append(got, p[:n]...)
+	}
+	if string(got) != getA {
+		t.Fatalf("after the 200: read %q, want %q", got, getA)
+	}
+}
+
+// countConn is a scriptConn that counts Reads.
+type countConn struct {
+	scriptConn
+	reads int
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	c.reads++
+	return c.scriptConn.Read(p)
+}
+
+// TestHoldLimit checks that the guard stops reading from the client once
+// it holds more than MaxHeadBytes after an upgrade request, that Read then
+// fails rather than return 0, nil for ever, and that the guard validates
+// what it held, and reads on, once the response is known.
+func TestHoldLimit(t *testing.T) {
+	const max = 128
+	var chunks [][]byte
+	chunks = append(chunks, []byte(upHead))
+	for range 40 {
+		chunks = append(chunks, []byte(getA))
+	}
+	sc := &countConn{scriptConn: scriptConn{chunks: chunks}}
+	c := Wrap(sc, Options{MaxHeadBytes: max})
+	p := make([]byte, 4096)
+	if n, err := c.Read(p); err != nil || string(p[:n]) != upHead {
+		t.Fatalf("read = %q, %v", p[:n], err)
+	}
+	// Reads while holding return 0, nil until the hold is full; then, so
+	// that a caller reading in a loop does not spin, an error.
+	for i := 0; ; i++ {
+		n, err := c.Read(p)
+		if n != 0 || err != nil && err != errHoldFull || i > 100 {
+			t.Fatalf("read %d while holding = %q, %v", i, p[:n], err)
+		}
+		if err == errHoldFull {
+			break
+		}
+	}
+	if c.Buffered() > max+1 {
+		t.Fatalf("holds %d bytes, more than MaxHeadBytes+1", c.Buffered())
+	}
+	reads := sc.reads
+	if _, err := c.Read(p); err != errHoldFull || sc.reads != reads {
+		t.Fatalf("read with the hold full: %v, %d reads from the client; want errHoldFull and none", err, sc.reads-reads)
+	}
+	c.Write([]byte(ok200))
+	out, err := drain(t, c, 4096, &responder{})
+	if err != io.EOF || string(out) != strings.Repeat(getA, 40) {
+		t.Fatalf("after the 200: %s, %v", short(out), err)
 	}
 }
 
@@ -377,5 +693,37 @@ func TestTimeoutReleasesBuffer(t *testing.T) {
 			t.Fatalf("after the timeout: %v (got %q)", err, buf)
 		}
 		buf = append(buf, one[:n]...)
+	}
+}
+
+// TestStatusWatch checks the response watch on its own: the final status
+// code, or -1 for what is not an HTTP/1.x response, or 0 while incomplete,
+// whatever the write boundaries.
+func TestStatusWatch(t *testing.T) {
+	for resp, want := range map[string]int{
+		"HTTP/1.1 200 OK\r\n\r\n":                                   200,
+		"HTTP/1.0 404 Not Found\r\n\r\n":                            404,
+		"HTTP/1.1 101 Switching Protocols\r\n\r\n":                  101,
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 x\r\n\r\n":       101,
+		"HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\nHTTP/1.1 502": 502,
+		"HTTP/1.1 102 Processing\n\nHTTP/1.1 204 No Content\n\n":    204,
+		"HTTP/1.1 100 Continue\r\n\r":                               0,
+		"HTTP/1.1 10":                                               0,
+		"HTTP/1.1 099 x\r\n\r\n":                                    -1,
+		"HTTP/2.0 101 x\r\n\r\n":                                    -1,
+		"HTTP/1.1 1x1 x\r\n\r\n":                                    -1,
+		"http/1.1 101 x\r\n\r\n":                                    -1,
+		"\r\nHTTP/1.1 200 OK\r\n\r\n":                               -1,
+	} {
+		for cut := 0; cut <= len(resp); cut++ {
+			var w statusWatch
+			got := w.feed([]byte(resp[:cut]))
+			if got == 0 {
+				got = w.feed([]byte(resp[cut:]))
+			}
+			if got != want {
+				t.Errorf("%q cut at %d: %d, want %d", resp, cut, got, want)
+			}
+		}
 	}
 }

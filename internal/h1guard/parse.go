@@ -19,7 +19,8 @@ const (
 	stTrailerValue              // trailer field value
 	stTrailerLF                 // LF ending a trailer line
 	stTrailerEndLF              // LF ending the trailer section
-	stPass                      // after an upgrade: no more inspection
+	stHold                      // after an upgrade request: hold what follows until its response is known
+	stPass                      // after a switch of protocols: no more inspection
 )
 
 // result tells Read what to do with the bytes after those advance accepted.
@@ -30,6 +31,8 @@ const (
 	resMore                  // the rest is an incomplete head
 	resReject                // the rest starts with a rejected head
 	resBodyErr               // the rest has a framing error inside a body
+	resCut                   // the rest starts with an upgrade head: validate it in a Read of its own
+	resHold                  // the rest follows an upgrade request whose response is not known yet
 )
 
 const (
@@ -41,8 +44,9 @@ const (
 )
 
 // advance runs the state machine over b, the bytes after everything handed
-// out or validated so far. from is where to resume looking for the end of a
-// head that starts at b[0]. It returns how many bytes of b are validated.
+// out or validated so far; b[0] is stream offset c.out. from is where to
+// resume looking for the end of a head that starts at b[0]. It returns how
+// many bytes of b are validated.
 func (c *Conn) advance(b []byte, from int) (int, result) {
 	n := 0
 	for n < len(b) {
@@ -63,13 +67,17 @@ func (c *Conn) advance(b []byte, from int) (int, result) {
 				c.reject(rHeadTooLarge)
 				return n, resReject
 			}
-			if c.record {
-				c.headOff = c.delivered + int64(n)
-			}
-			if r := c.checkHead(h[:end]); r != 0 {
+			hd, r := checkHead(h[:end])
+			if r != 0 {
 				c.reject(r)
 				return n, resReject
 			}
+			if hd.upgrade && n > 0 {
+				// An upgrade head is handed out by a Read that hands out
+				// nothing before it (see Conn.arm).
+				return n, resCut
+			}
+			c.begin(hd, c.out+int64(n), end)
 			n += end
 		case stBody:
 			k := int64(len(b) - n)
@@ -79,7 +87,11 @@ func (c *Conn) advance(b []byte, from int) (int, result) {
 			n += int(k)
 			c.remain -= k
 			if c.remain == 0 {
-				c.enter(c.next)
+				c.st = c.next
+			}
+		case stHold:
+			if !c.leaveHold() {
+				return n, resHold
 			}
 		case stPass:
 			return len(b), resDone
@@ -95,10 +107,31 @@ func (c *Conn) advance(b []byte, from int) (int, result) {
 	return n, resDone
 }
 
-func (c *Conn) enter(s state) {
-	c.st = s
-	if s == stPass {
-		c.pass.Store(true)
+// begin sets the state for the request whose validated head (end bytes
+// long) starts at stream offset start.
+func (c *Conn) begin(hd head, start int64, end int) {
+	if hd.empty {
+		return // blank lines only: still expecting a request line
+	}
+	if c.record {
+		c.heads = append(c.heads, start+int64(hd.skip))
+	}
+	next := stHead
+	if hd.upgrade {
+		next = stHold
+		c.armAt = start + int64(end)
+	}
+	switch {
+	case hd.chunked:
+		c.next = next
+		c.st = stChunkSize
+		c.size, c.digits, c.line, c.excess = 0, 0, 0, 0
+	case hd.length > 0:
+		c.next = next
+		c.st = stBody
+		c.remain = hd.length
+	default:
+		c.st = next
 	}
 }
 
@@ -142,8 +175,18 @@ func nextLine(h []byte) (line, rest []byte) {
 	return line, rest
 }
 
-// checkHead validates a complete head and sets the body state for it.
-func (c *Conn) checkHead(h []byte) reasonCode {
+// head is what checkHead learns from a valid head.
+type head struct {
+	empty   bool  // blank lines only, no request line
+	skip    int   // bytes of blank lines before the request line
+	chunked bool  // Transfer-Encoding: chunked
+	length  int64 // Content-Length; 0 when absent
+	upgrade bool  // a GET with Upgrade and Connection: upgrade
+}
+
+// checkHead validates a complete head. It has no side effects.
+func checkHead(h []byte) (head, reasonCode) {
+	var hd head
 	full := len(h)
 	for { // blank lines before the request line are handed through
 		if len(h) > 0 && h[0] == '\n' {
@@ -155,24 +198,25 @@ func (c *Conn) checkHead(h []byte) reasonCode {
 		}
 	}
 	if len(h) == 0 {
-		return 0
+		hd.empty = true
+		return hd, 0
 	}
 
-	full -= len(h) // blank lines before the request line
+	hd.skip = full - len(h)
 	line, h := nextLine(h)
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 {
-		return lineReason(line)
+		return hd, lineReason(line)
 	}
 	method, rest := line[:sp], line[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
 	if sp <= 0 {
-		return lineReason(line)
+		return hd, lineReason(line)
 	}
 	target, version := rest[:sp], rest[sp+1:]
 	for _, b := range method {
 		if !isTchar(b) {
-			return orReason(ctlReason(b), rRequestLine)
+			return hd, orReason(ctlReason(b), rRequestLine)
 		}
 	}
 	var http11 bool
@@ -182,18 +226,18 @@ func (c *Conn) checkHead(h []byte) reasonCode {
 	case "HTTP/1.0":
 	default:
 		if r := lineReason(version); r != rRequestLine {
-			return r
+			return hd, r
 		}
 		if bytes.HasPrefix(version, []byte("HTTP/")) && bytes.IndexByte(version, ' ') < 0 {
-			return rVersion
+			return hd, rVersion
 		}
-		return rRequestLine
+		return hd, rRequestLine
 	}
 	if string(method) == "CONNECT" {
-		return rConnect
+		return hd, rConnect
 	}
 	if r := checkTarget(method, target); r != 0 {
-		return r
+		return hd, r
 	}
 
 	var (
@@ -208,7 +252,7 @@ func (c *Conn) checkHead(h []byte) reasonCode {
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return rObsFold
+			return hd, rObsFold
 		}
 		colon := -1
 		for i, b := range line {
@@ -225,34 +269,34 @@ func (c *Conn) checkHead(h []byte) reasonCode {
 					j++
 				}
 				if j < len(line) && line[j] == ':' {
-					return rSpaceBeforeColon
+					return hd, rSpaceBeforeColon
 				}
-				return rFieldLine
+				return hd, rFieldLine
 			}
-			return orReason(ctlReason(b), rFieldLine)
+			return hd, orReason(ctlReason(b), rFieldLine)
 		}
 		if colon <= 0 {
-			return rFieldLine
+			return hd, rFieldLine
 		}
 		name, v := line[:colon], line[colon+1:]
 		for _, b := range v {
 			if b != '\t' && (b < 0x20 || b == 0x7f) {
-				return ctlReason(b)
+				return hd, ctlReason(b)
 			}
 		}
 		v = trimOWS(v)
 		switch {
 		case equalFold(name, "content-length"):
 			if len(v) == 0 || len(v) > maxCLDigits {
-				return rBadCL
+				return hd, rBadCL
 			}
 			for _, b := range v {
 				if b < '0' || b > '9' {
-					return rBadCL
+					return hd, rBadCL
 				}
 			}
 			if nCL > 0 && !bytes.Equal(v, cl) {
-				return rConflictCL
+				return hd, rConflictCL
 			}
 			nCL++
 			cl = v
@@ -273,50 +317,36 @@ func (c *Conn) checkHead(h []byte) reasonCode {
 	}
 
 	if nTE > 1 {
-		return rMultipleTE
+		return hd, rMultipleTE
 	}
 	if nTE == 1 {
 		if !http11 {
-			return rTEOnHTTP10
+			return hd, rTEOnHTTP10
 		}
 		if !equalFold(te, "chunked") {
-			return rBadTE
+			return hd, rBadTE
 		}
 		if nCL > 0 {
-			return rTEWithCL
+			return hd, rTEWithCL
 		}
 	}
 	if nHost > 1 {
-		return rMultipleHost
+		return hd, rMultipleHost
 	}
 	if http11 && nHost == 0 {
-		return rNoHost
+		return hd, rNoHost
 	}
 
-	if c.record {
-		c.heads = append(c.heads, c.headOff+int64(full))
-	}
-	next := stHead
-	if connUpgrade && upHdr && string(method) == "GET" {
-		next = stPass
-	}
+	hd.upgrade = connUpgrade && upHdr && string(method) == "GET"
 	switch {
 	case nTE == 1:
-		c.next = next
-		c.st = stChunkSize
-		c.size, c.digits, c.line, c.excess = 0, 0, 0, 0
-	case nCL > 0 && !allZero(cl):
-		c.next = next
-		c.st = stBody
-		var n int64
+		hd.chunked = true
+	case nCL > 0:
 		for _, b := range cl {
-			n = n*10 + int64(b-'0')
+			hd.length = hd.length*10 + int64(b-'0')
 		}
-		c.remain = n
-	default:
-		c.enter(next)
 	}
-	return 0
+	return hd, 0
 }
 
 // checkTarget validates a request target: origin-form, absolute-form with an
@@ -500,7 +530,7 @@ func (c *Conn) chunked(b []byte) (int, reasonCode) {
 			if x != '\n' {
 				return i, rTrailer
 			}
-			c.enter(c.next)
+			c.st = c.next
 			return i + 1, 0
 		default:
 			return i, 0
@@ -626,13 +656,4 @@ func hasToken(v []byte, s string) bool {
 		}
 	}
 	return false
-}
-
-func allZero(b []byte) bool {
-	for _, x := range b {
-		if x != '0' {
-			return false
-		}
-	}
-	return true
 }
