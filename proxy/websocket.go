@@ -208,10 +208,13 @@ func (q *request) serveWebSocket() {
 		backendBuf, _ = br.Peek(n)
 		backendBuf = append([]byte(nil), backendBuf...)
 	}
-	// A plaintext client conn is wrapped (framing guard in passthrough,
-	// accept-gate conn, counter), none of which holds unread bytes once
-	// the handshake is done: give the tunnel the TCP socket underneath so
-	// it can wait for data without holding a buffer.
+	// A plaintext client conn is wrapped (framing guard, accept-gate
+	// conn, counter). When none of them holds unread bytes (the usual
+	// case: a browser sends nothing before the 101), the tunnel gets the
+	// TCP socket underneath and waits for data without holding a buffer.
+	// A client that sent its first frame with the handshake leaves it held
+	// by the guard; that stream is then read through the wrappers
+	// (sockio.Socket returns nil), which costs a buffer, not correctness.
 	socket := sockio.Socket(clientConn)
 	e.metrics.wsUpgrades.WithLabelValues("ok").Inc()
 	start := e.now()
