@@ -34,10 +34,11 @@
 // rely on the caller's normalisation: a name with an empty, "." or ".."
 // segment, a NUL byte or a backslash is 404, as is any segment starting
 // with a dot (.git, .env, .htpasswd) unless Options.AllowDotFiles. The
-// root is opened with [os.OpenRoot]: symbolic links are followed while
-// they stay inside the root and refused (404) when they lead out of it, so
-// `collectstatic --link` trees, whose links point into the apps' source
-// directories, must be collected as copies. Only regular files are sent:
+// root is opened with [os.OpenRoot]: relative symbolic links are followed
+// while they stay inside the root; links that lead out of it, and all
+// absolute links, are refused (404). So `collectstatic --link` trees,
+// whose absolute links point into the apps' source directories, must be
+// collected as copies. Only regular files are sent:
 // files are opened with O_NONBLOCK, so a FIFO cannot block the request,
 // and anything that is not a regular file (FIFO, socket, device) is 404.
 // A directory is 404 (there are no listings) unless Options.Index names a

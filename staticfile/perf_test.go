@@ -121,18 +121,25 @@ func TestServeAllocs(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, root, "css/app.3f2a1b9c4d5e.css", strings.Repeat("a", 2048))
 	writeFile(t, root, "css/app.3f2a1b9c4d5e.css.br", strings.Repeat("b", 512))
-	s, err := New(Options{Root: root})
+	mem, err := New(Options{Root: root})
 	must(t, err)
-	defer s.Close()
+	defer mem.Close()
+	fds, err := New(Options{Root: root, MemoryBytes: -1})
+	must(t, err)
+	defer fds.Close()
 	for _, tc := range []struct {
 		name string
+		s    *Server
 		hdr  http.Header
 		max  float64
 	}{
-		{"identity", http.Header{}, 6},
-		{"br", http.Header{"Accept-Encoding": {"gzip, deflate, br, zstd"}}, 6},
-		{"304", http.Header{"Accept-Encoding": {"br"}, "If-None-Match": {"x"}}, 6},
+		{"identity", mem, http.Header{}, 6},
+		{"br", mem, http.Header{"Accept-Encoding": {"gzip, deflate, br, zstd"}}, 6},
+		{"304", mem, http.Header{"Accept-Encoding": {"br"}, "If-None-Match": {"x"}}, 6},
+		{"identity from a descriptor", fds, http.Header{}, 6},
+		{"br from a descriptor", fds, http.Header{"Accept-Encoding": {"br"}}, 6},
 	} {
+		s := tc.s
 		req := httptest.NewRequest("GET", "/css/app.3f2a1b9c4d5e.css", nil)
 		req.Header = tc.hdr
 		w := &discardWriter{h: make(http.Header, 16)}

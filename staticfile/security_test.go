@@ -78,6 +78,7 @@ func TestRefused(t *testing.T) {
 	must(t, os.Symlink("loop2", filepath.Join(root, "loop1")))
 	must(t, os.Symlink("loop1", filepath.Join(root, "loop2")))
 	must(t, os.Symlink(".env", filepath.Join(root, "to-dotfile")))
+	must(t, os.Symlink(filepath.Join(root, "ok.css"), filepath.Join(root, "abs-in.css")))
 
 	_, hs := newServer(t, Options{Root: root})
 	for _, tc := range []struct {
@@ -105,6 +106,7 @@ func TestRefused(t *testing.T) {
 		{"/abs-out", 404}, // symlinks leaving the root: refused by os.Root
 		{"/rel-out", 404},
 		{"/dir-out/passwd", 404},
+		{"/abs-in.css", 404}, // absolute links are refused even when they point inside
 		{"/dangling", 404},
 		{"/loop1", 404},
 		{"/sub", 404}, // a directory: no listing
