@@ -24,6 +24,11 @@
 // header rules which names are reserved. A route with Options.Internal
 // answers clients' own requests with 404.
 //
+// The header values the server sets are slices shared between
+// responses: code after it (header rules, compression) may replace or
+// delete a header, or Add to it, but must not modify a value's elements in
+// place.
+//
 // [Options.ErrorPage] writes every status the server produces itself (404,
 // 405, 500, 503), so a 404 is the site's error page, or a hand-over to an
 // upstream (nginx try_files ... @backend) if the proxy chooses so.

@@ -112,7 +112,8 @@ type Options struct {
 	ErrorPage func(w http.ResponseWriter, r *http.Request, status int)
 
 	// CacheEntries bounds the open-file cache, in names (each holds the
-	// file's metadata and up to two idle descriptors per variant).
+	// file's metadata and, per file and precompressed sibling, either its
+	// content (see MemoryBytes) or up to two idle descriptors).
 	// Zero: DefaultCacheEntries. Negative: no cache; every request opens
 	// and closes its file.
 	CacheEntries int
