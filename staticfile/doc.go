@@ -94,7 +94,9 @@
 // descriptors. An entry is trusted for Options.CacheValid (1 s), then
 // checked with stat(2): a new size, modification time or inode (a deploy
 // renaming a new file into place) rebuilds it, so a change is served,
-// with a new ETag, at most CacheValid later. Entries unused for
+// with a new ETag, from the first request after CacheValid on (requests
+// that arrive while that one's stat is under way still get the entry as
+// it was, as in nginx). Entries unused for
 // Options.CacheInactive are dropped. A removed file is served from the
 // cache until the next check, as in nginx.
 //
