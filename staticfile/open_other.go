@@ -1,0 +1,6 @@
+//go:build !unix
+
+package staticfile
+
+// openFlags: no FIFOs to guard against outside Unix.
+const openFlags = 0
