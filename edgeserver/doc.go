@@ -9,8 +9,7 @@
 // to the real client.
 //
 // A [Server] owns one listener's accept loop. Each connection is TLS
-// terminated there (with a handshake deadline, on reusable handshake
-// worker goroutines), then served as HTTP/2 by net/http when ALPN chose
+// terminated there (with a handshake deadline), then served as HTTP/2 by net/http when ALPN chose
 // h2, or else passed through the HTTP/1 framing guard (package
 // internal/h1guard: requests with ambiguous framing never reach the
 // handler as they are) into net/http. The guard stays on for the whole

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,10 +31,8 @@ type Server struct {
 
 	wg sync.WaitGroup // TLS handshakes in progress
 
-	hsq       chan net.Conn // hands accepted TLS conns to idle handshake workers
-	hsWorkers atomic.Int32
-	quit      chan struct{} // closed at Shutdown/Close: idle workers exit
-	quitOnce  sync.Once
+	quit     chan struct{} // closed at Shutdown/Close
+	quitOnce sync.Once
 }
 
 // ServerOptions configure a Server. Connection-level settings (timeouts,
@@ -82,7 +79,7 @@ func NewServer(o ServerOptions) *Server {
 		o.Metrics = NewMetrics(nil)
 	}
 	s := &Server{o: o,
-		hsq: make(chan net.Conn), quit: make(chan struct{})}
+		quit: make(chan struct{})}
 	s.conns = newChanListener(o.Listener.Addr())
 	s.h1 = &http.Server{
 		Handler:           o.Handler,
@@ -173,49 +170,12 @@ func (s *Server) Serve() error {
 			continue
 		}
 		s.wg.Add(1)
-		select {
-		case s.hsq <- cc: // an idle handshake worker takes it
-		default:
-			if s.hsWorkers.Add(1) <= maxHandshakeWorkers {
-				go s.handshakeWorker(cc)
-			} else {
-				s.hsWorkers.Add(-1)
-				go s.handshake(cc)
-			}
-		}
+		go s.handshake(cc)
 	}
 }
 
 func (s *Server) connClosed() {
 	s.o.Metrics.connsOpen.WithLabelValues(s.o.Name).Dec()
-}
-
-// maxHandshakeWorkers bounds the goroutines kept to run TLS handshakes.
-// A handshake grows a goroutine's stack deep into crypto/tls; a worker
-// that serves handshake after handshake keeps that stack instead of
-// growing (copying) a fresh one per connection. Beyond the bound, a
-// handshake gets a goroutine of its own.
-const maxHandshakeWorkers = 64
-
-// handshakeWorkerIdle is how long an idle handshake worker waits for the
-// next connection before it exits.
-const handshakeWorkerIdle = 30 * time.Second
-
-func (s *Server) handshakeWorker(c net.Conn) {
-	defer s.hsWorkers.Add(-1)
-	idle := time.NewTimer(handshakeWorkerIdle)
-	defer idle.Stop()
-	for {
-		s.handshake(c)
-		idle.Reset(handshakeWorkerIdle)
-		select {
-		case c = <-s.hsq:
-		case <-idle.C:
-			return
-		case <-s.quit:
-			return
-		}
-	}
 }
 
 func (s *Server) handshake(c net.Conn) {

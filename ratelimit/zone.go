@@ -95,7 +95,7 @@ type zoneShard struct {
 }
 
 type entry struct {
-	lim rate.Limiter
+	lim *rate.Limiter
 	key Key
 	lruLinks[entry]
 }
@@ -230,26 +230,15 @@ func (s *zoneShard) insert(k Key, now time.Time) *entry {
 	} else {
 		e = new(entry)
 	}
-	refill(&e.lim, s.limit, s.burst, now)
+	// A new limiter starts with a full bucket. (Recycling the old one in
+	// place would save this allocation per new key, but needs a reset
+	// that x/time/rate does not offer.)
+	e.lim = rate.NewLimiter(s.limit, s.burst)
 	e.key = k
 	s.m[k] = e
 	s.lru.pushFront(e)
 	s.n.Add(1)
 	return e
-}
-
-// refill (re)sets lim to a full bucket of limit and burst at now, in
-// place, so entries can be recycled and embedded by value. x/time/rate has
-// no reset, so: with an infinite limit any positive elapsed time fills the
-// bucket to burst, then the real limit is set.
-func refill(lim *rate.Limiter, limit rate.Limit, burst int, now time.Time) {
-	var zero time.Time
-	if !now.After(zero) {
-		now = zero.Add(time.Nanosecond) // elapsed must be > 0: 0·Inf is NaN
-	}
-	lim.SetLimitAt(zero, rate.Inf)
-	lim.SetBurstAt(zero, burst)
-	lim.SetLimitAt(now, limit)
 }
 
 func (s *zoneShard) remove(e *entry) {
