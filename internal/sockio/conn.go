@@ -9,9 +9,10 @@ import (
 	"syscall"
 )
 
-// Supported reports whether this platform has the raw socket paths; where
-// it does not, Wrap returns its argument.
-const Supported = true
+// Supported reports whether this build has the raw socket paths (unix,
+// without the gatehouse_nosockio tag); where it does not, Wrap returns its
+// argument.
+const Supported = rawConns
 
 // Conn is a socket read and written through its syscall.RawConn. One
 // goroutine at a time may read and one may write, as net/http and
@@ -35,6 +36,9 @@ type Conn struct {
 // wrapper whose SyscallConn succeeds because it has nothing of its own
 // left to read), else c itself.
 func Wrap(c net.Conn) net.Conn {
+	if !rawConns {
+		return c
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return c

@@ -1,3 +1,5 @@
+//go:build linux && !gatehouse_nosockio
+
 package sockio
 
 import (
@@ -37,3 +39,6 @@ func Write(fd uintptr, b []byte) (int, error) {
 	}
 	return int(n), nil
 }
+
+// rawConns: Wrap wraps conns only where Read and Write are raw.
+const rawConns = true

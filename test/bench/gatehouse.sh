@@ -6,6 +6,18 @@
 # GOMAXPROCS=1), HTTP/1.1 keep-alive to both backends, round robin,
 # WebSocket upgrades passed through, TLS session resumption off (tickets off
 # is Gatehouse's default), X-Forwarded-For/-Proto added (always).
+#
+# Variants for A/B measurements (docs/performance.md, "Cleverness budget"):
+# the other gatehouse_*.sh adapters set GATEHOUSE_VARIANT=1 and some of these,
+# then source this one (the harness sources every adapter into one shell, so
+# the plain adapter resets them):
+#   GATEHOUSE_UPSTREAM_CLIENT  [upstreams] client ("gatehouse" or "net/http")
+#   GATEHOUSE_MIN_HEAP         [runtime] min_heap ("0" switches the floor off)
+#   GATEHOUSE_BUILD_TAGS       go build -tags (e.g. gatehouse_nosockio)
+if [ -z "${GATEHOUSE_VARIANT:-}" ]; then
+	unset GATEHOUSE_UPSTREAM_CLIENT GATEHOUSE_MIN_HEAP GATEHOUSE_BUILD_TAGS
+fi
+unset GATEHOUSE_VARIANT
 
 GATEHOUSE_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
@@ -14,9 +26,10 @@ gatehouse_bin() {
 		echo "$GATEHOUSE_BIN"
 		return
 	fi
-	local out="${TMPDIR:-/tmp}/gatehouse-bench-bin/gatehouse"
+	local tags=${GATEHOUSE_BUILD_TAGS:-}
+	local out="${TMPDIR:-/tmp}/gatehouse-bench-bin/gatehouse${tags:+-$tags}"
 	mkdir -p "$(dirname "$out")"
-	(cd "$GATEHOUSE_SRC" && ${GO:-go} build -trimpath -o "$out" ./cmd/gatehouse) >&2 || return 1
+	(cd "$GATEHOUSE_SRC" && ${GO:-go} build -trimpath ${tags:+-tags "$tags"} -o "$out" ./cmd/gatehouse) >&2 || return 1
 	echo "$out"
 }
 
@@ -28,6 +41,9 @@ adapter_start() {
 	cat >"$WORKDIR/gatehouse.toml" <<CONF
 state_dir = "$WORKDIR/state"
 
+[runtime]
+min_heap = "${GATEHOUSE_MIN_HEAP:-32M}"
+
 [log]
 level = "warn"
 
@@ -36,7 +52,7 @@ address = "127.0.0.1:$HTTP_PORT"
 
 [listeners.https]
 address = "127.0.0.1:$HTTPS_PORT"
-http2 = false              # the harness measures HTTP/1.1 over TLS
+http2 = true               # h2load's H2 column; wrk and the new-TLS client negotiate no ALPN
 session_tickets = false    # every new connection is a full handshake
 curves = ["X25519"]        # the harness compares X25519 handshakes (nginx/HAProxy's OpenSSL 3.0
                            # has no ML-KEM); Gatehouse's default offers X25519MLKEM768 first
@@ -66,6 +82,7 @@ upstream = "backends"
 websocket = { enabled = true, origins = ["*"], idle_timeout = "1h" }
 
 [upstreams.backends]
+client = "${GATEHOUSE_UPSTREAM_CLIENT:-gatehouse}"
 policy = "round_robin"
 keepalive = 64             # idle connections per backend, as the others
 servers = [
