@@ -63,15 +63,10 @@ func (s *lbServer) start() {
 	s.t.Helper()
 	var ln net.Listener
 	var err error
-	for i := 0; i < 50; i++ { // up to ~1 s for the port to be free again
-		if ln, err = net.Listen("tcp", s.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		s.t.Fatalf("backend %s: listen %s: %v", s.name, s.addr, err)
-	}
+	waitUntil(s.t, 5*time.Second, fmt.Sprintf("backend %s: listen %s", s.name, s.addr), func() bool {
+		ln, err = net.Listen("tcp", s.addr) // the same port once it is free again
+		return err == nil
+	})
 	srv := &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	s.mu.Lock()
@@ -302,18 +297,10 @@ func lbAdmin(t *testing.T, g *gatehouse) map[string]lbState {
 	return out
 }
 
-// lbWait polls cond every 10 ms until it holds or timeout passes, and
-// returns how long it took (or fails the test with what).
+// lbWait is waitUntil.
 func lbWait(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
+	return waitUntil(t, timeout, what, cond)
 }
 
 func lbThree(t *testing.T) []*lbServer {
