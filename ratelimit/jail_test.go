@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -173,35 +174,45 @@ func TestJailCorruptFile(t *testing.T) {
 	}
 }
 
+// TestJailRunSavesCoalesced: Run saves a burst of new bans to the file in
+// the background. It runs on synctest's fake clock: Run's wake-ups (a
+// kick, or a timer should saves be batched) happen as soon as every
+// goroutine waits, so no real time is spent or guessed.
 func TestJailRunSavesCoalesced(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bans.json")
-	j := NewJail(JailOptions{Path: path, MaxRetry: 1, SweepInterval: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var runErr error
-	wg.Add(1)
-	go func() { defer wg.Done(); runErr = j.Run(ctx) }()
-	now := time.Now()
-	for i := range 50 {
-		j.RecordAt(key4(i), "x", now)
-	}
-	// Run writes the file soon after the kick; poll a bounded time.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		j2 := NewJail(JailOptions{Path: path})
-		if err := j2.Load(); err == nil && len(j2.List(now)) == 50 {
-			break
+	synctest.Test(t, func(t *testing.T) {
+		j := NewJail(JailOptions{Path: path, MaxRetry: 1, SweepInterval: time.Hour})
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		var runErr error
+		wg.Add(1)
+		go func() { defer wg.Done(); runErr = j.Run(ctx) }()
+		now := time.Now()
+		for i := range 50 {
+			j.RecordAt(key4(i), "x", now)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not save 50 bans within 5 s")
+		saved := func() bool {
+			j2 := NewJail(JailOptions{Path: path})
+			return j2.Load() == nil && len(j2.List(now)) == 50
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	wg.Wait()
-	if runErr != nil {
-		t.Errorf("Run = %v", runErr)
-	}
+		// Let Run do what it does when everything else waits; step the fake
+		// clock a minute at a time should it wait for a timer first.
+		for waited := time.Duration(0); ; waited += time.Minute {
+			synctest.Wait()
+			if saved() {
+				break
+			}
+			if waited >= time.Hour {
+				t.Fatal("Run did not save 50 bans within an hour of fake time")
+			}
+			time.Sleep(time.Minute)
+		}
+		cancel()
+		wg.Wait()
+		if runErr != nil {
+			t.Errorf("Run = %v", runErr)
+		}
+	})
 }
 
 func TestBannedAtAllocs(t *testing.T) {
