@@ -113,6 +113,10 @@ type gatehouse struct {
 
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // set before done is closed
+
+	clientsOnce sync.Once
+	clientsMu   sync.Mutex
+	clients     []*http.Transport // see trackClient
 }
 
 // baseListeners is the header most configs start with: JSON logs, the
@@ -205,6 +209,38 @@ func (g *gatehouse) checkDrained() {
 			return int64(wsMetricSum(m, name)), nil
 		})
 	}
+}
+
+// trackClient registers a transport of the test's (lbClient's): at
+// cleanup its idle connections are closed, and the daemon's
+// gatehouse_connections_open must then come back to 0. The first call
+// registers the check, so it covers tests whose clients are all tracked
+// (or closed by the test itself).
+func (g *gatehouse) trackClient(tr *http.Transport) {
+	g.clientsOnce.Do(func() {
+		leakcheck.Zero(g.t, "gatehouse daemon's gatehouse_connections_open (after the test's clients closed)", func() (int64, error) {
+			select {
+			case <-g.done:
+				return 0, nil
+			default:
+			}
+			m, err := g.tryMetrics()
+			if err != nil {
+				return 0, err
+			}
+			return int64(wsMetricSum(m, "gatehouse_connections_open")), nil
+		})
+		g.t.Cleanup(func() { // runs first: the clients close, then the check
+			g.clientsMu.Lock()
+			defer g.clientsMu.Unlock()
+			for _, tr := range g.clients {
+				tr.CloseIdleConnections()
+			}
+		})
+	})
+	g.clientsMu.Lock()
+	g.clients = append(g.clients, tr)
+	g.clientsMu.Unlock()
 }
 
 // runGatehouse starts the binary with args; it does not wait for anything.

@@ -203,14 +203,23 @@ type lbResult struct {
 // lbClient is a client whose every connection goes to g's plain
 // listener, so URLs can name the site (http://app.test/...) and cookie
 // jars key cookies by the site's name, as a browser would.
+//
+// g keeps its transports: at cleanup (after the test's own) their idle
+// connections are closed, and then the daemon's
+// gatehouse_connections_open must come back to 0: a test that reaches the
+// public listener only through lbClient (and closes whatever else it
+// opens) thereby checks that gatehouse closes every connection its client
+// closed.
 func lbClient(g *gatehouse) *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", g.httpAddr)
+		}}
+	g.trackClient(tr)
 	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8,
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return d.DialContext(ctx, "tcp", g.httpAddr)
-			}},
+		Timeout:       10 * time.Second,
+		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
