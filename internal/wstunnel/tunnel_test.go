@@ -613,7 +613,9 @@ func TestBackpressure(t *testing.T) {
 	// wait end before it (a loaded machine), the test still passes and
 	// only exercises less, so it cannot flake.
 	time.Sleep(200 * time.Millisecond)
-	a[0].SetReadDeadline(time.Now().Add(waitFor))
+	// 32 MiB through the tunnel: seconds under the race detector on a
+	// loaded machine. The deadline only ends a stuck test.
+	a[0].SetReadDeadline(time.Now().Add(6 * waitFor))
 	op, _, got, err := readFrame(a[0])
 	if err != nil || op != 2 {
 		t.Fatalf("client read: op %d, %v", op, err)
