@@ -83,9 +83,15 @@ func testsslFindings(v any, out *[]testsslFinding) {
 // TestTLSEdgeTestssl runs testssl.sh against the binary's HTTPS listener
 // and checks its verdicts: only TLS 1.2 and 1.3, only forward-secret AEAD
 // suites, HSTS with one year, no session tickets.
+//
+// testssl.sh forks openssl for every protocol and cipher: under a minute
+// on an idle machine, more than eight on a loaded two-core one, past go
+// test's default 10 minutes for the package. So it runs only with
+// GATEHOUSE_TESTSSL=1, in its own step of .ci/run with a timeout of its
+// own, and the tool gets whatever time that timeout leaves.
 func TestTLSEdgeTestssl(t *testing.T) {
-	if testing.Short() {
-		t.Skip("testssl.sh takes a minute or more; not in -short mode")
+	if os.Getenv("GATEHOUSE_TESTSSL") != "1" {
+		t.Skip("testssl.sh runs for minutes on a loaded machine: set GATEHOUSE_TESTSSL=1 (.ci/run does, in a step of its own)")
 	}
 	bin, err := exec.LookPath("testssl.sh")
 	if err != nil {
@@ -102,10 +108,12 @@ func TestTLSEdgeTestssl(t *testing.T) {
 	_, port, _ := net.SplitHostPort(g.httpsAddr)
 	out := filepath.Join(dir, "testssl.json")
 	args := append(append([]string(nil), testsslArgs...), "--jsonfile-pretty", out, "--ip", "127.0.0.1", "https://app.test:"+port+"/")
-	// testssl.sh forks openssl for every cipher and protocol: about a
-	// minute on an idle machine, three to five on a loaded one. The bound
-	// only ends a hung run, inside go test's default 10 minutes.
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	// The bound only ends a hung run: a minute before go test's own
+	// deadline, so the test still reports what it got.
+	ctx, cancel := context.WithCancel(context.Background())
+	if d, ok := t.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(context.Background(), d.Add(-time.Minute))
+	}
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
