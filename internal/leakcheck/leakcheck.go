@@ -62,7 +62,9 @@ var nextID atomic.Int64
 // calling Goroutines, which their own later cleanup stops) or only
 // standard-library code are not counted; a leaked connection of the code
 // under test shows in [NoConnsTo] instead. Goroutines started by timers
-// (time.AfterFunc) carry no label.
+// (time.AfterFunc) carry no label. A goroutine that has not begun to run
+// shows only the wrapper of its go statement, which lives in the file of
+// that statement: one the code under test starts is still counted.
 func Goroutines(t testing.TB, module string) {
 	t.Helper()
 	goroutines(t, module, Timeout)

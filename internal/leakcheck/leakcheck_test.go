@@ -70,8 +70,12 @@ func TestGoroutinesReportsLeak(t *testing.T) {
 	inGoroutine(func() {
 		f := &fakeTB{}
 		goroutines(f, module, 200*time.Millisecond)
-		// waitFor is module code in a non-test file: a leak.
-		go waitFor(time.Hour, func() bool { <-release; return true })
+		// waitFor is module code in a non-test file: a leak. (Until it
+		// runs, the goroutine is only the go statement's wrapper, which is
+		// in this test file: wait for it to be in waitFor.)
+		started := make(chan struct{})
+		go waitFor(time.Hour, func() bool { close(started); <-release; return true })
+		<-started
 		// Test code only: not counted.
 		go func() { <-release }()
 		errs = f.end()
