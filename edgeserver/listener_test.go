@@ -2,20 +2,19 @@ package edgeserver
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/leakcheck"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
@@ -61,7 +60,9 @@ func (l *spyListener) readsOf(addr string) int64 {
 // connection with "hi\n" and keeps it open until the test ends.
 func startGuard(t *testing.T, o ListenerOptions) (*Listener, *spyListener, <-chan *Conn) {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	// No goroutine of the listener outlives Close (checked after the
+	// cleanup below).
+	leakcheck.Goroutines(t, modulePath)
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -89,16 +90,26 @@ func startGuard(t *testing.T, o ListenerOptions) (*Listener, *spyListener, <-cha
 		for c := range accepted {
 			c.Close()
 		}
-		// No goroutine of the listener outlives Close.
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			t.Errorf("%d goroutines after Close, %d before", n, before)
-		}
 	})
 	return l, spy, accepted
+}
+
+// modulePath is the module's import path, for leakcheck.
+const modulePath = "github.com/gatehouse-proxy/gatehouse"
+
+// waitReading waits until the listener reads from the connection c dialled
+// (it has been accepted and waits for its PROXY header).
+func waitReading(t *testing.T, spy *spyListener, c net.Conn) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for spy.readsOf(c.LocalAddr().String()) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the listener did not read from %v within 10s", c.LocalAddr())
+		}
+		<-tick.C
+	}
 }
 
 func dialFrom(t *testing.T, src, addr string) net.Conn {
@@ -116,12 +127,12 @@ func dialFrom(t *testing.T, src, addr string) net.Conn {
 // it (closed or reset it).
 func greeted(t *testing.T, c net.Conn) bool {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	b := make([]byte, 3)
 	_, err := io.ReadFull(c, b)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatal("no answer within 5 s: neither admitted nor refused")
+		t.Fatal("no answer within 10 s: neither admitted nor refused")
 	}
 	return err == nil && string(b) == "hi\n"
 }
@@ -311,7 +322,7 @@ func TestListenerProxyMissingHeader(t *testing.T) {
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logBuf}, nil))
 	var reasons atomic.Value
-	l, _, _ := startGuard(t, ListenerOptions{
+	l, spy, _ := startGuard(t, ListenerOptions{
 		ProxyProtocol:      true,
 		ProxyHeaderTimeout: 300 * time.Millisecond,
 		Logger:             logger,
@@ -328,19 +339,21 @@ func TestListenerProxyMissingHeader(t *testing.T) {
 		t.Errorf("OnRefuse reason = %q, want %q", r, ratelimit.ReasonProxyHeader)
 	}
 	// A silent client is cut at the timeout, and does not hold up others.
+	start := time.Now() // its timer starts after this
 	silent := dialFrom(t, "127.0.0.2", addr)
-	time.Sleep(20 * time.Millisecond) // let it be accepted first
+	waitReading(t, spy, silent) // accepted first, waiting for its header
 	fast := dialFrom(t, "127.0.0.3", addr)
 	fast.Write([]byte("PROXY TCP4 198.51.100.1 192.0.2.1 1 443\r\n"))
 	if !greeted(t, fast) {
 		t.Fatal("a valid client was held up by a silent one")
 	}
-	start := time.Now()
 	if greeted(t, silent) {
 		t.Fatal("silent client admitted")
 	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("silent client cut after %v, want about 300ms", d)
+	// Not before the 300 ms timeout; and well before the default (5 s)
+	// that would apply were the option ignored.
+	if d := time.Since(start); d < 300*time.Millisecond || d >= DefaultProxyHeaderTimeout {
+		t.Errorf("silent client cut after %v, want the 300ms timeout (not the %v default)", d, DefaultProxyHeaderTimeout)
 	}
 	if st := l.Stats(); st.ProxyHeader != 2 || st.Accepted != 1 {
 		t.Errorf("stats = %+v, want 2 proxy_header refusals, 1 accepted", st)
@@ -386,12 +399,13 @@ func TestListenerCloseWithPendingHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := runtime.NumGoroutine()
-	l := NewListener(inner, ListenerOptions{ProxyProtocol: true, ProxyHeaderTimeout: time.Minute})
+	leakcheck.Goroutines(t, modulePath) // none of the listener's outlives Close
+	spy := &spyListener{Listener: inner, reads: map[string]*atomic.Int64{}}
+	l := NewListener(spy, ListenerOptions{ProxyProtocol: true, ProxyHeaderTimeout: time.Minute})
 	for range 3 {
-		dialFrom(t, "127.0.0.1", l.Addr().String()) // never sends a header
+		c := dialFrom(t, "127.0.0.1", l.Addr().String()) // never sends a header
+		waitReading(t, spy, c)
 	}
-	time.Sleep(50 * time.Millisecond)
 	done := make(chan error, 1)
 	go func() { done <- l.Close() }()
 	select {
@@ -404,13 +418,5 @@ func TestListenerCloseWithPendingHeaders(t *testing.T) {
 	}
 	if _, err := l.Accept(); err == nil {
 		t.Error("Accept after Close succeeded")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for runtime.NumGoroutine() > before && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Errorf("%d goroutines after Close, %d before", n, before)
 	}
 }

@@ -6,12 +6,19 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/leakcheck"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // startTestEdge parses cfgText, builds and starts its Runtime with d, and
-// serves it from a new Edge; both are closed in Cleanup.
+// serves it from a new Edge; both are closed in Cleanup. After that
+// cleanup, leakcheck makes sure nothing of them is left: no goroutine of
+// the project started by the test, no request in flight on the Edge or on
+// an upstream server, no WebSocket tunnel, no socket to an upstream
+// server.
 func startTestEdge(t *testing.T, cfgText string, d Deps) (*Edge, *Runtime) {
 	t.Helper()
+	leakcheck.Goroutines(t, modulePath)
 	cfg, err := config.Parse([]byte(cfgText))
 	if err != nil {
 		t.Fatalf("config.Parse: %v", err)
@@ -25,13 +32,62 @@ func startTestEdge(t *testing.T, cfgText string, d Deps) (*Edge, *Runtime) {
 	rt.Start()
 	e := NewEdge(EdgeOptions{Metrics: d.Metrics})
 	e.Swap(rt)
+	var last *Runtime // the one current at teardown, if the test swapped
+	checkEdgeDrained(t, e, func() []*Runtime { return []*Runtime{rt, last} })
 	t.Cleanup(func() {
 		if old := e.Swap(nil); old != nil {
+			last = old
 			old.Close()
 		}
 		e.Close()
 	})
 	return e, rt
+}
+
+// modulePath is the module's import path, for leakcheck.
+const modulePath = "github.com/gatehouse-proxy/gatehouse"
+
+// checkEdgeDrained registers the leak checks of an Edge serving the
+// runtimes rts returns at cleanup: requests and tunnels at zero, each
+// upstream server's slots released, no socket left to any upstream server.
+// Register it before the Edge's teardown, which then runs first.
+func checkEdgeDrained(t *testing.T, e *Edge, rts func() []*Runtime) {
+	t.Helper()
+	leakcheck.NoConnsTo(t, func() []string { return upstreamAddrs(rts()...) })
+	leakcheck.Zero(t, "upstream server slots held", func() (int64, error) {
+		var n int64
+		for _, r := range rts() {
+			if r == nil {
+				continue
+			}
+			for _, p := range r.Pools() {
+				for _, b := range p.Backends() {
+					n += b.InFlight()
+				}
+			}
+		}
+		return n, nil
+	})
+	leakcheck.Zero(t, "WebSocket tunnels", func() (int64, error) { return int64(e.Tunnels.Len()), nil })
+	leakcheck.Zero(t, "gatehouse_http_requests_in_flight", func() (int64, error) {
+		return int64(testutil.ToFloat64(e.metrics.inFlight)), nil
+	})
+}
+
+// upstreamAddrs lists the server addresses of the runtimes' upstreams.
+func upstreamAddrs(rts ...*Runtime) []string {
+	var out []string
+	for _, rt := range rts {
+		if rt == nil {
+			continue
+		}
+		for _, p := range rt.Pools() {
+			for _, b := range p.Backends() {
+				out = append(out, b.Addr())
+			}
+		}
+	}
+	return out
 }
 
 // newTestEdge is startTestEdge with default dependencies.

@@ -1,12 +1,14 @@
 package ratelimit
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -177,6 +179,47 @@ func TestJailCorruptFile(t *testing.T) {
 			t.Errorf("%s: copy of the damaged file: %q, %v; want the file as read", name, b, err)
 		}
 	}
+}
+
+// TestJailRunSavesCoalesced: Run saves a burst of new bans to the file in
+// the background. It runs on synctest's fake clock: Run's wake-ups (a
+// kick, or a timer should saves be batched) happen as soon as every
+// goroutine waits, so no real time is spent or guessed.
+func TestJailRunSavesCoalesced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bans.json")
+	synctest.Test(t, func(t *testing.T) {
+		j := NewJail(JailOptions{Path: path, MaxRetry: 1, SweepInterval: time.Hour})
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		var runErr error
+		wg.Add(1)
+		go func() { defer wg.Done(); runErr = j.Run(ctx) }()
+		now := time.Now()
+		for i := range 50 {
+			j.RecordAt(key4(i), "x", now)
+		}
+		saved := func() bool {
+			j2 := NewJail(JailOptions{Path: path})
+			return j2.Load() == nil && len(j2.List(now)) == 50
+		}
+		// Let Run do what it does when everything else waits; step the fake
+		// clock a minute at a time should it wait for a timer first.
+		for waited := time.Duration(0); ; waited += time.Minute {
+			synctest.Wait()
+			if saved() {
+				break
+			}
+			if waited >= time.Hour {
+				t.Fatal("Run did not save 50 bans within an hour of fake time")
+			}
+			time.Sleep(time.Minute)
+		}
+		cancel()
+		wg.Wait()
+		if runErr != nil {
+			t.Errorf("Run = %v", runErr)
+		}
+	})
 }
 
 func TestBannedAtAllocs(t *testing.T) {

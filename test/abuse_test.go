@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/config"
 )
 
 // The abuse-defence acceptance tests (issue 6): rate-limit zones per route,
@@ -296,8 +299,12 @@ func TestAbuseRateLimit(t *testing.T) {
 // keep-alive connections for 3 s (up to ≈ 4,000 requests/s, 200 times the
 // rate) serves 10 + 20×elapsed requests.
 //
-// Not parallel: the count depends on the clients keeping up demand, and a
-// stall of more than burst/rate (0.5 s) on a loaded machine loses tokens.
+// Not parallel: the count depends on the clients keeping up demand. A
+// stall on a loaded machine (of the clients or of gatehouse) longer than
+// burst/rate (0.5 s) loses the tokens that overflow the bucket; the lower
+// bound is lowered by at most what the stalls seen in the requests' own
+// timing can have lost, so a stall does not fail the test, while a zone
+// serving at a lower rate still does.
 func TestAbuseRateLimitSustained(t *testing.T) {
 	be := newBackend(t, "b1", nil)
 	g := startGatehouse(t, abuseRateConfig(be.addr()))
@@ -307,8 +314,10 @@ func TestAbuseRateLimitSustained(t *testing.T) {
 	type tally struct {
 		ok, limited int
 		err         error
+		sent, done  []time.Time // per request
 	}
 	const workers = 4
+	const rate, burst = 20, 10
 	results := make(chan tally, workers)
 	start := time.Now()
 	deadline := start.Add(3 * time.Second)
@@ -317,9 +326,13 @@ func TestAbuseRateLimitSustained(t *testing.T) {
 			var r tally
 			// About 1,000 requests per second per worker: 50 times the
 			// zone's rate, without flooding the log.
+			pace := time.NewTicker(time.Millisecond)
+			defer pace.Stop()
 			for i := 0; i < 4000 && time.Now().Before(deadline); i++ {
-				time.Sleep(time.Millisecond)
+				<-pace.C
+				r.sent = append(r.sent, time.Now())
 				resp, _, err := abuseTryGet(c, url, nil)
+				r.done = append(r.done, time.Now())
 				switch {
 				case err != nil:
 					r.err = err
@@ -342,19 +355,34 @@ func TestAbuseRateLimitSustained(t *testing.T) {
 		r := <-results
 		sum.ok += r.ok
 		sum.limited += r.limited
+		sum.sent = append(sum.sent, r.sent...)
+		sum.done = append(sum.done, r.done...)
 		if r.err != nil {
 			t.Errorf("worker: %v", r.err)
 		}
 	}
 	elapsed := time.Since(start).Seconds()
-	want := 10 + 20*elapsed
-	t.Logf("api zone: %d served, %d limited in %.2f s (want ≈ %.1f served)", sum.ok, sum.limited, elapsed, want)
+	want := burst + rate*elapsed
+	// Each decision falls between its request's sending and its answer,
+	// so the k-th and (k+1)-th decisions in time are at most
+	// done[k+1] − sent[k] apart (both sorted). A gap g can lose at most
+	// rate×g − (burst − 1) tokens (the bucket holds less than one token
+	// under sustained demand).
+	slices.SortFunc(sum.sent, time.Time.Compare)
+	slices.SortFunc(sum.done, time.Time.Compare)
+	lost := 0.0
+	for k := 0; k+1 < len(sum.done); k++ {
+		if gap := sum.done[k+1].Sub(sum.sent[k]).Seconds(); gap > (burst-1)/float64(rate) {
+			lost += rate*gap - (burst - 1)
+		}
+	}
+	t.Logf("api zone: %d served, %d limited in %.2f s (want ≈ %.1f served; stalls may have lost %.1f)", sum.ok, sum.limited, elapsed, want, lost)
 	// The bucket starts full at the first request and refills 20/s; the
 	// server's first and last decisions fall inside the client's window, so
-	// served ≤ want (+1 for a token ready at the edge); a stalled client
-	// loses tokens, so allow 10% fewer.
-	if float64(sum.ok) > want+1 || float64(sum.ok) < want*0.9 {
-		t.Errorf("served %d, want %.1f (−10%%, +1)", sum.ok, want)
+	// served ≤ want (+1 for a token ready at the edge); allow 10% fewer,
+	// after what stalls lost.
+	if float64(sum.ok) > want+1 || float64(sum.ok) < (want-lost)*0.9 {
+		t.Errorf("served %d, want %.1f (−10%%, +1; %.1f lost to stalls)", sum.ok, want, lost)
 	}
 	if rs := be.requests(); len(rs) > 1 {
 		w := rs[len(rs)-1].Received.Sub(rs[0].Received).Seconds()
@@ -391,7 +419,7 @@ func TestAbuseZoneModes(t *testing.T) {
 
 	type res struct {
 		code int
-		took time.Duration
+		at   time.Time // answered
 		err  error
 	}
 	out := make(chan res, 4)
@@ -403,16 +431,16 @@ func TestAbuseZoneModes(t *testing.T) {
 			cc := abuseClient("127.0.0.2", false)
 			ready.Done()
 			<-gate
-			t0 := time.Now()
 			resp, _, err := abuseTryGet(cc, base+"/queue/", nil)
 			if err != nil {
 				out <- res{err: err}
 				return
 			}
-			out <- res{code: resp.StatusCode, took: time.Since(t0)}
+			out <- res{code: resp.StatusCode, at: time.Now()}
 		}()
 	}
 	ready.Wait()
+	released := time.Now() // before any request is sent: every delay counts from here
 	close(gate)
 	var ok, limited int
 	var slowest time.Duration
@@ -423,7 +451,7 @@ func TestAbuseZoneModes(t *testing.T) {
 			t.Errorf("delay zone: %v", r.err)
 		case r.code == 200:
 			ok++
-			slowest = max(slowest, r.took)
+			slowest = max(slowest, r.at.Sub(released))
 		case r.code == 429:
 			limited++
 		default:
@@ -433,7 +461,10 @@ func TestAbuseZoneModes(t *testing.T) {
 	if ok != 3 || limited != 1 {
 		t.Errorf("delay zone: %d served, %d refused; want 3 and 1", ok, limited)
 	}
-	if slowest < 300*time.Millisecond || slowest > 2*time.Second {
+	// Counted from before any request was sent, so never less than the
+	// two token intervals (400 ms, less 100 ms for a token already
+	// accruing); above, 3 s is over seven times the longest hold.
+	if slowest < 300*time.Millisecond || slowest > 3*time.Second {
 		t.Errorf("slowest served request took %v, want ≈ 400 ms (two token intervals)", slowest)
 	}
 	if v := abuseMetric(t, g, `gatehouse_ratelimit_requests_total{result="delayed",zone="queue"}`); v != 2 {
@@ -513,17 +544,10 @@ conn_per_ip = 10
 	// Close one; the server notices the EOF and frees the slot.
 	idle[0].Close()
 	idle = idle[1:]
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitUntil(t, 10*time.Second, "127.0.0.1 served after one of its connections closed", func() bool {
 		resp, _, err := abuseTryGet(abuseClient("127.0.0.1", false), "http://"+g.httpAddr+"/", nil)
-		if err == nil && resp.StatusCode == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("127.0.0.1 not served 5 s after one of its connections closed: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && resp.StatusCode == 200
+	})
 	if v := abuseMetric(t, g, `gatehouse_connections_refused_total{listener="http",reason="per_key"}`); v < 1 {
 		t.Errorf(`gatehouse_connections_refused_total{listener="http",reason="per_key"} = %v, want ≥ 1`, v)
 	}
@@ -669,16 +693,10 @@ func TestAbuseBan(t *testing.T) {
 		}
 	}
 	// The jail writes the file in the background right after a change.
-	for i := 0; ; i++ {
+	waitUntil(t, 10*time.Second, "bans.json written after the ban", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "state", "bans.json"))
-		if err == nil {
-			break
-		}
-		if i == 50 {
-			t.Fatalf("bans.json not written 5 s after the ban: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil
+	})
 
 	// Failed logins count too: ten 401s on a ban_on_status route.
 	c3 := abuseClient("127.0.0.5", true)
@@ -758,8 +776,9 @@ func abuseRaiseNoFile(t *testing.T, n uint64) {
 }
 
 // TestAbuseSlowloris: 500 connections trickling their request head one
-// byte every 500 ms are all cut at client_header (2 s), and a normal
-// client is served throughout.
+// byte every 500 ms are all cut at client_header (2 s), not sooner and
+// well before the 12 s default, and a normal client is served throughout:
+// while they are all still open, not only once they are cut.
 func TestAbuseSlowloris(t *testing.T) {
 	if testing.Short() {
 		t.Skip("500 connections for 3 s; not in -short mode")
@@ -802,7 +821,7 @@ conn_per_ip = 0
 			t.Fatalf("slow connection %d: %v", i, err)
 		}
 		go func(i int, c net.Conn, t0 time.Time) {
-			_ = c.SetReadDeadline(t0.Add(10 * time.Second))
+			_ = c.SetReadDeadline(t0.Add(20 * time.Second))
 			b, err := io.ReadAll(c)
 			done <- closed{i, time.Since(t0), len(b), err}
 		}(i, c, dialed[i])
@@ -810,36 +829,45 @@ conn_per_ip = 0
 	t.Logf("%d slow connections open after %v", n, time.Since(dialed[0]))
 
 	// A normal client (new connection per request) every 100 ms meanwhile.
+	type normalResult struct {
+		err error
+		at  time.Time // answered
+	}
 	stop := make(chan struct{})
-	normal := make(chan []error, 1)
+	normal := make(chan []normalResult, 1)
 	go func() {
-		var errs []error
+		var rs []normalResult
 		c := abuseClient("127.0.0.2", false)
-		c.Timeout = 2 * time.Second
-		for i := 0; i < 60; i++ {
+		pace := time.NewTicker(100 * time.Millisecond)
+		defer pace.Stop()
+		for i := 0; i < 200; i++ {
 			select {
 			case <-stop:
-				normal <- errs
+				normal <- rs
 				return
-			case <-time.After(100 * time.Millisecond):
+			case <-pace.C:
 			}
 			resp, _, err := abuseTryGet(c, "http://"+g.httpAddr+"/normal", nil)
 			if err == nil && resp.StatusCode != 200 {
 				err = fmt.Errorf("status %d", resp.StatusCode)
 			}
-			errs = append(errs, err)
+			rs = append(rs, normalResult{err, time.Now()})
 		}
-		normal <- errs
+		normal <- rs
 	}()
 
 	got := make([]*closed, n)
 	left := n
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	limit := time.After(8 * time.Second)
+	limit := time.After(15 * time.Second)
+	var firstCut time.Time
 	for left > 0 {
 		select {
 		case r := <-done:
+			if firstCut.IsZero() {
+				firstCut = time.Now()
+			}
 			got[r.i] = &r
 			left--
 		case <-tick.C:
@@ -849,11 +877,11 @@ conn_per_ip = 0
 				}
 			}
 		case <-limit:
-			t.Fatalf("%d of %d trickling connections still open after 8 s", left, n)
+			t.Fatalf("%d of %d trickling connections still open after 15 s", left, n)
 		}
 	}
 	close(stop)
-	errs := <-normal
+	rs := <-normal
 
 	var slowest, fastest time.Duration = 0, time.Hour
 	answered := 0
@@ -862,28 +890,37 @@ conn_per_ip = 0
 			answered++ // e.g. a 408; being cut is what matters
 		}
 		if isTimeout(r.err) {
-			t.Errorf("conn %d: not closed by the server within 10 s", i)
+			t.Errorf("conn %d: not closed by the server within 20 s", i)
 		}
 		slowest, fastest = max(slowest, r.after), min(fastest, r.after)
 	}
 	t.Logf("trickling connections cut after %v … %v (%d got a response first)", fastest, slowest, answered)
+	// The timer starts when the edge accepts, which may come a moment
+	// before the client's connect returns: 300 ms of slack below. Above,
+	// only the 12 s default (were the setting ignored) is told apart: a
+	// loaded machine serves 500 connections slowly.
 	if fastest < timeout-300*time.Millisecond {
 		t.Errorf("a trickling connection was cut after %v, before the %v header timeout", fastest, timeout)
 	}
-	if slowest > timeout+1500*time.Millisecond {
-		t.Errorf("a trickling connection lived %v, want ≤ %v + 1.5 s", slowest, timeout)
+	if slowest >= config.DefaultClientHeaderTimeout {
+		t.Errorf("a trickling connection lived %v, want cut at the %v header timeout, not the %v default", slowest, timeout, config.DefaultClientHeaderTimeout)
 	}
-	if len(errs) < 10 {
-		t.Errorf("only %d normal requests were made during the flood", len(errs))
-	}
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("normal request %d during the flood: %v", i, err)
+	during := 0 // normal requests answered while every trickling connection was open
+	for i, r := range rs {
+		if r.err != nil {
+			t.Errorf("normal request %d during the flood: %v", i, r.err)
+		}
+		if r.at.Before(firstCut) {
+			during++
 		}
 	}
-	if be.count() != len(errs) {
-		t.Errorf("backend saw %d requests, want %d (the normal ones only)", be.count(), len(errs))
+	if during == 0 {
+		t.Errorf("no normal request was answered while the %d trickling connections were open (%d after)", n, len(rs))
 	}
+	if be.count() != len(rs) {
+		t.Errorf("backend saw %d requests, want %d (the normal ones only)", be.count(), len(rs))
+	}
+	t.Logf("%d normal requests answered while every trickling connection was open, %d in all", during, len(rs))
 }
 
 // abuseProxyV2 is a PROXY protocol v2 header for a TCP/IPv4 connection

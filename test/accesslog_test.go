@@ -49,14 +49,12 @@ func readAccessLog(t *testing.T, path string) []accessLine {
 // the response is sent).
 func waitAccessLog(t *testing.T, path string, n int) []accessLine {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ls := readAccessLog(t, path)
-		if len(ls) >= n || time.Now().After(deadline) {
-			return ls
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var ls []accessLine
+	waitUntil(t, 10*time.Second, fmt.Sprintf("%d access log lines in %s", n, path), func() bool {
+		ls = readAccessLog(t, path)
+		return len(ls) >= n
+	})
+	return ls
 }
 
 // TestAccessLog: one JSON line per request with its status, none for a

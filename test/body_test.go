@@ -229,10 +229,14 @@ func TestSmuggling(t *testing.T) {
 	}
 }
 
-// waitRequests returns the backend's requests for uri, waiting up to
-// timeout for at least one to be recorded.
-func waitRequests(be *backend, uri string, timeout time.Duration) []seen {
-	deadline := time.Now().Add(timeout)
+// waitRequests returns the backend's requests for uri once every one
+// whose handler has started has been recorded (which happens when its
+// body read ends). When none has started it waits up to grace for one to
+// start: a request the edge refused may or may not have been forwarded.
+func waitRequests(be *backend, uri string, grace time.Duration) []seen {
+	start := time.Now()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		var out []seen
 		for _, s := range be.requests() {
@@ -240,9 +244,17 @@ func waitRequests(be *backend, uri string, timeout time.Duration) []seen {
 				out = append(out, s)
 			}
 		}
-		if len(out) > 0 || time.Now().After(deadline) {
+		be.mu.Lock()
+		begun := be.begun[uri]
+		be.mu.Unlock()
+		switch {
+		case begun > 0 && len(out) == begun:
 			return out
+		case begun == 0 && time.Since(start) > grace:
+			return out
+		case time.Since(start) > grace+10*time.Second:
+			return out // a handler that never ends: the caller's checks tell
 		}
-		time.Sleep(5 * time.Millisecond)
+		<-tick.C
 	}
 }

@@ -37,7 +37,7 @@ client_body_total = "2s"
 	}
 	done := make(chan result, 1)
 	go func() {
-		_ = c.SetReadDeadline(time.Now().Add(8 * time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(25 * time.Second))
 		b, _ := io.ReadAll(c)
 		done <- result{time.Since(start), string(b)}
 	}()
@@ -59,8 +59,11 @@ loop:
 	if res.after == 0 {
 		t.Fatal("the trickled body was never cut")
 	}
-	if res.after < 1800*time.Millisecond || res.after > 4500*time.Millisecond {
-		t.Errorf("connection ended after %v, want about client_body_total (2 s)", res.after.Round(time.Millisecond))
+	// The total timer starts after start, so the cut cannot come sooner
+	// than 2 s; the upper bound is half the time the whole body takes
+	// (load delays the cut, it does not make the trickle faster).
+	if res.after < 2*time.Second || res.after > size*300*time.Millisecond/2 {
+		t.Errorf("connection ended after %v, want at client_body_total (2 s)", res.after.Round(time.Millisecond))
 	}
 	if !strings.HasPrefix(res.data, "HTTP/1.1 408") {
 		t.Errorf("client got %q, want a 408 response", firstLine(res.data))

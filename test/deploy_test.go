@@ -476,13 +476,7 @@ func deployDialWS(t *testing.T, addr, host string) *websocket.Conn {
 // deployWaitSeries waits until a metric family appears in /metrics.
 func deployWaitSeries(t *testing.T, g *gatehouse, name string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(g.metrics(), "\n"+name+"{") {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear in /metrics within 10s", name)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, name+" in /metrics", func() bool { return strings.Contains(g.metrics(), "\n"+name+"{") })
 }
 
 // deployAdmin sends a request to the admin listener and wants 200.
@@ -559,15 +553,7 @@ func (n *deployNotifySocket) has(l string) bool {
 
 func (n *deployNotifySocket) wait(t *testing.T, l string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !n.has(l) {
-		if time.Now().After(deadline) {
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			t.Fatalf("no %q on the notify socket within 10s; got %q", l, n.msgs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, fmt.Sprintf("%q on the notify socket", l), func() bool { return n.has(l) })
 }
 
 // TestRunsLikeTheUnit runs gatehouse the way deploy/systemd/gatehouse.service

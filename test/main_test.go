@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/leakcheck"
 )
 
 // daemonRace is set by GATEHOUSE_E2E_RACE=1: TestMain then builds the
@@ -111,6 +113,10 @@ type gatehouse struct {
 
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // set before done is closed
+
+	clientsOnce sync.Once
+	clientsMu   sync.Mutex
+	clients     []*http.Transport // see trackClient
 }
 
 // baseListeners is the header most configs start with: JSON logs, the
@@ -170,7 +176,71 @@ func startGatehouseIn(t *testing.T, dir, tomlText string) *gatehouse {
 	g := runGatehouse(t, dir, "run", "-config", cfgPath)
 	g.cfgPath = cfgPath
 	g.waitListening()
+	g.checkDrained()
 	return g
+}
+
+// checkDrained registers leak checks of the running daemon, made at
+// cleanup through its own gauges on the admin listener, before the process
+// is killed (and after the test's own cleanups, which close its clients):
+// no request in flight, no upstream slot held, no WebSocket stream open.
+// Nothing is checked when the process has already exited or has no admin
+// listener.
+func (g *gatehouse) checkDrained() {
+	g.t.Helper()
+	if g.adminAddr == "" {
+		return
+	}
+	for _, name := range []string{
+		"gatehouse_http_requests_in_flight",
+		"gatehouse_upstream_server_in_flight",
+		"gatehouse_websocket_active",
+	} {
+		leakcheck.Zero(g.t, "gatehouse daemon's "+name, func() (int64, error) {
+			select {
+			case <-g.done:
+				return 0, nil
+			default:
+			}
+			m, err := g.tryMetrics()
+			if err != nil {
+				return 0, err
+			}
+			return int64(wsMetricSum(m, name)), nil
+		})
+	}
+}
+
+// trackClient registers a transport of the test's (lbClient's): at
+// cleanup its idle connections are closed, and the daemon's
+// gatehouse_connections_open must then come back to 0. The first call
+// registers the check, so it covers tests whose clients are all tracked
+// (or closed by the test itself).
+func (g *gatehouse) trackClient(tr *http.Transport) {
+	g.clientsOnce.Do(func() {
+		leakcheck.Zero(g.t, "gatehouse daemon's gatehouse_connections_open (after the test's clients closed)", func() (int64, error) {
+			select {
+			case <-g.done:
+				return 0, nil
+			default:
+			}
+			m, err := g.tryMetrics()
+			if err != nil {
+				return 0, err
+			}
+			return int64(wsMetricSum(m, "gatehouse_connections_open")), nil
+		})
+		g.t.Cleanup(func() { // runs first: the clients close, then the check
+			g.clientsMu.Lock()
+			defer g.clientsMu.Unlock()
+			for _, tr := range g.clients {
+				tr.CloseIdleConnections()
+			}
+		})
+	})
+	g.clientsMu.Lock()
+	g.clients = append(g.clients, tr)
+	g.clientsMu.Unlock()
 }
 
 // runGatehouse starts the binary with args; it does not wait for anything.
@@ -256,6 +326,26 @@ func (g *gatehouse) waitListening() {
 	}
 }
 
+// waitUntil polls cond every 10 ms until it holds, and returns how long
+// that took; after timeout it fails the test, naming what. It is the one
+// way tests here wait for something observable (a metric, a log line, a
+// backend's count, a port refusing connections): timeout only bounds a
+// failing test, so make it generous. cond runs on the test goroutine and
+// may call t.Fatal.
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		<-tick.C
+	}
+	return time.Since(start)
+}
+
 // countLog counts log lines whose msg is msg.
 func (g *gatehouse) countLog(msg string) int {
 	n := 0
@@ -320,16 +410,31 @@ func (g *gatehouse) exitCode(timeout time.Duration) int {
 // metrics fetches the admin listener's /metrics exposition.
 func (g *gatehouse) metrics() string {
 	g.t.Helper()
-	resp, err := http.Get("http://" + g.adminAddr + "/metrics")
+	m, err := g.tryMetrics()
 	if err != nil {
-		g.t.Fatalf("GET /metrics: %v", err)
+		g.t.Fatal(err)
+	}
+	return m
+}
+
+// tryMetrics is metrics for callers that must not fail the test at once.
+func (g *gatehouse) tryMetrics() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+g.adminAddr+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("GET /metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != 200 {
-		g.t.Fatalf("GET /metrics: status %d, err %v", resp.StatusCode, err)
+		return "", fmt.Errorf("GET /metrics: status %d, err %v", resp.StatusCode, err)
 	}
-	return string(b)
+	return string(b), nil
 }
 
 // metricValue returns the value of the sample whose name and labels are
@@ -371,8 +476,9 @@ type seen struct {
 // backend is a real HTTP server on loopback that records every request.
 type backend struct {
 	*httptest.Server
-	mu   sync.Mutex
-	reqs []seen
+	mu    sync.Mutex
+	begun map[string]int // requests whose handler started, by URI
+	reqs  []seen
 	// handle, when set, answers instead of the default 200 "ok from NAME".
 	handle func(w http.ResponseWriter, r *http.Request)
 	name   string
@@ -381,9 +487,12 @@ type backend struct {
 // newBackend starts a recording backend; handle may be nil.
 func newBackend(t *testing.T, name string, handle func(w http.ResponseWriter, r *http.Request)) *backend {
 	t.Helper()
-	b := &backend{handle: handle, name: name}
+	b := &backend{handle: handle, name: name, begun: map[string]int{}}
 	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := seen{Method: r.Method, Host: r.Host, URI: r.RequestURI, Header: r.Header.Clone(), Received: time.Now()}
+		b.mu.Lock()
+		b.begun[r.RequestURI]++
+		b.mu.Unlock()
 		n, err := io.Copy(io.Discard, r.Body)
 		s.Body, s.BodyErr = n, err
 		b.mu.Lock()

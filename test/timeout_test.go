@@ -9,11 +9,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/config"
 )
 
 // TestHeaderTimeout is the slowloris defence: with client_header = "1s", a
 // client trickling its request head one byte every 300 ms is disconnected
-// after about a second, while another client is served normally.
+// after a second (not sooner, and well before the 12 s default that would
+// apply were the setting ignored, nor never, as a per-read timeout that
+// each byte renewed would do), while another client, sent during the
+// trickle, is served normally.
 func TestHeaderTimeout(t *testing.T) {
 	t.Parallel()
 	be := newBackend(t, "b1", nil)
@@ -22,12 +27,12 @@ func TestHeaderTimeout(t *testing.T) {
 client_header = "1s"
 `+plainSite(be.addr()))
 
+	start := time.Now() // the timer starts when the edge accepts, after this
 	c, err := net.DialTimeout("tcp", g.httpAddr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	start := time.Now()
 	if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: app.test\r\nX-Slow: "); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +44,7 @@ client_header = "1s"
 	}
 	closed := make(chan readResult, 1)
 	go func() {
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 		b, err := io.ReadAll(c) // returns at EOF or reset
 		closed <- readResult{time.Since(start), string(b), err}
 	}()
@@ -49,9 +54,7 @@ client_header = "1s"
 		err  error
 	}
 	normal := make(chan getResult, 1)
-	go func() {
-		// Half way through the trickle, an ordinary client.
-		time.Sleep(500 * time.Millisecond)
+	ordinary := func() {
 		resp, err := plainClient().Do(mustRequest("GET", "http://"+g.httpAddr+"/normal", "app.test"))
 		if err != nil {
 			normal <- getResult{0, err}
@@ -59,13 +62,14 @@ client_header = "1s"
 		}
 		resp.Body.Close()
 		normal <- getResult{resp.StatusCode, nil}
-	}()
+	}
 
 	var res readResult
-	tick := time.NewTicker(300 * time.Millisecond)
+	launched := false
+	tick := time.NewTicker(300 * time.Millisecond) // the trickle's pace
 	defer tick.Stop()
 trickle:
-	for i := 0; i < 20; i++ { // at most 6 s
+	for i := 0; i < 60; i++ { // at most 18 s
 		select {
 		case res = <-closed:
 			break trickle
@@ -74,16 +78,24 @@ trickle:
 				res = <-closed
 				break trickle
 			}
+			if !launched {
+				launched = true
+				go ordinary() // during the trickle
+			}
 		}
 	}
+	if !launched {
+		go ordinary()
+	}
 	if res.after == 0 {
-		t.Fatalf("trickling client still connected after 6 s; want it cut after ~1 s")
+		t.Fatalf("trickling client still connected after 18 s; want it cut after 1 s")
 	}
 	if isTimeout(res.err) {
-		t.Fatalf("trickling client not disconnected within 5 s (read timed out); want ~1 s")
+		t.Fatalf("trickling client not disconnected within 20 s (read timed out); want 1 s")
 	}
-	if res.after < 800*time.Millisecond || res.after > 3*time.Second {
-		t.Errorf("trickling client disconnected after %v, want about 1 s (0.8–3 s)", res.after.Round(time.Millisecond))
+	if res.after < time.Second || res.after >= config.DefaultClientHeaderTimeout {
+		t.Errorf("trickling client disconnected after %v, want client_header (1 s), well before the %v default",
+			res.after.Round(time.Millisecond), config.DefaultClientHeaderTimeout)
 	}
 	if strings.HasPrefix(res.data, "HTTP/1.1 2") {
 		t.Errorf("trickling client got a success response: %q", res.data)
@@ -108,24 +120,36 @@ func mustRequest(method, url, host string) *http.Request {
 	return req
 }
 
-// TestSSEStreaming: a backend sends 3 events 300 ms apart, flushing each;
-// the client must receive every event before the backend sends the next,
-// over both the plain listener (HTTP/1.1) and TLS (HTTP/2).
+// TestSSEStreaming: a backend sends 3 events, flushing each, and sends
+// the next only once the client has received the previous one; over both
+// the plain listener (HTTP/1.1) and TLS (HTTP/2) every event must reach
+// the client on its own. A proxy that buffered the response would hold
+// the first event back and the exchange would stall: no timing is
+// measured, so the test holds on a loaded machine.
 func TestSSEStreaming(t *testing.T) {
 	t.Parallel()
 	const events = 3
-	sent := make(chan time.Time, 16)
+	// received carries the client's acknowledgements to the backend.
+	received := make(chan int)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) }) // before the backend is closed
 	be := newBackend(t, "sse", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		rc := http.NewResponseController(w)
 		for i := 1; i <= events; i++ {
-			if i > 1 {
-				time.Sleep(300 * time.Millisecond)
-			}
-			sent <- time.Now()
 			fmt.Fprintf(w, "id: %d\ndata: event %d\n\n", i, i)
 			if err := rc.Flush(); err != nil {
+				return
+			}
+			select {
+			case got := <-received:
+				if got != i {
+					return
+				}
+			case <-r.Context().Done():
+				return
+			case <-stop:
 				return
 			}
 		}
@@ -155,9 +179,6 @@ servers = [{ name = "sse", address = %q }]
 		{"http2-tls", "https://" + g.httpsAddr + "/events/", insecureClient("app.test", true), 2},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
-			for len(sent) > 0 {
-				<-sent
-			}
 			resp, err := mode.client.Do(mustRequest("GET", mode.url, "app.test"))
 			if err != nil {
 				t.Fatal(err)
@@ -166,34 +187,22 @@ servers = [{ name = "sse", address = %q }]
 			if resp.StatusCode != 200 || resp.ProtoMajor != mode.proto {
 				t.Fatalf("status %d over HTTP/%d, want 200 over HTTP/%d", resp.StatusCode, resp.ProtoMajor, mode.proto)
 			}
+			// The client's own timeout (10 s) ends a stalled read.
 			br := bufio.NewReader(resp.Body)
-			var arrived []time.Time
-			for len(arrived) < events {
+			for i := 1; i <= events; {
 				line, err := br.ReadString('\n')
 				if err != nil {
-					t.Fatalf("after %d events: %v", len(arrived), err)
+					t.Fatalf("event %d was not delivered before the backend sent more (it waits for it): %v", i, err)
 				}
-				if strings.HasPrefix(line, "data: ") {
-					arrived = append(arrived, time.Now())
+				if line != fmt.Sprintf("data: event %d\n", i) {
+					continue
 				}
-			}
-			var sentAt []time.Time
-			for i := 0; i < events; i++ {
 				select {
-				case s := <-sent:
-					sentAt = append(sentAt, s)
-				case <-time.After(5 * time.Second):
-					t.Fatal("backend did not report its sends")
+				case received <- i:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("backend not waiting for event %d's acknowledgement", i)
 				}
-			}
-			for i := 1; i < events; i++ {
-				if !arrived[i-1].Before(sentAt[i]) {
-					t.Errorf("event %d arrived %v after event %d was sent: events are buffered, not streamed",
-						i, arrived[i-1].Sub(sentAt[i]), i+1)
-				}
-				if gap := arrived[i].Sub(arrived[i-1]); gap < 200*time.Millisecond {
-					t.Errorf("gap between events %d and %d = %v, want ≥ 200 ms (arrivals bunched together)", i, i+1, gap)
-				}
+				i++
 			}
 		})
 	}

@@ -83,9 +83,15 @@ func testsslFindings(v any, out *[]testsslFinding) {
 // TestTLSEdgeTestssl runs testssl.sh against the binary's HTTPS listener
 // and checks its verdicts: only TLS 1.2 and 1.3, only forward-secret AEAD
 // suites, HSTS with one year, no session tickets.
+//
+// testssl.sh forks openssl for every protocol and cipher: under a minute
+// on an idle machine, more than eight on a loaded two-core one, past go
+// test's default 10 minutes for the package. So it runs only with
+// GATEHOUSE_TESTSSL=1, in its own step of .ci/run with a timeout of its
+// own, and the tool gets whatever time that timeout leaves.
 func TestTLSEdgeTestssl(t *testing.T) {
-	if testing.Short() {
-		t.Skip("testssl.sh takes about a minute; not in -short mode")
+	if os.Getenv("GATEHOUSE_TESTSSL") != "1" {
+		t.Skip("testssl.sh runs for minutes on a loaded machine: set GATEHOUSE_TESTSSL=1 (.ci/run does, in a step of its own)")
 	}
 	bin, err := exec.LookPath("testssl.sh")
 	if err != nil {
@@ -102,7 +108,12 @@ func TestTLSEdgeTestssl(t *testing.T) {
 	_, port, _ := net.SplitHostPort(g.httpsAddr)
 	out := filepath.Join(dir, "testssl.json")
 	args := append(append([]string(nil), testsslArgs...), "--jsonfile-pretty", out, "--ip", "127.0.0.1", "https://app.test:"+port+"/")
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// The bound only ends a hung run: a minute before go test's own
+	// deadline, so the test still reports what it got.
+	ctx, cancel := context.WithCancel(context.Background())
+	if d, ok := t.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(context.Background(), d.Add(-time.Minute))
+	}
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
@@ -234,16 +245,9 @@ func mustRead(t *testing.T, path string) []byte {
 // tlsEdgeWaitSerial polls new handshakes until the served serial is want.
 func tlsEdgeWaitSerial(t *testing.T, addr string, pool *x509.CertPool, want *big.Int, within time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for {
-		if got := tlsEdgeSerial(t, addr, pool); got.Cmp(want) == 0 {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("new certificate (serial %v) not served %v after the files were replaced", want, within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return waitUntil(t, within, fmt.Sprintf("new certificate (serial %v) served after the files were replaced", want), func() bool {
+		return tlsEdgeSerial(t, addr, pool).Cmp(want) == 0
+	})
 }
 
 // TestTLSEdgeCertReload: certificate files renamed into place are served
@@ -293,7 +297,7 @@ keepalive = "60s"
 
 	next := tlsEdgeReplace(t, ca, certFile, keyFile)
 	g.signal(syscall.SIGHUP)
-	took := tlsEdgeWaitSerial(t, g.httpsAddr, ca.pool, next, 5*time.Second)
+	took := tlsEdgeWaitSerial(t, g.httpsAddr, ca.pool, next, 10*time.Second)
 	t.Logf("after SIGHUP the new certificate was served within %v", took)
 	if s, reused := request(); !reused || s.Cmp(old) != 0 {
 		t.Errorf("request after the reload: reused=%v serial %v; want the old keep-alive connection (serial %v) still working", reused, s, old)
@@ -302,7 +306,8 @@ keepalive = "60s"
 	if testing.Short() {
 		return
 	}
-	// Without a signal: the file poll (every 10 s) finds it.
+	// Without a signal: the file poll (every 10 s) finds it; the bound
+	// tells a 10 s poll from none or a slower one.
 	third := tlsEdgeReplace(t, ca, certFile, keyFile)
 	took = tlsEdgeWaitSerial(t, g.httpsAddr, ca.pool, third, 15*time.Second)
 	t.Logf("without a signal the new certificate was served within %v", took)

@@ -17,10 +17,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gorilla/websocket"
 )
 
@@ -346,18 +348,13 @@ func wsMetricSum(exposition, name string) float64 {
 // wsWaitMetric polls /metrics until series is at least want.
 func (e *wsEdge) wsWaitMetric(t *testing.T, series string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(wsWait)
-	for {
-		v, ok := metricValue(e.metrics(), series)
+	var v string
+	var ok bool
+	waitUntil(t, wsWait, fmt.Sprintf("metric %s ≥ %v", series, want), func() bool {
+		v, ok = metricValue(e.metrics(), series)
 		f, _ := strconv.ParseFloat(v, 64)
-		if ok && f >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metric %s = %q (present %v), want ≥ %v", series, v, ok, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ok && f >= want
+	})
 }
 
 // wsRaiseNoFile makes sure this process and the gatehouse it starts may
@@ -628,10 +625,17 @@ func (r *wsPushReader) next(t *testing.T) wsPushMsg {
 
 // TestWebSocketReloadKeepsStream: ten reloads that keep the /ws/ route and
 // its server never disturb a server-push stream: no Close, no gap, no
-// reordering. close_delay is short so a wrong orphan close would show.
+// reordering, and messages still flow after each reload and after a
+// wrong orphan close would have come. close_delay is short so that one
+// would show.
+//
+// The test waits for events (a reload logged, a message pushed after it)
+// rather than for a fixed time, and counts no messages per second: on a
+// loaded machine the backend pushes less often, which proves nothing.
 func TestWebSocketReloadKeepsStream(t *testing.T) {
 	t.Parallel()
 	b1 := newWSServer(t, "b1")
+	const closeDelay = 200 * time.Millisecond
 	ws := wsRoute("/ws/", `close_delay = "200ms"`, `close_spread = "0s"`)
 	cfgA := ws
 	cfgB := ws + "\n[[sites.app.routes]]\npath = \"/api/\"\nupstream = \"app\"\n"
@@ -639,34 +643,43 @@ func TestWebSocketReloadKeepsStream(t *testing.T) {
 	e := startWSEdge(t, cfgA, upA)
 	c, _ := e.mustDial(t, "/ws/push/", nil)
 	r := wsReadPush(c)
-	first := r.next(t)
+	msgs := []wsPushMsg{r.next(t)}
+	// nextAfter reads messages until one was received after at.
+	nextAfter := func(at time.Time) {
+		t.Helper()
+		for {
+			m := r.next(t) // fails the test if the stream ends
+			msgs = append(msgs, m)
+			if m.at.After(at) {
+				return
+			}
+		}
+	}
 
+	var reloaded time.Time
 	for i := 0; i < 10; i++ {
 		if i%2 == 0 {
 			e.reload(cfgB, upB)
 		} else {
 			e.reload(cfgA, upA)
 		}
-		time.Sleep(150 * time.Millisecond)
+		reloaded = time.Now()
+		nextAfter(reloaded)
 	}
-	// Longer than close_delay plus a sweep after the last reload.
-	time.Sleep(1200 * time.Millisecond)
+	// A wrong orphan close comes close_delay after a reload (a 1 s sweep
+	// at most later): the stream must still deliver after that.
+	nextAfter(reloaded.Add(closeDelay + time.Second))
 
 	select {
 	case err := <-r.end:
 		t.Fatalf("stream ended during reloads: %v (close code %d)", err, wsCloseCode(err))
 	default:
 	}
-	msgs := append([]wsPushMsg{first}, r.drain()...)
 	for i := 1; i < len(msgs); i++ {
 		if msgs[i].server != "b1" || msgs[i].seq != msgs[i-1].seq+1 {
 			t.Fatalf("message %d is %s %d after %s %d: want b1 %d (in order, no gap)",
 				i, msgs[i].server, msgs[i].seq, msgs[i-1].server, msgs[i-1].seq, msgs[i-1].seq+1)
 		}
-	}
-	// About 2.9 s of stream at 10 messages a second.
-	if len(msgs) < 20 {
-		t.Errorf("received %d messages across the reloads, want ≥ 20", len(msgs))
 	}
 	if codes := b1.closeCodes(); len(codes) > 0 {
 		t.Errorf("backend got Close %v during reloads, want none", codes)
@@ -674,6 +687,7 @@ func TestWebSocketReloadKeepsStream(t *testing.T) {
 	if got := e.countLog("configuration reloaded"); got != 10 {
 		t.Errorf("%d reloads logged, want 10", got)
 	}
+	t.Logf("%d messages in order across 10 reloads", len(msgs))
 }
 
 // TestWebSocketReloadRemovesServer: a reload whose upstream no longer has
@@ -702,8 +716,13 @@ func TestWebSocketReloadRemovesServer(t *testing.T) {
 	if code := wsCloseCode(err); code != websocket.CloseServiceRestart {
 		t.Fatalf("stream ended with %v (code %d), want a Close 1012", err, code)
 	}
-	if after < 200*time.Millisecond || after > 3*time.Second {
-		t.Errorf("closed %v after the reload signal, want just after close_delay 200ms", after)
+	// The close timer starts when the new config is in place, after start:
+	// so not sooner than close_delay. The upper bound tells close_delay from
+	// the 10 s default (which the route overrides); load only adds to the
+	// reload time, never anywhere near 10 s.
+	if after < 200*time.Millisecond || after >= config.DefaultWebSocketCloseDelay {
+		t.Errorf("closed %v after the reload signal, want close_delay 200ms after the reload, not the %v default",
+			after, config.DefaultWebSocketCloseDelay)
 	}
 	msgs := r.drain()
 	for i := 1; i < len(msgs); i++ {
@@ -712,10 +731,7 @@ func TestWebSocketReloadRemovesServer(t *testing.T) {
 		}
 	}
 	// The backend was told too.
-	deadline := time.Now().Add(wsWait)
-	for len(b1.closeCodes()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, wsWait, "old backend told of the close", func() bool { return len(b1.closeCodes()) > 0 })
 	if codes := b1.closeCodes(); len(codes) != 1 || codes[0] != websocket.CloseServiceRestart {
 		t.Errorf("old backend received Close codes %v, want [1012]", codes)
 	}
@@ -741,6 +757,9 @@ func TestWebSocketReloadZeroDelay(t *testing.T) {
 	r := wsReadPush(c)
 	r.next(t)
 
+	// A zero delay taken for "unset" would close after the 10 s default
+	// (of the ordinary route): the close must come before that, measured
+	// from before the reload signal.
 	start := time.Now()
 	e.reload(routes, wsServers("", b2))
 	select {
@@ -748,11 +767,9 @@ func TestWebSocketReloadZeroDelay(t *testing.T) {
 		if code := wsCloseCode(err); code != websocket.CloseServiceRestart {
 			t.Errorf("stream ended with %v (code %d), want a Close 1012", err, code)
 		}
-		if after := time.Since(start); after > 2*time.Second {
-			t.Errorf("closed %v after the reload, want at once (close_delay = 0s)", after)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatalf("stream still open 3s after its server was removed with close_delay = 0s, close_spread = 0s")
+	case <-time.After(time.Until(start.Add(config.DefaultWebSocketCloseDelay))):
+		t.Fatalf("stream still open %v after its server was removed with close_delay = 0s, close_spread = 0s: the default delay was used",
+			config.DefaultWebSocketCloseDelay)
 	}
 }
 
@@ -889,8 +906,14 @@ func TestWebSocketPingLiveness(t *testing.T) {
 	b1 := newWSServer(t, "b1")
 	e := startWSEdge(t, wsRoute("/ws/", `ping_interval = "1s"`, `ping_timeout = "1s"`), wsServers("", b1))
 
-	// The answering client, reading all the time.
+	// The answering client, reading all the time (gorilla answers Pings
+	// while it reads; this handler counts them too).
 	good, _ := e.mustDial(t, "/ws/echo/", nil)
+	var goodPings atomic.Int64
+	good.SetPingHandler(func(data string) error {
+		goodPings.Add(1)
+		return good.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(wsWait))
+	})
 	goodMsgs := make(chan []byte, 16)
 	goodEnd := make(chan error, 1)
 	go func() {
@@ -912,6 +935,7 @@ func TestWebSocketPingLiveness(t *testing.T) {
 	}
 	defer raw.Close()
 	_ = raw.SetDeadline(time.Now().Add(3 * wsWait))
+	asked := time.Now() // the tunnel, and its ping clock, start after this
 	if _, err := io.WriteString(raw, "GET /ws/echo/ HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: https://app.test\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -924,7 +948,6 @@ func TestWebSocketPingLiveness(t *testing.T) {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("raw handshake: %s, want 101", resp.Status)
 	}
-	upgraded := time.Now()
 	var (
 		pings     int
 		closeCode = -1
@@ -934,7 +957,7 @@ func TestWebSocketPingLiveness(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		op, p, err := wsRawFrame(br)
 		if err != nil {
-			endErr, ended = err, time.Since(upgraded)
+			endErr, ended = err, time.Since(asked)
 			break
 		}
 		switch op {
@@ -955,13 +978,26 @@ func TestWebSocketPingLiveness(t *testing.T) {
 	if closeCode != websocket.CloseGoingAway {
 		t.Errorf("silent client's Close code = %d, want 1001", closeCode)
 	}
-	// interval + timeout + one sweep, and a little scheduling slack.
-	if limit := 3*time.Second + 500*time.Millisecond; ended > limit || ended < 900*time.Millisecond {
-		t.Errorf("silent client closed %v after the upgrade, want between ping_timeout (1s) and %v", ended, limit)
+	// A Ping goes out at a sweep after the tunnel starts, and the close
+	// ping_timeout (1s) after it: never sooner after the request was sent.
+	// Nor as late as the 20 s default ping_timeout, were the route's
+	// ignored (interval + timeout + a 1 s sweep is about 3 s).
+	if ended < time.Second || ended >= config.DefaultPingTimeout {
+		t.Errorf("silent client closed %v after the upgrade request, want after ping_timeout (1s) and well before the %v default",
+			ended, config.DefaultPingTimeout)
 	}
 
-	// The answering client has been pinged all along and is still open.
-	time.Sleep(time.Second)
+	// The answering client has been pinged all along and is still open:
+	// a Ping goes out only once the previous one was answered, so the
+	// third proves two answered rounds.
+	waitUntil(t, wsWait, "three Pings to the answering client", func() bool {
+		select {
+		case err := <-goodEnd:
+			t.Fatalf("answering client was closed: %v (code %d)", err, wsCloseCode(err))
+		default:
+		}
+		return goodPings.Load() >= 3
+	})
 	select {
 	case err := <-goodEnd:
 		t.Fatalf("answering client was closed: %v (code %d)", err, wsCloseCode(err))
@@ -986,8 +1022,13 @@ func TestWebSocketPingLiveness(t *testing.T) {
 
 // TestWebSocketSpreadClose: a reload removing the server of 1,000 streams
 // with close_delay = 0s and close_spread = 10s closes them over the
-// window, not in one burst: no 1 s bucket above 3× the mean, and at least
-// 7 s from the first close to the last.
+// window, not in one burst: by each tenth of the window at most that
+// share of the streams (plus one share of slack) has been closed, and the
+// closes span half to one and a half times the window. Lateness alone is
+// not held against the spread (as in wstunnel's own test): a machine
+// starved of CPU delays timers, which bunches closes late through no
+// fault of the schedule. A burst (span near zero), a shorter window
+// (closes come early) or a doubled one (span near 20 s) still fail.
 func TestWebSocketSpreadClose(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 WebSockets closed over 10 s; not in -short mode")
@@ -998,6 +1039,7 @@ func TestWebSocketSpreadClose(t *testing.T) {
 	b1, b2 := newWSServer(t, "b1"), newWSServer(t, "b2")
 	// Only this route: the delay and spread used are the largest of any
 	// route in the new config, and other routes would default to 10s.
+	const spread = 10 * time.Second
 	routes := wsRoute("/ws/", `close_delay = "0s"`, `close_spread = "10s"`)
 	e := startWSEdge(t, routes, wsServers("", b1))
 	conns := e.wsOpenMany(t, n, "/ws/echo/")
@@ -1035,22 +1077,19 @@ func TestWebSocketSpreadClose(t *testing.T) {
 		t.Fatalf("%d of %d streams did not end with a Close 1012", bad, n)
 	}
 	span := last.Sub(first)
-	buckets := make([]int, int(last.Sub(start)/time.Second)+1)
+	var tenths [10]int // closes per tenth of the window after the reload signal
 	for _, at := range closedAt {
-		buckets[int(at.Sub(start)/time.Second)]++
+		tenths[min(int(at.Sub(start)*10/spread), 9)]++
 	}
-	t.Logf("closes per second after the reload: %v; first %v, span %v", buckets, first.Sub(start), span)
-	if span < 7*time.Second {
-		t.Errorf("closes spanned %v, want ≥ 7s for a 10s spread", span)
+	t.Logf("closes per tenth of the %v window after the reload: %v; first %v, span %v", spread, tenths, first.Sub(start), span)
+	if span < spread/2 || span > spread*3/2 {
+		t.Errorf("closes spanned %v, want about the %v spread (%v to %v)", span, spread, spread/2, spread*3/2)
 	}
-	if span > 13*time.Second {
-		t.Errorf("closes spanned %v, want about the 10s spread", span)
-	}
-	used := buckets[int(first.Sub(start)/time.Second):]
-	mean := float64(n) / float64(len(used))
-	for i, k := range used {
-		if float64(k) > 3*mean {
-			t.Errorf("second %d after the first close: %d closes, more than 3× the mean %.0f", i, k, mean)
+	share, cum := n/10, 0
+	for i, c := range tenths {
+		cum += c
+		if limit := (i + 1 + 1) * share; cum > limit {
+			t.Errorf("%d closes by %d0%% of the window, want at most %d (closes came early): %v", cum, i+1, limit, tenths)
 		}
 	}
 }
@@ -1083,23 +1122,15 @@ func TestWebSocketPerClientCap(t *testing.T) {
 	_ = c1.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(wsWait))
 	_ = c1.SetReadDeadline(time.Now().Add(wsWait))
 	_, _, _ = c1.ReadMessage() // the Close reply
-	deadline := time.Now().Add(wsWait)
-	for {
-		c, _, err := e.dial("/ws/echo/", nil)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			m := e.metrics()
-			for _, l := range strings.Split(m, "\n") {
-				if strings.HasPrefix(l, "gatehouse_websocket") {
-					t.Log(l)
-				}
-			}
-			t.Fatalf("after closing one of two, a new upgrade still fails: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// The slot is freed when the edge sees the stream end, which its
+	// gauge shows; a new upgrade must then succeed at once.
+	waitUntil(t, wsWait, "the closed stream to end at the edge", func() bool {
+		return wsMetricSum(e.metrics(), "gatehouse_websocket_active") == 1
+	})
+	if c, _, err := e.dial("/ws/echo/", nil); err != nil {
+		t.Fatalf("after closing one of two, a new upgrade still fails: %v", err)
+	} else {
+		c.Close()
 	}
 	e.wsWaitMetric(t, `gatehouse_websocket_upgrades_total{result="capped"}`, 1)
 }

@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -28,10 +27,7 @@ func TestMetricsFollowConfig(t *testing.T) {
 	c.Close()
 	// In TLS 1.3 the client's handshake returns before the server has
 	// verified the client's Finished (where the count happens): wait.
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(m.met.handshakes[1]) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, func() bool { return testutil.ToFloat64(m.met.handshakes[1]) != 0 })
 	if got := testutil.ToFloat64(m.met.handshakes[1]); got != 1 {
 		t.Errorf("handshakes_total{version=1.3} = %v, want 1", got)
 	}

@@ -46,6 +46,8 @@ func checkNoPipes(t *testing.T) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	deadline := time.Now().Add(waitFor)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		n := runtime.Stack(buf, true)
 		s := string(buf[:n])
@@ -56,7 +58,7 @@ func checkNoPipes(t *testing.T) {
 			t.Errorf("leaked tunnel goroutines:\n%s", s)
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -362,4 +364,54 @@ func closeCode(err error) int {
 		return ce.Code
 	}
 	return -1
+}
+
+// pipePeer is one end of an in-memory tunnel (net.Pipe) as a peer sees it:
+// a goroutine reads its frames (as a socket buffer would hold them even
+// for a peer that does not look) and reports them on frames, optionally
+// answering a Close with one of its own, so a graceful close can finish.
+// Usable inside a synctest bubble, where every wait is on the fake clock.
+type pipePeer struct {
+	c      net.Conn
+	frames chan peerFrame // closed when the conn fails
+}
+
+type peerFrame struct {
+	op      byte
+	payload []byte
+	at      time.Time
+}
+
+// newPipePeer starts reading c; masked is how this peer must mask what it
+// writes (a client masks, a backend does not).
+func newPipePeer(c net.Conn, masked, answerClose bool) *pipePeer {
+	p := &pipePeer{c: c, frames: make(chan peerFrame, 1024)}
+	go func() {
+		defer close(p.frames)
+		for {
+			op, _, payload, err := readFrame(c)
+			if err != nil {
+				return
+			}
+			p.frames <- peerFrame{op, payload, time.Now()}
+			if op == opClose && answerClose {
+				c.Write(frame(true, opClose, masked, payload[:min(2, len(payload))]))
+			}
+		}
+	}()
+	return p
+}
+
+// drain discards whatever arrives on c, so writes to the other end never
+// block, until c fails.
+func drain(c net.Conn) { go io.Copy(io.Discard, c) }
+
+// pipeTunnel starts a tunnel over two in-memory conn pairs and returns the
+// client's and the backend's ends, closed when the test ends.
+func pipeTunnel(t *testing.T, reg *Registry, o Options) (client, backend net.Conn, tun *Tunnel) {
+	t.Helper()
+	cl, cp := net.Pipe()
+	bp, bl := net.Pipe()
+	t.Cleanup(func() { cl.Close(); bl.Close() })
+	return cl, bl, reg.Start(cp, nil, bp, nil, o)
 }
