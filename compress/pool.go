@@ -23,7 +23,8 @@ type encoder interface {
 // 0.5-2 MiB (docs/compression.md), so 10,000 concurrent responses must not
 // each get one. Over the cap, get offers a stateless gzip writer, which
 // keeps about 2 KiB between writes; idle pooled encoders are dropped by
-// the garbage collector (sync.Pool).
+// the garbage collector (sync.Pool). Stateless gzip is no use for small
+// flushed pieces (an event stream): those get no coding over the cap.
 type encoderPools struct {
 	pools     [numEncodings]sync.Pool
 	stateless sync.Pool // *gzip.Writer at gzip.StatelessCompression
@@ -74,15 +75,15 @@ func zstdOptions(level zstd.EncoderLevel, window int) []zstd.EOption {
 
 // get returns an encoder for e writing to dst, with stateful=true when it
 // counts against the cap (put it back with put). When the cap is reached
-// and gzipOK, it returns a stateless gzip writer; otherwise nil.
-func (p *encoderPools) get(e Encoding, dst io.Writer, gzipOK bool) (enc encoder, stateful bool) {
+// and statelessOK, it returns a stateless gzip writer; otherwise nil.
+func (p *encoderPools) get(e Encoding, dst io.Writer, statelessOK bool) (enc encoder, stateful bool) {
 	if p.inUse.Add(1) <= p.max {
 		enc = p.pools[e].Get().(encoder)
 		enc.Reset(dst)
 		return enc, true
 	}
 	p.inUse.Add(-1)
-	if !gzipOK {
+	if !statelessOK {
 		return nil, false
 	}
 	enc = p.stateless.Get().(encoder)

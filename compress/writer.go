@@ -149,7 +149,7 @@ func (w *Writer) decide() {
 			if n < int64(w.c.minLen) {
 				w.sendPlain()
 			} else {
-				w.startEncode(coding)
+				w.startEncode(coding, false)
 			}
 			return
 		}
@@ -228,15 +228,19 @@ func (w *Writer) sendPlain() {
 }
 
 // startEncode takes an encoder, rewrites the headers for the coding and
-// sends them. With no encoder to be had (over the cap and the client
-// takes no gzip), the response goes out plain.
-func (w *Writer) startEncode(coding Encoding) {
-	gzipOK := coding == Gzip
-	if !gzipOK {
+// sends them. With no stateful encoder to be had (over the cap), a
+// response gets stateless gzip if the client takes gzip, and goes out
+// plain otherwise or when it is a stream (an event stream, or flushed
+// before it reached MinLength): stateless gzip compresses each flushed
+// piece on its own, and small events come out no smaller
+// (BenchmarkSSE).
+func (w *Writer) startEncode(coding Encoding, flushed bool) {
+	statelessOK := !flushed && !isEventStream(w.rw.Header().Get("Content-Type"))
+	if statelessOK && coding != Gzip {
 		c, _ := Negotiate(w.accept, gzipOnly)
-		gzipOK = c == Gzip
+		statelessOK = c == Gzip
 	}
-	enc, stateful := w.c.pools.get(coding, w.rw, gzipOK)
+	enc, stateful := w.c.pools.get(coding, w.rw, statelessOK)
 	if enc == nil {
 		w.sendPlain()
 		return
@@ -287,7 +291,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 			w.buf = append(w.buf, p...)
 			return len(p), nil
 		}
-		if err := w.resolve(p, true); err != nil {
+		if err := w.resolve(p, true, false); err != nil {
 			return 0, err
 		}
 		return w.Write(p)
@@ -297,9 +301,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 
 // resolve ends phasePending. next is the write about to follow (it
 // counts for sniffing but is not written here); big says whether the body
-// has reached MinLength or is a stream (flushed). It sends the headers and
-// the buffered bytes.
-func (w *Writer) resolve(next []byte, big bool) error {
+// has reached MinLength or is a stream, flushed says it is a Flush that
+// decides. It sends the headers and the buffered bytes.
+func (w *Writer) resolve(next []byte, big, flushed bool) error {
 	buf := w.buf
 	defer func() {
 		*w.bufp = buf[:0]
@@ -336,7 +340,7 @@ func (w *Writer) resolve(next []byte, big bool) error {
 		w.sendPlain()
 		return w.writeBuffered(buf)
 	}
-	w.startEncode(coding)
+	w.startEncode(coding, flushed)
 	return w.writeBuffered(buf)
 }
 
@@ -362,7 +366,7 @@ func (w *Writer) FlushError() error {
 		w.WriteHeader(http.StatusOK)
 		return w.FlushError()
 	case phasePending:
-		if err := w.resolve(nil, true); err != nil {
+		if err := w.resolve(nil, true, true); err != nil {
 			return err
 		}
 		return w.FlushError()
@@ -391,7 +395,7 @@ func (w *Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		w.releaseEncoder()
 	}
 	if w.phase == phasePending {
-		_ = w.resolve(nil, false)
+		_ = w.resolve(nil, false, false)
 	}
 	conn, brw, err := http.NewResponseController(w.rw).Hijack()
 	if err == nil {
@@ -456,7 +460,7 @@ func (w *Writer) Close() error {
 	var err error
 	switch w.phase {
 	case phasePending:
-		err = w.resolve(nil, len(w.buf) >= w.c.minLen)
+		err = w.resolve(nil, len(w.buf) >= w.c.minLen, false)
 		if w.phase == phaseEncode {
 			err = w.finish()
 		}
@@ -499,6 +503,15 @@ func (w *Writer) Abort() {
 func (w *Writer) releaseEncoder() {
 	w.c.pools.put(w.coding, w.enc, w.stateful)
 	w.enc = nil
+}
+
+// isEventStream reports whether a Content-Type value is
+// text/event-stream.
+func isEventStream(ct string) bool {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.EqualFold(trimOWS(ct), "text/event-stream")
 }
 
 // hasNoTransform reports whether Cache-Control values carry no-transform.

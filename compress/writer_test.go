@@ -200,7 +200,7 @@ var writePatterns = []writePattern{
 // client decodes exactly the bytes written.
 func TestWriterRoundTrip(t *testing.T) {
 	sizes := []int{0, 1, 511, 1023, 1024, 1025, 4096, 65 << 10, 300 << 10}
-	if !testing.Short() {
+	if !testing.Short() && !raceEnabled {
 		sizes = append(sizes, 2<<20)
 	}
 	cl := rawClient(t)
