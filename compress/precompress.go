@@ -111,6 +111,7 @@ func PrecompressDir(ctx context.Context, dir string, o PrecompressOptions) (Prec
 	defer root.Close()
 
 	var errs []error
+	var maxEncs maxEncoders
 	walkErr := fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", p, err))
@@ -145,7 +146,7 @@ func PrecompressDir(ctx context.Context, dir string, o PrecompressOptions) (Prec
 		}
 		st.Files++
 		for _, e := range encs {
-			if err := precompressOne(root, p, info, e, &st); err != nil {
+			if err := precompressOne(root, p, info, e, &maxEncs, &st); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", p+e.Ext(), err))
 				st.ErrorsSeen++
 			}
@@ -172,7 +173,7 @@ func hasSuffixFold(name string, exts []string) bool {
 
 // precompressOne writes the e sibling of the file p unless it is up to
 // date.
-func precompressOne(root *os.Root, p string, info fs.FileInfo, e Encoding, st *PrecompressStats) error {
+func precompressOne(root *os.Root, p string, info fs.FileInfo, e Encoding, encs *maxEncoders, st *PrecompressStats) error {
 	sib := p + e.Ext()
 	if si, err := root.Lstat(sib); err == nil {
 		if !si.Mode().IsRegular() {
@@ -206,7 +207,7 @@ func precompressOne(root *os.Root, p string, info fs.FileInfo, e Encoding, st *P
 		}
 	}()
 	cw := &countWriter{}
-	err = encodeMax(io.MultiWriter(f, cw), src, e)
+	err = encs.encodeMax(io.MultiWriter(f, cw), src, e)
 	if serr := f.Sync(); err == nil {
 		err = serr
 	}
@@ -233,32 +234,41 @@ func precompressOne(root *os.Root, p string, info fs.FileInfo, e Encoding, st *P
 	return nil
 }
 
+// maxEncoders holds one encoder per coding at the precompression
+// level, made on first use and reset for every file: a zstd encoder at
+// its best level with an 8 MiB window costs more to build (~100 ms) than
+// to compress a small file.
+type maxEncoders [numEncodings]encoder
+
 // encodeMax compresses src into dst with e at the precompression level.
-func encodeMax(dst io.Writer, src io.Reader, e Encoding) error {
-	var enc io.WriteCloser
-	switch e {
-	case Gzip:
-		w, err := gzip.NewWriterLevel(dst, precompressGzipLevel)
-		if err != nil {
-			return err
+func (m *maxEncoders) encodeMax(dst io.Writer, src io.Reader, e Encoding) error {
+	if m[e] == nil {
+		switch e {
+		case Gzip:
+			w, err := gzip.NewWriterLevel(dst, precompressGzipLevel)
+			if err != nil {
+				return err
+			}
+			m[e] = w
+		case Zstd:
+			w, err := zstd.NewWriter(dst,
+				zstd.WithEncoderLevel(precompressZstdLevel),
+				zstd.WithWindowSize(precompressZstdWindow),
+				zstd.WithEncoderConcurrency(1))
+			if err != nil {
+				return err
+			}
+			m[e] = w
+		case Brotli:
+			m[e] = brotli.NewWriterOptions(dst, brotli.WriterOptions{Quality: precompressBrotliLevel, LGWin: precompressBrotliLGWin})
+		default:
+			return fmt.Errorf("encoding %v cannot be written", e)
 		}
-		enc = w
-	case Zstd:
-		w, err := zstd.NewWriter(dst,
-			zstd.WithEncoderLevel(precompressZstdLevel),
-			zstd.WithWindowSize(precompressZstdWindow),
-			zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return err
-		}
-		enc = w
-	case Brotli:
-		enc = brotli.NewWriterOptions(dst, brotli.WriterOptions{Quality: precompressBrotliLevel, LGWin: precompressBrotliLGWin})
-	default:
-		return fmt.Errorf("encoding %v cannot be written", e)
 	}
+	enc := m[e]
+	enc.Reset(dst)
+	defer enc.Reset(io.Discard) // keep no reference to the file
 	if _, err := io.Copy(enc, src); err != nil {
-		_ = enc.Close()
 		return err
 	}
 	return enc.Close()
