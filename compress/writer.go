@@ -69,6 +69,8 @@ type Writer struct {
 	head   bool     // HEAD request
 	noTx   bool     // request Cache-Control: no-transform
 
+	ifNoneMatch string // the request's If-None-Match, for a 304
+
 	phase    phase
 	code     int
 	sniff    bool     // Content-Type absent: sniff it from the body before deciding
@@ -90,6 +92,8 @@ func (c *Compressor) Wrap(w http.ResponseWriter, r *http.Request) *Writer {
 		accept: r.Header.Values("Accept-Encoding"),
 		head:   r.Method == http.MethodHead,
 		noTx:   hasNoTransform(r.Header.Values("Cache-Control")),
+
+		ifNoneMatch: r.Header.Get("If-None-Match"),
 	}
 }
 
@@ -185,6 +189,16 @@ func (w *Writer) eligible(h http.Header) eligibility {
 		return notEligible
 	}
 	ct, ok := h["Content-Type"]
+	if !ok && w.code == http.StatusNotModified {
+		// Django's 304 carries no Content-Type. If the client is
+		// revalidating a response we compressed (its If-None-Match has
+		// the weak tag we made), the 304 keeps that tag and our Vary.
+		if et := h.Get("Etag"); len(et) >= 2 && et[0] == '"' && hasWeakTag(w.ifNoneMatch, et) {
+			addVary(h)
+			weakenETag(h)
+		}
+		return notEligible
+	}
 	if !ok {
 		// net/http would sniff the type from the first 512 bytes; so do
 		// we, before deciding, when a body follows.
@@ -549,6 +563,22 @@ func addVary(h http.Header) {
 		}
 	}
 	h.Add("Vary", "Accept-Encoding")
+}
+
+// hasWeakTag reports whether the If-None-Match value inm lists the weak
+// form of the strong entity tag et (W/"x" for "x").
+func hasWeakTag(inm, et string) bool {
+	for inm != "" {
+		i := strings.Index(inm, "W/")
+		if i < 0 {
+			return false
+		}
+		inm = inm[i+2:]
+		if strings.HasPrefix(inm, et) {
+			return true
+		}
+	}
+	return false
 }
 
 // weakenETag turns a strong ETag into a weak one: the coded bytes are not
