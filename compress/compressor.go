@@ -14,16 +14,17 @@ import (
 // Defaults for dynamic responses, chosen by the measurements in
 // docs/compression.md (BenchmarkEncode, BenchmarkEncoderMemory).
 const (
-	// DefaultGzipLevel: klauspost/compress level 5 gives within 1-2 % of
-	// level 6's ratio for 5-10 % less CPU; level 9 costs 8x for 3 %.
+	// DefaultGzipLevel: klauspost/compress level 5 was 0-15 % cheaper
+	// than 6 in most runs for 0.5-1.5 % less ratio; level 9 costs 2-7x
+	// for 2-5 %. Caddy's default is 5 too.
 	DefaultGzipLevel = 5
 	// DefaultZstdLevel is zstd.SpeedDefault (about zstd -3): as cheap
-	// per KiB as gzip level 5; SpeedBetterCompression costs 1.5-2x for
-	// 3-5 %.
+	// per KiB as gzip level 5; SpeedBetterCompression costs 1.2-1.7x for
+	// 2-5 %.
 	DefaultZstdLevel = 2
 	// DefaultBrotliLevel: quality 5 is the first that beats gzip clearly
-	// (7-14 % smaller) and costs 5-8x gzip level 5 per KiB; quality 4
-	// costs 4-6x for 1-3 %.
+	// (7-13 % smaller) and costs 4-7x gzip level 5 per KiB; quality 4
+	// costs 3-5x for 1-5 %.
 	DefaultBrotliLevel = 5
 	// DefaultMinLength: below about 1 KiB the coding's framing (18-20
 	// bytes), the encoder's fixed cost per response and the lost
@@ -32,8 +33,8 @@ const (
 	// gzip_min_length 20.
 	DefaultMinLength = 1024
 	// DefaultMaxEncoders caps the stateful encoders in use at once. One
-	// holds 0.6-3.5 MiB (gzip level 5: 1 MiB), so 256 hold at most
-	// ~256-900 MiB however many responses are open; past the cap a
+	// holds 1-3.5 MiB (gzip level 5: 1 MiB), so 256 hold at most
+	// ~270-900 MiB however many responses are open; past the cap a
 	// response gets stateless gzip (a few KiB) or no coding.
 	DefaultMaxEncoders = 256
 )
@@ -56,9 +57,9 @@ const brotliLGWin = 18
 // is empty, in the server's order of preference (a new slice each call):
 // gzip, zstd, brotli. Measured on HTML, JSON, CSS and a 1 MiB script
 // (docs/compression.md), gzip at level 5 is as cheap per KiB as zstd's
-// default level and compresses these bodies 0-5 % better, with less
+// default level and compresses these bodies 0-6 % better, with less
 // memory per encoder; brotli is last because the levels at which it beats
-// gzip cost 5-8x the CPU. Clients that weigh codings (q) still get what
+// gzip cost 4-7x the CPU. Clients that weigh codings (q) still get what
 // they ask for.
 func DefaultEncodings() []Encoding { return []Encoding{Gzip, Zstd, Brotli} }
 
