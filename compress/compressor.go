@@ -92,7 +92,8 @@ type Options struct {
 	MinLength int
 
 	// Types are the media types compressed (patterns as in
-	// DefaultTypes). Default (nil): DefaultTypes().
+	// DefaultTypes). Default (nil): DefaultTypes(); an empty non-nil list
+	// compresses nothing.
 	Types []string
 
 	// MaxEncoders caps the responses that hold a stateful encoder at once

@@ -2,9 +2,15 @@ package compress
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -237,5 +243,105 @@ func TestWriterRoundTrip(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// readFromSpy is the connection side of a handler: it records whether
+// the Writer handed the body to the wrapped writer's ReadFrom (net/http's
+// sendfile path) and then does just that.
+type readFromSpy struct {
+	http.ResponseWriter
+	called bool
+}
+
+func (s *readFromSpy) ReadFrom(r io.Reader) (int64, error) {
+	s.called = true
+	return s.ResponseWriter.(io.ReaderFrom).ReadFrom(r)
+}
+
+// TestReadFromKeepsSendfile: a body that is not compressed is passed to
+// the wrapped writer's ReadFrom (so a file route keeps sendfile); one
+// that is compressed is not.
+func TestReadFromKeepsSendfile(t *testing.T) {
+	c := mustNew(t, Options{})
+	png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{7}, 100<<10)...)
+	css := text(100 << 10)
+	for _, tt := range []struct {
+		ctype    string
+		body     []byte
+		wantCE   string
+		wantSpy  bool
+		wantBody []byte
+	}{
+		{"image/png", png, "", true, png},
+		{"text/css", css, "gzip", false, css},
+	} {
+		t.Run(tt.ctype, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "f")
+			if err := os.WriteFile(file, tt.body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			spied := make(chan bool, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				spy := &readFromSpy{ResponseWriter: w}
+				cw := c.Wrap(spy, r)
+				defer cw.Abort()
+				cw.Header().Set("Content-Type", tt.ctype)
+				f, err := os.Open(file)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer f.Close()
+				// as http.ServeContent sends a file
+				if _, err := io.CopyN(cw, f, int64(len(tt.body))); err != nil {
+					t.Errorf("copy: %v", err)
+				}
+				cw.Close()
+				spied <- spy.called
+			}))
+			defer srv.Close()
+			res, body := get(t, rawClient(t), "GET", srv.URL, "Accept-Encoding", "gzip")
+			if ce := res.Header.Get("Content-Encoding"); ce != tt.wantCE {
+				t.Errorf("Content-Encoding %q, want %q", ce, tt.wantCE)
+			}
+			if got := <-spied; got != tt.wantSpy {
+				t.Errorf("wrapped ReadFrom called: %v, want %v", got, tt.wantSpy)
+			}
+			if got := decode(t, tt.wantCE, body); !bytes.Equal(got, tt.wantBody) {
+				t.Errorf("decoded %d bytes, want %d", len(got), len(tt.wantBody))
+			}
+		})
+	}
+}
+
+// TestEarlyHintsPassThrough: a 103 is sent at once and does not decide
+// anything; the final response is still compressed.
+func TestEarlyHintsPassThrough(t *testing.T) {
+	c := mustNew(t, Options{})
+	srv := serve(t, c, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</static/app.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("Content-Type", "text/html")
+		w.Write(text(4000))
+	})
+	var hints []int
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		hints = append(hints, code)
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", srv.URL, nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	res, err := rawClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if len(hints) != 1 || hints[0] != http.StatusEarlyHints {
+		t.Errorf("1xx responses %v, want [103]", hints)
+	}
+	if ce := res.Header.Get("Content-Encoding"); ce != "gzip" || !bytes.Equal(decode(t, ce, body), text(4000)) {
+		t.Errorf("final response: Content-Encoding %q, body not the one written", ce)
 	}
 }
