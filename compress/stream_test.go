@@ -321,3 +321,31 @@ func TestAbortLeavesNoValidTrailer(t *testing.T) {
 		t.Errorf("%d encoders in use after the abort, want 0", n)
 	}
 }
+
+// TestFailedHijackAfterCodedBody: a Hijack that fails (here: a writer that
+// cannot hijack, as on HTTP/2) after the coded body began leaves the
+// Writer closed, not broken: later writes fail cleanly.
+func TestFailedHijackAfterCodedBody(t *testing.T) {
+	c := mustNew(t, Options{})
+	req, _ := http.NewRequest("GET", "/", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rw := &discardWriter{h: http.Header{"Content-Type": {"text/html"}}}
+	w := c.Wrap(rw, req)
+	w.Write(text(4000))
+	w.Flush()
+	if w.Coding() != Gzip {
+		t.Fatalf("coding %v, want gzip", w.Coding())
+	}
+	if _, _, err := w.Hijack(); err == nil {
+		t.Fatal("Hijack on a writer that cannot: no error")
+	}
+	if _, err := w.Write([]byte("more")); err != ErrClosed {
+		t.Errorf("Write after the failed hijack: %v, want ErrClosed", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if n := c.EncodersInUse(); n != 0 {
+		t.Errorf("%d encoders in use, want 0", n)
+	}
+}

@@ -227,9 +227,12 @@ func (w *Writer) chooseCoding(h http.Header) (coding Encoding, ok bool) {
 		return Identity, false
 	}
 	if w.head || !bodyAllowed(w.code) {
-		// The same response to a GET would carry a weakened ETag; a HEAD
-		// or a 304 revalidating it must not bring back the strong one.
-		weakenETag(h)
+		// The same response to a GET would carry a weakened ETag (unless
+		// it is too short to compress); a HEAD or a 304 revalidating it
+		// must not bring back the strong one.
+		if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err != nil || n >= int64(w.c.minLen) {
+			weakenETag(h)
+		}
 		return Identity, false
 	}
 	return coding, true
@@ -404,9 +407,10 @@ func (w *Writer) FlushError() error {
 func (w *Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.phase == phaseEncode {
 		// Headers went out coded; bytes already in the encoder are
-		// completed so the client can read what it was sent.
-		_ = w.enc.Close()
-		w.releaseEncoder()
+		// completed so the client can read what it was sent, and nothing
+		// more goes through this Writer whether or not the hijack works.
+		_ = w.finish()
+		w.phase = phaseClosed
 	}
 	if w.phase == phasePending {
 		_ = w.resolve(nil, false, false)
