@@ -199,7 +199,7 @@ func BenchmarkEncoderMemory(b *testing.B) {
 			}
 			b.Run(fmt.Sprintf("%s/after-%dKiB", name, size>>10), func(b *testing.B) {
 				for b.Loop() {
-					pools := newEncoderPools(DefaultGzipLevel, zstd.EncoderLevel(DefaultZstdLevel), zstdWindow, DefaultBrotliLevel, n)
+					pools := newEncoderPools(DefaultGzipLevel, zstd.EncoderLevel(DefaultZstdLevel), zstdWindow, DefaultBrotliLevel, NewEncoderLimit(n))
 					runtime.GC()
 					runtime.GC() // twice: pooled encoders of earlier runs go too
 					var before, after runtime.MemStats

@@ -96,12 +96,18 @@ type Options struct {
 	// compresses nothing.
 	Types []string
 
-	// MaxEncoders caps the responses that hold a stateful encoder at once
-	// (memory: see DefaultMaxEncoders). Past it, a response is compressed
-	// with stateless gzip if the client takes gzip, else not at all.
-	// Default (0): DefaultMaxEncoders; negative: every response over the
-	// cap, i.e. stateless gzip only.
+	// MaxEncoders caps the responses of this Compressor that hold a
+	// stateful encoder at once (memory: see DefaultMaxEncoders). Past it,
+	// a response is compressed with stateless gzip if the client takes
+	// gzip and it is not a stream, else not at all. Default (0):
+	// DefaultMaxEncoders; negative: none (stateless gzip only). Must be 0
+	// when Limit is set.
 	MaxEncoders int
+
+	// Limit, when set, is the cap shared with other Compressors (all
+	// routes, all reloads; see EncoderLimit) instead of MaxEncoders.
+	// Default (nil): a cap of MaxEncoders for this Compressor alone.
+	Limit *EncoderLimit
 }
 
 // Compressor compresses responses. It holds the compiled options and the
@@ -169,14 +175,16 @@ func New(o Options) (*Compressor, error) {
 	if c.types, err = compileTypes(types); err != nil {
 		errs = append(errs, fmt.Errorf("types: %w", err))
 	}
-	maxEnc := orDefault(o.MaxEncoders, DefaultMaxEncoders)
-	if maxEnc < 0 {
-		maxEnc = 0
+	limit := o.Limit
+	if limit == nil {
+		limit = NewEncoderLimit(orDefault(o.MaxEncoders, DefaultMaxEncoders))
+	} else if o.MaxEncoders != 0 {
+		errs = append(errs, errors.New("max encoders: set on the shared Limit, not here"))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	c.pools = newEncoderPools(gz, zstd.EncoderLevel(zl), zstdWindow, br, maxEnc)
+	c.pools = newEncoderPools(gz, zstd.EncoderLevel(zl), zstdWindow, br, limit)
 	for e := Zstd; e < numEncodings; e++ {
 		c.codingValues[e] = []string{e.String()}
 	}
@@ -202,8 +210,8 @@ func (c *Compressor) Negotiate(r *http.Request) (Encoding, bool) {
 	return Negotiate(r.Header.Values("Accept-Encoding"), c.offers)
 }
 
-// EncodersInUse is the number of stateful encoders held by responses now
-// (for a gauge; at most Options.MaxEncoders).
+// EncodersInUse is the number of stateful encoders held by this
+// Compressor's responses now (for a gauge; at most the cap).
 func (c *Compressor) EncodersInUse() int { return int(c.pools.inUse.Load()) }
 
 // Handler compresses next's responses: it wraps the ResponseWriter with

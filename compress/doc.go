@@ -50,7 +50,9 @@
 //
 // A stateful encoder holds 1-3.5 MiB (its window and match tables), and
 // a streamed response holds its encoder until it ends. Encoders are
-// pooled per Compressor, and at most MaxEncoders are in use at once;
+// pooled per Compressor, and at most MaxEncoders are in use at once (an
+// EncoderLimit shared by every Compressor of the process, across routes
+// and reloads);
 // past the cap a response gets stateless gzip (no history kept between
 // writes, a few KiB) when the client takes gzip, or goes out uncompressed
 // (always for streams: stateless gzip does not shrink small events).

@@ -198,3 +198,42 @@ func TestMaxEncodersBoundMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedEncoderLimit: Compressors built with one EncoderLimit (every
+// route, every reload) share its cap: with a limit of 2, a third stateful
+// encoder is refused whichever Compressor asks, and released ones are
+// available to the others.
+func TestSharedEncoderLimit(t *testing.T) {
+	limit := NewEncoderLimit(2)
+	a := mustNew(t, Options{Limit: limit})
+	b := mustNew(t, Options{Limit: limit, Encodings: []Encoding{Zstd}})
+	if _, err := New(Options{Limit: limit, MaxEncoders: 5}); err == nil {
+		t.Error("Limit and MaxEncoders both set: no error")
+	}
+	req, _ := http.NewRequest("GET", "/", nil)
+	req.Header.Set("Accept-Encoding", "gzip, zstd")
+	open := func(c *Compressor) *Writer {
+		w := c.Wrap(&discardWriter{h: http.Header{"Content-Type": {"text/html"}}}, req)
+		w.Write(text(2000))
+		return w
+	}
+	w1, w2 := open(a), open(b)
+	if w1.Coding() != Gzip || w2.Coding() != Zstd || limit.InUse() != 2 {
+		t.Fatalf("codings %v, %v with %d in use; want gzip, zstd, 2", w1.Coding(), w2.Coding(), limit.InUse())
+	}
+	w3 := open(b) // over the shared cap: stateless gzip
+	if w3.Coding() != Gzip || b.EncodersInUse() != 1 || limit.InUse() != 2 {
+		t.Errorf("third response: %v, b holds %d, limit %d; want stateless gzip, 1, 2", w3.Coding(), b.EncodersInUse(), limit.InUse())
+	}
+	w1.Close()
+	w4 := open(b)
+	if w4.Coding() != Zstd || b.EncodersInUse() != 2 || a.EncodersInUse() != 0 {
+		t.Errorf("after a's response ended: %v, b holds %d, a %d; want zstd, 2, 0", w4.Coding(), b.EncodersInUse(), a.EncodersInUse())
+	}
+	for _, w := range []*Writer{w2, w3, w4} {
+		w.Close()
+	}
+	if limit.InUse() != 0 {
+		t.Errorf("%d in use after every response ended", limit.InUse())
+	}
+}

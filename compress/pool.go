@@ -18,22 +18,48 @@ type encoder interface {
 	Reset(dst io.Writer)
 }
 
+// EncoderLimit caps the stateful encoders in use at once across every
+// Compressor that shares it: an encoder holds 1-3.5 MiB
+// (docs/compression.md), so 10,000 concurrent responses must not each
+// get one. Make one per process and pass it (Options.Limit) to each
+// Compressor built on every reload, so that the bound holds across
+// routes and configuration generations. Safe for concurrent use.
+type EncoderLimit struct {
+	max   int64
+	inUse atomic.Int64
+}
+
+// NewEncoderLimit returns a limit of max stateful encoders (0 or less:
+// none; every compressed response gets stateless gzip).
+func NewEncoderLimit(max int) *EncoderLimit { return &EncoderLimit{max: int64(max)} }
+
+// InUse is the number of stateful encoders held now under this limit.
+func (l *EncoderLimit) InUse() int { return int(l.inUse.Load()) }
+
+func (l *EncoderLimit) acquire() bool {
+	if l.inUse.Add(1) <= l.max {
+		return true
+	}
+	l.inUse.Add(-1)
+	return false
+}
+
+func (l *EncoderLimit) release() { l.inUse.Add(-1) }
+
 // encoderPools hands out reset encoders of one level per coding. Encoders
-// that are in use are counted and capped at max: an encoder holds
-// 0.5-2 MiB (docs/compression.md), so 10,000 concurrent responses must not
-// each get one. Over the cap, get offers a stateless gzip writer, which
+// in use are counted against limit. Over the cap, get offers a stateless gzip writer, which
 // keeps about 2 KiB between writes; idle pooled encoders are dropped by
 // the garbage collector (sync.Pool). Stateless gzip is no use for small
 // flushed pieces (an event stream): those get no coding over the cap.
 type encoderPools struct {
 	pools     [numEncodings]sync.Pool
 	stateless sync.Pool // *gzip.Writer at gzip.StatelessCompression
-	max       int64
-	inUse     atomic.Int64
+	limit     *EncoderLimit
+	inUse     atomic.Int64 // this pool's share of limit
 }
 
-func newEncoderPools(gzipLevel int, zlevel zstd.EncoderLevel, zwindow int, brLevel int, max int) *encoderPools {
-	p := &encoderPools{max: int64(max)}
+func newEncoderPools(gzipLevel int, zlevel zstd.EncoderLevel, zwindow int, brLevel int, limit *EncoderLimit) *encoderPools {
+	p := &encoderPools{limit: limit}
 	p.pools[Gzip].New = func() any {
 		w, err := gzip.NewWriterLevel(nil, gzipLevel)
 		if err != nil {
@@ -77,12 +103,12 @@ func zstdOptions(level zstd.EncoderLevel, window int) []zstd.EOption {
 // counts against the cap (put it back with put). When the cap is reached
 // and statelessOK, it returns a stateless gzip writer; otherwise nil.
 func (p *encoderPools) get(e Encoding, dst io.Writer, statelessOK bool) (enc encoder, stateful bool) {
-	if p.inUse.Add(1) <= p.max {
+	if p.limit.acquire() {
+		p.inUse.Add(1)
 		enc = p.pools[e].Get().(encoder)
 		enc.Reset(dst)
 		return enc, true
 	}
-	p.inUse.Add(-1)
 	if !statelessOK {
 		return nil, false
 	}
@@ -98,6 +124,7 @@ func (p *encoderPools) put(e Encoding, enc encoder, stateful bool) {
 	if stateful {
 		p.pools[e].Put(enc)
 		p.inUse.Add(-1)
+		p.limit.release()
 		return
 	}
 	p.stateless.Put(enc)
