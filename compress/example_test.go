@@ -12,8 +12,11 @@ import (
 )
 
 func Example() {
+	// Once per process: the encoder cap shared by every route and reload.
+	limit := compress.NewEncoderLimit(compress.DefaultMaxEncoders)
 	// Once per route configuration; safe to share between requests.
-	comp, err := compress.New(compress.Options{}) // defaults: gzip, zstd, br; 1 KiB minimum
+	// Defaults: gzip, zstd, br; text types; 1 KiB minimum.
+	comp, err := compress.New(compress.Options{Limit: limit})
 	if err != nil {
 		panic(err)
 	}
