@@ -105,6 +105,8 @@ func TestDependencies(t *testing.T) {
 			case under(me, "edgeserver") && project &&
 				(under(dep, "proxy") || under(dep, "balancer") || under(dep, "tlsedge") || under(dep, "config")):
 				t.Errorf("%s depends on %s: edgeserver (the connection stack) knows no routing, backends, certificates or config", p.ImportPath, d)
+			case (under(me, "compress") || under(me, "staticfile")) && project && !under(dep, "internal"):
+				t.Errorf("%s depends on %s: compress and staticfile are libraries the proxy calls; they import no other project package", p.ImportPath, d)
 			case under(me, "internal") && project && !under(dep, "internal"):
 				t.Errorf("%s depends on %s: internal packages are leaves, importing no other project package", p.ImportPath, d)
 			}
@@ -128,7 +130,7 @@ func TestDependencies(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"config", "proxy", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "cmd"} {
+	for _, want := range []string{"config", "proxy", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "compress", "staticfile", "cmd"} {
 		if !found[want] {
 			t.Errorf("go list found no package under %s/: the guard would check nothing there", want)
 		}
