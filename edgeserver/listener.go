@@ -39,7 +39,9 @@ type ListenerOptions struct {
 	// or v2 header, whose source address is the client's. Set it only on
 	// listeners reached solely through a balancer that sends the header:
 	// anyone who can connect directly could otherwise claim any address.
-	// Without it nothing is parsed.
+	// Without it nothing is parsed. Headers are parsed by
+	// github.com/pires/go-proxyproto; what is taken and what is refused
+	// is listed in docs/abuse.md (§6).
 	ProxyProtocol bool
 	// ProxyHeaderTimeout is how long a connection has to send its PROXY
 	// header; 0 means DefaultProxyHeaderTimeout.
@@ -86,7 +88,12 @@ type ListenerStats struct {
 // and queues the connection for Accept. So Accept still returns only
 // admitted connections whose [ClientAddr] is final, which lets http.Server's
 // ConnContext use it. Close stops that goroutine, closes connections whose
-// header is still pending, and waits for their goroutines.
+// header is still pending, and waits for their goroutines. A pending
+// header holds at most a 256-byte read buffer and, for a v2 header, the
+// up to 4 KiB of addresses and TLVs it declares (go-proxyproto's
+// MaxV2HeaderSize): with MaxPending at 1,024, under 5 MiB besides the
+// goroutines. Bytes read past the header are returned first by the
+// Conn's Read and counted by its Buffered.
 //
 // Accept never returns an error for a refused connection. Errors from the
 // inner listener are returned as they are (http.Server retries temporary
@@ -267,7 +274,7 @@ func (l *Listener) isClosed() bool {
 // handshake reads c's PROXY header, admits c and queues it for Accept.
 func (l *Listener) handshake(c net.Conn) {
 	defer l.wg.Done()
-	h, leftover, err := readProxyHeader(c, time.Now().Add(l.o.ProxyHeaderTimeout)) // deadlines are wall-clock
+	h, leftover, err := readProxyHeaderBy(c, time.Now().Add(l.o.ProxyHeaderTimeout)) // deadlines are wall-clock
 	l.mu.Lock()
 	delete(l.inHeader, c)
 	l.mu.Unlock()
@@ -297,36 +304,20 @@ func (l *Listener) handshake(c net.Conn) {
 	}
 }
 
-// readProxyHeader reads a PROXY header from c by deadline and returns it
-// with the bytes read past it.
-func readProxyHeader(c net.Conn, deadline time.Time) (ProxyHeader, []byte, error) {
+// readProxyHeaderBy reads c's PROXY header (see readProxyHeader) under a
+// read deadline, and clears the deadline once the header is read.
+func readProxyHeaderBy(c net.Conn, deadline time.Time) (ProxyHeader, []byte, error) {
 	if err := c.SetReadDeadline(deadline); err != nil {
 		return ProxyHeader{}, nil, fmt.Errorf("edgeserver: proxy header: %w", err)
 	}
-	buf := make([]byte, 0, 256)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, make([]byte, min(cap(buf), MaxProxyHeaderLen))...)[:len(buf)]
-		}
-		m, err := c.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		h, n, perr := ParseProxyHeader(buf)
-		switch {
-		case perr == nil:
-			if err := c.SetReadDeadline(time.Time{}); err != nil {
-				return h, nil, fmt.Errorf("edgeserver: proxy header: %w", err)
-			}
-			var leftover []byte
-			if n < len(buf) {
-				leftover = buf[n:]
-			}
-			return h, leftover, nil
-		case !errors.Is(perr, ErrProxyIncomplete):
-			return h, nil, perr
-		case err != nil:
-			return h, nil, fmt.Errorf("edgeserver: proxy header after %d bytes: %w", len(buf), err)
-		}
+	h, leftover, err := readProxyHeader(c)
+	if err != nil {
+		return ProxyHeader{}, nil, err
 	}
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		return ProxyHeader{}, nil, fmt.Errorf("edgeserver: proxy header: %w", err)
+	}
+	return h, leftover, nil
 }
 
 // Close closes the inner listener; in PROXY mode it also closes the

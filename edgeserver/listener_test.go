@@ -247,15 +247,109 @@ func TestListenerProxyV1(t *testing.T) {
 	if got := sc.LocalAddr().String(); got != "192.0.2.1:443" {
 		t.Errorf("LocalAddr = %s, want 192.0.2.1:443", got)
 	}
-	// The bytes after the header reach the reader intact.
+	// The bytes read past the header are reported by Buffered (so the
+	// raw socket is not handed out under them) and reach the reader
+	// intact, first.
+	if n := sc.Buffered(); n != len("hello") {
+		t.Errorf("Buffered = %d, want %d", n, len("hello"))
+	}
 	sc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b := make([]byte, 5)
 	if _, err := io.ReadFull(sc, b); err != nil || string(b) != "hello" {
 		t.Errorf("read after header = %q, %v; want hello", b, err)
 	}
+	if n := sc.Buffered(); n != 0 {
+		t.Errorf("Buffered = %d after reading them", n)
+	}
 	// ClientAddr sees through a *tls.Conn wrapper.
 	if got := ClientAddr(tls.Server(sc, &tls.Config{})); got != netip.MustParseAddr("198.51.100.7") {
 		t.Errorf("ClientAddr(tls.Server(c)) = %v", got)
+	}
+}
+
+// TestListenerProxySplitHeader: a header that arrives in two segments is
+// taken (the specification recommends tolerating partial headers;
+// go-proxyproto alone refuses a v1 header its first read did not bring
+// whole), and the deadline still bounds it.
+func TestListenerProxySplitHeader(t *testing.T) {
+	l, spy, accepted := startGuard(t, ListenerOptions{ProxyProtocol: true})
+	for _, hdr := range [][]byte{
+		[]byte("PROXY TCP4 198.51.100.7 192.0.2.1 51234 443\r\n"),
+		v2Header(1, 0x11, v2Addr4("198.51.100.7", "192.0.2.1", 51234, 443), nil),
+	} {
+		c := dialFrom(t, "127.0.0.1", l.Addr().String())
+		c.Write(hdr[:13])
+		// Wait for the server's second Read: the first one has returned
+		// the first segment alone.
+		deadline := time.Now().Add(5 * time.Second)
+		for spy.readsOf(c.LocalAddr().String()) < 2 {
+			if l.Stats().ProxyHeader != 0 {
+				t.Fatalf("header %q refused after its first segment", hdr)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the server did not read the first segment")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		c.Write(append(hdr[13:], "hello"...))
+		if !greeted(t, c) {
+			t.Fatalf("header %q in two segments refused", hdr)
+		}
+		sc := <-accepted
+		if got := sc.RemoteAddr().String(); got != "198.51.100.7:51234" {
+			t.Errorf("RemoteAddr = %s, want 198.51.100.7:51234", got)
+		}
+		sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(sc, b); err != nil || string(b) != "hello" {
+			t.Errorf("read after header = %q, %v; want hello", b, err)
+		}
+	}
+}
+
+// TestListenerProxyV2Limits: a v2 header with 4 KiB of TLVs (room for a
+// client certificate) is taken and the bytes after it kept; a longer one,
+// and a PROXY command without addresses, are refused with the reason
+// logged.
+func TestListenerProxyV2Limits(t *testing.T) {
+	var logBuf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logBuf}, nil))
+	l, _, accepted := startGuard(t, ListenerOptions{ProxyProtocol: true, Logger: logger})
+	addr := l.Addr().String()
+	big := v2Header(1, 0x11, v2Addr4("203.0.113.5", "192.0.2.1", 1, 443), bytes.Repeat([]byte{0xee}, 4096-12))
+	c := dialFrom(t, "127.0.0.1", addr)
+	c.Write(append(big, "tls..."...))
+	if !greeted(t, c) {
+		t.Fatal("v2 header with 4 KiB of TLVs refused")
+	}
+	sc := <-accepted
+	if got := ClientAddr(sc); got != netip.MustParseAddr("203.0.113.5") {
+		t.Errorf("ClientAddr = %v, want 203.0.113.5", got)
+	}
+	sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 6)
+	if _, err := io.ReadFull(sc, b); err != nil || string(b) != "tls..." {
+		t.Errorf("read after header = %q, %v; want tls...", b, err)
+	}
+	tooBig := v2Header(0, 0, nil, make([]byte, 4097))
+	unspec := v2Header(1, 0, nil, nil)
+	for _, hdr := range [][]byte{tooBig, unspec} {
+		c := dialFrom(t, "127.0.0.1", addr)
+		c.Write(hdr)
+		if greeted(t, c) {
+			t.Errorf("header %q admitted", hdr[:16])
+		}
+	}
+	if st := l.Stats(); st.ProxyHeader != 2 || st.Accepted != 1 {
+		t.Errorf("stats = %+v, want 2 proxy_header refusals, 1 accepted", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, why := range []string{"invalid length", "unsupported address family and protocol"} {
+		if !strings.Contains(logBuf.String(), why) {
+			t.Errorf("log does not say %q:\n%s", why, logBuf.String())
+		}
 	}
 }
 

@@ -1,12 +1,14 @@
 package edgeserver
 
 import (
+	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
-	"strconv"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // ProxyHeader is a parsed PROXY protocol header (HAProxy's
@@ -16,170 +18,106 @@ type ProxyHeader struct {
 	Version int
 	// Local is true when the header carries no client address: a v2 LOCAL
 	// command (the balancer's own health check), a v1 "UNKNOWN" line, or a
-	// v2 UNSPEC or Unix-socket address. The connection's own addresses
-	// apply then, as the specification requires.
+	// v2 Unix-socket address. The connection's own addresses apply then,
+	// as the specification requires.
 	Local bool
 	// Source and Destination are the client's and the balancer's addresses
-	// as the balancer saw them; valid only when !Local.
+	// as the balancer saw them, IPv4-mapped addresses unmapped; valid only
+	// when !Local.
 	Source, Destination netip.AddrPort
 }
 
-// ErrProxyIncomplete is returned by [ParseProxyHeader] when b is a valid
-// beginning of a header and more bytes are needed.
-var ErrProxyIncomplete = errors.New("edgeserver: incomplete PROXY protocol header")
-
-// ErrNotProxy is wrapped by the errors of [ParseProxyHeader] (and of a
-// PROXY listener's handshake) when the input is not a PROXY protocol header
-// at all, for example a TLS ClientHello sent straight to the listener.
+// ErrNotProxy is wrapped by the error of a PROXY listener's handshake when
+// the input is not a PROXY protocol header at all, for example a TLS
+// ClientHello or an HTTP request sent straight to the listener.
 var ErrNotProxy = errors.New("not a PROXY protocol header")
 
 const (
-	proxyV1Max = 107 // the longest v1 line, CRLF included
-	// proxyV2MaxLen bounds the v2 address-and-TLV block we accept; the
-	// specification lets senders assume 536 bytes of header fit, we take 4 KiB.
-	proxyV2MaxLen = 4096
-	// MaxProxyHeaderLen is the longest header ParseProxyHeader accepts.
-	MaxProxyHeaderLen = 16 + proxyV2MaxLen
+	// proxyV1Max is the longest v1 line, CRLF included.
+	proxyV1Max = 107
+	// proxyReadBuf is the size of the buffer a header is read through: a
+	// whole v1 line fits, and what the first read brings past a header
+	// (the start of a TLS ClientHello, say) is kept for the connection.
+	// The parser reads the body of a long v2 header straight into the
+	// header it allocates, so the buffer does not bound v2 headers:
+	// go-proxyproto's MaxV2HeaderSize (4 KiB) does.
+	proxyReadBuf = 256
+	// notProxyQuote bounds the bytes quoted in an ErrNotProxy error.
+	notProxyQuote = 16
 )
 
-var proxyV2Sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
-
-// ParseProxyHeader parses the PROXY protocol header at the start of b and
-// returns it with its length n (the bytes after it belong to the client's
-// stream). It returns [ErrProxyIncomplete] when b is a proper prefix of a
-// header, and an error wrapping [ErrNotProxy] or describing the defect
-// otherwise. TLVs of v2 headers are skipped.
-func ParseProxyHeader(b []byte) (h ProxyHeader, n int, err error) {
-	if len(b) == 0 {
-		return h, 0, ErrProxyIncomplete
+// readProxyHeader reads one PROXY protocol header from r and returns it
+// with the bytes it read from r past the header (nil when none), which
+// belong to the client's stream. It reads nothing more from r once the
+// header is complete. The parsing is go-proxyproto's (proxyproto.Read);
+// this function only waits for a whole v1 line (see awaitV1Line) and
+// turns the result into a ProxyHeader. Anything the parser refuses is
+// refused: there is no fallback and no guessing.
+func readProxyHeader(r io.Reader) (ProxyHeader, []byte, error) {
+	br := bufio.NewReaderSize(r, proxyReadBuf)
+	if err := awaitV1Line(br); err != nil {
+		if br.Buffered() == 0 {
+			return ProxyHeader{}, nil, fmt.Errorf("edgeserver: no PROXY header: %w", err)
+		}
+		return ProxyHeader{}, nil, fmt.Errorf("edgeserver: PROXY header incomplete after %d bytes: %w", br.Buffered(), err)
 	}
-	switch b[0] {
-	case 'P':
-		return parseProxyV1(b)
-	case '\r':
-		return parseProxyV2(b)
+	ph, err := proxyproto.Read(br)
+	if errors.Is(err, proxyproto.ErrNoProxyProtocol) {
+		// What was read is quoted: the first bytes of a TLS ClientHello
+		// or an HTTP request line show who sent them.
+		b, _ := br.Peek(min(br.Buffered(), notProxyQuote))
+		return ProxyHeader{}, nil, fmt.Errorf("edgeserver: %w: starts %q", ErrNotProxy, b)
 	}
-	return h, 0, fmt.Errorf("edgeserver: %w (first byte %#02x)", ErrNotProxy, b[0])
+	if err != nil {
+		return ProxyHeader{}, nil, fmt.Errorf("edgeserver: PROXY header: %w", err)
+	}
+	h, err := proxyHeaderOf(ph)
+	if err != nil {
+		return ProxyHeader{}, nil, err
+	}
+	var leftover []byte
+	if n := br.Buffered(); n > 0 {
+		leftover, _ = br.Peek(n) // br is dropped: its buffer is ours now
+	}
+	return h, leftover, nil
 }
 
-func parseProxyV1(b []byte) (h ProxyHeader, n int, err error) {
-	const sig = "PROXY "
-	if len(b) < len(sig) {
-		if bytes.HasPrefix([]byte(sig), b) {
-			return h, 0, ErrProxyIncomplete
+// awaitV1Line reads into br until it holds the end of a v1 header line
+// (an LF), or 107 bytes (the longest line), or bytes that cannot start a
+// v1 header. go-proxyproto refuses a v1 header that one read of the
+// socket did not bring whole, since it cannot tell a slow sender from an
+// attacker; the specification recommends tolerating partial headers, and
+// the caller's read deadline and bound on pending headers deal with slow
+// senders. A v2 header needs no such wait: the parser reads it to its
+// declared length. Whether the bytes form a valid header is left to the
+// parser.
+func awaitV1Line(br *bufio.Reader) error {
+	for {
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			return err // no byte came; a partial Peek keeps what did
 		}
-		return h, 0, fmt.Errorf("edgeserver: %w", ErrNotProxy)
-	}
-	if string(b[:len(sig)]) != sig {
-		return h, 0, fmt.Errorf("edgeserver: %w", ErrNotProxy)
-	}
-	end := bytes.IndexByte(b[:min(len(b), proxyV1Max)], '\n')
-	if end < 0 {
-		if len(b) >= proxyV1Max {
-			return h, 0, errors.New("edgeserver: PROXY v1 header longer than 107 bytes")
-		}
-		return h, 0, ErrProxyIncomplete
-	}
-	if end == 0 || b[end-1] != '\r' {
-		return h, 0, errors.New("edgeserver: PROXY v1 header not ended by CRLF")
-	}
-	h.Version = 1
-	n = end + 1
-	f := bytes.Split(b[len(sig):end-1], []byte{' '})
-	switch string(f[0]) {
-	case "UNKNOWN":
-		h.Local = true
-		return h, n, nil
-	case "TCP4", "TCP6":
-	default:
-		return h, 0, fmt.Errorf("edgeserver: PROXY v1 header: unknown protocol %q", f[0])
-	}
-	if len(f) != 5 {
-		return h, 0, fmt.Errorf("edgeserver: PROXY v1 header: %d fields, want 5", len(f))
-	}
-	src, err1 := netip.ParseAddr(string(f[1]))
-	dst, err2 := netip.ParseAddr(string(f[2]))
-	if err := errors.Join(err1, err2); err != nil {
-		return h, 0, fmt.Errorf("edgeserver: PROXY v1 header: %w", err)
-	}
-	want4 := f[0][3] == '4'
-	for _, a := range []netip.Addr{src, dst} {
-		if a.Is4() != want4 || a.Zone() != "" {
-			return h, 0, fmt.Errorf("edgeserver: PROXY v1 header: address %s does not match %s", a, f[0])
+		b, _ := br.Peek(br.Buffered())
+		if !bytes.HasPrefix(b, proxyproto.SIGV1[:min(len(b), len(proxyproto.SIGV1))]) ||
+			bytes.IndexByte(b[:min(len(b), proxyV1Max)], '\n') >= 0 || len(b) >= proxyV1Max {
+			return nil
 		}
 	}
-	sp, ok1 := parsePort(f[3])
-	dp, ok2 := parsePort(f[4])
-	if !ok1 || !ok2 {
-		return h, 0, fmt.Errorf("edgeserver: PROXY v1 header: bad port in %q %q", f[3], f[4])
-	}
-	h.Source = netip.AddrPortFrom(src, sp)
-	h.Destination = netip.AddrPortFrom(dst, dp)
-	return h, n, nil
 }
 
-func parsePort(b []byte) (uint16, bool) {
-	if len(b) == 0 || len(b) > 5 || (len(b) > 1 && b[0] == '0') {
-		return 0, false
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	p, err := strconv.ParseUint(string(b), 10, 16)
-	return uint16(p), err == nil
-}
-
-func parseProxyV2(b []byte) (h ProxyHeader, n int, err error) {
-	if len(b) < 16 {
-		if bytes.HasPrefix(proxyV2Sig, b[:min(len(b), len(proxyV2Sig))]) {
-			return h, 0, ErrProxyIncomplete
-		}
-		return h, 0, fmt.Errorf("edgeserver: %w", ErrNotProxy)
-	}
-	if !bytes.Equal(b[:12], proxyV2Sig) {
-		return h, 0, fmt.Errorf("edgeserver: %w", ErrNotProxy)
-	}
-	if b[12]>>4 != 2 {
-		return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: version %d", b[12]>>4)
-	}
-	cmd, fam, proto := b[12]&0xf, b[13]>>4, b[13]&0xf
-	length := int(binary.BigEndian.Uint16(b[14:16]))
-	if length > proxyV2MaxLen {
-		return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: %d bytes of addresses and TLVs, more than %d", length, proxyV2MaxLen)
-	}
-	if len(b) < 16+length {
-		return h, 0, ErrProxyIncomplete
-	}
-	h.Version = 2
-	n = 16 + length
-	if cmd > 1 {
-		return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: unknown command %d", cmd)
-	}
-	if fam > 3 || proto > 2 {
-		return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: unknown family/protocol %#02x", b[13])
-	}
-	if cmd == 0 { // LOCAL
+// proxyHeaderOf converts a header go-proxyproto parsed.
+func proxyHeaderOf(ph *proxyproto.Header) (ProxyHeader, error) {
+	h := ProxyHeader{Version: int(ph.Version), Local: ph.Command.IsLocal()}
+	if h.Local || ph.TransportProtocol.IsUnix() {
+		// LOCAL or v1 UNKNOWN: no address. AF_UNIX: no IP address to key,
+		// cap or ban by; the balancer's connection stands for the client.
 		h.Local = true
-		return h, n, nil
+		return h, nil
 	}
-	a := b[16:n]
-	switch {
-	case fam == 1 && proto != 0: // AF_INET
-		if len(a) < 12 {
-			return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: IPv4 block of %d bytes", len(a))
-		}
-		h.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[0:4])), binary.BigEndian.Uint16(a[8:10]))
-		h.Destination = netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[4:8])), binary.BigEndian.Uint16(a[10:12]))
-	case fam == 2 && proto != 0: // AF_INET6
-		if len(a) < 36 {
-			return h, 0, fmt.Errorf("edgeserver: PROXY v2 header: IPv6 block of %d bytes", len(a))
-		}
-		h.Source = netip.AddrPortFrom(netip.AddrFrom16([16]byte(a[0:16])).Unmap(), binary.BigEndian.Uint16(a[32:34]))
-		h.Destination = netip.AddrPortFrom(netip.AddrFrom16([16]byte(a[16:32])).Unmap(), binary.BigEndian.Uint16(a[34:36]))
-	default: // UNSPEC or AF_UNIX: no IP address to use
-		h.Local = true
+	h.Source, h.Destination = addrPortOf(ph.SourceAddr), addrPortOf(ph.DestinationAddr)
+	if !h.Source.IsValid() || !h.Destination.IsValid() {
+		// The parser returns IP addresses for every family it accepts with
+		// the PROXY command; refuse rather than guess if that ever changes.
+		return ProxyHeader{}, fmt.Errorf("edgeserver: PROXY header: family %#02x without IP addresses", byte(ph.TransportProtocol))
 	}
-	return h, n, nil
+	return h, nil
 }

@@ -267,7 +267,7 @@ func (s *Server) Close() error {
 
 // countedConn decrements the open-connections gauge exactly once when
 // closed. It passes SyscallConn through so WebSocket tunnels can wait for
-// data on the raw socket.
+// data on the raw socket, and ReadFrom for sendfile(2).
 type countedConn struct {
 	net.Conn
 	once sync.Once
@@ -282,6 +282,15 @@ func (c *countedConn) Close() error {
 
 // Unwrap returns the counted conn.
 func (c *countedConn) Unwrap() net.Conn { return c.Conn }
+
+// ReadFrom passes r to the counted conn's ReadFrom, so that net/http's
+// response.ReadFrom reaches sendfile(2) on a plaintext socket.
+func (c *countedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
 
 func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
 	if sc, ok := c.Conn.(syscall.Conn); ok {
@@ -403,4 +412,7 @@ func (m *Metrics) ConnRefused(listener, reason string) {
 	m.connRefused.WithLabelValues(listener, reason).Inc()
 }
 
-var _ io.Closer = (*Server)(nil)
+var (
+	_ io.Closer     = (*Server)(nil)
+	_ io.ReaderFrom = (*countedConn)(nil)
+)

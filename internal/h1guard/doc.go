@@ -84,6 +84,14 @@
 //     final response and goes on reading requests; those never reach it:
 //     its read fails and it closes the connection.
 //
+// Response bodies may reach the wrapped connection through
+// [Conn.ReadFrom] (net/http's response.ReadFrom: sendfile(2) for a file on
+// a plaintext socket) without passing Write. That is safe because net/http
+// writes the response head, status line included, through Write before it
+// calls ReadFrom; and while the response to an upgrade request is still
+// unknown, ReadFrom itself copies through Write, so a hijacking handler
+// that copies its 101 from a reader is seen.
+//
 // A 101 written in answer to any other request (a POST with Upgrade, say)
 // switches nothing: the guard watches the response only to an upgrade
 // request.

@@ -185,6 +185,34 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return c.nc.Write(p)
 }
 
+// ReadFrom copies r to the wrapped connection. net/http's response.ReadFrom
+// calls it for a response body whose length is known, after it has
+// written the response head through Write, so the status watch has seen
+// the status line; when the wrapped connection has a ReadFrom of its own
+// (a plaintext socket: sendfile(2) for a file), r goes there. While an
+// upgrade request awaits its response (a hijacking handler copying its
+// own 101 from a reader), and when the wrapped connection has no ReadFrom
+// (a *tls.Conn), r is copied through Write with a pooled buffer, as
+// net/http would have copied it.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.nc.(io.ReaderFrom); ok && c.up.Load() != upWait {
+		return rf.ReadFrom(r)
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(writerOnly{c}, r, *bp)
+}
+
+// writerOnly hides a ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
+
+// copyBufs holds the buffers of ReadFrom's copies (net/http pools its own
+// the same way).
+var copyBufs = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
+
 // Close closes the wrapped connection. A pooled buffer still holding part of
 // a head is left to the garbage collector, since Read may be running.
 func (c *Conn) Close() error { return c.nc.Close() }
@@ -543,5 +571,8 @@ func (c *Conn) reject(r reasonCode) {
 	c.reason.CompareAndSwap(0, uint32(r))
 }
 
-// Interface guard.
-var _ net.Conn = (*Conn)(nil)
+// Interface guards.
+var (
+	_ net.Conn      = (*Conn)(nil)
+	_ io.ReaderFrom = (*Conn)(nil)
+)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -132,6 +133,46 @@ func (c *Conn) write(fd uintptr) bool {
 	return true
 }
 
+// ReadFrom copies r to the socket. A source the kernel can copy from
+// (one with a file descriptor, such as the *os.File of a static file or
+// a socket, alone or inside an io.LimitedReader) goes to the wrapped
+// conn's ReadFrom, where a *net.TCPConn uses sendfile(2) or splice(2).
+// Anything else is copied through Write, with raw system calls and a
+// pooled buffer, as the wrapped conn's ReadFrom would copy it through
+// its own Write with a fresh 32 KiB buffer. ReadFrom is a write: one
+// goroutine at a time may call Write or ReadFrom.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok && kernelSource(r) {
+		return rf.ReadFrom(r)
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(writerOnly{c}, r, *bp)
+}
+
+// kernelSource reports whether r (or the reader inside an
+// io.LimitedReader) has a file descriptor.
+func kernelSource(r io.Reader) bool {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		r = lr.R
+	}
+	_, ok := r.(syscall.Conn)
+	return ok
+}
+
+// writerOnly hides a ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
+
+// copyBufs holds the buffers of ReadFrom's copies (net/http pools its own
+// the same way).
+var copyBufs = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
+
 func (c *Conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, err)}
 }
+
+// Interface guard.
+var _ io.ReaderFrom = (*Conn)(nil)

@@ -3,6 +3,7 @@ package sockio
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -139,5 +140,99 @@ func TestWriteToResetPeer(t *testing.T) {
 	var oe *net.OpError
 	if !errors.As(err, &oe) || oe.Op != "write" {
 		t.Fatalf("write to a reset peer = %v, want a *net.OpError for write", err)
+	}
+}
+
+// readFromConn records what reaches the TCP conn's ReadFrom, where Go
+// uses sendfile(2) and splice(2).
+type readFromConn struct {
+	*net.TCPConn
+	got []string
+}
+
+func (c *readFromConn) ReadFrom(r io.Reader) (int64, error) {
+	kind, src := "other", r
+	if lr, ok := r.(*io.LimitedReader); ok {
+		src = lr.R
+	}
+	if _, ok := src.(*os.File); ok {
+		kind = "file"
+	}
+	c.got = append(c.got, kind)
+	return c.TCPConn.ReadFrom(r)
+}
+
+// TestReadFrom: a file (alone or in an io.LimitedReader, as
+// http.ServeContent passes it) goes to the wrapped conn's ReadFrom, so to
+// sendfile(2); any other reader is copied through Write (raw system
+// calls, a pooled buffer) and never reaches it. The bytes arrive whole
+// either way.
+func TestReadFrom(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spy := &readFromConn{TCPConn: c.(*net.TCPConn)}
+	s, ok := Wrap(spy).(*Conn)
+	if !ok {
+		t.Skip("no raw socket I/O on this platform")
+	}
+	defer s.Close()
+	rf, ok := any(s).(io.ReaderFrom)
+	if !ok {
+		t.Fatal("*Conn has no ReadFrom: net/http cannot reach sendfile through it")
+	}
+
+	msg := make([]byte, 1<<20) // more than the socket buffers hold
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	path := t.TempDir() + "/f"
+	if err := os.WriteFile(path, msg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, tc := range []struct {
+		name string
+		src  func() io.Reader
+		want string
+	}{
+		{"file in a LimitedReader", func() io.Reader { f.Seek(0, 0); return io.LimitReader(f, int64(len(msg))) }, "[file]"},
+		{"file", func() io.Reader { f.Seek(0, 0); return f }, "[file]"},
+		{"bytes in a LimitedReader", func() io.Reader { return io.LimitReader(bytes.NewReader(msg), int64(len(msg))) }, "[]"},
+		{"bytes", func() io.Reader { return bytes.NewReader(msg) }, "[]"},
+	} {
+		spy.got = nil
+		read := make(chan []byte, 1)
+		go func() {
+			got := make([]byte, len(msg))
+			peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, _ := io.ReadFull(peer, got)
+			read <- got[:n]
+		}()
+		n, err := rf.ReadFrom(tc.src())
+		if err != nil || n != int64(len(msg)) {
+			t.Errorf("%s: ReadFrom = %d, %v; want %d", tc.name, n, err, len(msg))
+		}
+		if got := <-read; !bytes.Equal(got, msg) {
+			t.Errorf("%s: the peer got %d bytes, not the %d sent", tc.name, len(got), len(msg))
+		}
+		if got := fmt.Sprint(spy.got); got != tc.want {
+			t.Errorf("%s: the TCP conn's ReadFrom got %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }
