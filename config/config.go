@@ -214,6 +214,10 @@ type AccessLog struct {
 // Route maps a path prefix to an upstream, to a directory of files, or
 // to a directory with an upstream for the names it does not hold.
 type Route struct {
+	// Key is the route's key path in the file ("sites.a.routes[2]"), for
+	// messages about it (Config.Problemf); routes are sorted, so their
+	// index in Site.Routes is not their place in the file.
+	Key string
 	// Path is the prefix matched against the normalised, percent-decoded
 	// request path; it is itself normalised (no "//", "." or "..").
 	Path string

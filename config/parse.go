@@ -927,6 +927,7 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 	for i, rr := range r.Routes {
 		rk := fmt.Sprintf("%s.routes[%d]", key, i)
 		rt := &Route{
+			Key:                   rk,
 			Path:                  rr.Path,
 			Upstream:              rr.Upstream,
 			AccessLog:             rr.AccessLog == nil || *rr.AccessLog,
