@@ -207,21 +207,22 @@ func TestXAccelBufferingNo(t *testing.T) {
 	defer close(release)
 	f := newFwdEdge(t, fwdConfig("gatehouse", be.Listener.Addr().String(), "", "", ""))
 	base, c := f.serve(t, false)
-	req, _ := http.NewRequest("GET", base+"/", nil)
-	req.Host = "a.example"
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.Header.Get("X-Accel-Buffering") != "" {
-		t.Error("X-Accel-Buffering reached the client")
-	}
 	got := make(chan string, 1)
 	go func() {
-		b := make([]byte, 5)
-		_, err := io.ReadFull(resp.Body, b)
+		req, _ := http.NewRequest("GET", base+"/", nil)
+		req.Host = "a.example"
+		resp, err := c.Do(req)
 		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		if v := resp.Header.Get("X-Accel-Buffering"); v != "" {
+			got <- "X-Accel-Buffering reached the client: " + v
+			return
+		}
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
 			got <- err.Error()
 			return
 		}
@@ -230,7 +231,7 @@ func TestXAccelBufferingNo(t *testing.T) {
 	select {
 	case s := <-got:
 		if s != "first" {
-			t.Errorf("first chunk %q", s)
+			t.Errorf("first chunk: %q, want \"first\"", s)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first chunk of an X-Accel-Buffering: no response did not arrive while the backend held the rest")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
 // fileTree writes the files of the file-route tests under dir: a hashed
@@ -440,4 +441,32 @@ func mustParse(t *testing.T, text string) *config.Config {
 		t.Fatalf("config.Parse: %v", err)
 	}
 	return cfg
+}
+
+// TestFileDefaultsAgree: config's defaults for the open-file cache are
+// staticfile's, and config refuses in header rules exactly the names
+// staticfile calls proxy instructions.
+func TestFileDefaultsAgree(t *testing.T) {
+	if config.DefaultOpenFileCacheEntries != staticfile.DefaultCacheEntries ||
+		config.DefaultOpenFileCacheValid != staticfile.DefaultCacheValid ||
+		config.DefaultOpenFileCacheInactive != staticfile.DefaultCacheInactive ||
+		config.DefaultOpenFileCacheMemory != staticfile.DefaultMemoryBytes {
+		t.Error("config's open_file_cache defaults differ from staticfile's")
+	}
+	for _, name := range []string{"X-Accel-Redirect", "X-Accel-Buffering", "X-Accel-Expires", "X-Accel-Anything",
+		"X-Sendfile", "X-Sendfile-Type", "X-Lighttpd-Send-File", "X-Accelerated", "X-Send"} {
+		_, err := config.Parse([]byte(`
+[sites.a]
+hosts = ["a.example"]
+tls = "self_signed"
+response_headers.set = { ` + name + ` = "x" }
+[[sites.a.routes]]
+upstream = "app"
+[upstreams.app]
+servers = [{ address = "127.0.0.1:8000" }]
+`))
+		if refused := err != nil; refused != staticfile.IsAccelHeader(name) {
+			t.Errorf("%s: config refuses it in a rule: %v (%v); staticfile.IsAccelHeader: %v", name, refused, err, staticfile.IsAccelHeader(name))
+		}
+	}
 }
