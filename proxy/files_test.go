@@ -470,3 +470,26 @@ servers = [{ address = "127.0.0.1:8000" }]
 		}
 	}
 }
+
+// TestFileRouteHTTP2: over HTTP/2 (no ReadFrom, no sendfile) a large file
+// and a small one arrive whole, with the route's rules.
+func TestFileRouteHTTP2(t *testing.T) {
+	dir, css, _ := fileTree(t)
+	f := newFwdEdge(t, fileConfig(dir, "127.0.0.1:9", "x_accel_redirect = true", ""))
+	base, c0 := f.serve(t, true)
+	c := fileClient(c0)
+	c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+	for path, want := range map[string][]byte{"/static/app.3f2a1b9c4d5e.css": css, "/static/plain.txt": []byte("plain\n")} {
+		resp, body := fileDo(t, c, "GET", base+path, nil)
+		if resp.ProtoMajor != 2 || resp.StatusCode != 200 || !bytes.Equal(body, want) || resp.Header.Get("Content-Security-Policy") != csp {
+			t.Errorf("%s over %s: %d, %d bytes, CSP %q", path, resp.Proto, resp.StatusCode, len(body), resp.Header.Get("Content-Security-Policy"))
+		}
+	}
+	big := bigFile(t, "big.bin", 4<<20)
+	f2 := newFwdEdge(t, bigFileConfig(big, "10s"))
+	base2, c2 := f2.serve(t, true)
+	resp, body := fileDo(t, fileClient(c2), "GET", base2+"/big.bin", nil)
+	if resp.StatusCode != 200 || len(body) != 4<<20 {
+		t.Errorf("4 MiB over %s: %d, %d bytes", resp.Proto, resp.StatusCode, len(body))
+	}
+}
