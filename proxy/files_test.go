@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -491,5 +492,79 @@ func TestFileRouteHTTP2(t *testing.T) {
 	resp, body := fileDo(t, fileClient(c2), "GET", base2+"/big.bin", nil)
 	if resp.StatusCode != 200 || len(body) != 4<<20 {
 		t.Errorf("4 MiB over %s: %d, %d bytes", resp.Proto, resp.StatusCode, len(body))
+	}
+}
+
+// readFromConn records what net/http passes to the TCP conn's ReadFrom,
+// where Go uses sendfile(2).
+type readFromConn struct {
+	*net.TCPConn
+	seen func(r io.Reader)
+}
+
+func (c *readFromConn) ReadFrom(r io.Reader) (int64, error) {
+	c.seen(r)
+	return c.TCPConn.ReadFrom(r)
+}
+
+type readFromListener struct {
+	net.Listener
+	seen func(r io.Reader)
+}
+
+func (l readFromListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &readFromConn{TCPConn: c.(*net.TCPConn), seen: l.seen}, nil
+}
+
+// TestFileSendfilePath (issue 14.1): through the proxy's file writer, a
+// large file still reaches the TCP conn's ReadFrom as an *os.File inside
+// an *io.LimitedReader (what sendfile takes), in pieces of at most
+// fileChunk that add up to the file.
+func TestFileSendfilePath(t *testing.T) {
+	const size = 1 << 20
+	dir := bigFile(t, "app.js", size)
+	f := newFwdEdge(t, bigFileConfig(dir, "10s"))
+	var mu sync.Mutex
+	var pieces []int64
+	others := 0
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &httptest.Server{Listener: readFromListener{Listener: ln, seen: func(r io.Reader) {
+		mu.Lock()
+		defer mu.Unlock()
+		if lr, ok := r.(*io.LimitedReader); ok {
+			if _, ok := lr.R.(*os.File); ok {
+				pieces = append(pieces, lr.N)
+				return
+			}
+		}
+		others++
+	}}, Config: &http.Server{Handler: f}}
+	hs.Start()
+	defer hs.Close()
+	resp, body := fileDo(t, hs.Client(), "GET", hs.URL+"/app.js", nil)
+	if resp.StatusCode != 200 || len(body) != size {
+		t.Fatalf("%d, %d bytes", resp.StatusCode, len(body))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var sum int64
+	for _, n := range pieces {
+		if n > fileChunk {
+			t.Errorf("a piece of %d bytes, more than fileChunk", n)
+		}
+		sum += n
+	}
+	// net/http writes the first 512 bytes itself, then hands over the
+	// rest of the first piece.
+	if others != 0 || sum != size-512 || len(pieces) != (size+fileChunk-1)/fileChunk {
+		t.Errorf("the conn's ReadFrom got %d file pieces adding to %d (and %d other readers); want %d adding to %d",
+			len(pieces), sum, others, (size+fileChunk-1)/fileChunk, size-512)
 	}
 }
