@@ -348,6 +348,13 @@ type fileWrites struct{ f *fileWriter }
 
 func (w fileWrites) Write(p []byte) (int, error) { return w.f.Write(p) }
 
+// accelHeader is staticfile.IsAccelHeader with a cheap first test: every
+// name it matches starts with an X and has at least 8 bytes, which most of
+// a response's header names do not.
+func accelHeader(k string) bool {
+	return len(k) >= 8 && k[0]|0x20 == 'x' && staticfile.IsAccelHeader(k)
+}
+
 // accel is a backend's X-Accel-Redirect, taken from its response in
 // attempt and served by proxy once the backend is released.
 type accel struct {

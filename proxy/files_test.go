@@ -568,3 +568,13 @@ func TestFileSendfilePath(t *testing.T) {
 			len(pieces), sum, others, (size+fileChunk-1)/fileChunk, size-512)
 	}
 }
+
+// TestAccelHeaderAgrees: the proxy's quick test gives staticfile's answer.
+func TestAccelHeaderAgrees(t *testing.T) {
+	for _, k := range []string{"X-Accel-", "X-Accel-Redirect", "x-accel-buffering", "X-Sendfile", "X-Sendfile-Type",
+		"X-Lighttpd-Send-File", "X-Accel", "Content-Type", "X", "", "Y-Accel-Redirect", "X-Frame-Options"} {
+		if got, want := accelHeader(k), staticfile.IsAccelHeader(k); got != want {
+			t.Errorf("accelHeader(%q) = %v, staticfile.IsAccelHeader: %v", k, got, want)
+		}
+	}
+}

@@ -520,9 +520,9 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	connTokens := resp.Header["Connection"]
 	// X-Accel-Buffering: no asks for every chunk to be sent on as it
 	// comes (nginx proxy_buffering off for this response).
-	unbuffered := headerValue(resp.Header, "X-Accel-Buffering") == "no"
+	unbuffered := strings.EqualFold(headerValue(resp.Header, "X-Accel-Buffering"), "no")
 	for k, vv := range resp.Header {
-		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) || staticfile.IsAccelHeader(k) {
+		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) || accelHeader(k) {
 			continue
 		}
 		h[k] = vv
@@ -582,7 +582,7 @@ func (q *request) Interim(code int, h http.Header) error {
 	}
 	connTokens := h["Connection"]
 	for k, vv := range h {
-		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) || staticfile.IsAccelHeader(k) {
+		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) || accelHeader(k) {
 			continue
 		}
 		wh[k] = vv

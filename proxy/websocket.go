@@ -15,7 +15,6 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/sockio"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
-	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
 // serveWebSocket proxies an HTTP/1.1 WebSocket upgrade: validate, check the
@@ -169,7 +168,7 @@ func (q *request) serveWebSocket() {
 	head = append(head, "HTTP/1.1 101 Switching Protocols\r\n"...)
 	idHeader := q.rt.cfg.RequestID.Header
 	for k, vv := range resp.Header {
-		if uhttp.HopByHop(k) && k != "Upgrade" && k != "Connection" || staticfile.IsAccelHeader(k) || q.id != nil && k == idHeader {
+		if uhttp.HopByHop(k) && k != "Upgrade" && k != "Connection" || accelHeader(k) || q.id != nil && k == idHeader {
 			continue
 		}
 		for _, v := range vv {
