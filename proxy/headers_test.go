@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -341,4 +342,32 @@ func BenchmarkRequestID(b *testing.B) {
 		}
 		_ = sink
 	})
+}
+
+// TestResponseHeaderRules421: a Host no site claims (421) gets the rules
+// and HSTS of the site its TLS server name belongs to, the site the
+// browser applies them to.
+func TestResponseHeaderRules421(t *testing.T) {
+	e := newTestEdge(t, `
+[listeners.https]
+address = "127.0.0.1:0"
+[sites.r]
+hosts = ["r.example"]
+tls = "self_signed"
+hsts = "max-age=60"
+`+strings.Replace(ruleSite, "[sites.a.", "[sites.r.", -1)+`
+[[sites.r.routes]]
+upstream = "app"
+[upstreams.app]
+servers = [{ address = "127.0.0.1:9" }]
+`)
+	r := httptest.NewRequest("GET", "/x", nil)
+	r.Host = "other.example"
+	ci := &edgeserver.ConnInfo{Listener: "https", Peer: netip.MustParseAddr("192.0.2.1"), TLS: &tls.ConnectionState{ServerName: "r.example"}}
+	r = r.WithContext(edgeserver.WithConnInfo(r.Context(), ci))
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, r)
+	if w.Code != 421 || w.Header().Get("Content-Security-Policy") != "default-src 'self'" || w.Header().Get("Strict-Transport-Security") != "max-age=60" {
+		t.Errorf("421: %d, headers %v; want the SNI site's rules and HSTS", w.Code, w.Header())
+	}
 }
