@@ -41,12 +41,15 @@ import (
 // a new server at the reload. A server is closed when the last generation
 // using it is closed. Create one per process and pass it in Deps.
 type FileServers struct {
-	mu sync.Mutex
-	m  map[fileKey]*fileEntry
+	mu   sync.Mutex
+	m    map[fileKey]*fileEntry            // the server new generations get
+	refs map[*staticfile.Server]*fileEntry // every open server, with its users
 }
 
 // NewFileServers returns an empty set.
-func NewFileServers() *FileServers { return &FileServers{m: map[fileKey]*fileEntry{}} }
+func NewFileServers() *FileServers {
+	return &FileServers{m: map[fileKey]*fileEntry{}, refs: map[*staticfile.Server]*fileEntry{}}
+}
 
 // fileKey is what makes two file routes' servers interchangeable.
 type fileKey struct {
@@ -57,8 +60,9 @@ type fileKey struct {
 
 type fileEntry struct {
 	s    *staticfile.Server
+	k    fileKey
 	fi   fs.FileInfo // the directory when the server opened it
-	refs int
+	refs int         // routes of open generations using s
 }
 
 func keyOf(f *config.Files, internal bool, c config.OpenFileCache) fileKey {
@@ -74,26 +78,22 @@ func keyOf(f *config.Files, internal bool, c config.OpenFileCache) fileKey {
 
 // get returns the server for a route, opening one when none with the
 // same options serves the same directory; the caller puts it back.
-func (fs *FileServers) get(f *config.Files, internal bool, c config.OpenFileCache, log *slog.Logger) (*staticfile.Server, fileKey, error) {
+func (fs *FileServers) get(f *config.Files, internal bool, c config.OpenFileCache, log *slog.Logger) (*staticfile.Server, error) {
 	k := keyOf(f, internal, c)
 	fi, err := os.Stat(f.Dir)
 	if err != nil {
-		return nil, k, err
+		return nil, err
 	}
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if e := fs.m[k]; e != nil {
 		if os.SameFile(e.fi, fi) {
 			e.refs++
-			return e.s, k, nil
+			return e.s, nil
 		}
 		// The directory was replaced: the generations that use the old
-		// server keep it (they close it); this key now names a new one.
+		// server keep it until they close; new ones get a new server.
 		delete(fs.m, k)
-		e.refs--
-		if e.refs == 0 {
-			e.s.Close()
-		}
 	}
 	o := staticfile.Options{
 		Root:                  f.Dir,
@@ -123,46 +123,39 @@ func (fs *FileServers) get(f *config.Files, internal bool, c config.OpenFileCach
 	}
 	s, err := staticfile.New(o)
 	if err != nil {
-		return nil, k, err
+		return nil, err
 	}
-	// refs: one for the set itself (dropped when the key is replaced),
-	// one for the caller.
-	fs.m[k] = &fileEntry{s: s, fi: fi, refs: 2}
-	return s, k, nil
+	e := &fileEntry{s: s, k: k, fi: fi, refs: 1}
+	fs.m[k] = e
+	fs.refs[s] = e
+	return s, nil
 }
 
-// put gives back a server get returned for k.
-func (fs *FileServers) put(s *staticfile.Server, k fileKey) {
+// put gives back a server get returned; the last user closes it.
+func (fs *FileServers) put(s *staticfile.Server) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	e := fs.m[k]
-	if e == nil || e.s != s {
-		// Replaced in the set meanwhile: the set no longer holds it, and
-		// this was its last user but for other generations' puts.
-		s.Close()
+	e := fs.refs[s]
+	if e == nil {
 		return
 	}
-	e.refs--
-	if e.refs == 1 {
-		// Only the set holds it: no generation uses it any more.
-		delete(fs.m, k)
-		s.Close()
+	if e.refs--; e.refs > 0 {
+		return
 	}
-}
-
-// fileRef is a server a Runtime holds.
-type fileRef struct {
-	s *staticfile.Server
-	k fileKey
+	delete(fs.refs, s)
+	if fs.m[e.k] == e {
+		delete(fs.m, e.k)
+	}
+	s.Close()
 }
 
 // fileServer opens (or shares) the server of a file route of rt.
 func (rt *Runtime) fileServer(rc *config.Route) (*staticfile.Server, error) {
-	s, k, err := rt.deps.Files.get(rc.Files, rc.Internal, rt.cfg.OpenFileCache, rt.log)
+	s, err := rt.deps.Files.get(rc.Files, rc.Internal, rt.cfg.OpenFileCache, rt.log)
 	if err != nil {
 		return nil, err
 	}
-	rt.files = append(rt.files, fileRef{s, k})
+	rt.files = append(rt.files, s)
 	return s, nil
 }
 

@@ -435,6 +435,53 @@ func TestFileServerNewDirectory(t *testing.T) {
 	}
 }
 
+// TestFileServerReplacedStaysForItsUsers: a server whose directory was
+// replaced stays open while any generation still uses it, not only until
+// the first of them closes.
+func TestFileServerReplacedStaysForItsUsers(t *testing.T) {
+	base := t.TempDir()
+	for _, rel := range []string{"r1", "r2"} {
+		os.MkdirAll(filepath.Join(base, rel), 0o755)
+		os.WriteFile(filepath.Join(base, rel, "v.txt"), []byte(rel), 0o644)
+	}
+	link := filepath.Join(base, "current")
+	if err := os.Symlink("r1", link); err != nil {
+		t.Fatal(err)
+	}
+	fs := NewFileServers()
+	text := bigFileConfig(link, "10s")
+	build := func() *Runtime {
+		rt, err := Build(t.Context(), mustParse(t, text), Deps{Files: fs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	get := func(rt *Runtime) (int, string) {
+		e := NewEdge(EdgeOptions{})
+		defer e.Close()
+		e.Swap(rt)
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/v.txt", nil)
+		r.Host = "a.example"
+		e.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	a, b := build(), build() // two generations on r1 (a reload, a failed apply ...)
+	defer b.Close()
+	os.Remove(link)
+	os.Symlink("r2", link)
+	c := build()
+	defer c.Close()
+	a.Close()
+	if code, body := get(b); code != 200 || body != "r1" {
+		t.Errorf("a generation still using the replaced directory: %d %q, want 200 r1", code, body)
+	}
+	if code, body := get(c); code != 200 || body != "r2" {
+		t.Errorf("the new generation: %d %q, want 200 r2", code, body)
+	}
+}
+
 func mustParse(t *testing.T, text string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse([]byte(text))

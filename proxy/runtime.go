@@ -69,7 +69,7 @@ type Runtime struct {
 
 	upstreams     map[string]*upstream
 	upstreamNames []string
-	files         []fileRef // file servers held, given back at release
+	files         []*staticfile.Server // file servers held, given back at release
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -433,7 +433,7 @@ func (rt *Runtime) Close() {
 func (rt *Runtime) release() {
 	rt.cancel()
 	for _, f := range rt.files {
-		rt.deps.Files.put(f.s, f.k)
+		rt.deps.Files.put(f)
 	}
 	rt.files = nil
 	for _, u := range rt.upstreams {
