@@ -40,6 +40,11 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	Ban            Ban
 	Runtime        Runtime
+	// RequestID is how requests are identified ([request_id]).
+	RequestID RequestID
+	// OpenFileCache sizes the open-file cache of every file route
+	// ([open_file_cache]).
+	OpenFileCache OpenFileCache
 
 	// Sites in name order; DefaultSite is the one that answers a Host no
 	// site claims (nil: such requests get 421).
@@ -189,6 +194,13 @@ type Site struct {
 	Allow      []netip.Prefix
 	Deny       []netip.Prefix
 
+	// ResponseHeaders are applied to every response of the site
+	// (proxied, file and Gatehouse's own), before a route's own rules.
+	ResponseHeaders HeaderRules
+	// RequestHeaders are applied to every request the site forwards to
+	// a backend, before a route's own rules.
+	RequestHeaders HeaderRules
+
 	// Routes sorted by descending prefix length.
 	Routes []*Route
 }
@@ -199,12 +211,32 @@ type AccessLog struct {
 	Format string // "json" or "combined"
 }
 
-// Route maps a path prefix to an upstream.
+// Route maps a path prefix to an upstream, to a directory of files, or
+// to a directory with an upstream for the names it does not hold.
 type Route struct {
+	// Key is the route's key path in the file ("sites.a.routes[2]"), for
+	// messages about it (Config.Problemf); routes are sorted, so their
+	// index in Site.Routes is not their place in the file.
+	Key string
 	// Path is the prefix matched against the normalised, percent-decoded
 	// request path; it is itself normalised (no "//", "." or "..").
-	Path     string
+	Path string
+	// Upstream is the upstream the route forwards to; "" for a file
+	// route without a fallback. On a file route it is the fallback for
+	// names with no file (nginx try_files $uri @backend) and for methods
+	// other than GET and HEAD.
 	Upstream string
+	// Files makes the route serve files from a directory; nil: it
+	// forwards everything to Upstream.
+	Files *Files
+	// Internal (file routes only) answers clients' own requests with 404:
+	// only a backend's X-Accel-Redirect reaches the files (nginx
+	// internal).
+	Internal bool
+	// ResponseHeaders and RequestHeaders are the route's own rules,
+	// applied after the site's.
+	ResponseHeaders HeaderRules
+	RequestHeaders  HeaderRules
 	// CaseInsensitive matches Path without regard to ASCII case; false
 	// (the default) matches case-sensitively, as nginx's prefix
 	// locations do.
@@ -266,6 +298,12 @@ type Upstream struct {
 
 	Sticky *Sticky
 	Health *Health
+
+	// XAccelRedirect lets the servers' responses name a file of an
+	// internal file route with X-Accel-Redirect. Default false: such a
+	// response is answered 502 (and logged), and the header is never
+	// passed on.
+	XAccelRedirect bool
 
 	MaxFails     int
 	FailTimeout  time.Duration
@@ -330,6 +368,109 @@ type Health struct {
 	Fall      int
 	StartDown bool
 }
+
+// Files is where a file route's files come from and how they are sent
+// (package staticfile's Options).
+type Files struct {
+	// Dir is the directory, absolute or relative to the config file's
+	// directory.
+	Dir string
+	// Alias is true for `alias` (the route's path prefix is cut off the
+	// request path before it is looked up in Dir, nginx alias) and false
+	// for `root` (the whole request path is looked up in Dir, nginx
+	// root).
+	Alias bool
+	// Index lists the file names served for a directory ("dir/"); nil: a
+	// directory is 404.
+	Index []string
+	// CacheControl is the Cache-Control of files whose name carries no
+	// content hash; "" is staticfile's default (public, max-age=60;
+	// private, no-cache on internal routes).
+	CacheControl string
+	// ImmutableCacheControl is the Cache-Control of files whose name
+	// carries a content hash; "" is staticfile's default (public,
+	// max-age=31536000, immutable).
+	ImmutableCacheControl string
+	// IgnoreHashes turns hashed-name detection off (uploads).
+	IgnoreHashes bool
+	// Precompressed lists the codings whose precompressed siblings are
+	// served (br, zstd, gzip); nil: all three; empty: none.
+	Precompressed []string
+	// AllowDotFiles serves names with a segment starting with a dot.
+	AllowDotFiles bool
+}
+
+// OpenFileCache sizes the open-file cache each file route keeps (nginx
+// open_file_cache).
+type OpenFileCache struct {
+	// Entries is the number of names cached per file route; 0 turns the
+	// cache off. Default DefaultOpenFileCacheEntries.
+	Entries int
+	// Valid is how long cached metadata is trusted before stat(2)
+	// checks it again; 0 checks on every request. Default
+	// DefaultOpenFileCacheValid.
+	Valid time.Duration
+	// Inactive is how long an unused entry is kept. Default
+	// DefaultOpenFileCacheInactive.
+	Inactive time.Duration
+	// Memory is the budget, in bytes per file route, for small files
+	// kept in memory; 0: none. Default DefaultOpenFileCacheMemory.
+	Memory int64
+}
+
+// RequestID configures request IDs.
+type RequestID struct {
+	// Enabled gives every request an ID, sent to the backend and back to
+	// the client, written in the access log and on error pages. Default
+	// true.
+	Enabled bool
+	// Header is the canonical name of the header that carries it.
+	// Default DefaultRequestIDHeader.
+	Header string
+}
+
+// HeaderRules change a message's header fields: Remove first, then Set
+// (replacing any field of the name), then Add (appending a field line).
+// Names are canonical (textproto.CanonicalMIMEHeaderKey) and a name
+// appears in at most one of Remove and Set.
+type HeaderRules struct {
+	Remove []string
+	Set    []HeaderField
+	Add    []HeaderField
+}
+
+// Empty reports whether the rules change nothing.
+func (h HeaderRules) Empty() bool { return len(h.Remove) == 0 && len(h.Set) == 0 && len(h.Add) == 0 }
+
+// HeaderField is a header field a rule writes: one field line per value.
+type HeaderField struct {
+	Name   string
+	Values []HeaderValue
+}
+
+// HeaderValue is a field value: the concatenation of its parts. A
+// response header's value has one literal part; a request header's may
+// hold variables.
+type HeaderValue []ValuePart
+
+// ValuePart is a literal (Var == VarNone) or a variable.
+type ValuePart struct {
+	Lit string
+	Var Var
+}
+
+// Var is a variable of a request header rule's value.
+type Var uint8
+
+// The variables ($name or ${name} in a request header value).
+const (
+	VarNone        Var = iota
+	VarRemoteAddr      // $remote_addr: the client address (from trusted proxies)
+	VarScheme          // $scheme: http or https, as the client connected
+	VarHost            // $host: the request's host name, lower case, no port
+	VarRequestID       // $request_id: the request ID ("" when request IDs are off)
+	VarSSLProtocol     // $ssl_protocol: TLSv1.2 or TLSv1.3; "" over plain HTTP
+)
 
 // Zone is a request rate limit (nginx limit_req_zone).
 type Zone struct {

@@ -38,6 +38,19 @@ func TestInvalid(t *testing.T) {
 		"invalid-client-share.toml":       {":9: upstreams.app.client_share: must be a fraction above 0 and at most 1"},
 		"invalid-http2-resets.toml":       {":2: limits.http2_max_resets: must not be negative"},
 		"invalid-upstream-client.toml":    {":8: upstreams.app.client: unknown client \"curl\" (\"gatehouse\" or \"net/http\")"},
+		"invalid-header-rules.toml": {":6: sites.a.response_headers.remove[0]: Content-Length frames the body",
+			":7: sites.a.response_headers.set.X-Accel-Redirect: X-Accel-Redirect is an instruction from a backend",
+			":12: sites.a.routes[0].request_headers.set.X-Forwarded-For: X-Forwarded-For is written by Gatehouse",
+			":12: sites.a.routes[0].request_headers.set.X-Start: value \"t=$msec\": unknown variable $msec",
+			":12: sites.a.routes[0].request_headers.set.X_Real_IP: X_Real_IP is X-Real-Ip spelled with underscores",
+			":13: sites.a.routes[0].request_headers.add.Host: Host is passed as the client sent it"},
+		"invalid-file-route.toml": {":6: sites.a.routes[0].path: \"/static\": a route with alias must end in \"/\"",
+			":12: sites.a.routes[1].internal: an internal route serves files only",
+			":17: sites.a.routes[2].root:", "no-such-dir",
+			":18: sites.a.routes[2].precompressed[1]: unknown coding \"deflate\"",
+			":23: sites.a.routes[3].index: only applies to a file route"},
+		"invalid-request-id.toml": {":2: request_id.header: \"X-Forwarded-For\" already has a meaning",
+			":5: open_file_cache.entries: must not be negative"},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.toml")
 	if err != nil {

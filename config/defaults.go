@@ -189,6 +189,12 @@ const (
 const (
 	// DefaultHSTS is the reference's Strict-Transport-Security value.
 	DefaultHSTS = "max-age=31536000; includeSubDomains; preload"
+	// DefaultHSTSSelfSigned is the HSTS of a tls = "self_signed" site:
+	// none. Such a site is a developer's own test site; with HSTS a
+	// browser refuses to let its user past the untrusted certificate, and
+	// includeSubDomains; preload would pin every name under the host for
+	// a year.
+	DefaultHSTSSelfSigned = ""
 	// DefaultACMEDirectory is Let's Encrypt production.
 	DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
 	// DefaultRenewBefore renews 30 days before expiry, as certbot does.
@@ -205,4 +211,36 @@ const (
 	// nginx prefix locations and Django's URL resolver do, so a route and
 	// the views behind it agree on which paths are the same.
 	DefaultCaseInsensitive = false
+)
+
+// Request IDs.
+const (
+	// DefaultRequestIDEnabled gives every request an ID: a support report
+	// quoting the ID on an error page finds the line in the access log
+	// and in Django's logs, for 32 random hex digits per request.
+	DefaultRequestIDEnabled = true
+	// DefaultRequestIDHeader is the de facto standard name (Heroku,
+	// Django's django-log-request-id, nginx's usual proxy_set_header
+	// X-Request-ID $request_id), in canonical form.
+	DefaultRequestIDHeader = "X-Request-Id"
+)
+
+// The open-file cache of file routes (staticfile's defaults, which a test
+// in proxy keeps equal).
+const (
+	// DefaultOpenFileCacheEntries is nginx's usual open_file_cache
+	// max=1000: a Django site's static directory holds a few hundred
+	// files.
+	DefaultOpenFileCacheEntries = 1000
+	// DefaultOpenFileCacheValid trusts a file's metadata for a second
+	// (nginx's open_file_cache_valid is 60 s): a deploy is visible at
+	// once, for one stat(2) per hot file per second.
+	DefaultOpenFileCacheValid = time.Second
+	// DefaultOpenFileCacheInactive is nginx's open_file_cache
+	// inactive=60s.
+	DefaultOpenFileCacheInactive = time.Minute
+	// DefaultOpenFileCacheMemory keeps files up to 32 KiB in memory within
+	// 16 MiB per file route: a typical site's CSS, JS and icons with their
+	// .br and .gz siblings, several times over.
+	DefaultOpenFileCacheMemory = 16 << 20
 )

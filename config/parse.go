@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/textproto"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -290,6 +292,40 @@ func (c *compiler) compile(r *rawConfig) *Config {
 		}
 	}
 
+	cfg.RequestID = RequestID{Enabled: DefaultRequestIDEnabled, Header: DefaultRequestIDHeader}
+	if r.RequestID.Enabled != nil {
+		cfg.RequestID.Enabled = *r.RequestID.Enabled
+	}
+	if h := r.RequestID.Header; h != "" {
+		name := textproto.CanonicalMIMEHeaderKey(h)
+		switch {
+		case !validFieldName(h):
+			c.errf("request_id.header", "%q is not a header name", h)
+		case strings.IndexByte(h, '_') >= 0:
+			c.errf("request_id.header", "%q: no underscores (Django reads them as dashes, and nginx drops such headers)", h)
+		case hopByHop[name] || forwardingHeaders[name] || name == "Host" || name == "Content-Length" ||
+			name == "Cookie" || name == "Set-Cookie" || name == "Expect" || protectedResponse(name, "") != "":
+			c.errf("request_id.header", "%q already has a meaning in HTTP or to Gatehouse; use a name such as X-Request-ID", h)
+		}
+		cfg.RequestID.Header = name
+	}
+	idHeader := ""
+	if cfg.RequestID.Enabled {
+		idHeader = cfg.RequestID.Header
+	}
+	cfg.OpenFileCache = OpenFileCache{
+		Entries:  DefaultOpenFileCacheEntries,
+		Valid:    r.OpenFileCache.Valid.or(DefaultOpenFileCacheValid),
+		Inactive: c.positive("open_file_cache.inactive", r.OpenFileCache.Inactive, DefaultOpenFileCacheInactive),
+		Memory:   r.OpenFileCache.Memory.or(DefaultOpenFileCacheMemory),
+	}
+	if v := r.OpenFileCache.Entries; v != nil {
+		if *v < 0 {
+			c.errf("open_file_cache.entries", "must not be negative (0 turns the cache off)")
+		}
+		cfg.OpenFileCache.Entries = *v
+	}
+
 	for _, name := range sortedKeys(r.Zones) {
 		cfg.Zones[name] = c.zone(name, r.Zones[name], cfg.Limits.IPv6Prefix)
 	}
@@ -297,7 +333,7 @@ func (c *compiler) compile(r *rawConfig) *Config {
 		cfg.Upstreams[name] = c.upstream(name, r.Upstreams[name])
 	}
 	for _, name := range sortedKeys(r.Sites) {
-		s := c.site(name, r.Sites[name], cfg)
+		s := c.site(name, r.Sites[name], cfg, idHeader)
 		cfg.Sites = append(cfg.Sites, s)
 		if r.Sites[name].Default {
 			if cfg.DefaultSite != nil {
@@ -602,6 +638,7 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 		RetryBodyLimit:        r.RetryBodyLimit.or(DefaultRetryBodyLimit),
 		ResolveInterval:       c.positive(key+".resolve_interval", r.ResolveInterval, DefaultResolveInterval),
 		SlowStart:             r.SlowStart.or(0),
+		XAccelRedirect:        r.XAccelRedirect,
 	}
 	if u.Policy == "" {
 		u.Policy = "round_robin"
@@ -770,7 +807,7 @@ func validCookieName(s string) bool {
 	return true
 }
 
-func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
+func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *Site {
 	key := "sites." + name
 	s := &Site{Name: name, TLS: TLSMode(r.TLS), CertFile: c.path(r.CertFile), KeyFile: c.path(r.KeyFile), HSTS: DefaultHSTS, RedirectHTTPS: true, ErrorPages: map[int][]byte{}}
 	if len(r.Hosts) == 0 && !r.Default {
@@ -812,6 +849,9 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 				c.errf(fmt.Sprintf("%s.hosts[%d]", key, i), "wildcard %q cannot be obtained with HTTP-01 or TLS-ALPN-01; use a certificate from a DNS-01 client with tls = \"files\"", h)
 			}
 		}
+	}
+	if s.TLS == TLSSelfSigned {
+		s.HSTS = DefaultHSTSSelfSigned
 	}
 	if s.TLS == TLSOff || cfg.HTTPS == nil {
 		s.HSTS, s.RedirectHTTPS = "", false
@@ -872,6 +912,8 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 	}
 	s.Allow = c.prefixes(key+".allow", r.Allow)
 	s.Deny = c.prefixes(key+".deny", r.Deny)
+	s.ResponseHeaders = c.headers(key+".response_headers", r.RespHeaders, false, idHeader)
+	s.RequestHeaders = c.headers(key+".request_headers", r.ReqHeaders, true, idHeader)
 
 	if len(r.Routes) == 0 {
 		c.errf(key+".routes", "at least one route is required")
@@ -885,6 +927,7 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 	for i, rr := range r.Routes {
 		rk := fmt.Sprintf("%s.routes[%d]", key, i)
 		rt := &Route{
+			Key:                   rk,
 			Path:                  rr.Path,
 			Upstream:              rr.Upstream,
 			AccessLog:             rr.AccessLog == nil || *rr.AccessLog,
@@ -921,8 +964,23 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 		paths[rt.Path] = true
 		lp := strings.ToLower(rt.Path)
 		folded[lp] = folded[lp] || rt.CaseInsensitive
-		if rt.Upstream == "" {
-			c.errf(rk+".upstream", "is required")
+		rt.ResponseHeaders = c.headers(rk+".response_headers", rr.RespHeaders, false, idHeader)
+		rt.RequestHeaders = c.headers(rk+".request_headers", rr.ReqHeaders, true, idHeader)
+		rt.Files = c.files(rk, rr)
+		rt.Internal = rr.Internal
+		switch {
+		case rt.Files == nil && rt.Upstream == "":
+			c.errf(rk+".upstream", "is required (or alias/root for a file route)")
+		case rt.Internal && rt.Files == nil:
+			c.errf(rk+".internal", "only a file route (alias or root) can be internal")
+		case rt.Internal && rt.Upstream != "":
+			c.errf(rk+".internal", "an internal route serves files only: it cannot have an upstream")
+		}
+		if rt.Files != nil && rr.WebSocket.Enabled && rt.Upstream == "" {
+			c.errf(rk+".websocket.enabled", "a file route without an upstream has no WebSocket backend")
+		}
+		if rt.Internal && !rt.RequestHeaders.Empty() {
+			c.errf(rk+".request_headers", "an internal route sends no request to a backend")
 		}
 		ws := rr.WebSocket
 		rt.WebSocket = WebSocket{
@@ -952,6 +1010,80 @@ func (c *compiler) site(name string, r rawSite, cfg *Config) *Site {
 	}
 	sort.SliceStable(s.Routes, func(i, j int) bool { return len(s.Routes[i].Path) > len(s.Routes[j].Path) })
 	return s
+}
+
+// files compiles a route's file keys; nil when it is not a file route.
+func (c *compiler) files(rk string, rr rawRoute) *Files {
+	if rr.Alias == nil && rr.Root == nil {
+		for k, set := range map[string]bool{"index": rr.Index != nil, "cache_control": rr.CacheControl != nil,
+			"immutable_cache_control": rr.ImmutableCacheControl != nil, "ignore_hashes": rr.IgnoreHashes,
+			"precompressed": rr.Precompressed != nil, "allow_dot_files": rr.AllowDotFiles} {
+			if set {
+				c.errf(rk+"."+k, "only applies to a file route (alias or root)")
+			}
+		}
+		return nil
+	}
+	f := &Files{Index: rr.Index, IgnoreHashes: rr.IgnoreHashes, Precompressed: rr.Precompressed, AllowDotFiles: rr.AllowDotFiles}
+	dirKey := rk + ".alias"
+	switch {
+	case rr.Alias != nil && rr.Root != nil:
+		c.errf(rk+".root", "alias and root exclude each other (alias cuts the route's path off the request path, root keeps it)")
+		return nil
+	case rr.Alias != nil:
+		f.Dir, f.Alias = *rr.Alias, true
+		if p := rr.Path; p != "" && !strings.HasSuffix(p, "/") {
+			// Without the slash /staticx.css would be the directory's
+			// x.css, and nginx's classic alias hole (/static../) is one
+			// typo away; the file server refuses ".." names regardless.
+			c.errf(rk+".path", "%q: a route with alias must end in \"/\" (without it, %sx.css would be the directory's file x.css)", p, p)
+		}
+	default:
+		f.Dir = *rr.Root
+		dirKey = rk + ".root"
+	}
+	if f.Dir == "" {
+		c.errf(dirKey, "must name a directory")
+		return f
+	}
+	f.Dir = c.path(f.Dir)
+	if fi, err := os.Stat(f.Dir); err != nil {
+		c.errf(dirKey, "%v", err)
+	} else if !fi.IsDir() {
+		c.errf(dirKey, "%s is not a directory", f.Dir)
+	}
+	for i, name := range rr.Index {
+		if name == "" || name[0] == '.' || strings.ContainsAny(name, "/\\\x00") {
+			c.errf(fmt.Sprintf("%s.index[%d]", rk, i), "%q is not a plain file name (no slash, no leading dot)", name)
+		}
+	}
+	seen := map[string]bool{}
+	for i, enc := range rr.Precompressed {
+		switch {
+		case enc != "br" && enc != "zstd" && enc != "gzip":
+			c.errf(fmt.Sprintf("%s.precompressed[%d]", rk, i), "unknown coding %q (br, zstd or gzip)", enc)
+		case seen[enc]:
+			c.errf(fmt.Sprintf("%s.precompressed[%d]", rk, i), "%q is listed twice", enc)
+		}
+		seen[enc] = true
+	}
+	for k, v := range map[string]*string{"cache_control": rr.CacheControl, "immutable_cache_control": rr.ImmutableCacheControl} {
+		if v == nil {
+			continue
+		}
+		if why := checkFieldValue(*v); why != "" {
+			c.errf(rk+"."+k, "value %q %s", *v, why)
+		}
+		if k == "cache_control" {
+			f.CacheControl = *v
+		} else {
+			f.ImmutableCacheControl = *v
+		}
+	}
+	if rr.Internal && rr.ImmutableCacheControl != nil {
+		c.errf(rk+".immutable_cache_control", "internal routes never treat names as hashed; use cache_control")
+	}
+	return f
 }
 
 // cleanRoutePath is p (starting with '/') with repeated slashes merged

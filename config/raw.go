@@ -25,6 +25,52 @@ type rawConfig struct {
 	Upstreams      map[string]rawUpstrm `toml:"upstreams"`
 	Zones          map[string]rawZone   `toml:"zones"`
 	Runtime        rawRuntime           `toml:"runtime"`
+	RequestID      rawRequestID         `toml:"request_id"`
+	OpenFileCache  rawOpenFileCache     `toml:"open_file_cache"`
+}
+
+type rawRequestID struct {
+	Enabled *bool  `toml:"enabled"`
+	Header  string `toml:"header"`
+}
+
+type rawOpenFileCache struct {
+	Entries  *int     `toml:"entries"`
+	Valid    duration `toml:"valid"`
+	Inactive duration `toml:"inactive"`
+	Memory   size     `toml:"memory"`
+}
+
+// rawHeaders is a [*.response_headers] or [*.request_headers] table.
+type rawHeaders struct {
+	Remove []string                `toml:"remove"`
+	Set    map[string]headerValues `toml:"set"`
+	Add    map[string]headerValues `toml:"add"`
+}
+
+// headerValues is a header value, or a list of them (one field line
+// each).
+type headerValues []string
+
+// UnmarshalTOML accepts a string or an array of strings.
+func (h *headerValues) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case string:
+		*h = headerValues{x}
+		return nil
+	case []any:
+		out := make(headerValues, 0, len(x))
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("header values must be strings, not %v", e)
+			}
+			out = append(out, s)
+		}
+		*h = out
+		return nil
+	}
+	return fmt.Errorf("a header value must be a string or an array of strings, not %v", v)
 }
 
 type rawRuntime struct {
@@ -115,6 +161,8 @@ type rawSite struct {
 	Allow         []string          `toml:"allow"`
 	Deny          []string          `toml:"deny"`
 	AllowTrace    *bool             `toml:"allow_trace"`
+	RespHeaders   rawHeaders        `toml:"response_headers"`
+	ReqHeaders    rawHeaders        `toml:"request_headers"`
 	Routes        []rawRoute        `toml:"routes"`
 }
 
@@ -132,6 +180,19 @@ type rawRoute struct {
 	AllowTrace            *bool        `toml:"allow_trace"`
 	ReadTimeout           duration     `toml:"read_timeout"`
 	WebSocket             rawWebSocket `toml:"websocket"`
+	RespHeaders           rawHeaders   `toml:"response_headers"`
+	ReqHeaders            rawHeaders   `toml:"request_headers"`
+
+	// File routes.
+	Alias                 *string  `toml:"alias"`
+	Root                  *string  `toml:"root"`
+	Internal              bool     `toml:"internal"`
+	Index                 []string `toml:"index"`
+	CacheControl          *string  `toml:"cache_control"`
+	ImmutableCacheControl *string  `toml:"immutable_cache_control"`
+	IgnoreHashes          bool     `toml:"ignore_hashes"`
+	Precompressed         []string `toml:"precompressed"`
+	AllowDotFiles         bool     `toml:"allow_dot_files"`
 }
 
 type rawWebSocket struct {
@@ -168,6 +229,7 @@ type rawUpstrm struct {
 	RetryBodyLimit        size        `toml:"retry_body_limit"`
 	ResolveInterval       duration    `toml:"resolve_interval"`
 	SlowStart             duration    `toml:"slow_start"`
+	XAccelRedirect        bool        `toml:"x_accel_redirect"`
 }
 
 type rawServer struct {

@@ -136,6 +136,15 @@ type logEntry struct {
 	site      string
 	route     string
 	tls       bool
+	requestID string // "" when request IDs are off
+
+	// A WebSocket tunnel's line, written when it closes: duration is its
+	// lifetime, bytes what the backend sent the client, wsBytesIn what
+	// the client sent the backend (frame headers included).
+	ws        bool
+	wsBytesIn int64
+	wsCode    uint16 // close code (1006 when no Close frame was seen)
+	wsCause   string // who or what ended it (wstunnel's Cause)
 }
 
 var logBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -230,6 +239,18 @@ func appendJSON(b []byte, e *logEntry) []byte {
 	b = appendJSONString(b, e.referer)
 	b = append(b, `,"user_agent":`...)
 	b = appendJSONString(b, e.userAgent)
+	if e.requestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendJSONString(b, e.requestID)
+	}
+	if e.ws {
+		b = append(b, `,"ws_bytes_in":`...)
+		b = strconv.AppendInt(b, e.wsBytesIn, 10)
+		b = append(b, `,"ws_close_code":`...)
+		b = strconv.AppendUint(b, uint64(e.wsCode), 10)
+		b = append(b, `,"ws_close_cause":`...)
+		b = appendJSONString(b, e.wsCause)
+	}
 	b = append(b, "}\n"...)
 	return b
 }

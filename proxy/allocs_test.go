@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,23 +26,32 @@ import (
 // figure here (and in the doc).
 const (
 	// ServeHTTP of a small GET through the whole Edge, access log off:
-	// the response head's value string and slice (2, upstream client) and
-	// the balancer's release closure (2, Backend.Acquire). A request whose
-	// context can be cancelled (every request a net/http server serves;
-	// not this test's) adds the upstream client's context.AfterFunc
-	// registration.
-	allocsServeHTTP = 4
+	// the response head's value string and slice (2, upstream client),
+	// the balancer's release closure (2, Backend.Acquire) and the
+	// request ID's string and header slice (2, on by default: the value
+	// must outlive the pooled request state, because net/http may write
+	// the head after ServeHTTP returns). A request whose context can be
+	// cancelled (every request a net/http server serves; not this
+	// test's) adds the upstream client's context.AfterFunc registration.
+	allocsServeHTTP = 6
+	// The same with [request_id] enabled = false.
+	allocsServeHTTPNoID = 4
 	// The same with a JSON access log line (the log entry's client
 	// address string).
-	allocsServeHTTPLog = 5
+	allocsServeHTTPLog = 7
 	// ServeHTTP of a request whose context can be cancelled, as a
 	// net/http server's are: the upstream client's context.AfterFunc
 	// registration, which ends a blocked backend read when the client
 	// goes away (issue 13.3), adds 2 (its context and stop function).
-	allocsServeHTTPCancel = 6
+	allocsServeHTTPCancel = 8
 	// ServeHTTP with client = "net/http": http.Transport's own request
 	// and response objects, the header map, the trace and timers.
-	allocsServeHTTPNetHTTP = 68
+	allocsServeHTTPNetHTTP = 70
+	// ServeHTTP of a 2 KiB file from a file route (from the open-file
+	// cache's memory): the request ID (2), and http.ServeContent's own
+	// (Last-Modified, Content-Length and Accept-Ranges values, its
+	// LimitedReader: 6).
+	allocsServeFile = 8
 	// One upstream round trip on a pooled connection: the response
 	// head's value string and slice.
 	allocsRoundTrip = 2
@@ -63,15 +76,20 @@ func TestHotPathAllocs(t *testing.T) {
 
 	for _, lc := range []struct {
 		name, accessLog, client string
-		cancellable             bool
+		cancellable, noID       bool
 		want                    int
 	}{
-		{"ServeHTTP", "off", "gatehouse", false, allocsServeHTTP},
-		{"ServeHTTP+accesslog", "stderr", "gatehouse", false, allocsServeHTTPLog},
-		{"ServeHTTP cancellable", "off", "gatehouse", true, allocsServeHTTPCancel},
-		{"ServeHTTP client=net/http", "off", "net/http", true, allocsServeHTTPNetHTTP},
+		{"ServeHTTP", "off", "gatehouse", false, false, allocsServeHTTP},
+		{"ServeHTTP request_id off", "off", "gatehouse", false, true, allocsServeHTTPNoID},
+		{"ServeHTTP+accesslog", "stderr", "gatehouse", false, false, allocsServeHTTPLog},
+		{"ServeHTTP cancellable", "off", "gatehouse", true, false, allocsServeHTTPCancel},
+		{"ServeHTTP client=net/http", "off", "net/http", true, false, allocsServeHTTPNetHTTP},
 	} {
-		e, w, req := allocsEdge(t, lc.accessLog, lc.client)
+		prefix := ""
+		if lc.noID {
+			prefix = "[request_id]\nenabled = false\n"
+		}
+		e, w, req := allocsEdge(t, prefix+benchConfigFor(lc.accessLog, lc.client))
 		if lc.cancellable {
 			ctx, cancel := context.WithCancel(req.Context())
 			defer cancel()
@@ -86,6 +104,22 @@ func TestHotPathAllocs(t *testing.T) {
 			}
 		})
 	}
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "items"), bytes.Repeat([]byte("x"), 2048), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fileCfg := strings.Replace(benchConfigFor("off", "gatehouse"), "[[sites.app.routes]]",
+		"[[sites.app.routes]]\npath = \"/api/\"\nalias = \""+dir+"\"\n\n[[sites.app.routes]]", 1)
+	e, w, req := allocsEdge(t, fileCfg)
+	check("ServeHTTP file", allocsServeFile, func() {
+		clear(w.h)
+		w.code = 0
+		e.ServeHTTP(w, req)
+		if w.code != 200 {
+			t.Fatalf("file: status %d", w.code)
+		}
+	})
 
 	c := uhttp.New(staticOptions(staticOK))
 	defer c.Close()
@@ -131,11 +165,11 @@ func TestHotPathAllocs(t *testing.T) {
 	check("ratelimit Zone.AllowAt", allocsAllowAt, func() { z.AllowAt(k, now) })
 }
 
-// allocsEdge is BenchmarkServeHTTP's setup with an origin-form request,
-// as a server hands it to the handler.
-func allocsEdge(t *testing.T, accessLog, client string) (*Edge, *discardWriter, *http.Request) {
+// allocsEdge is BenchmarkServeHTTP's setup for cfgText with an
+// origin-form request, as a server hands it to the handler.
+func allocsEdge(t *testing.T, cfgText string) (*Edge, *discardWriter, *http.Request) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(benchConfigFor(accessLog, client)))
+	cfg, err := config.Parse([]byte(cfgText))
 	if err != nil {
 		t.Fatal(err)
 	}

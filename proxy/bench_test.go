@@ -64,14 +64,22 @@ func benchConfigFor(accessLog, client string) string {
 // upstream client, of each kind, on an in-memory backend connection
 // (staticBackend) in place of the network.
 func BenchmarkServeHTTP(b *testing.B) {
-	for _, bc := range []struct{ name, accessLog, client string }{
-		{"nolog", "off", "gatehouse"},
-		{"jsonlog", "stderr", "gatehouse"}, // AccessLogs.Stderr is io.Discard below
-		{"nolog/net-http", "off", "net/http"},
-		{"jsonlog/net-http", "stderr", "net/http"},
+	for _, bc := range []struct {
+		name, accessLog, client string
+		noID                    bool
+	}{
+		{"nolog", "off", "gatehouse", false},
+		{"nolog/no-request-id", "off", "gatehouse", true},
+		{"jsonlog", "stderr", "gatehouse", false}, // AccessLogs.Stderr is io.Discard below
+		{"nolog/net-http", "off", "net/http", false},
+		{"jsonlog/net-http", "stderr", "net/http", false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			cfg, err := config.Parse([]byte(benchConfigFor(bc.accessLog, bc.client)))
+			text := benchConfigFor(bc.accessLog, bc.client)
+			if bc.noID {
+				text = "[request_id]\nenabled = false\n" + text
+			}
+			cfg, err := config.Parse([]byte(text))
 			if err != nil {
 				b.Fatal(err)
 			}

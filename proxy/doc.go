@@ -13,9 +13,17 @@
 // request reaches Edge.ServeHTTP, which loads the current Runtime once and
 // uses it for the whole request: site by Host (421 for a Host no site
 // claims), client address from trusted proxies only, allow/deny lists,
-// route by longest prefix, body limit, rate-limit zones, the client's
-// share of the upstream's slots (clientshare.go), then forward with
-// retries or a WebSocket tunnel. A request whose client has gone (an
+// route by longest prefix, body limit, rate-limit zones, then either the
+// route's files (files.go: package staticfile, with a hand-over of missing
+// names to the route's upstream when it has one) or the client's share of
+// the upstream's slots (clientshare.go) and forwarding with retries or a
+// WebSocket tunnel. A backend response naming a file with
+// X-Accel-Redirect is served from the site's internal file route once the
+// backend is released. Every request gets a request ID first
+// (requestid.go); the header rules of the site and route (headers.go) are
+// applied to every response, proxied, file or Gatehouse's own, and to
+// every backend request, through the one header rewrite
+// (upstream.Forward). A request whose client has gone (an
 // HTTP/2 stream it reset) is not forwarded, and an HTTP/2 connection over
 // its reset budget gets no answer (edgeserver.ConnInfo.StreamStart).
 // Every write of the response is bounded by the send timeout (send.go).
@@ -29,7 +37,8 @@
 // new Runtime with one atomic store; the caller then closes the old one,
 // whose in-flight requests finish on it. State that must survive a reload
 // lives outside Runtime, in objects created once per process and passed in
-// Deps: backend health (balancer.Registry), access log files, Metrics, and
-// the WebSocket tunnels (Edge.Tunnels), which a reload keeps unless their
+// Deps: backend health (balancer.Registry), access log files, Metrics, the
+// file servers with their open-file caches (FileServers), and the
+// WebSocket tunnels (Edge.Tunnels), which a reload keeps unless their
 // route or server disappeared.
 package proxy

@@ -570,6 +570,7 @@ func TestBackendDiesMidBody(t *testing.T) {
 			if err != nil || code != 200 || body != "/next" {
 				t.Fatalf("request after a backend died mid-body: %d %q %v; want 200 (the max_conns slot must come back)", code, body, err)
 			}
+			<-f.served // the client has the response before ServeHTTP writes its log line
 			logLines := f.log.String()
 			if !strings.Contains(logLines, `"/dies"`) || !strings.Contains(logLines, `"/next"`) {
 				t.Errorf("access log lacks the aborted request's line:\n%s", logLines)

@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
+	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
 // request is the per-request state of the handler, pooled.
@@ -32,9 +33,21 @@ type request struct {
 	bytes    int64
 	upstream string // backend address that answered
 
+	id    []string  // request ID (the response header's value); nil when off
+	host  string    // the request's host name (siteHost's form)
+	rules respRules // response header rules of the route (or site) answering
+
 	sticky string        // persistence cookie name, stripped from backend requests
 	up     uhttp.Request // the backend request of the current try
 	fwd    uhttp.Forward // its header
+	extra  requestFields // the proxy's own fields of it (fwd.Extra)
+
+	fw    fileWriter // the response writer of file responses
+	accel accel      // an X-Accel-Redirect to serve once the backend is released
+
+	// wsLog is set when a WebSocket tunnel writes the access log line
+	// when it closes, instead of ServeHTTP at the 101.
+	wsLog bool
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -43,7 +56,7 @@ var requestPool = sync.Pool{New: func() any { return new(request) }}
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := e.rt.Load()
 	if rt == nil {
-		writeError(w, nil, http.StatusServiceUnavailable, false,
+		writeError(w, builtinPages[http.StatusServiceUnavailable], nil, "", http.StatusServiceUnavailable, false,
 			sendBound{send: config.DefaultSendTimeout, now: e.now, h2: r.ProtoMajor == 2})
 		return
 	}
@@ -76,6 +89,7 @@ func (q *request) end() {
 
 func (q *request) serve() {
 	r := q.r
+	q.assignRequestID()
 	if reason, bad := q.ci.FramingRejected(r); bad {
 		q.e.metrics.smuggling.Inc()
 		q.e.log.Info("request refused: ambiguous framing", "client", q.ci.Peer, "reason", reason)
@@ -105,7 +119,7 @@ func (q *request) serve() {
 		q.fail(http.StatusMisdirectedRequest, false)
 		return
 	}
-	q.site = s
+	q.site, q.host, q.rules = s, host, s.respRules
 	if q.ci.TLS == nil && s.cfg.RedirectHTTPS {
 		q.redirect(host)
 		return
@@ -136,7 +150,7 @@ func (q *request) serve() {
 		q.fail(http.StatusNotFound, false)
 		return
 	}
-	q.route = rt
+	q.route, q.rules = rt, rt.respRules
 	if !allowed(rt.cfg.Allow, rt.cfg.Deny, q.client) {
 		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
@@ -164,7 +178,22 @@ func (q *request) serve() {
 		// Not a WebSocket route: Upgrade is hop-by-hop and is dropped
 		// (h2c is never tunnelled); the request is served as plain HTTP.
 	}
+	if rt.files != nil {
+		q.serveFile(path)
+		return
+	}
+	q.proxy()
+}
+
+// proxy forwards the request to the route's upstream, then serves the
+// file a backend named with X-Accel-Redirect, if it did: only after the
+// backend's slot, connection and the client's share are given back, as
+// nginx releases the upstream before it sends the file.
+func (q *request) proxy() {
 	q.forwardShared()
+	if q.accel.pending {
+		q.serveAccel()
+	}
 }
 
 // redirect answers 301 to the same URL over https; host is in siteHost's
@@ -185,6 +214,7 @@ func (q *request) redirect(host string) {
 	h := q.w.Header()
 	h["Location"] = []string{target}
 	h["Content-Length"] = []string{"0"}
+	q.rules.apply(h)
 	q.status = http.StatusMovedPermanently
 	q.w.WriteHeader(http.StatusMovedPermanently)
 	_ = q.sendBound().end(http.NewResponseController(q.w))
@@ -202,23 +232,28 @@ func (q *request) refuseMethod() {
 	q.fail(http.StatusMethodNotAllowed, false)
 }
 
-// fail answers with an error page.
+// fail answers with an error page: the site's, or the built-in one, with
+// the request ID, under the header rules of the route (or site)
+// answering.
 func (q *request) fail(code int, close bool) {
 	q.status = code
-	if q.ci.TLS != nil {
-		s := q.site
-		if s == nil {
-			// No site for the Host (421): the browser applies HSTS to
-			// the name it connected to, which is the SNI name.
-			if h, ok := siteHost(q.ci.TLS.ServerName); ok {
-				s = q.rt.siteFor(h)
+	rules := q.rules
+	if q.site == nil && q.ci.TLS != nil {
+		// No site for the Host (421): the browser applies HSTS to the
+		// name it connected to, which is the SNI name; that site's
+		// rules apply too.
+		if h, ok := siteHost(q.ci.TLS.ServerName); ok {
+			if s := q.rt.siteFor(h); s != nil {
+				rules = s.respRules
+				if s.hstsValue != nil {
+					q.w.Header()["Strict-Transport-Security"] = s.hstsValue
+				}
 			}
 		}
-		if s != nil && s.hstsValue != nil {
-			q.w.Header()["Strict-Transport-Security"] = s.hstsValue
-		}
+	} else if q.ci.TLS != nil && q.site.hstsValue != nil {
+		q.w.Header()["Strict-Transport-Security"] = q.site.hstsValue
 	}
-	writeError(q.w, q.site, code, close, q.sendBound())
+	writeError(q.w, pageFor(q.site, code), rules, q.requestID(), code, close, q.sendBound())
 }
 
 // finish records metrics and the access log line.
@@ -235,9 +270,15 @@ func (q *request) finish() {
 	if s == nil {
 		s = q.rt.defaultSite
 	}
-	if s == nil || s.log == nil || (q.route != nil && !q.route.cfg.AccessLog) {
+	if s == nil || s.log == nil || (q.route != nil && !q.route.cfg.AccessLog) || q.wsLog {
 		return
 	}
+	e := q.logEntry(s, d)
+	s.log.write(&e)
+}
+
+// logEntry is q's access log line for site s, the request having taken d.
+func (q *request) logEntry(s *site, d time.Duration) logEntry {
 	e := logEntry{
 		start:     q.start,
 		duration:  d,
@@ -253,11 +294,12 @@ func (q *request) finish() {
 		upstream:  q.upstream,
 		site:      s.cfg.Name,
 		tls:       q.ci.TLS != nil,
+		requestID: q.requestID(),
 	}
 	if q.route != nil {
 		e.route = q.route.cfg.Path
 	}
-	s.log.write(&e)
+	return e
 }
 
 func siteName(s *site) string {
@@ -438,6 +480,11 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 	if q.sticky != "" && !stickyHit {
 		cookie = q.stickyCookie(b.ID())
 	}
+	if len(resp.Header[staticfile.RedirectHeader]) > 0 {
+		// Served by proxy once this attempt has released the backend.
+		q.takeAccel(resp, cookie)
+		return true, nil, 0
+	}
 	if err := q.copyResponse(resp, cookie); err != nil {
 		q.bodyFailed(b, err)
 		panic(http.ErrAbortHandler)
@@ -471,19 +518,22 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	w := q.w
 	h := w.Header()
 	connTokens := resp.Header["Connection"]
+	// X-Accel-Buffering: no asks for every chunk to be sent on as it
+	// comes (nginx proxy_buffering off for this response).
+	unbuffered := strings.EqualFold(headerValue(resp.Header, "X-Accel-Buffering"), "no")
 	for k, vv := range resp.Header {
-		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) {
+		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) || accelHeader(k) {
 			continue
 		}
 		h[k] = vv
 	}
+	q.rules.apply(h)
+	// Gatehouse's own fields, after the rules: no rule removes them.
 	if cookie != nil {
 		h["Set-Cookie"] = append(h["Set-Cookie"], cookie.String())
 		h["Cache-Control"] = []string{mergePrivate(h["Cache-Control"])}
 	}
-	if q.ci.TLS != nil && q.site.hstsValue != nil {
-		h["Strict-Transport-Security"] = q.site.hstsValue
-	}
+	q.ownHeaders(h)
 	if len(resp.Trailer) > 0 {
 		keys := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {
@@ -495,7 +545,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	// The head goes out with the first body write, or at sb.end: both
 	// bounded by the send timeout (send.go).
 	w.WriteHeader(resp.StatusCode)
-	streaming := resp.ContentLength == -1 || strings.HasPrefix(headerValue(resp.Header, "Content-Type"), "text/event-stream")
+	streaming := resp.ContentLength == -1 || unbuffered || strings.HasPrefix(headerValue(resp.Header, "Content-Type"), "text/event-stream")
 	n, err := q.copyBody(resp.Body, streaming)
 	q.bytes = n
 	if err != nil {
@@ -532,7 +582,7 @@ func (q *request) Interim(code int, h http.Header) error {
 	}
 	connTokens := h["Connection"]
 	for k, vv := range h {
-		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) {
+		if uhttp.HopByHop(k) || len(connTokens) > 0 && hasToken(connTokens, k) || accelHeader(k) {
 			continue
 		}
 		wh[k] = vv
@@ -586,6 +636,18 @@ func (q *request) copyBody(src io.Reader, flush bool) (int64, error) {
 		if rerr != nil {
 			return written, rerr
 		}
+	}
+}
+
+// ownHeaders sets the fields Gatehouse owns on a response: HSTS over TLS
+// and the request ID (which a backend's header of the same name may have
+// replaced).
+func (q *request) ownHeaders(h http.Header) {
+	if q.ci.TLS != nil && q.site.hstsValue != nil {
+		h["Strict-Transport-Security"] = q.site.hstsValue
+	}
+	if q.id != nil {
+		h[q.rt.cfg.RequestID.Header] = q.id
 	}
 }
 

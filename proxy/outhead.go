@@ -10,7 +10,8 @@ import (
 
 // forwardHeader is the backend request's header: the proxy's one header
 // rewrite (uhttp.Forward), for both upstream clients and the WebSocket
-// handshake, with what it needs to know of this request.
+// handshake, with what it needs to know of this request, the route's
+// request header rules and the request ID.
 func (q *request) forwardHeader() *uhttp.Forward {
 	q.fwd = uhttp.Forward{
 		In:      q.r.Header,
@@ -21,6 +22,11 @@ func (q *request) forwardHeader() *uhttp.Forward {
 		TLS:     q.ci.TLS != nil,
 		Port:    q.localPort(),
 		Sticky:  q.sticky,
+		Omit:    q.route.reqRules.omit,
+	}
+	if q.id != nil || len(q.route.reqRules.fields) > 0 {
+		q.extra.q = q
+		q.fwd.Extra = &q.extra
 	}
 	return &q.fwd
 }

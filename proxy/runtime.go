@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/config"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
+	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
 // Deps are the long-lived parts a Runtime is built from: created once per
@@ -33,6 +34,9 @@ type Deps struct {
 	AccessLogs *AccessLogs
 	// Zones keeps rate-limit buckets across reloads; nil: a new set.
 	Zones *Zones
+	// Files keeps file routes' servers (and their open-file caches)
+	// across reloads; nil: a set of the Runtime's own.
+	Files *FileServers
 	// Jail, when set, receives strikes (rate-limit rejections, configured
 	// statuses) and bans clients; the listeners refuse banned ones.
 	Jail *ratelimit.Jail
@@ -65,6 +69,7 @@ type Runtime struct {
 
 	upstreams     map[string]*upstream
 	upstreamNames []string
+	files         []*staticfile.Server // file servers held, given back at release
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -80,13 +85,26 @@ type site struct {
 	hstsValue []string
 	// origins allowed for WebSocket upgrades when a route lists none.
 	defaultOrigins map[string]bool
+	// pages are the error page files by status.
+	pages map[int]*errorPage
+	// respRules are the site's response header rules (responses that
+	// no route answers).
+	respRules respRules
+	// internal are the internal file routes, longest prefix first
+	// (X-Accel-Redirect targets).
+	internal []*route
 }
 
 type route struct {
 	cfg      *config.Route
 	site     *site
-	upstream *upstream
+	upstream *upstream          // nil: a file route without fallback
+	files    *staticfile.Server // nil: not a file route
 	metrics  *routeMetrics
+	// respRules and reqRules are the site's header rules followed by
+	// the route's.
+	respRules respRules
+	reqRules  reqRules
 	// headerTimeout is the upstream's response-header timeout, or this
 	// route's own; readTimeout likewise for the body gap (0: none).
 	headerTimeout time.Duration
@@ -128,6 +146,9 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 	if d.Zones == nil {
 		d.Zones = NewZones()
 	}
+	if d.Files == nil {
+		d.Files = NewFileServers()
+	}
 	rt := &Runtime{
 		cfg:       cfg,
 		deps:      d,
@@ -158,8 +179,16 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		rt.upstreams[name] = u
 		rt.upstreamNames = append(rt.upstreamNames, name)
 	}
+	idHeader := ""
+	if cfg.RequestID.Enabled {
+		idHeader = cfg.RequestID.Header
+	}
 	for _, sc := range cfg.Sites {
-		s := &site{cfg: sc, defaultOrigins: map[string]bool{}}
+		s := &site{cfg: sc, defaultOrigins: map[string]bool{}, pages: map[int]*errorPage{},
+			respRules: compileResponse(sc.ResponseHeaders)}
+		for code, b := range sc.ErrorPages {
+			s.pages[code] = filePage(b)
+		}
 		if sc.HSTS != "" {
 			s.hstsValue = []string{sc.HSTS}
 		}
@@ -183,12 +212,31 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			s.log = l
 		}
 		for _, rc := range sc.Routes {
+			r := &route{cfg: rc, site: s, metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream),
+				respRules: compileResponse(sc.ResponseHeaders, rc.ResponseHeaders),
+				reqRules:  compileRequest(idHeader, sc.RequestHeaders, rc.RequestHeaders)}
+			if rc.Files != nil {
+				fs, err := rt.fileServer(rc)
+				if err != nil {
+					return nil, fmt.Errorf("sites.%s: route %s: %w", sc.Name, rc.Path, err)
+				}
+				r.files = fs
+				if rc.Internal {
+					s.internal = append(s.internal, r)
+				}
+			}
+			if err := rt.buildZones(r); err != nil {
+				return nil, fmt.Errorf("sites.%s: route %s: %w", sc.Name, rc.Path, err)
+			}
+			s.routes = append(s.routes, r)
+			if rc.Upstream == "" {
+				continue
+			}
 			u := rt.upstreams[rc.Upstream]
 			if u == nil {
 				return nil, fmt.Errorf("sites.%s: route %s: unknown upstream %q", sc.Name, rc.Path, rc.Upstream)
 			}
-			r := &route{cfg: rc, site: s, upstream: u, headerTimeout: u.cfg.ResponseHeaderTimeout,
-				readTimeout: u.cfg.ReadTimeout, metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream)}
+			r.upstream, r.headerTimeout, r.readTimeout = u, u.cfg.ResponseHeaderTimeout, u.cfg.ReadTimeout
 			if rc.ResponseHeaderTimeout > 0 {
 				r.headerTimeout = rc.ResponseHeaderTimeout
 			}
@@ -204,13 +252,9 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 					r.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
 				}
 			}
-			if err := rt.buildZones(r); err != nil {
-				return nil, fmt.Errorf("sites.%s: route %s: %w", sc.Name, rc.Path, err)
-			}
 			if u.healthHost == "" && len(sc.Hosts) > 0 && !strings.HasPrefix(sc.Hosts[0], "*.") {
 				u.healthHost = sc.Hosts[0]
 			}
-			s.routes = append(s.routes, r)
 		}
 		rt.sites = append(rt.sites, s)
 		if cfg.DefaultSite == sc {
@@ -388,6 +432,10 @@ func (rt *Runtime) Close() {
 
 func (rt *Runtime) release() {
 	rt.cancel()
+	for _, f := range rt.files {
+		rt.deps.Files.put(f)
+	}
+	rt.files = nil
 	for _, u := range rt.upstreams {
 		u.pool.Close()
 		if u.client != nil {

@@ -166,8 +166,9 @@ func (q *request) serveWebSocket() {
 	_ = clientConn.SetDeadline(time.Time{})
 	head := make([]byte, 0, 512)
 	head = append(head, "HTTP/1.1 101 Switching Protocols\r\n"...)
+	idHeader := q.rt.cfg.RequestID.Header
 	for k, vv := range resp.Header {
-		if uhttp.HopByHop(k) && k != "Upgrade" && k != "Connection" {
+		if uhttp.HopByHop(k) && k != "Upgrade" && k != "Connection" || accelHeader(k) || q.id != nil && k == idHeader {
 			continue
 		}
 		for _, v := range vv {
@@ -181,6 +182,12 @@ func (q *request) serveWebSocket() {
 		head = append(head, "Set-Cookie: "...)
 		head = append(head, cookie.String()...)
 		head = append(head, "\r\nCache-Control: private\r\n"...)
+	}
+	if q.id != nil {
+		head = append(head, idHeader...)
+		head = append(head, ": "...)
+		head = append(head, q.id[0]...)
+		head = append(head, "\r\n"...)
 	}
 	head = append(head, "\r\n"...)
 	// Count the stream before the client can see the 101, so the active
@@ -218,6 +225,18 @@ func (q *request) serveWebSocket() {
 	socket := sockio.Socket(clientConn)
 	e.metrics.wsUpgrades.WithLabelValues("ok").Inc()
 	start := e.now()
+	// The access log line is written when the tunnel closes, with its
+	// lifetime, bytes and close code (ServeHTTP skips it at the 101).
+	var logLine func(res wstunnel.Result)
+	if s := q.site; s.log != nil && q.route.cfg.AccessLog {
+		q.wsLog = true
+		le := q.logEntry(s, 0)
+		logLine = func(res wstunnel.Result) {
+			le.duration = e.now().Sub(le.start)
+			le.bytes, le.ws, le.wsBytesIn, le.wsCode, le.wsCause = res.BytesOut, true, res.BytesIn, res.Code, res.Cause
+			s.log.write(&le)
+		}
+	}
 	e.Tunnels.Start(clientConn, clientBuf, conn, backendBuf, wstunnel.Options{
 		IdleTimeout:  ws.IdleTimeout,
 		PingInterval: ws.PingInterval,
@@ -238,6 +257,9 @@ func (q *request) serveWebSocket() {
 			e.metrics.wsLifetime.Observe(e.now().Sub(start).Seconds())
 			e.metrics.wsBytes.WithLabelValues("in").Add(float64(res.BytesIn))
 			e.metrics.wsBytes.WithLabelValues("out").Add(float64(res.BytesOut))
+			if logLine != nil {
+				logLine(res)
+			}
 		},
 	})
 }
@@ -344,7 +366,7 @@ func (rt *Runtime) orphaned(l wstunnel.Labels) bool {
 			continue
 		}
 		for _, r := range s.routes {
-			if r.cfg.Path == path && r.cfg.WebSocket.Enabled && r.upstream.cfg.Name == l.Upstream {
+			if r.cfg.Path == path && r.cfg.WebSocket.Enabled && r.upstream != nil && r.upstream.cfg.Name == l.Upstream {
 				found = true
 			}
 		}

@@ -110,6 +110,17 @@ func checkFiles(cfg *config.Config) (warnings, problems []config.Problem) {
 		}
 	}
 	for _, s := range cfg.Sites {
+		for _, r := range s.Routes {
+			if r.Files == nil {
+				continue
+			}
+			// Stat follows links, as the file server does at its root.
+			if fi, err := os.Stat(r.Files.Dir); err == nil && fi.Mode().Perm()&0o002 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+				warnings = append(warnings, cfg.Problemf(r.Key,
+					"route %s serves %s, which anyone on the machine may write to (mode %04o): they choose what the site serves (chmod o-w %s)",
+					r.Path, r.Files.Dir, fi.Mode().Perm(), r.Files.Dir))
+			}
+		}
 		if s.TLS != config.TLSFiles {
 			continue
 		}

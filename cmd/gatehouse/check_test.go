@@ -353,3 +353,35 @@ func TestCheckLoosePermissions(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckWritableFileRoot: a file route whose directory anyone may
+// write to is a warning naming the route's line; a sticky directory
+// (like /tmp) or a tight one is not.
+func TestCheckWritableFileRoot(t *testing.T) {
+	for name, c := range map[string]struct {
+		mode os.FileMode
+		warn bool
+	}{"0777": {0o777, true}, "sticky 1777": {0o777 | os.ModeSticky, false}, "0755": {0o755, false}} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			cert, key := selfSignedPair(t, dir, 0o600)
+			static := filepath.Join(dir, "static")
+			if err := os.Mkdir(static, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(static, c.mode); err != nil {
+				t.Fatal(err)
+			}
+			body := strings.Replace(filesSite(dir, cert, key, ""), "[[sites.a.routes]]",
+				"[[sites.a.routes]]\npath = \"/static/\"\nalias = \""+static+"\"\n\n[[sites.a.routes]]", 1)
+			r := runCheckCmd(t, writeConfig(t, dir, body))
+			if r.code != 0 {
+				t.Fatalf("exit %d, want 0\nstderr: %s", r.code, r.stderr)
+			}
+			got := strings.Contains(r.stderr, "gatehouse.toml:7: sites.a.routes[0]: route /static/ serves "+static+", which anyone on the machine may write to")
+			if got != c.warn {
+				t.Errorf("warning %v, want %v; stderr %q", got, c.warn, r.stderr)
+			}
+		})
+	}
+}

@@ -227,6 +227,7 @@ func (d *daemon) start(cfg *config.Config) error {
 		Backends:   balancer.NewRegistry(),
 		AccessLogs: proxy.NewAccessLogs(),
 		Zones:      proxy.NewZones(),
+		Files:      proxy.NewFileServers(),
 	}
 	if os.Getenv("GOGC") == "" {
 		d.heap = newHeapFloor()

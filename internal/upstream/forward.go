@@ -25,6 +25,9 @@ import (
 //     True-Client-IP, CF-Connecting-IP, ...) pass only from a trusted
 //     proxy, and a header whose name is one of those, or of the proxy's
 //     own, spelled with underscores is dropped from anyone.
+//   - The client's fields named in Omit (the proxy's header rules, its
+//     request ID) are dropped, with their underscore spellings; Extra
+//     then writes the proxy's own fields, last.
 type Forward struct {
 	// In is the client's request header.
 	In http.Header
@@ -42,6 +45,16 @@ type Forward struct {
 	// Sticky is the persistence cookie's name, removed from Cookie; ""
 	// for none.
 	Sticky string
+	// Omit holds the canonical names of client fields that are not
+	// passed on, because the proxy removes them or writes its own (header
+	// rules, the request ID); nil: none. A name spelled with underscores
+	// for one of them is dropped too. It is never modified.
+	Omit map[string]bool
+	// Extra writes the proxy's own fields after the forwarding headers;
+	// nil: none. It must not write a field the rewrite owns (the
+	// forwarding headers, Host, hop-by-hop and framing fields): the
+	// proxy's configuration refuses such rules.
+	Extra Fields
 
 	buf [64]byte // scratch for the values built per request
 }
@@ -50,7 +63,7 @@ type Forward struct {
 func (f *Forward) WriteFields(w FieldWriter) {
 	connTokens := f.In["Connection"]
 	for k, vv := range f.In {
-		switch outRule(k) {
+		switch outRule(k, f.Omit) {
 		case outDrop:
 			continue
 		case outTrusted:
@@ -98,6 +111,9 @@ func (f *Forward) WriteFields(w FieldWriter) {
 	} else {
 		w.FieldBytes("X-Forwarded-Port", strconv.AppendInt(f.buf[:0], int64(f.Port), 10))
 	}
+	if f.Extra != nil {
+		f.Extra.WriteFields(w)
+	}
 }
 
 var teTrailers = []string{"trailers"}
@@ -109,7 +125,10 @@ const (
 	outTrusted        // passed on from a trusted proxy only
 )
 
-func outRule(k string) int {
+func outRule(k string, omit map[string]bool) int {
+	if omit[k] {
+		return outDrop
+	}
 	switch k {
 	case "X-Real-Ip", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
 		"Expect", "Host", "Content-Length":
@@ -122,7 +141,7 @@ func outRule(k string) int {
 	if trustOnly[k] {
 		return outTrusted
 	}
-	if strings.IndexByte(k, '_') >= 0 && underscoreAliases[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] {
+	if strings.IndexByte(k, '_') >= 0 && dashAlias(k, omit) {
 		// Django, gunicorn, uvicorn and Daphne read "X_Forwarded_For" as
 		// X-Forwarded-For (WSGI's HTTP_X_FORWARDED_FOR): a client must not
 		// reach the proxy's headers that way. nginx drops every header
@@ -130,6 +149,13 @@ func outRule(k string) int {
 		return outDrop
 	}
 	return outCopy
+}
+
+// dashAlias reports whether k, a name with underscores, reads as one of
+// the proxy's own fields or one of omit once its underscores are dashes.
+func dashAlias(k string, omit map[string]bool) bool {
+	alias := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+	return underscoreAliases[alias] || omit[alias]
 }
 
 // trustOnly are headers a backend may take as the word of a proxy in
