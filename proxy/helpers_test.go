@@ -15,7 +15,8 @@ import (
 // cleanup, leakcheck makes sure nothing of them is left: no goroutine of
 // the project started by the test, no request in flight on the Edge or on
 // an upstream server, no WebSocket tunnel, no socket to an upstream
-// server.
+// server. Two edges of one test must not share an upstream server: the
+// check of the one torn down first would see the other's pooled sockets.
 func startTestEdge(t *testing.T, cfgText string, d Deps) (*Edge, *Runtime) {
 	t.Helper()
 	leakcheck.Goroutines(t, modulePath)
