@@ -7,7 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -25,7 +25,6 @@ import (
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/crypto/acme"
 )
 
 // pebbleCA is an in-process Pebble ACME server.
@@ -176,7 +175,7 @@ func startEdge(t *testing.T, state string, cfg Config, tlsLn, httpLn net.Listene
 	tc := m.TLSConfig(Policy{})
 	get := tc.GetCertificate
 	tc.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		if len(h.SupportedProtos) == 1 && h.SupportedProtos[0] == acme.ALPNProto {
+		if len(h.SupportedProtos) == 1 && h.SupportedProtos[0] == acmeALPNProto {
 			e.alpnHellos.Add(1)
 		}
 		return get(h)
@@ -285,7 +284,7 @@ func TestACMEHTTP01RestartAndUnknownSNI(t *testing.T) {
 
 	// Unknown SNI: the handshake fails and nothing reaches the CA, also
 	// when the client asks for acme-tls/1.
-	for _, mod := range []func(*tls.Config){nil, func(c *tls.Config) { c.NextProtos = []string{acme.ALPNProto} }} {
+	for _, mod := range []func(*tls.Config){nil, func(c *tls.Config) { c.NextProtos = []string{acmeALPNProto} }} {
 		if c, err := dial(e.tlsAddr, "unknown.example.com", p.certRoots, mod); err == nil {
 			c.Close()
 			t.Error("handshake for an unconfigured name succeeded")
@@ -323,7 +322,7 @@ func TestACMEHTTP01RestartAndUnknownSNI(t *testing.T) {
 	if got := p.orders.Load(); got != 1 {
 		t.Errorf("orders at the CA after restart = %d, want 1", got)
 	}
-	for _, f := range []string{state, state + "/acme"} {
+	for _, f := range []string{state, state + "/certmagic"} {
 		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o700 {
 			t.Errorf("%s: mode %v, %v; want 0700", f, fi.Mode().Perm(), err)
 		}
@@ -351,13 +350,17 @@ func TestACMETLSALPN01(t *testing.T) {
 func TestACMERenewalKeepsServing(t *testing.T) {
 	tlsLn, tlsPort := listen(t)
 	httpLn, httpPort := listen(t)
-	// Pebble issues 1 h certificates; RenewBefore 2 h puts every certificate
-	// inside its renewal window at once.
+	// Pebble issues 1 h certificates; a renew ratio of 1 puts every
+	// certificate inside its renewal window at once, and certmagic looks
+	// every 100 ms. The Manager's clock (the overdue warning) is 50 min
+	// into the hour.
 	p := startPebble(t, httpPort, tlsPort, 3600)
 	cfg := acmeConfig(p, true, false, "renew.example.com")
-	cfg.ACME.RenewBefore = 2 * time.Hour
+	cfg.ACME.RenewRatio = 1
 	reg := newRegistry()
-	e := startEdge(t, t.TempDir(), cfg, tlsLn, httpLn, Options{Registerer: reg})
+	clock := newClock()
+	clock.Advance(50 * time.Minute)
+	e := startEdge(t, t.TempDir(), cfg, tlsLn, httpLn, Options{Registerer: reg, Now: clock.Now, RenewCheckInterval: 100 * time.Millisecond})
 	first, err := dialSlow(e.tlsAddr, "renew.example.com", p.certRoots)
 	if err != nil {
 		t.Fatal(err)
@@ -449,13 +452,20 @@ func startOCSPPebble(t *testing.T, resp *responder, httpPort, tlsPort int) *pebb
 	return p
 }
 
-// quiesce waits until no ACME monitor goroutine of m is running.
+// quiesce waits until no ACME managing goroutine of m is running.
 func quiesce(t *testing.T, m *Manager) {
 	t.Helper()
 	waitFor(t, func() bool {
 		m.maintMu.Lock()
 		defer m.maintMu.Unlock()
-		return len(m.obtaining) == 0
+		for _, mg := range m.managing {
+			select {
+			case <-mg.done:
+			default:
+				return false
+			}
+		}
+		return true
 	})
 }
 
@@ -477,10 +487,10 @@ func stapledACMEEdge(t *testing.T, name string, clock *testClock, resp *responde
 	c.Close()
 	quiesce(t, e.m)
 	e.m.maintain(context.Background())
-	quiesce(t, e.m)
-	if stapleFrom(t, e.tlsAddr, name, p.certRoots) == nil {
-		t.Fatal("ACME certificate not stapled with stapling on")
-	}
+	// Run's pass may be the one fetching the staple: wait for it.
+	waitUntil(t, "the ACME certificate is stapled", func() bool {
+		return stapleFrom(t, e.tlsAddr, name, p.certRoots) != nil
+	})
 	return e, p, cfg
 }
 
@@ -562,25 +572,17 @@ func TestACMECorruptCacheRecovers(t *testing.T) {
 			if got, err := os.ReadFile(aside[0]); err != nil || !bytes.Equal(got, tc.data) {
 				t.Errorf("kept-aside file holds %q (%v), want the corrupt original", got, err)
 			}
-			// The replacement is a usable key (and certificate). autocert
-			// writes it after the certificate is handed out (by whichever
-			// caller obtained it, perhaps the monitor): wait for it.
-			var data []byte
-			waitUntil(t, "a new "+tc.file+" is written", func() bool {
-				data, err = os.ReadFile(bad)
-				return err == nil
-			})
-			blk, rest := pem.Decode(data)
-			if blk == nil {
-				t.Fatalf("new %s is not PEM", tc.file)
-			}
-			if _, err := x509.ParseECPrivateKey(blk.Bytes); err != nil {
-				t.Errorf("new %s: key does not parse: %v", tc.file, err)
-			}
+			// The replacement lives in the certmagic storage: a new account
+			// key, or a new certificate for the name.
+			pattern := filepath.Join(state, "certmagic", "acme", "*", "users", "*", "*.key")
 			if tc.kind == "certificate" {
-				if cb, _ := pem.Decode(rest); cb == nil || cb.Type != "CERTIFICATE" {
-					t.Errorf("new %s holds no certificate", tc.file)
-				}
+				pattern = filepath.Join(state, "certmagic", "certificates", "*", name, name+".crt")
+			}
+			if got, _ := filepath.Glob(pattern); len(got) != 1 {
+				t.Errorf("storage holds %v, want one %s", got, pattern)
+			}
+			if _, err := os.Stat(bad); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("corrupt %s is still in the old cache: %v", tc.file, err)
 			}
 			if _, ok := logs.find("ERROR", aside[0]); !ok {
 				t.Errorf("no error-level log line naming %s", aside[0])

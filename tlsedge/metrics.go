@@ -3,7 +3,6 @@ package tlsedge
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"log"
 	"strings"
@@ -114,12 +113,6 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 	if st == nil {
 		return
 	}
-	mt.m.maintMu.Lock()
-	acmeSeen := make(map[string]*x509.Certificate, len(mt.m.acmeSeen))
-	for n, o := range mt.m.acmeSeen {
-		acmeSeen[n] = o.leaf
-	}
-	mt.m.maintMu.Unlock()
 	acmeEntries := *mt.m.acmeCerts.Load()
 	now := mt.m.now()
 	seen := map[string]bool{}
@@ -134,9 +127,7 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 		case st.exact[n] != nil:
 			e = st.exact[n]
 		case st.acmeNames[n]:
-			if c := acmeSeen[n]; c != nil {
-				e = acmeEntries[c]
-			}
+			e = acmeEntries[n]
 		default:
 			if i := strings.IndexByte(n, '.'); i > 0 {
 				e = st.wildcard["*"+n[i:]]

@@ -379,7 +379,6 @@ func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
 		ACME: tlsedge.ACME{
 			Email:        cfg.ACME.Email,
 			DirectoryURL: cfg.ACME.Directory,
-			RenewBefore:  cfg.ACME.RenewBefore,
 			HTTP01:       cfg.ACME.HTTP01,
 			TLSALPN01:    cfg.ACME.TLSALPN01,
 		},
