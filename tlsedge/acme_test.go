@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"log"
@@ -15,6 +16,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,6 +36,13 @@ type pebbleCA struct {
 	wfeRoots  *x509.CertPool // trust for the directory's HTTPS
 	certRoots *x509.CertPool // trust for issued certificates
 	orders    atomic.Int64   // newOrder requests
+	accounts  atomic.Int64   // accounts created (newAccount answered 201)
+	// replaces lists the "replaces" field (RFC 9773) of every newOrder.
+	replacesMu sync.Mutex
+	replaces   []string
+	// ariRetryAfter, when set, replaces Pebble's fixed 6 h Retry-After on
+	// renewalInfo answers (seconds), so a test sees a changed window soon.
+	ariRetryAfter atomic.Pointer[string]
 	// issuer signs the leaf certificates; issuerKey is its key (only with
 	// keyAlg "rsa": Pebble exposes no other).
 	issuer    *x509.Certificate
@@ -46,6 +56,8 @@ type pebbleOpts struct {
 	eab               map[string][]byte // key ID → raw HMAC key; non-nil requires EAB
 	ocspURL           string            // OCSP responder named in issued certificates
 	keyAlg            string            // CA key algorithm; "" means "ecdsa"
+	dnsAddr           string            // DNS server the VA asks; "" starts one answering A 127.0.0.1
+	profiles          map[string]uint64 // extra profiles: name → validity in seconds
 }
 
 // startDNS answers A 127.0.0.1 for every name (TCP, as Pebble's VA asks).
@@ -105,8 +117,14 @@ func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
 	logger := log.New(out, "pebble ", log.LstdFlags)
 	store := db.NewMemoryStore()
 	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: validity}}
+	for n, v := range o.profiles {
+		profiles[n] = ca.Profile{Description: "test " + n, ValidityPeriod: v}
+	}
 	authority := ca.New(logger, store, o.ocspURL, o.keyAlg, 0, 1, profiles)
-	vaImpl := va.New(logger, httpPort, tlsPort, false, startDNS(t), store)
+	if o.dnsAddr == "" {
+		o.dnsAddr = startDNS(t)
+	}
+	vaImpl := va.New(logger, httpPort, tlsPort, false, o.dnsAddr, store)
 	for id, key := range eab {
 		if err := store.AddExternalAccountKeyByID(id, base64.RawURLEncoding.EncodeToString(key)); err != nil {
 			t.Fatal(err)
@@ -115,12 +133,28 @@ func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
 	front := wfe.New(logger, store, vaImpl, authority, []string{"pebble.letsencrypt.org"}, false, eab != nil, 0, 0)
 	p := &pebbleCA{}
 	h := front.Handler()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
 			p.orders.Add(1)
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var jws struct{ Payload string }
+			var order struct{ Replaces string }
+			if json.Unmarshal(body, &jws) == nil {
+				if raw, err := base64.RawURLEncoding.DecodeString(jws.Payload); err == nil && json.Unmarshal(raw, &order) == nil {
+					p.replacesMu.Lock()
+					p.replaces = append(p.replaces, order.Replaces)
+					p.replacesMu.Unlock()
+				}
+			}
 		}
-		h.ServeHTTP(w, r)
+		pw := &pebbleWriter{ResponseWriter: w, p: p, path: r.URL.Path}
+		h.ServeHTTP(pw, r)
 	}))
+	// One request per connection: no idle keep-alive connections are left
+	// in the client (which a synctest bubble could not wait out).
+	srv.Config.SetKeepAlivesEnabled(false)
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	p.dirURL = srv.URL + wfe.DirectoryPath
 	p.wfeRoots = x509.NewCertPool()
@@ -132,6 +166,33 @@ func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
 		p.issuerKey = k
 	}
 	return p
+}
+
+// pebbleWriter counts created accounts and rewrites renewalInfo's
+// Retry-After when the test asks.
+type pebbleWriter struct {
+	http.ResponseWriter
+	p    *pebbleCA
+	path string
+}
+
+func (w *pebbleWriter) WriteHeader(code int) {
+	if w.path == "/sign-me-up" && code == http.StatusCreated {
+		w.p.accounts.Add(1)
+	}
+	if ra := w.p.ariRetryAfter.Load(); ra != nil && strings.Contains(w.path, "renewalInfo") {
+		w.Header().Set("Retry-After", *ra)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *pebbleWriter) Write(b []byte) (int, error) { return w.ResponseWriter.Write(b) }
+
+// replacesSeen returns the replaces fields of all orders so far.
+func (p *pebbleCA) replacesSeen() []string {
+	p.replacesMu.Lock()
+	defer p.replacesMu.Unlock()
+	return append([]string(nil), p.replaces...)
 }
 
 func listen(t *testing.T) (net.Listener, int) {

@@ -403,6 +403,7 @@ func failures(m *Manager, reason string) float64 {
 type (
 	tlsConfig = tls.Config
 	tlsHello  = tls.ClientHelloInfo
+	tlsConn   = tls.Conn
 )
 
 // testutilGatherHas checks that reg exposes metric{name=label} == want.
