@@ -132,7 +132,7 @@ func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
 	}
 	front := wfe.New(logger, store, vaImpl, authority, []string{"pebble.letsencrypt.org"}, false, eab != nil, 0, 0)
 	p := &pebbleCA{}
-	h := front.Handler()
+	h, mgmt := front.Handler(), front.ManagementHandler()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
 			p.orders.Add(1)
@@ -147,6 +147,10 @@ func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
 					p.replacesMu.Unlock()
 				}
 			}
+		}
+		if strings.HasPrefix(r.URL.Path, "/set-renewal-info/") {
+			mgmt.ServeHTTP(w, r) // Pebble's management interface
+			return
 		}
 		pw := &pebbleWriter{ResponseWriter: w, p: p, path: r.URL.Path}
 		h.ServeHTTP(pw, r)
