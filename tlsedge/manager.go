@@ -40,8 +40,13 @@ type Options struct {
 	// Storage holds ACME accounts, certificates, ARI data, challenge
 	// tokens and the locks that let several instances share it (one
 	// order per name between them). nil means a certmagic.FileStorage in
-	// StateDir/certmagic. It cannot change while the Manager lives.
+	// StateDir/certmagic (or StorageDir). It cannot change while the
+	// Manager lives.
 	Storage certmagic.Storage
+	// StorageDir, when Storage is nil, is the directory of the file
+	// storage; "" means StateDir/certmagic. Instances sharing it (a
+	// shared volume) order each name once.
+	StorageDir string
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the package's metrics; nil registers nothing.
@@ -209,7 +214,11 @@ func New(o Options) (*Manager, error) {
 	}
 	m.zlog = newZapLogger(m.log.Handler())
 	if m.storage == nil {
-		m.storage = &certmagic.FileStorage{Path: filepath.Join(o.StateDir, "certmagic")}
+		dir := o.StorageDir
+		if dir == "" {
+			dir = filepath.Join(o.StateDir, "certmagic")
+		}
+		m.storage = &certmagic.FileStorage{Path: dir}
 	}
 	if m.now == nil {
 		m.now = time.Now
