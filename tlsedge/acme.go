@@ -131,25 +131,31 @@ func (m *Manager) newACME(c *Config) (*acmeInstance, error) {
 	a := c.ACME
 	inst := &acmeInstance{settings: a, groups: map[acmeGroupKey]*acmeGroup{}}
 	keys := groupKeys(c)
-	if !slices.Contains(keys, (acmeGroupKey{profile: a.Profile})) {
-		// The http-01 handler and tls-alpn-01 need an issuer even when
-		// every name uses dns-01 (another instance may be ordering).
-		keys = append(keys, acmeGroupKey{profile: a.Profile})
-	}
 	for _, k := range keys {
-		g, err := m.newGroup(a, k)
+		g, err := m.newGroup(a, k, true)
 		if err != nil {
 			return nil, err
 		}
 		inst.groups[k] = g
+	}
+	if def := (acmeGroupKey{profile: a.Profile}); !slices.Contains(keys, def) {
+		// The http-01 handler and tls-alpn-01 need an issuer even when
+		// every name uses dns-01 (another instance may be ordering); this
+		// one orders nothing.
+		g, err := m.newGroup(a, def, false)
+		if err != nil {
+			return nil, err
+		}
+		inst.groups[def] = g
 	}
 	inst.any = inst.groups[acmeGroupKey{profile: a.Profile}]
 	m.importAutocert(inst)
 	return inst, nil
 }
 
-// newGroup builds one certmagic configuration.
-func (m *Manager) newGroup(a ACME, k acmeGroupKey) (*acmeGroup, error) {
+// newGroup builds one certmagic configuration; orders is false for the
+// one that only answers challenges.
+func (m *Manager) newGroup(a ACME, k acmeGroupKey, orders bool) (*acmeGroup, error) {
 	cfg := certmagic.New(m.cm, certmagic.Config{
 		RenewalWindowRatio: a.RenewRatio,
 		OnEvent:            m.onEvent,
@@ -173,7 +179,7 @@ func (m *Manager) newGroup(a ACME, k acmeGroupKey) (*acmeGroup, error) {
 	}
 	if k.dns01 {
 		tmpl.DNS01Solver = newDNSSolver(a.DNS, m.zlog)
-	} else {
+	} else if orders {
 		tmpl.DisableHTTPChallenge = !a.HTTP01
 		tmpl.DisableTLSALPNChallenge = !a.TLSALPN01
 		// certmagic's solvers start their own challenge server unless the
