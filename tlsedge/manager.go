@@ -345,7 +345,7 @@ var (
 // GetCertificate implements tls.Config.GetCertificate. A cached certificate
 // is returned without blocking; an unknown server name fails the handshake
 // and never reaches the ACME CA. A name in Config.ACMENames that has no
-// certificate yet blocks this handshake while autocert obtains one.
+// certificate yet blocks this handshake until certmagic obtains one.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	st := m.state.Load()
 	if st == nil {
