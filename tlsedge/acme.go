@@ -258,12 +258,21 @@ func (m *Manager) configForCert(c certmagic.Certificate) (*certmagic.Config, err
 	return inst.group(groupKey(&st.cfg, c.Names[0])).cfg, nil
 }
 
-// onEvent receives certmagic's events: it counts and logs obtained and
-// failed certificates and wakes Run to index a new certificate at once.
-func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) error {
+// onEvent receives certmagic's events: it vetoes orders for names that
+// are not configured, counts and logs obtained and failed certificates
+// and wakes Run to index a new certificate at once.
+func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any) error {
 	name, _ := data["identifier"].(string)
 	renewal, _ := data["renewal"].(bool)
 	switch event {
+	case "cert_obtaining":
+		// The last gate before any order, renewals queued by certmagic's
+		// maintenance included: only configured names that pass the host
+		// policy are ever ordered.
+		if err := m.acmePolicy(ctx, name); err != nil {
+			m.log.Warn("not ordering a certificate for a name that is not configured", "name", name, "err", err)
+			return err
+		}
 	case "cert_obtained":
 		m.maintMu.Lock()
 		delete(m.acmeFailing, name)
@@ -408,16 +417,13 @@ func (m *Manager) manage(ctx context.Context, mg *acmeManaged, name string) {
 	}
 	m.kickRun() // Run indexes and staples it
 	if cert.NeedsRenewal(cfg) {
-		if err := cfg.RenewCertAsync(ctx, name, false); err != nil {
-			if ctx.Err() == nil {
-				m.log.Error("acme renewal failed; the current certificate keeps serving", "name", name, "err", err)
-			}
-			return
+		// Due already (loaded from storage after a long stop): have
+		// certmagic's maintenance renew it now rather than at its next
+		// check. Its job queue runs one renewal per name at a time, so
+		// this never races a renewal the maintenance started itself.
+		if err := m.cm.RenewManagedCertificates(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("acme renewal check failed", "name", name, "err", err)
 		}
-		if _, err := cfg.CacheManagedCertificate(ctx, name); err == nil {
-			m.cm.Remove([]string{cert.Hash()})
-		}
-		m.kickRun()
 	}
 }
 

@@ -38,8 +38,9 @@ type pebbleCA struct {
 	orders    atomic.Int64   // newOrder requests
 	accounts  atomic.Int64   // accounts created (newAccount answered 201)
 	// replaces lists the "replaces" field (RFC 9773) of every newOrder.
-	replacesMu sync.Mutex
-	replaces   []string
+	replacesMu   sync.Mutex
+	replaces     []string
+	orderedNames []string // identifiers of every newOrder
 	// ariRetryAfter, when set, replaces Pebble's fixed 6 h Retry-After on
 	// renewalInfo answers (seconds), so a test sees a changed window soon.
 	ariRetryAfter atomic.Pointer[string]
@@ -139,11 +140,17 @@ func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
 			body, _ := io.ReadAll(r.Body)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			var jws struct{ Payload string }
-			var order struct{ Replaces string }
+			var order struct {
+				Replaces    string
+				Identifiers []struct{ Value string }
+			}
 			if json.Unmarshal(body, &jws) == nil {
 				if raw, err := base64.RawURLEncoding.DecodeString(jws.Payload); err == nil && json.Unmarshal(raw, &order) == nil {
 					p.replacesMu.Lock()
 					p.replaces = append(p.replaces, order.Replaces)
+					for _, id := range order.Identifiers {
+						p.orderedNames = append(p.orderedNames, id.Value)
+					}
 					p.replacesMu.Unlock()
 				}
 			}
@@ -191,6 +198,19 @@ func (w *pebbleWriter) WriteHeader(code int) {
 }
 
 func (w *pebbleWriter) Write(b []byte) (int, error) { return w.ResponseWriter.Write(b) }
+
+// ordersFor counts the orders naming name.
+func (p *pebbleCA) ordersFor(name string) int {
+	p.replacesMu.Lock()
+	defer p.replacesMu.Unlock()
+	n := 0
+	for _, v := range p.orderedNames {
+		if v == name {
+			n++
+		}
+	}
+	return n
+}
 
 // replacesSeen returns the replaces fields of all orders so far.
 func (p *pebbleCA) replacesSeen() []string {

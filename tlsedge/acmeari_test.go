@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -120,3 +121,64 @@ func TestACMEProfiles(t *testing.T) {
 
 // baseURL is the scheme and host of the directory.
 func (p *pebbleCA) baseURL() string { return strings.TrimSuffix(p.dirURL, wfe.DirectoryPath) }
+
+// TestACMERemovedNameNotRenewed: a name removed from the configuration
+// leaves certmagic's maintenance: with every certificate due at once
+// (renew ratio 1) the remaining name keeps being renewed, the removed one
+// is never ordered again, and its handshakes fail like any unknown name's
+// without reaching the CA.
+func TestACMERemovedNameNotRenewed(t *testing.T) {
+	// certmagic keeps a renewal backoff per name for the whole process:
+	// fresh names keep -count=N runs apart.
+	keepName, goneName := uniqueName("keep"), uniqueName("gone")
+	tlsLn, tlsPort := listen(t)
+	httpLn, httpPort := listen(t)
+	p := startPebble(t, httpPort, tlsPort, 3600)
+	cfg := acmeConfig(p, true, false, keepName, goneName)
+	cfg.ACME.RenewRatio = 1
+	e := startEdge(t, t.TempDir(), cfg, tlsLn, httpLn, Options{RenewCheckInterval: 50 * time.Millisecond})
+	for _, n := range []string{keepName, goneName} {
+		c, err := dialSlow(e.tlsAddr, n, p.certRoots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	cfg2 := acmeConfig(p, true, false, keepName)
+	cfg2.ACME.RenewRatio = 1
+	if err := e.m.Update(cfg2); err != nil {
+		t.Fatal(err)
+	}
+	// The removal is applied by Run's pass: wait until it is done, then
+	// until the kept name has been renewed twice more.
+	waitUntil(t, goneName+" no longer managed", func() bool {
+		e.m.maintMu.Lock()
+		defer e.m.maintMu.Unlock()
+		_, ok := e.m.managing[goneName]
+		return !ok
+	})
+	// A renewal already past the policy check when the name was removed
+	// may still complete: one more order at most, then none.
+	gone := p.ordersFor(goneName)
+	for round := range 2 {
+		keep := p.ordersFor(keepName)
+		waitUntil(t, keepName+" renewed twice more", func() bool { return p.ordersFor(keepName) >= keep+2 })
+		got := p.ordersFor(goneName)
+		if round == 0 && got > gone+1 || round == 1 && got != gone {
+			t.Fatalf("%s ordered %d more times after its removal (round %d)", goneName, got-gone, round)
+		}
+		gone = got
+	}
+	if c, err := dial(e.tlsAddr, goneName, p.certRoots, nil); err == nil {
+		c.Close()
+		t.Error("a removed name is still served")
+	}
+	if got := p.ordersFor(goneName); got != gone {
+		t.Errorf("a handshake for a removed name reached the CA")
+	}
+}
+
+// uniqueName is a host name under example.com no other test run uses.
+func uniqueName(label string) string {
+	return fmt.Sprintf("%s-%d.example.com", label, time.Now().UnixNano())
+}
