@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -313,8 +314,13 @@ func (m *Manager) kickRun() {
 type acmeManaged struct {
 	inst   *acmeInstance
 	key    acmeGroupKey
+	st     *state // the generation it started in
 	cancel context.CancelFunc
 	done   chan struct{}
+	// handedOff is set when the certificate is in certmagic's cache,
+	// whose maintenance renews it from then on: the goroutine is not
+	// started again.
+	handedOff atomic.Bool
 }
 
 // reconcileACME starts a managing goroutine for every configured ACME name
@@ -336,7 +342,12 @@ func (m *Manager) reconcileACME(ctx context.Context) {
 		k, ok := want[n]
 		select {
 		case <-mg.done:
-			// Ended (error or denied): restart below if still wanted.
+			if ok && mg.inst == st.acme && mg.key == k && (mg.handedOff.Load() || mg.st == st) {
+				// Handed to certmagic's maintenance, or refused (host
+				// policy, unreadable storage) in this generation: a new
+				// configuration tries again.
+				continue
+			}
 			delete(m.managing, n)
 			if !ok {
 				removed = append(removed, certmagic.SubjectIssuer{Subject: n})
@@ -358,7 +369,7 @@ func (m *Manager) reconcileACME(ctx context.Context) {
 				continue
 			}
 			mctx, cancel := context.WithCancel(ctx)
-			mg := &acmeManaged{inst: st.acme, key: k, cancel: cancel, done: make(chan struct{})}
+			mg := &acmeManaged{inst: st.acme, key: k, st: st, cancel: cancel, done: make(chan struct{})}
 			m.managing[n] = mg
 			m.wg.Add(1)
 			go m.manage(mctx, mg, n)
@@ -415,6 +426,7 @@ func (m *Manager) manage(ctx context.Context, mg *acmeManaged, name string) {
 		m.wakeWaiters(name)
 		return
 	}
+	mg.handedOff.Store(true)
 	m.kickRun() // Run indexes and staples it
 	if cert.NeedsRenewal(cfg) {
 		// Due already (loaded from storage after a long stop): have

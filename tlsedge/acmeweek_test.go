@@ -70,6 +70,7 @@ func TestACMEShortLivedWeek(t *testing.T) {
 	p.orders.Store(0)
 
 	synctest.Test(t, func(t *testing.T) {
+		// certmagic checks every 10 minutes (its default), Run hourly.
 		m, _ := newTestManagerWith(t, Options{PollInterval: time.Hour})
 		m.issuerHook = func(iss *certmagic.ACMEIssuer) {
 			iss.NotBefore, iss.NotAfter = -time.Second, 6*day-time.Second
