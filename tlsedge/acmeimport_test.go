@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -100,5 +101,60 @@ func TestACMEImportAutocertCache(t *testing.T) {
 	}
 	if got := p.accounts.Load(); got != 0 {
 		t.Errorf("accounts created after the upgrade = %d, want 0 (the imported one is used)", got)
+	}
+}
+
+// TestACMEStoredCertificateUnusable: a certificate in the certmagic
+// storage that does not load (a torn copy) is kept aside as
+// <file>.bad-<timestamp>, counted, and a new one is ordered instead of
+// the name failing until someone deletes the file.
+func TestACMEStoredCertificateUnusable(t *testing.T) {
+	const name = "torn.example.com"
+	tlsLn, tlsPort := listen(t)
+	httpLn, httpPort := listen(t)
+	p := startPebble(t, httpPort, tlsPort, 0)
+	state := t.TempDir()
+	cfg := acmeConfig(p, true, false, name)
+	e := startEdge(t, state, cfg, tlsLn, httpLn, Options{})
+	c, err := dialSlow(e.tlsAddr, name, p.certRoots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := leafOf(c).SerialNumber
+	c.Close()
+	e.stop()
+	crts, _ := filepath.Glob(filepath.Join(state, "certmagic", "certificates", "*", name, name+".crt"))
+	if len(crts) != 1 {
+		t.Fatalf("stored certificates: %v", crts)
+	}
+	if err := os.WriteFile(crts[0], []byte("-----BEGIN CERTIFICATE-----\ntorn\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tlsLn2, _ := listen(t)
+	// Port 80 again, where Pebble validates (the first edge closed it).
+	httpLn2, err := net.Listen("tcp", httpLn.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { httpLn2.Close() })
+	reg := newRegistry()
+	e2 := startEdge(t, state, cfg, tlsLn2, httpLn2, Options{Registerer: reg})
+	c, err = dialSlow(e2.tlsAddr, name, p.certRoots)
+	if err != nil {
+		t.Fatalf("handshake with a torn stored certificate: %v", err)
+	}
+	if leafOf(c).SerialNumber.Cmp(first) == 0 {
+		t.Error("served the old serial")
+	}
+	c.Close()
+	if aside, _ := filepath.Glob(crts[0] + ".bad-*"); len(aside) != 1 {
+		t.Errorf("kept aside: %v, want one %s.bad-<timestamp>", aside, crts[0])
+	}
+	if got := counterValue(t, reg, "gatehouse_tls_acme_cache_corrupt_total", "kind", "certificate"); got != 1 {
+		t.Errorf("gatehouse_tls_acme_cache_corrupt_total{kind=certificate} = %v, want 1", got)
+	}
+	if got := p.orders.Load(); got != 2 {
+		t.Errorf("orders = %d, want 2", got)
 	}
 }
