@@ -444,12 +444,19 @@ func (m *Manager) HTTPHandler(fallback http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
-			// Only for configured names: certmagic answers challenges of
-			// this instance (memory) or of another one sharing the storage.
-			if st := m.state.Load(); st != nil && st.acme != nil && st.cfg.ACME.HTTP01 && m.acmePolicy(r.Context(), r.Host) == nil {
-				if st.acme.any.iss.HandleHTTPChallenge(w, r) {
+			// Answered here, never redirected: certmagic answers challenges
+			// of this instance (memory) or of another one sharing the
+			// storage, for configured names only (403 for others, as
+			// autocert did); an unknown token is a 404.
+			if st := m.state.Load(); st != nil && st.acme != nil && st.cfg.ACME.HTTP01 {
+				if err := m.acmePolicy(r.Context(), r.Host); err != nil {
+					http.Error(w, err.Error(), http.StatusForbidden)
 					return
 				}
+				if !st.acme.any.iss.HandleHTTPChallenge(w, r) {
+					http.NotFound(w, r)
+				}
+				return
 			}
 		}
 		fallback.ServeHTTP(w, r)
