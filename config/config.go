@@ -138,16 +138,65 @@ type Limits struct {
 
 // ACME configures automatic certificates for sites with tls = "acme".
 type ACME struct {
-	Email       string
-	Directory   string
-	EABKeyID    string
-	EABHMACKey  []byte
-	RenewBefore time.Duration
-	HTTP01      bool
-	TLSALPN01   bool
+	Email      string
+	Directory  string
+	EABKeyID   string
+	EABHMACKey []byte
+	// RenewBefore is parsed for old configurations only: renewal follows
+	// the CA's ARI window, else RenewRatio. RenewBeforeSet says the file
+	// set it (cmd warns that it is ignored).
+	RenewBefore    time.Duration
+	RenewBeforeSet bool
+	HTTP01         bool
+	TLSALPN01      bool
 	// CARoots is a PEM file of roots trusted for the ACME directory
 	// (for a private CA); "" trusts the system roots.
 	CARoots string
+	// Profile is the ACME profile ordered ("" lets the CA choose); a site
+	// can override it with acme_profile.
+	Profile string
+	// RenewRatio is the share of a certificate's lifetime left when it
+	// is renewed without an ARI window: DefaultRenewRatio (a third) by
+	// default, above 0 and below 1.
+	RenewRatio float64
+	// ARI follows the CA's ACME Renewal Information (RFC 9773); default
+	// true.
+	ARI bool
+	// Storage is where accounts, certificates and locks live: "file"
+	// (the only kind so far; default).
+	Storage string
+	// StorageDir is the file storage's directory; "" means
+	// <state_dir>/certmagic. Instances that share it order each name once.
+	StorageDir string
+	// DNS configures the dns-01 challenge; nil without [acme.dns].
+	DNS *DNS
+}
+
+// DNS is [acme.dns]: the dns-01 challenge, used for wildcard hosts and
+// sites with acme_challenge = "dns".
+type DNS struct {
+	// Provider is "rfc2136", "cloudflare" or "exec".
+	Provider string
+	// Server (host:port), KeyName and KeyAlgorithm are rfc2136's.
+	Server       string
+	KeyName      string
+	KeyAlgorithm string
+	// TokenFile or TokenEnv (exactly one, for rfc2136 and cloudflare)
+	// names where the credential is: a file (read at start and reload)
+	// or an environment variable. The TOML never holds it.
+	TokenFile string
+	TokenEnv  string
+	// Command is the exec provider's program (absolute path).
+	Command string
+	// Resolvers (host:port) are asked for zones and propagation; nil
+	// means the system's.
+	Resolvers []string
+	// PropagationTimeout bounds the wait for the record to be visible
+	// (DefaultDNSPropagationTimeout); PropagationCheck false skips the
+	// check. PropagationDelay pauses before it (0: none).
+	PropagationTimeout time.Duration
+	PropagationCheck   bool
+	PropagationDelay   time.Duration
 }
 
 // Ban is the fail2ban-like jail.
@@ -184,6 +233,11 @@ type Site struct {
 	TLS      TLSMode
 	CertFile string
 	KeyFile  string
+	// ACMEProfile overrides acme.profile for this site's hosts ("" keeps
+	// it); ACMEChallenge is "http" (http-01 or tls-alpn-01, the default)
+	// or "dns" (dns-01; wildcard hosts always use it).
+	ACMEProfile   string
+	ACMEChallenge string
 
 	HSTS          string // "" sends none
 	RedirectHTTPS bool

@@ -51,6 +51,18 @@ func TestInvalid(t *testing.T) {
 			":23: sites.a.routes[3].index: only applies to a file route"},
 		"invalid-request-id.toml": {":2: request_id.header: \"X-Forwarded-For\" already has a meaning",
 			":5: open_file_cache.entries: must not be negative"},
+		"invalid-acme-dns.toml": {
+			":2: acme.renew_ratio: must be above 0 and below 1", ":3: acme.storage: must be \"file\", not \"redis\"",
+			":7: acme.dns.token_file: cloudflare needs exactly one of token_file and token_env",
+			":9: acme.dns.server: only applies to provider = \"rfc2136\"",
+			":14: sites.a.acme_challenge: must be \"http\" or \"dns\", not \"carrier-pigeon\"",
+		},
+		"invalid-acme-dns-rfc2136.toml": {
+			":3: acme.dns.server: \"ns1.example\" is not host:port",
+			"acme.dns.key_name: rfc2136 needs the TSIG key name", ":4: acme.dns.key_algorithm: must be one of",
+			":5: acme.dns.token_env: \"1TSIG\" is not an environment variable name",
+			":10: sites.a.acme_profile: \"short lived\" is not a profile name",
+		},
 	}
 	files, err := filepath.Glob("testdata/invalid-*.toml")
 	if err != nil {

@@ -197,8 +197,23 @@ const (
 	DefaultHSTSSelfSigned = ""
 	// DefaultACMEDirectory is Let's Encrypt production.
 	DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
-	// DefaultRenewBefore renews 30 days before expiry, as certbot does.
+	// DefaultRenewBefore is what renew_before meant before ARI; parsed
+	// for old configurations, no longer used.
 	DefaultRenewBefore = 30 * 24 * time.Hour
+	// DefaultRenewRatio renews with a third of the lifetime left (day 60
+	// of 90, day 4 of 6) when the CA gives no ARI window: Let's Encrypt's
+	// advice, and it works for 6-day certificates where a fixed 30 days
+	// would renew forever.
+	DefaultRenewRatio = 1.0 / 3
+	// DefaultACMEStorage keeps accounts and certificates in files, whose
+	// lock files let instances sharing the directory order once.
+	DefaultACMEStorage = "file"
+	// DefaultDNSPropagationTimeout is certmagic's: long enough for the
+	// slowest secondary of a hosted DNS service to catch up.
+	DefaultDNSPropagationTimeout = 2 * time.Minute
+	// DefaultACMEChallenge answers http-01 or tls-alpn-01 on our own
+	// listeners, needing no DNS credentials.
+	DefaultACMEChallenge = "http"
 )
 
 // Routing.

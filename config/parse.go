@@ -548,10 +548,127 @@ func (c *compiler) acme(r rawACME) ACME {
 	if r.Email != "" && !strings.Contains(r.Email, "@") {
 		c.errf("acme.email", "%q is not an email address", r.Email)
 	}
-	if !a.HTTP01 && !a.TLSALPN01 {
+	if !a.HTTP01 && !a.TLSALPN01 && r.DNS == nil {
 		c.errf("acme.http01", "http01 and tls_alpn01 are both off: no challenge could be answered")
 	}
+	a.RenewBeforeSet = r.RenewBefore.set
+	a.Profile = r.Profile
+	if r.Profile != "" && !validProfile(r.Profile) {
+		c.errf("acme.profile", "%q is not a profile name (letters, digits, '-', '_', '.')", r.Profile)
+	}
+	a.RenewRatio = DefaultRenewRatio
+	if r.RenewRatio != nil {
+		a.RenewRatio = *r.RenewRatio
+		if !(a.RenewRatio > 0 && a.RenewRatio < 1) {
+			c.errf("acme.renew_ratio", "must be above 0 and below 1 (the share of the lifetime left at renewal), not %v", a.RenewRatio)
+		}
+	}
+	a.ARI = r.ARI == nil || *r.ARI
+	a.Storage = r.Storage
+	switch a.Storage {
+	case "":
+		a.Storage = DefaultACMEStorage
+	case DefaultACMEStorage:
+	default:
+		c.errf("acme.storage", "must be \"file\", not %q", r.Storage)
+	}
+	a.StorageDir = c.path(r.StorageDir)
+	if r.DNS != nil {
+		a.DNS = c.acmeDNS(*r.DNS)
+	}
 	return a
+}
+
+// validProfile reports whether s looks like an ACME profile name.
+func validProfile(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return len(s) <= 64
+}
+
+// tsigAlgorithms are the TSIG algorithms an rfc2136 key may use.
+var tsigAlgorithms = []string{"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"}
+
+func (c *compiler) acmeDNS(r rawDNS) *DNS {
+	const key = "acme.dns"
+	d := &DNS{
+		Provider: r.Provider, Server: r.Server, KeyName: r.KeyName, KeyAlgorithm: strings.ToLower(r.KeyAlgorithm),
+		TokenFile: c.path(r.TokenFile), TokenEnv: r.TokenEnv, Command: r.Command, Resolvers: r.Resolvers,
+		PropagationTimeout: r.PropagationTimeout.or(DefaultDNSPropagationTimeout),
+		PropagationCheck:   r.PropagationCheck == nil || *r.PropagationCheck,
+		PropagationDelay:   r.PropagationDelay.or(0),
+	}
+	needToken := false
+	switch d.Provider {
+	case "rfc2136":
+		needToken = true
+		if _, _, err := net.SplitHostPort(d.Server); err != nil {
+			c.errf(key+".server", "%q is not host:port (the primary server that takes updates)", d.Server)
+		}
+		if d.KeyName == "" {
+			c.errf(key+".key_name", "rfc2136 needs the TSIG key name")
+		}
+		if d.KeyAlgorithm == "" {
+			d.KeyAlgorithm = "hmac-sha256"
+		}
+		if !slices.Contains(tsigAlgorithms, d.KeyAlgorithm) {
+			c.errf(key+".key_algorithm", "must be one of %s, not %q", strings.Join(tsigAlgorithms, ", "), r.KeyAlgorithm)
+		}
+	case "cloudflare":
+		needToken = true
+	case "exec":
+		if d.Command == "" || !filepath.IsAbs(d.Command) {
+			c.errf(key+".command", "the exec provider needs the absolute path of its program, not %q", d.Command)
+		}
+	case "":
+		c.errf(key+".provider", "missing: rfc2136, cloudflare or exec")
+	default:
+		c.errf(key+".provider", "must be rfc2136, cloudflare or exec, not %q", d.Provider)
+	}
+	if d.Provider != "rfc2136" {
+		for k, v := range map[string]string{"server": d.Server, "key_name": d.KeyName, "key_algorithm": r.KeyAlgorithm} {
+			if v != "" {
+				c.errf(key+"."+k, "only applies to provider = \"rfc2136\"")
+			}
+		}
+	}
+	if d.Provider != "exec" && d.Command != "" {
+		c.errf(key+".command", "only applies to provider = \"exec\"")
+	}
+	switch {
+	case needToken && (d.TokenFile == "") == (d.TokenEnv == ""):
+		c.errf(key+".token_file", "%s needs exactly one of token_file and token_env (the credential is never written in this file)", d.Provider)
+	case !needToken && (d.TokenFile != "" || d.TokenEnv != ""):
+		c.errf(key+".token_file", "the %s provider takes no token", d.Provider)
+	}
+	if d.TokenEnv != "" && !validEnvName(d.TokenEnv) {
+		c.errf(key+".token_env", "%q is not an environment variable name", d.TokenEnv)
+	}
+	for i, res := range d.Resolvers {
+		if _, _, err := net.SplitHostPort(res); err != nil {
+			c.errf(fmt.Sprintf("%s.resolvers[%d]", key, i), "%q is not host:port", res)
+		}
+	}
+	if d.PropagationTimeout <= 0 {
+		c.errf(key+".propagation_timeout", "must be positive (propagation_check = false skips the check)")
+	}
+	if d.PropagationDelay < 0 {
+		c.errf(key+".propagation_delay", "must not be negative")
+	}
+	return d
+}
+
+// validEnvName reports whether s is a POSIX environment variable name.
+func validEnvName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (c *compiler) zone(name string, r rawZone, v6 int) *Zone {
@@ -843,10 +960,29 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 			}
 		}
 	}
-	if s.TLS == TLSACME {
+	s.ACMEProfile, s.ACMEChallenge = r.ACMEProfile, r.ACMEChallenge
+	if s.ACMEChallenge == "" {
+		s.ACMEChallenge = DefaultACMEChallenge
+	}
+	if s.TLS != TLSACME && (r.ACMEProfile != "" || r.ACMEChallenge != "") {
+		c.errf(key+".acme_profile", "acme_profile and acme_challenge only apply with tls = \"acme\"")
+	}
+	if r.ACMEProfile != "" && !validProfile(r.ACMEProfile) {
+		c.errf(key+".acme_profile", "%q is not a profile name (letters, digits, '-', '_', '.')", r.ACMEProfile)
+	}
+	switch s.ACMEChallenge {
+	case "http":
+	case "dns":
+		if s.TLS == TLSACME && cfg.ACME.DNS == nil {
+			c.errf(key+".acme_challenge", "\"dns\" needs [acme.dns]")
+		}
+	default:
+		c.errf(key+".acme_challenge", "must be \"http\" or \"dns\", not %q", r.ACMEChallenge)
+	}
+	if s.TLS == TLSACME && cfg.ACME.DNS == nil {
 		for i, h := range s.Hosts {
 			if strings.HasPrefix(h, "*.") {
-				c.errf(fmt.Sprintf("%s.hosts[%d]", key, i), "wildcard %q cannot be obtained with HTTP-01 or TLS-ALPN-01; use a certificate from a DNS-01 client with tls = \"files\"", h)
+				c.errf(fmt.Sprintf("%s.hosts[%d]", key, i), "wildcard %q cannot be obtained with HTTP-01 or TLS-ALPN-01; configure [acme.dns] (DNS-01), or use a certificate from a DNS-01 client with tls = \"files\"", h)
 			}
 		}
 	}
@@ -1191,7 +1327,7 @@ func (c *compiler) crossChecks(cfg *Config, r *rawConfig) {
 				c.errf(rk+".ban_on_status", "needs [ban] enabled = true with statuses")
 			}
 		}
-		if s.TLS == TLSACME && cfg.HTTPS != nil && cfg.HTTP == nil && !cfg.ACME.TLSALPN01 {
+		if s.TLS == TLSACME && s.needsHTTPChallenge() && cfg.HTTPS != nil && cfg.HTTP == nil && !cfg.ACME.TLSALPN01 {
 			c.errf("sites."+s.Name+".tls", "ACME needs the http listener for HTTP-01 or tls_alpn01 = true")
 		}
 		if (s.TLS == TLSACME || s.TLS == TLSFiles || s.TLS == TLSSelfSigned) && cfg.HTTPS == nil {
@@ -1210,4 +1346,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// needsHTTPChallenge reports whether an ACME site has a host obtained
+// with http-01 or tls-alpn-01 (not a wildcard, not acme_challenge = "dns").
+func (s *Site) needsHTTPChallenge() bool {
+	if s.ACMEChallenge == "dns" {
+		return false
+	}
+	for _, h := range s.Hosts {
+		if !strings.HasPrefix(h, "*.") {
+			return true
+		}
+	}
+	return false
 }

@@ -135,6 +135,26 @@ type rawACME struct {
 	HTTP01      *bool    `toml:"http01"`
 	TLSALPN01   *bool    `toml:"tls_alpn01"`
 	CARoots     string   `toml:"ca_roots"`
+	Profile     string   `toml:"profile"`
+	RenewRatio  *float64 `toml:"renew_ratio"`
+	ARI         *bool    `toml:"ari"`
+	Storage     string   `toml:"storage"`
+	StorageDir  string   `toml:"storage_dir"`
+	DNS         *rawDNS  `toml:"dns"`
+}
+
+type rawDNS struct {
+	Provider           string   `toml:"provider"`
+	Server             string   `toml:"server"`
+	KeyName            string   `toml:"key_name"`
+	KeyAlgorithm       string   `toml:"key_algorithm"`
+	TokenFile          string   `toml:"token_file"`
+	TokenEnv           string   `toml:"token_env"`
+	Command            string   `toml:"command"`
+	Resolvers          []string `toml:"resolvers"`
+	PropagationTimeout duration `toml:"propagation_timeout"`
+	PropagationDelay   duration `toml:"propagation_delay"`
+	PropagationCheck   *bool    `toml:"propagation_check"`
 }
 
 type rawBan struct {
@@ -152,6 +172,8 @@ type rawSite struct {
 	TLS           string            `toml:"tls"`
 	CertFile      string            `toml:"cert_file"`
 	KeyFile       string            `toml:"key_file"`
+	ACMEProfile   string            `toml:"acme_profile"`
+	ACMEChallenge string            `toml:"acme_challenge"`
 	HSTS          *string           `toml:"hsts"`
 	RedirectHTTPS *bool             `toml:"redirect_https"`
 	AccessLog     *string           `toml:"access_log"`

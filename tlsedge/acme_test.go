@@ -7,7 +7,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
+	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,7 +28,6 @@ import (
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/crypto/acme"
 )
 
 // pebbleCA is an in-process Pebble ACME server.
@@ -34,6 +36,14 @@ type pebbleCA struct {
 	wfeRoots  *x509.CertPool // trust for the directory's HTTPS
 	certRoots *x509.CertPool // trust for issued certificates
 	orders    atomic.Int64   // newOrder requests
+	accounts  atomic.Int64   // accounts created (newAccount answered 201)
+	// replaces lists the "replaces" field (RFC 9773) of every newOrder.
+	replacesMu   sync.Mutex
+	replaces     []string
+	orderedNames []string // identifiers of every newOrder
+	// ariRetryAfter, when set, replaces Pebble's fixed 6 h Retry-After on
+	// renewalInfo answers (seconds), so a test sees a changed window soon.
+	ariRetryAfter atomic.Pointer[string]
 	// issuer signs the leaf certificates; issuerKey is its key (only with
 	// keyAlg "rsa": Pebble exposes no other).
 	issuer    *x509.Certificate
@@ -47,6 +57,8 @@ type pebbleOpts struct {
 	eab               map[string][]byte // key ID → raw HMAC key; non-nil requires EAB
 	ocspURL           string            // OCSP responder named in issued certificates
 	keyAlg            string            // CA key algorithm; "" means "ecdsa"
+	dnsAddr           string            // DNS server the VA asks; "" starts one answering A 127.0.0.1
+	profiles          map[string]uint64 // extra profiles: name → validity in seconds
 }
 
 // startDNS answers A 127.0.0.1 for every name (TCP, as Pebble's VA asks).
@@ -106,8 +118,14 @@ func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
 	logger := log.New(out, "pebble ", log.LstdFlags)
 	store := db.NewMemoryStore()
 	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: validity}}
+	for n, v := range o.profiles {
+		profiles[n] = ca.Profile{Description: "test " + n, ValidityPeriod: v}
+	}
 	authority := ca.New(logger, store, o.ocspURL, o.keyAlg, 0, 1, profiles)
-	vaImpl := va.New(logger, httpPort, tlsPort, false, startDNS(t), store)
+	if o.dnsAddr == "" {
+		o.dnsAddr = startDNS(t)
+	}
+	vaImpl := va.New(logger, httpPort, tlsPort, false, o.dnsAddr, store)
 	for id, key := range eab {
 		if err := store.AddExternalAccountKeyByID(id, base64.RawURLEncoding.EncodeToString(key)); err != nil {
 			t.Fatal(err)
@@ -115,13 +133,39 @@ func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
 	}
 	front := wfe.New(logger, store, vaImpl, authority, []string{"pebble.letsencrypt.org"}, false, eab != nil, 0, 0)
 	p := &pebbleCA{}
-	h := front.Handler()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h, mgmt := front.Handler(), front.ManagementHandler()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
 			p.orders.Add(1)
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var jws struct{ Payload string }
+			var order struct {
+				Replaces    string
+				Identifiers []struct{ Value string }
+			}
+			if json.Unmarshal(body, &jws) == nil {
+				if raw, err := base64.RawURLEncoding.DecodeString(jws.Payload); err == nil && json.Unmarshal(raw, &order) == nil {
+					p.replacesMu.Lock()
+					p.replaces = append(p.replaces, order.Replaces)
+					for _, id := range order.Identifiers {
+						p.orderedNames = append(p.orderedNames, id.Value)
+					}
+					p.replacesMu.Unlock()
+				}
+			}
 		}
-		h.ServeHTTP(w, r)
+		if strings.HasPrefix(r.URL.Path, "/set-renewal-info/") {
+			mgmt.ServeHTTP(w, r) // Pebble's management interface
+			return
+		}
+		pw := &pebbleWriter{ResponseWriter: w, p: p, path: r.URL.Path}
+		h.ServeHTTP(pw, r)
 	}))
+	// One request per connection: no idle keep-alive connections are left
+	// in the client (which a synctest bubble could not wait out).
+	srv.Config.SetKeepAlivesEnabled(false)
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	p.dirURL = srv.URL + wfe.DirectoryPath
 	p.wfeRoots = x509.NewCertPool()
@@ -133,6 +177,46 @@ func startPebbleWith(t *testing.T, o pebbleOpts) *pebbleCA {
 		p.issuerKey = k
 	}
 	return p
+}
+
+// pebbleWriter counts created accounts and rewrites renewalInfo's
+// Retry-After when the test asks.
+type pebbleWriter struct {
+	http.ResponseWriter
+	p    *pebbleCA
+	path string
+}
+
+func (w *pebbleWriter) WriteHeader(code int) {
+	if w.path == "/sign-me-up" && code == http.StatusCreated {
+		w.p.accounts.Add(1)
+	}
+	if ra := w.p.ariRetryAfter.Load(); ra != nil && strings.Contains(w.path, "renewalInfo") {
+		w.Header().Set("Retry-After", *ra)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *pebbleWriter) Write(b []byte) (int, error) { return w.ResponseWriter.Write(b) }
+
+// ordersFor counts the orders naming name.
+func (p *pebbleCA) ordersFor(name string) int {
+	p.replacesMu.Lock()
+	defer p.replacesMu.Unlock()
+	n := 0
+	for _, v := range p.orderedNames {
+		if v == name {
+			n++
+		}
+	}
+	return n
+}
+
+// replacesSeen returns the replaces fields of all orders so far.
+func (p *pebbleCA) replacesSeen() []string {
+	p.replacesMu.Lock()
+	defer p.replacesMu.Unlock()
+	return append([]string(nil), p.replaces...)
 }
 
 func listen(t *testing.T) (net.Listener, int) {
@@ -176,7 +260,7 @@ func startEdge(t *testing.T, state string, cfg Config, tlsLn, httpLn net.Listene
 	tc := m.TLSConfig(Policy{})
 	get := tc.GetCertificate
 	tc.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		if len(h.SupportedProtos) == 1 && h.SupportedProtos[0] == acme.ALPNProto {
+		if len(h.SupportedProtos) == 1 && h.SupportedProtos[0] == acmeALPNProto {
 			e.alpnHellos.Add(1)
 		}
 		return get(h)
@@ -285,7 +369,7 @@ func TestACMEHTTP01RestartAndUnknownSNI(t *testing.T) {
 
 	// Unknown SNI: the handshake fails and nothing reaches the CA, also
 	// when the client asks for acme-tls/1.
-	for _, mod := range []func(*tls.Config){nil, func(c *tls.Config) { c.NextProtos = []string{acme.ALPNProto} }} {
+	for _, mod := range []func(*tls.Config){nil, func(c *tls.Config) { c.NextProtos = []string{acmeALPNProto} }} {
 		if c, err := dial(e.tlsAddr, "unknown.example.com", p.certRoots, mod); err == nil {
 			c.Close()
 			t.Error("handshake for an unconfigured name succeeded")
@@ -323,7 +407,7 @@ func TestACMEHTTP01RestartAndUnknownSNI(t *testing.T) {
 	if got := p.orders.Load(); got != 1 {
 		t.Errorf("orders at the CA after restart = %d, want 1", got)
 	}
-	for _, f := range []string{state, state + "/acme"} {
+	for _, f := range []string{state, state + "/certmagic"} {
 		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o700 {
 			t.Errorf("%s: mode %v, %v; want 0700", f, fi.Mode().Perm(), err)
 		}
@@ -351,13 +435,17 @@ func TestACMETLSALPN01(t *testing.T) {
 func TestACMERenewalKeepsServing(t *testing.T) {
 	tlsLn, tlsPort := listen(t)
 	httpLn, httpPort := listen(t)
-	// Pebble issues 1 h certificates; RenewBefore 2 h puts every certificate
-	// inside its renewal window at once.
+	// Pebble issues 1 h certificates; a renew ratio of 1 puts every
+	// certificate inside its renewal window at once, and certmagic looks
+	// every 100 ms. The Manager's clock (the overdue warning) is 50 min
+	// into the hour.
 	p := startPebble(t, httpPort, tlsPort, 3600)
 	cfg := acmeConfig(p, true, false, "renew.example.com")
-	cfg.ACME.RenewBefore = 2 * time.Hour
+	cfg.ACME.RenewRatio = 1
 	reg := newRegistry()
-	e := startEdge(t, t.TempDir(), cfg, tlsLn, httpLn, Options{Registerer: reg})
+	clock := newClock()
+	clock.Advance(50 * time.Minute)
+	e := startEdge(t, t.TempDir(), cfg, tlsLn, httpLn, Options{Registerer: reg, Now: clock.Now, RenewCheckInterval: 100 * time.Millisecond})
 	first, err := dialSlow(e.tlsAddr, "renew.example.com", p.certRoots)
 	if err != nil {
 		t.Fatal(err)
@@ -380,14 +468,16 @@ func TestACMERenewalKeepsServing(t *testing.T) {
 		c.Close()
 		<-pace.C
 	}
-	c, err := dial(e.tlsAddr, "renew.example.com", p.certRoots, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if leafOf(c).SerialNumber.Cmp(firstSerial) == 0 {
-		t.Error("still serving the first certificate after a renewal")
-	}
-	c.Close()
+	// The renewed certificate is served from Run's next pass (certmagic
+	// loads it into its cache just after the renewal event).
+	waitUntil(t, "a renewed certificate is served", func() bool {
+		c, err := dial(e.tlsAddr, "renew.example.com", p.certRoots, nil)
+		if err != nil {
+			t.Fatalf("handshake after renewal: %v", err)
+		}
+		defer c.Close()
+		return leafOf(c).SerialNumber.Cmp(firstSerial) != 0
+	})
 	if got := p.orders.Load(); got < 2 {
 		t.Errorf("orders = %d, want >= 2", got)
 	}
@@ -453,13 +543,20 @@ func startOCSPPebble(t *testing.T, resp *responder, httpPort, tlsPort int) *pebb
 	return p
 }
 
-// quiesce waits until no ACME monitor goroutine of m is running.
+// quiesce waits until no ACME managing goroutine of m is running.
 func quiesce(t *testing.T, m *Manager) {
 	t.Helper()
 	waitFor(t, func() bool {
 		m.maintMu.Lock()
 		defer m.maintMu.Unlock()
-		return len(m.obtaining) == 0
+		for _, mg := range m.managing {
+			select {
+			case <-mg.done:
+			default:
+				return false
+			}
+		}
+		return true
 	})
 }
 
@@ -481,10 +578,10 @@ func stapledACMEEdge(t *testing.T, name string, clock *testClock, resp *responde
 	c.Close()
 	quiesce(t, e.m)
 	e.m.maintain(context.Background())
-	quiesce(t, e.m)
-	if stapleFrom(t, e.tlsAddr, name, p.certRoots) == nil {
-		t.Fatal("ACME certificate not stapled with stapling on")
-	}
+	// Run's pass may be the one fetching the staple: wait for it.
+	waitUntil(t, "the ACME certificate is stapled", func() bool {
+		return stapleFrom(t, e.tlsAddr, name, p.certRoots) != nil
+	})
 	return e, p, cfg
 }
 
@@ -566,25 +663,17 @@ func TestACMECorruptCacheRecovers(t *testing.T) {
 			if got, err := os.ReadFile(aside[0]); err != nil || !bytes.Equal(got, tc.data) {
 				t.Errorf("kept-aside file holds %q (%v), want the corrupt original", got, err)
 			}
-			// The replacement is a usable key (and certificate). autocert
-			// writes it after the certificate is handed out (by whichever
-			// caller obtained it, perhaps the monitor): wait for it.
-			var data []byte
-			waitUntil(t, "a new "+tc.file+" is written", func() bool {
-				data, err = os.ReadFile(bad)
-				return err == nil
-			})
-			blk, rest := pem.Decode(data)
-			if blk == nil {
-				t.Fatalf("new %s is not PEM", tc.file)
-			}
-			if _, err := x509.ParseECPrivateKey(blk.Bytes); err != nil {
-				t.Errorf("new %s: key does not parse: %v", tc.file, err)
-			}
+			// The replacement lives in the certmagic storage: a new account
+			// key, or a new certificate for the name.
+			pattern := filepath.Join(state, "certmagic", "acme", "*", "users", "*", "*.key")
 			if tc.kind == "certificate" {
-				if cb, _ := pem.Decode(rest); cb == nil || cb.Type != "CERTIFICATE" {
-					t.Errorf("new %s holds no certificate", tc.file)
-				}
+				pattern = filepath.Join(state, "certmagic", "certificates", "*", name, name+".crt")
+			}
+			if got, _ := filepath.Glob(pattern); len(got) != 1 {
+				t.Errorf("storage holds %v, want one %s", got, pattern)
+			}
+			if _, err := os.Stat(bad); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("corrupt %s is still in the old cache: %v", tc.file, err)
 			}
 			if _, ok := logs.find("ERROR", aside[0]); !ok {
 				t.Errorf("no error-level log line naming %s", aside[0])

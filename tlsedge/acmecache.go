@@ -1,7 +1,6 @@
 package tlsedge
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -9,17 +8,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"time"
-
-	"golang.org/x/crypto/acme/autocert"
 )
 
-// Names autocert gives its cache entries (x/crypto/acme/autocert:
+// Names autocert (Gatehouse before certmagic) gave its cache entries (x/crypto/acme/autocert:
 // Manager.accountKey, certKey.String, httpTokenCacheKey). Every other name
 // is a certificate: "example.com", "example.com+rsa" or a tls-alpn-01
 // "example.com+token", each a PEM private key followed by the PEM chain.
@@ -39,72 +33,12 @@ const (
 // badStampLayout is the UTC timestamp in the name of a file moved aside.
 const badStampLayout = "20060102T150405Z"
 
-// acmeCache is autocert's cache in StateDir/acme: an autocert.DirCache
-// that checks what it reads. An account key or certificate that cannot be
-// parsed is renamed to <name>.bad-<UTC timestamp> (never deleted), logged
-// at error level with both paths, counted, and reported to autocert as a
-// cache miss: autocert then creates a new account key and registers a new
-// account, or orders a new certificate, instead of failing every handshake
-// for the name until someone deletes the file.
-//
-// Only what autocert could not parse is moved aside. An expired
-// certificate, or one for other names, is a miss that autocert handles
-// itself by ordering a new certificate over it.
-type acmeCache struct {
-	dir     autocert.DirCache
-	log     *slog.Logger
-	now     func() time.Time
-	corrupt func(kind string) // counts a moved-aside file
-
-	// mu serialises Get (which may move a file aside) with Put and Delete,
-	// so a file autocert has just written is never the one moved aside.
-	mu sync.Mutex
-}
-
-// Get implements autocert.Cache.
-func (c *acmeCache) Get(ctx context.Context, name string) ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	data, err := c.dir.Get(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	kind, problem := checkCacheEntry(name, data)
-	if problem == nil {
-		return data, nil
-	}
-	if err := c.moveAside(name, kind, problem); err != nil {
-		// Keep the file and fail as autocert would have: a new entry
-		// written over it would destroy the evidence.
-		return nil, err
-	}
-	return nil, autocert.ErrCacheMiss
-}
-
-// Put implements autocert.Cache.
-func (c *acmeCache) Put(ctx context.Context, name string, data []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dir.Put(ctx, name, data)
-}
-
-// Delete implements autocert.Cache.
-func (c *acmeCache) Delete(ctx context.Context, name string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dir.Delete(ctx, name)
-}
-
-// path is where autocert.DirCache keeps name.
-func (c *acmeCache) path(name string) string {
-	return filepath.Join(string(c.dir), filepath.Clean("/"+name))
-}
-
-// moveAside renames the corrupt entry name to a free
-// <name>.bad-<timestamp>[-N] and reports it.
-func (c *acmeCache) moveAside(name, kind string, problem error) error {
-	src := c.path(name)
-	stamp := c.now().UTC().Format(badStampLayout)
+// moveAside renames the corrupt entry name of the autocert cache dir to
+// a free <name>.bad-<timestamp>[-N] and reports it (logged at error level
+// with both paths, counted). The file is never deleted.
+func (m *Manager) moveAside(dir, name, kind string, problem error) error {
+	src := filepath.Join(dir, filepath.Clean("/"+name))
+	stamp := m.now().UTC().Format(badStampLayout)
 	dst := src + ".bad-" + stamp
 	for i := 2; ; i++ {
 		if _, err := os.Lstat(dst); err != nil {
@@ -113,17 +47,17 @@ func (c *acmeCache) moveAside(name, kind string, problem error) error {
 		dst = fmt.Sprintf("%s.bad-%s-%d", src, stamp, i)
 	}
 	if err := os.Rename(src, dst); err != nil {
-		c.log.Error("corrupt acme cache file could not be moved aside; move or delete it by hand",
+		m.log.Error("corrupt acme cache file could not be moved aside; move or delete it by hand",
 			"file", src, "kind", kind, "problem", problem, "err", err)
 		return fmt.Errorf("tlsedge: acme cache %s is corrupt (%v) and could not be moved aside: %w", src, problem, err)
 	}
-	c.corrupt(kind)
+	m.met.cacheCorrupt.WithLabelValues(kind).Inc()
 	switch kind {
 	case cacheKindAccountKey:
-		c.log.Error("corrupt acme account key moved aside; a new account key and account are being created",
+		m.log.Error("corrupt acme account key moved aside; it is not imported and a new account is created when one is needed",
 			"file", src, "moved_to", dst, "problem", problem)
 	default:
-		c.log.Error("corrupt cached acme certificate moved aside; a new certificate is being ordered",
+		m.log.Error("corrupt cached acme certificate moved aside; it is not imported and a new certificate is ordered",
 			"file", src, "moved_to", dst, "problem", problem)
 	}
 	return nil
@@ -206,6 +140,3 @@ func checkCachedCert(data []byte) error {
 	}
 	return nil
 }
-
-// Interface guard.
-var _ autocert.Cache = (*acmeCache)(nil)

@@ -1,7 +1,6 @@
 package tlsedge
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,11 +10,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/acme/autocert"
 )
 
 // TestCheckCacheEntry: what autocert cannot parse is flagged; what it can
@@ -64,22 +60,20 @@ func TestCheckCacheEntry(t *testing.T) {
 	}
 }
 
-// TestACMECacheMovesAside: a corrupt entry read twice in the same second
-// leaves two kept files (the first is never overwritten) and reads as a
-// miss; a good entry is returned unchanged.
+// TestACMECacheMovesAside: a corrupt entry moved aside twice in the same
+// second leaves two kept files (the first is never overwritten), each
+// logged at error level and counted.
 func TestACMECacheMovesAside(t *testing.T) {
 	dir := t.TempDir()
 	clock := newClock()
 	logger, logs := newLogBuffer(t)
-	var counted []string
-	c := &acmeCache{dir: autocert.DirCache(dir), log: logger, now: clock.Now, corrupt: func(k string) { counted = append(counted, k) }}
-	ctx := context.Background()
-	for i, data := range []string{"first bad", "second bad"} {
-		if err := c.Put(ctx, acmeAccountKeyName, []byte(data)); err != nil {
+	m, reg := newTestManagerWith(t, Options{Now: clock.Now, Logger: logger})
+	for _, data := range []string{"first bad", "second bad"} {
+		if err := os.WriteFile(filepath.Join(dir, acmeAccountKeyName), []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Get(ctx, acmeAccountKeyName); !errors.Is(err, autocert.ErrCacheMiss) {
-			t.Fatalf("Get of a corrupt key #%d: %v, want ErrCacheMiss", i+1, err)
+		if err := m.moveAside(dir, acmeAccountKeyName, cacheKindAccountKey, errors.New("bad")); err != nil {
+			t.Fatal(err)
 		}
 	}
 	stamp := clock.Now().UTC().Format(badStampLayout)
@@ -92,20 +86,10 @@ func TestACMECacheMovesAside(t *testing.T) {
 	if _, err := os.Stat(base); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("corrupt key still in place: %v", err)
 	}
-	if strings.Join(counted, ",") != "account_key,account_key" {
-		t.Errorf("counted %v, want two account_key", counted)
+	if got := counterValue(t, reg, "gatehouse_tls_acme_cache_corrupt_total", "kind", "account_key"); got != 2 {
+		t.Errorf("counted %v, want 2", got)
 	}
 	if _, ok := logs.find("ERROR", base+".bad-"+stamp+"-2"); !ok {
 		t.Error("second move not logged at error level")
-	}
-
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalECPrivateKey(key)
-	good := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	if err := c.Put(ctx, acmeAccountKeyName, good); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := c.Get(ctx, acmeAccountKeyName); err != nil || string(got) != string(good) {
-		t.Errorf("Get of a good key: %v", err)
 	}
 }

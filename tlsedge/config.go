@@ -6,11 +6,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -20,19 +22,23 @@ import (
 // default for [ACME.DirectoryURL].
 const LetsEncryptURL = "https://acme-v02.api.letsencrypt.org/directory"
 
-// DefaultRenewBefore is how long before expiry an ACME certificate is
-// renewed when [ACME.RenewBefore] is zero. autocert caps the window at 30
-// days, so larger values behave like 30 days.
-const DefaultRenewBefore = 30 * 24 * time.Hour
+// DefaultRenewRatio is the share of a certificate's lifetime that is left
+// when it is renewed if the CA gives no ARI window (or ARI is off): a
+// third, so renewal starts two thirds into the lifetime (day 60 of a
+// 90-day certificate, day 4 of a 6-day one), as Let's Encrypt advises.
+const DefaultRenewRatio = 1.0 / 3
 
 // Config is the certificate part of one configuration generation. It is a
 // plain value: [Manager.Update] copies what it needs.
 type Config struct {
 	// ACME configures the ACME client used for ACMENames.
 	ACME ACME
-	// ACMENames are obtained and renewed through ACME. Exact names only (no
-	// wildcards: those need DNS-01, see Files).
+	// ACMENames are obtained and renewed through ACME, one certificate
+	// per name. Wildcards ("*.example.com") need ACME.DNS.
 	ACMENames []string
+	// ACMEOverrides set a profile or the dns-01 challenge for some of
+	// ACMENames; nil for none.
+	ACMEOverrides map[string]ACMEOverride
 	// Files are certificate/key pairs from disk (fullchain.pem +
 	// privkey.pem, as certbot or any DNS-01 client writes them). A pair is
 	// chosen by SNI: exact SAN first, then a wildcard SAN (*.example.com).
@@ -64,19 +70,71 @@ type ACME struct {
 	DirectoryURL string
 	// EAB is the external account binding some CAs require; nil for none.
 	EAB *EAB
-	// RenewBefore is how long before expiry to renew; 0 means
-	// [DefaultRenewBefore].
-	RenewBefore time.Duration
 	// HTTP01 enables the http-01 challenge (served by [Manager.HTTPHandler]
 	// on port 80).
 	HTTP01 bool
 	// TLSALPN01 enables the tls-alpn-01 challenge (served on port 443
-	// through [Manager.GetCertificate]). At least one challenge must be on.
+	// through [Manager.GetCertificate]). Unless every name uses DNS-01, at
+	// least one of HTTP01 and TLSALPN01 must be on.
 	TLSALPN01 bool
 	// RootCAs, when non-nil, is the only trust for the directory's HTTPS
-	// certificate (tests: Pebble's). nil means the system roots (or
-	// Options.HTTPClient as given).
+	// certificate (tests: Pebble's). nil means the system roots.
 	RootCAs *x509.CertPool
+	// Profile is the ACME certificate profile to order (draft-aaron-acme-
+	// profiles, e.g. "shortlived" or "tlsserver" at Let's Encrypt); "" lets
+	// the CA choose. ACMEOverrides can set it per name.
+	Profile string
+	// RenewRatio is the share of the lifetime left at which a certificate
+	// is renewed when the CA gives no ARI window; 0 means
+	// [DefaultRenewRatio]. It must be below 1 unless in tests.
+	RenewRatio float64
+	// DisableARI stops asking the CA for ACME Renewal Information (RFC
+	// 9773): renewal then follows RenewRatio only. Zero value: ARI is
+	// used, and renewals name the certificate they replace.
+	DisableARI bool
+	// DNS configures the dns-01 challenge; nil means none. Wildcard names
+	// and names whose ACMEOverrides say DNS01 are obtained with it, all
+	// other names with http-01 or tls-alpn-01.
+	DNS *DNS
+}
+
+// DNS configures the dns-01 challenge.
+type DNS struct {
+	// Provider is "rfc2136" (dynamic updates signed with TSIG),
+	// "cloudflare" (its API through libdns) or "exec" (a program).
+	Provider string
+	// Server is the rfc2136 primary's host:port.
+	Server string
+	// KeyName and KeyAlgorithm name the rfc2136 TSIG key ("hmac-sha256"
+	// when empty).
+	KeyName      string
+	KeyAlgorithm string
+	// Secret is the provider's credential: the base64 TSIG secret for
+	// rfc2136, the API token for cloudflare. The caller reads it from a
+	// file or an environment variable; it is never part of the TOML.
+	Secret []byte
+	// Command is the exec provider's program, run as
+	// `Command present|cleanup FQDN VALUE` (FQDN with a trailing dot).
+	Command string
+	// Resolvers are the DNS servers (host:port) asked for the zone of a
+	// name and for the record's propagation; nil means the system's.
+	Resolvers []string
+	// PropagationTimeout is how long to wait for the record to be visible
+	// before telling the CA to validate; 0 means certmagic's 2 minutes and
+	// a negative value skips the check.
+	PropagationTimeout time.Duration
+	// PropagationDelay is a pause before the first propagation check; 0
+	// means none.
+	PropagationDelay time.Duration
+}
+
+// ACMEOverride changes the ACME settings of one name.
+type ACMEOverride struct {
+	// Profile replaces ACME.Profile for the name; "" keeps it.
+	Profile string
+	// DNS01 obtains the name with the dns-01 challenge (ACME.DNS must be
+	// set). Wildcard names always use it.
+	DNS01 bool
 }
 
 // EAB is an ACME external account binding.
@@ -133,13 +191,30 @@ func normalize(c Config) Config {
 	if c.ACME.DirectoryURL == "" {
 		c.ACME.DirectoryURL = LetsEncryptURL
 	}
-	if c.ACME.RenewBefore == 0 {
-		c.ACME.RenewBefore = DefaultRenewBefore
+	if c.ACME.RenewRatio == 0 {
+		c.ACME.RenewRatio = DefaultRenewRatio
 	}
 	if c.ACME.EAB != nil {
 		e := *c.ACME.EAB
 		e.HMACKey = bytes.Clone(e.HMACKey)
 		c.ACME.EAB = &e
+	}
+	if c.ACME.DNS != nil {
+		d := *c.ACME.DNS
+		d.Secret = bytes.Clone(d.Secret)
+		d.Resolvers = slices.Clone(d.Resolvers)
+		if d.Provider == "rfc2136" && d.KeyAlgorithm == "" {
+			d.KeyAlgorithm = "hmac-sha256"
+		}
+		d.KeyAlgorithm = strings.ToLower(strings.TrimSuffix(d.KeyAlgorithm, "."))
+		c.ACME.DNS = &d
+	}
+	if c.ACMEOverrides != nil {
+		o := make(map[string]ACMEOverride, len(c.ACMEOverrides))
+		for n, v := range c.ACMEOverrides {
+			o[normName(n)] = v
+		}
+		c.ACMEOverrides = o
 	}
 	return c
 }
@@ -190,31 +265,7 @@ func prepare(c Config, now time.Time) (*prepared, error) {
 	p := &prepared{cfg: c}
 
 	// ACME.
-	for _, n := range c.ACMENames {
-		if err := validHostname(n, false); err != nil {
-			errs = append(errs, fmt.Errorf("acme name %q: %w", n, err))
-		} else if !strings.Contains(n, ".") || net.ParseIP(n) != nil {
-			errs = append(errs, fmt.Errorf("acme name %q: must be a DNS name with at least two labels", n))
-		}
-	}
-	if len(c.ACMENames) > 0 {
-		a := c.ACME
-		if !a.HTTP01 && !a.TLSALPN01 {
-			errs = append(errs, errors.New("acme: enable at least one of http01 and tls_alpn01"))
-		}
-		if u, err := url.Parse(a.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
-			errs = append(errs, fmt.Errorf("acme directory %q: must be an https URL", a.DirectoryURL))
-		}
-		if a.RenewBefore < 0 {
-			errs = append(errs, fmt.Errorf("acme renew_before %s: must not be negative", a.RenewBefore))
-		}
-		if a.EAB != nil && (a.EAB.KeyID == "" || len(a.EAB.HMACKey) == 0) {
-			errs = append(errs, errors.New("acme external account binding: both key id and hmac key are required"))
-		}
-		if a.Email != "" && !strings.Contains(a.Email, "@") {
-			errs = append(errs, fmt.Errorf("acme email %q: not an email address", a.Email))
-		}
-	}
+	errs = append(errs, checkACME(c)...)
 
 	// Self-signed.
 	for _, n := range c.SelfSigned {
@@ -243,11 +294,11 @@ func prepare(c Config, now time.Time) (*prepared, error) {
 		names = append(slices.Clone(names), c.DefaultName)
 	}
 	for _, n := range names {
-		if err := validHostname(n, false); err != nil {
-			errs = append(errs, fmt.Errorf("site name %q: %w", n, err))
+		if slices.Contains(c.ACMENames, n) || slices.Contains(c.SelfSigned, n) {
 			continue
 		}
-		if slices.Contains(c.ACMENames, n) || slices.Contains(c.SelfSigned, n) {
+		if err := validHostname(n, false); err != nil {
+			errs = append(errs, fmt.Errorf("site name %q: %w", n, err))
 			continue
 		}
 		covered := false
@@ -336,4 +387,100 @@ func entryFor(cert *tls.Certificate, src string) (*entry, error) {
 		e.ocspURL = leaf.OCSPServer[0]
 	}
 	return e, nil
+}
+
+// tsigAlgorithms are the TSIG algorithms an rfc2136 key may use.
+var tsigAlgorithms = []string{"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"}
+
+// checkACME validates the ACME part of c (normalized).
+func checkACME(c Config) []error {
+	var errs []error
+	a := c.ACME
+	needHTTPish := false
+	for _, n := range c.ACMENames {
+		wild := strings.HasPrefix(n, "*.")
+		if err := validHostname(n, true); err != nil {
+			errs = append(errs, fmt.Errorf("acme name %q: %w", n, err))
+			continue
+		} else if !strings.Contains(strings.TrimPrefix(n, "*."), ".") || net.ParseIP(n) != nil {
+			errs = append(errs, fmt.Errorf("acme name %q: must be a DNS name with at least two labels", n))
+			continue
+		}
+		dns01 := wild || c.ACMEOverrides[n].DNS01
+		if dns01 && a.DNS == nil {
+			if wild {
+				errs = append(errs, fmt.Errorf("acme name %q: a wildcard needs the dns-01 challenge; configure acme dns", n))
+			} else {
+				errs = append(errs, fmt.Errorf("acme name %q: dns-01 requested but acme dns is not configured", n))
+			}
+		}
+		if !dns01 {
+			needHTTPish = true
+		}
+	}
+	for n := range c.ACMEOverrides {
+		if !slices.Contains(c.ACMENames, n) {
+			errs = append(errs, fmt.Errorf("acme override for %q: not an acme name", n))
+		}
+	}
+	if len(c.ACMENames) == 0 {
+		return errs
+	}
+	if needHTTPish && !a.HTTP01 && !a.TLSALPN01 {
+		errs = append(errs, errors.New("acme: enable at least one of http01 and tls_alpn01"))
+	}
+	if u, err := url.Parse(a.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		errs = append(errs, fmt.Errorf("acme directory %q: must be an https URL", a.DirectoryURL))
+	}
+	if !(a.RenewRatio > 0 && a.RenewRatio <= 1) {
+		errs = append(errs, fmt.Errorf("acme renew ratio %v: must be above 0 and below 1", a.RenewRatio))
+	}
+	if a.EAB != nil && (a.EAB.KeyID == "" || len(a.EAB.HMACKey) == 0) {
+		errs = append(errs, errors.New("acme external account binding: both key id and hmac key are required"))
+	}
+	if a.Email != "" && !strings.Contains(a.Email, "@") {
+		errs = append(errs, fmt.Errorf("acme email %q: not an email address", a.Email))
+	}
+	if d := a.DNS; d != nil {
+		errs = append(errs, checkDNS(d)...)
+	}
+	return errs
+}
+
+// checkDNS validates a dns-01 provider configuration.
+func checkDNS(d *DNS) []error {
+	var errs []error
+	switch d.Provider {
+	case "rfc2136":
+		if _, _, err := net.SplitHostPort(d.Server); err != nil {
+			errs = append(errs, fmt.Errorf("acme dns server %q: want host:port", d.Server))
+		}
+		if d.KeyName == "" {
+			errs = append(errs, errors.New("acme dns: rfc2136 needs a tsig key name"))
+		}
+		if !slices.Contains(tsigAlgorithms, d.KeyAlgorithm) {
+			errs = append(errs, fmt.Errorf("acme dns key algorithm %q: want one of %s", d.KeyAlgorithm, strings.Join(tsigAlgorithms, ", ")))
+		}
+		if len(d.Secret) == 0 {
+			errs = append(errs, errors.New("acme dns: rfc2136 needs the tsig secret"))
+		} else if _, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(d.Secret))); err != nil {
+			errs = append(errs, fmt.Errorf("acme dns: the tsig secret is not base64: %w", err))
+		}
+	case "cloudflare":
+		if len(bytes.TrimSpace(d.Secret)) == 0 {
+			errs = append(errs, errors.New("acme dns: cloudflare needs an api token"))
+		}
+	case "exec":
+		if d.Command == "" || !filepath.IsAbs(d.Command) {
+			errs = append(errs, fmt.Errorf("acme dns command %q: must be an absolute path", d.Command))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("acme dns provider %q: want rfc2136, cloudflare or exec", d.Provider))
+	}
+	for _, r := range d.Resolvers {
+		if _, _, err := net.SplitHostPort(r); err != nil {
+			errs = append(errs, fmt.Errorf("acme dns resolver %q: want host:port", r))
+		}
+	}
+	return errs
 }

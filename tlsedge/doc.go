@@ -1,7 +1,8 @@
 // Package tlsedge is Gatehouse's certificate manager: it chooses the
 // certificate for each TLS handshake, obtains and renews ACME certificates
-// (through golang.org/x/crypto/acme/autocert), reloads certificate files
-// from disk, staples OCSP responses and sets the TLS protocol policy.
+// (through github.com/caddyserver/certmagic: ARI, profiles, dns-01,
+// storage shared between instances), reloads certificate files from
+// disk, staples OCSP responses and sets the TLS protocol policy.
 //
 // # Lifecycle
 //
@@ -15,18 +16,20 @@
 //     all problems at once; on error nothing changes and the previous
 //     certificates keep serving;
 //  2. on success the new generation is published with one atomic pointer
-//     store. Staples of unchanged certificates carry over; the ACME client
-//     is kept unless the ACME section changed (a replaced client is
-//     retired: its transport refuses all traffic).
+//     store. Staples of unchanged certificates carry over; the certmagic
+//     configurations are kept unless the ACME section (or the set of
+//     profile and challenge pairs) changed.
 //
 // Listeners use [Manager.TLSConfig] (one per listener [Policy]) and the
 // port-80 server wraps its handler in [Manager.HTTPHandler] for http-01.
 // [Manager.Run], started once with the process context, does the
 // background work every Options.PollInterval: it reloads certificate files
-// whose size, mtime or content changed, obtains missing ACME certificates
-// and watches their expiry, refreshes OCSP staples and rotates session
-// ticket keys. When its context ends it cuts off the ACME clients, waits
-// for its goroutines and returns.
+// whose size, mtime or content changed, starts one goroutine per ACME name
+// (load from storage, or order; names removed from the configuration
+// leave certmagic's maintenance), refreshes OCSP staples and rotates
+// session ticket keys. It owns the certmagic cache, whose maintenance
+// renews certificates following ARI. When its context ends it stops the
+// cache, waits for its goroutines and returns.
 //
 // # Handshakes
 //
@@ -53,18 +56,24 @@
 // logged at error level and counted. A Must-Staple certificate is refused
 // without a valid staple.
 //
-// # ACME cache
+// # ACME storage
 //
-// autocert's cache (StateDir/acme) is checked on read: an account key or
-// certificate that does not parse is renamed to <name>.bad-<timestamp>,
-// logged and reported as a miss, so a new account or certificate replaces
-// it instead of every handshake failing.
+// certmagic's storage (StateDir/certmagic, Options.StorageDir or
+// Options.Storage) holds accounts, certificates, ARI data, challenges and
+// locks. On the first ACME configuration the autocert cache of earlier
+// versions (StateDir/acme) is imported so nothing is ordered again; a file
+// there that does not parse is renamed to <name>.bad-<timestamp>, logged
+// and counted, and so is a stored certificate that does not load.
 //
 // # Metrics
 //
 // With Options.Registerer set: gatehouse_tls_certificate_not_after_seconds
-// {name} and gatehouse_tls_ocsp_next_update_seconds{name} (computed at
-// scrape time from the current generation, so removed names disappear),
+// {name}, gatehouse_tls_certificate_not_before_seconds{name},
+// gatehouse_tls_certificate_renewal_failing{name},
+// gatehouse_tls_acme_ari_window_start_seconds{name}, ..._end_seconds,
+// gatehouse_tls_acme_ari_renewal_time_seconds{name} and
+// gatehouse_tls_ocsp_next_update_seconds{name} (computed at scrape time
+// from the current generation, so removed names disappear),
 // gatehouse_tls_renewals_total{result=success|failure|overdue},
 // gatehouse_tls_ocsp_fetch_failures_total,
 // gatehouse_tls_ocsp_revoked_total,

@@ -403,6 +403,7 @@ func failures(m *Manager, reason string) float64 {
 type (
 	tlsConfig = tls.Config
 	tlsHello  = tls.ClientHelloInfo
+	tlsConn   = tls.Conn
 )
 
 // testutilGatherHas checks that reg exposes metric{name=label} == want.
@@ -490,3 +491,15 @@ func counterValue(t *testing.T, reg *prometheus.Registry, metric string, labels 
 }
 
 func newRegistry() *prometheus.Registry { return prometheus.NewPedanticRegistry() }
+
+// monitorHello is a ClientHello of an ECDSA-capable modern client (no
+// connection: only for names served without certmagic's handshake code).
+func monitorHello(name string) *tls.ClientHelloInfo {
+	return &tls.ClientHelloInfo{
+		ServerName:        name,
+		CipherSuites:      []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+		SupportedCurves:   []tls.CurveID{tls.X25519, tls.CurveP256},
+		SignatureSchemes:  []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256},
+		SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12},
+	}
+}

@@ -7,17 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/crypto/acme"
-	"golang.org/x/crypto/acme/autocert"
+	"go.uber.org/zap"
 )
 
 // DefaultPollInterval is how often [Manager.Run] looks at certificate files,
@@ -30,10 +32,21 @@ const DefaultPollInterval = 10 * time.Second
 type Options struct {
 	// StateDir is a persistent directory (created 0700; group and other
 	// permissions are removed from an existing one) holding the ACME
-	// account and certificates (acme/), OCSP staples (ocsp/) and the
-	// self-signed development certificate (selfsigned/). Files are 0600
-	// and written atomically (temporary file, then rename).
+	// storage (certmagic/, unless Storage is set), OCSP staples (ocsp/)
+	// and the self-signed development certificate (selfsigned/), and
+	// read for the autocert cache of earlier versions (acme/). Files are
+	// 0600 and written atomically (temporary file, then rename).
 	StateDir string
+	// Storage holds ACME accounts, certificates, ARI data, challenge
+	// tokens and the locks that let several instances share it (one
+	// order per name between them). nil means a certmagic.FileStorage in
+	// StateDir/certmagic (or StorageDir). It cannot change while the
+	// Manager lives.
+	Storage certmagic.Storage
+	// StorageDir, when Storage is nil, is the directory of the file
+	// storage; "" means StateDir/certmagic. Instances sharing it (a
+	// shared volume) order each name once.
+	StorageDir string
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the package's metrics; nil registers nothing.
@@ -42,13 +55,18 @@ type Options struct {
 	// ACME-backed handshake and before any order; nil allows every name in
 	// the current Config.ACMENames. It must be cheap.
 	HostPolicy func(ctx context.Context, host string) error
-	// HTTPClient fetches OCSP responses and, when ACME.RootCAs is nil, talks
-	// to the ACME directory. nil means a client with a 30 s timeout.
+	// HTTPClient fetches OCSP responses. nil means a client with a 30 s
+	// timeout. (certmagic's ACME client builds its own, trusting
+	// ACME.RootCAs or the system roots.)
 	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now. It decides staple freshness,
-	// certificate validity and renewal monitoring (autocert's own renewal
-	// timers use the real clock).
+	// certificate validity and the overdue-renewal warning. certmagic's
+	// renewal decisions read the real clock.
 	Now func() time.Time
+	// RenewCheckInterval is how often certmagic's maintenance looks for
+	// certificates due for renewal and ARI updates; 0 means certmagic's
+	// default (10 minutes).
+	RenewCheckInterval time.Duration
 	// PollInterval is the period of [Manager.Run]'s maintenance pass;
 	// 0 means [DefaultPollInterval].
 	PollInterval time.Duration
@@ -69,18 +87,34 @@ type Manager struct {
 	poll       time.Duration
 	rotation   time.Duration
 	met        *metrics
-	// acmeCache is autocert's cache in StateDir/acme, shared by every
-	// ACME client the Manager builds.
-	acmeCache *acmeCache
+	renewCheck time.Duration
+	// storage is the ACME storage (Options.Storage or a FileStorage).
+	storage certmagic.Storage
+	// zlog is the zap logger certmagic writes to (into log).
+	zlog *zap.Logger
+	// issuerHook, set by tests, adjusts every ACME issuer before use.
+	issuerHook func(*certmagic.ACMEIssuer)
+	// kick asks Run for a maintenance pass now (capacity 1).
+	kick chan struct{}
 
 	// state is the current generation, replaced as a whole (never mutated).
 	state atomic.Pointer[state]
-	// acmeCerts maps the leaf of each certificate autocert serves to its
-	// entry (staple, RFC 6979 signer); replaced as a whole by the
-	// maintenance pass. autocert builds a new *tls.Certificate on every
-	// call but keeps one *x509.Certificate leaf per certificate, so the
-	// leaf pointer is the key.
-	acmeCerts atomic.Pointer[map[*x509.Certificate]*entry]
+	// lastACME is the most recent ACME instance, for certmagic's
+	// maintenance of certificates after ACME left the configuration.
+	lastACME atomic.Pointer[acmeInstance]
+	// acmeCerts maps each ACME name to the entry (staple, RFC 6979
+	// signer) of the certificate it serves; replaced as a whole by
+	// indexACME (under indexMu).
+	acmeCerts atomic.Pointer[map[string]*entry]
+	indexMu   sync.Mutex
+
+	// cmMu guards the certmagic cache and the solver sentinel, created on
+	// first use and stopped by Run.
+	cmMu          sync.Mutex
+	cm            *certmagic.Cache
+	cmStopped     bool
+	sentinel      net.Listener
+	sentinelReady chan struct{} // signalled when sentinel is bound (capacity 1)
 
 	// updateMu serialises writers of state: Update and the file poller.
 	updateMu sync.Mutex
@@ -89,12 +123,13 @@ type Manager struct {
 	watch map[FilePair]fileSig
 
 	// maintMu guards the maintenance-owned fields below.
-	maintMu   sync.Mutex
-	ocspNext  map[[32]byte]time.Time  // fingerprint → earliest next fetch after a failure or a revoked answer
-	acmeSeen  map[string]acmeObserved // name → last observed ACME certificate
-	obtaining map[string]bool         // names with an obtain goroutine in flight
-	retired   []*acmeInstance         // instances replaced by Update, retired by Run's end
-	wg        sync.WaitGroup          // obtain goroutines
+	maintMu     sync.Mutex
+	ocspNext    map[[32]byte]time.Time   // fingerprint → earliest next fetch after a failure or a revoked answer
+	acmeSeen    map[string]acmeObserved  // name → last observed ACME certificate
+	acmeFailing map[string]bool          // names whose last obtain or renewal failed
+	managing    map[string]*acmeManaged  // names with a managing goroutine
+	waiters     map[string]chan struct{} // names handshakes wait on for a first certificate
+	wg          sync.WaitGroup           // managing and sentinel goroutines
 
 	// tickets guards the configs that carry rotating session ticket keys.
 	ticketsMu sync.Mutex
@@ -134,6 +169,7 @@ type state struct {
 	exact      map[string]*entry // exact SAN → entry (files, then self-signed)
 	wildcard   map[string]*entry // "*.example.com" → entry
 	acmeNames  map[string]bool
+	acmeWild   bool          // some ACME name is a wildcard
 	acme       *acmeInstance // nil without ACME names
 }
 
@@ -155,20 +191,34 @@ func New(o Options) (*Manager, error) {
 		}
 	}
 	m := &Manager{
-		log:        o.Logger,
-		now:        o.Now,
-		stateDir:   o.StateDir,
-		hostPolicy: o.HostPolicy,
-		httpClient: o.HTTPClient,
-		poll:       o.PollInterval,
-		rotation:   o.TicketRotation,
-		watch:      map[FilePair]fileSig{},
-		ocspNext:   map[[32]byte]time.Time{},
-		acmeSeen:   map[string]acmeObserved{},
-		obtaining:  map[string]bool{},
+		log:           o.Logger,
+		now:           o.Now,
+		stateDir:      o.StateDir,
+		hostPolicy:    o.HostPolicy,
+		httpClient:    o.HTTPClient,
+		poll:          o.PollInterval,
+		rotation:      o.TicketRotation,
+		renewCheck:    o.RenewCheckInterval,
+		storage:       o.Storage,
+		kick:          make(chan struct{}, 1),
+		sentinelReady: make(chan struct{}, 1),
+		watch:         map[FilePair]fileSig{},
+		ocspNext:      map[[32]byte]time.Time{},
+		acmeSeen:      map[string]acmeObserved{},
+		acmeFailing:   map[string]bool{},
+		managing:      map[string]*acmeManaged{},
+		waiters:       map[string]chan struct{}{},
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
+	}
+	m.zlog = newZapLogger(m.log.Handler())
+	if m.storage == nil {
+		dir := o.StorageDir
+		if dir == "" {
+			dir = filepath.Join(o.StateDir, "certmagic")
+		}
+		m.storage = &certmagic.FileStorage{Path: dir}
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -182,19 +232,13 @@ func New(o Options) (*Manager, error) {
 	if m.rotation <= 0 {
 		m.rotation = DefaultTicketRotation
 	}
-	empty := map[*x509.Certificate]*entry{}
+	empty := map[string]*entry{}
 	m.acmeCerts.Store(&empty)
 	met, err := newMetrics(m, o.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	m.met = met
-	m.acmeCache = &acmeCache{
-		dir:     autocert.DirCache(filepath.Join(o.StateDir, "acme")),
-		log:     m.log,
-		now:     m.now,
-		corrupt: func(kind string) { met.cacheCorrupt.WithLabelValues(kind).Inc() },
-	}
 	return m, nil
 }
 
@@ -222,11 +266,12 @@ func (m *Manager) Update(c Config) error {
 	}
 	var inst *acmeInstance
 	if len(c.ACMENames) > 0 {
-		if old != nil && old.acme != nil && acmeEqual(old.cfg.ACME, c.ACME) {
+		if old != nil && old.acme != nil && acmeEqual(old.cfg.ACME, c.ACME) && slices.Equal(groupKeys(&old.cfg), groupKeys(&c)) {
 			inst = old.acme
-		} else if inst, err = m.newACME(c.ACME); err != nil {
+		} else if inst, err = m.newACME(&c); err != nil {
 			return err
 		}
+		m.lastACME.Store(inst)
 	}
 	// Carry staples over for unchanged certificates, load persisted ones
 	// for new certificates.
@@ -241,12 +286,7 @@ func (m *Manager) Update(c Config) error {
 	}
 	st := buildState(c, p.files, ss, inst)
 	m.state.Store(st)
-	if old != nil && old.acme != nil && old.acme != inst {
-		m.maintMu.Lock()
-		m.retired = append(m.retired, old.acme)
-		m.maintMu.Unlock()
-		old.acme.retire()
-	}
+	m.kickRun()
 	m.log.Info("tls configuration applied", "files", len(p.files), "acme_names", len(c.ACMENames), "self_signed", len(c.SelfSigned))
 	return nil
 }
@@ -283,6 +323,7 @@ func buildState(c Config, files []*entry, ss *entry, inst *acmeInstance) *state 
 	}
 	for _, n := range c.ACMENames {
 		st.acmeNames[n] = true
+		st.acmeWild = st.acmeWild || strings.HasPrefix(n, "*.")
 	}
 	return st
 }
@@ -304,7 +345,7 @@ var (
 // GetCertificate implements tls.Config.GetCertificate. A cached certificate
 // is returned without blocking; an unknown server name fails the handshake
 // and never reaches the ACME CA. A name in Config.ACMENames that has no
-// certificate yet blocks this handshake while autocert obtains one.
+// certificate yet blocks this handshake until certmagic obtains one.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	st := m.state.Load()
 	if st == nil {
@@ -320,32 +361,15 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return nil, errNoSNI
 	}
 	name = lookupName(name)
-	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto {
+	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmeALPNProto {
 		// A tls-alpn-01 validation request from the CA.
-		if st.acme == nil || !st.acme.tlsALPN || !st.acmeNames[name] {
-			m.met.fail(reasonUnknownSNI)
-			return nil, &handshakeError{reasonUnknownSNI, fmt.Sprintf("no tls-alpn-01 challenge for %q", name)}
-		}
-		return st.acme.am.GetCertificate(hello)
+		return m.serveALPN(st, name, hello)
 	}
 	if e := st.exact[name]; e != nil {
 		return m.serve(st, e)
 	}
 	if st.acmeNames[name] {
-		c, err := st.acme.am.GetCertificate(hello)
-		if err != nil {
-			m.met.fail(reasonNoCertificate)
-			return nil, &handshakeError{reasonNoCertificate, fmt.Sprintf("acme certificate for %q: %v", name, err)}
-		}
-		if e := (*m.acmeCerts.Load())[c.Leaf]; e != nil {
-			return m.serve(st, e)
-		}
-		if c.Leaf != nil && mustStaple(c.Leaf) {
-			m.met.fail(reasonMustStaple)
-			m.log.Warn("refusing must-staple certificate without a staple", "name", name)
-			return nil, &handshakeError{reasonMustStaple, fmt.Sprintf("certificate for %q is must-staple and no valid OCSP staple is available yet", name)}
-		}
-		return c, nil
+		return m.serveACME(st, name, name, hello)
 	}
 	if i := strings.IndexByte(name, '.'); i > 0 {
 		// The concatenation stays on the stack for names up to 32 bytes
@@ -355,9 +379,33 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 				return m.serve(st, e)
 			}
 		}
+		if st.acmeWild {
+			if w := "*" + name[i:]; st.acmeNames[w] {
+				return m.serveACME(st, w, name, hello)
+			}
+		}
 	}
 	m.met.fail(reasonUnknownSNI)
 	return nil, &handshakeError{reasonUnknownSNI, fmt.Sprintf("no certificate for server name %q", name)}
+}
+
+// serveACME serves the certificate of ACME name acmeName (sni is what
+// the client asked for), waiting for a first certificate if there is none
+// yet. Options.HostPolicy is consulted on every such handshake.
+func (m *Manager) serveACME(st *state, acmeName, sni string, hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	ctx := hello.Context()
+	if m.hostPolicy != nil {
+		if err := m.hostPolicy(ctx, acmeName); err != nil {
+			m.met.fail(reasonUnknownSNI)
+			return nil, &handshakeError{reasonUnknownSNI, fmt.Sprintf("acme name %q refused by the host policy: %v", sni, err)}
+		}
+	}
+	e, err := m.acmeEntry(ctx, acmeName)
+	if err != nil {
+		m.met.fail(reasonNoCertificate)
+		return nil, &handshakeError{reasonNoCertificate, fmt.Sprintf("acme certificate for %q: %v", sni, err)}
+	}
+	return m.serve(st, e)
 }
 
 // lookupName lower-cases and trims a trailing dot, allocating only when
@@ -396,8 +444,18 @@ func (m *Manager) HTTPHandler(fallback http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
-			if st := m.state.Load(); st != nil && st.acme != nil && st.acme.http01 != nil {
-				st.acme.http01.ServeHTTP(w, r)
+			// Answered here, never redirected: certmagic answers challenges
+			// of this instance (memory) or of another one sharing the
+			// storage, for configured names only (403 for others, as
+			// autocert did); an unknown token is a 404.
+			if st := m.state.Load(); st != nil && st.acme != nil && st.cfg.ACME.HTTP01 {
+				if err := m.acmePolicy(r.Context(), r.Host); err != nil {
+					http.Error(w, err.Error(), http.StatusForbidden)
+					return
+				}
+				if !st.acme.any.iss.HandleHTTPChallenge(w, r) {
+					http.NotFound(w, r)
+				}
 				return
 			}
 		}
@@ -406,11 +464,13 @@ func (m *Manager) HTTPHandler(fallback http.Handler) http.Handler {
 }
 
 // Run owns the background work: polling certificate files, refreshing OCSP
-// staples, obtaining and monitoring ACME certificates and rotating session
-// ticket keys. It runs one pass at once, then every PollInterval, and
-// returns nil when ctx is done, after its goroutines have ended and every
-// ACME client has been cut off. Call it once per Manager, for the life of
-// the process: after it returns, ACME no longer works.
+// staples, managing ACME names (loading, obtaining, and handing them to
+// certmagic's maintenance, which renews them and follows ARI) and
+// rotating session ticket keys. It runs one pass at once, then every
+// PollInterval (and at once after an Update or a new ACME certificate),
+// and returns nil when ctx is done, after its goroutines have ended and
+// certmagic's maintenance has stopped. Call it once per Manager, for the
+// life of the process: after it returns, ACME no longer works.
 func (m *Manager) Run(ctx context.Context) error {
 	t := time.NewTicker(m.poll)
 	defer t.Stop()
@@ -423,10 +483,34 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-m.kick:
+		case <-m.sentinelReady:
+			m.cmMu.Lock()
+			ln := m.sentinel
+			m.cmMu.Unlock()
+			m.wg.Go(func() { acceptSentinel(ln) })
 		case <-rot.C:
 			m.rotateTickets()
 		}
 	}
+}
+
+// shutdownACME ends ACME work: the managing goroutines (their context is
+// Run's), certmagic's maintenance (its renewal jobs see their context
+// cancelled) and the solver sentinel; it waits for the goroutines Run
+// owns.
+func (m *Manager) shutdownACME() {
+	m.cmMu.Lock()
+	m.cmStopped = true
+	cm, ln := m.cm, m.sentinel
+	m.cmMu.Unlock()
+	if cm != nil {
+		cm.Stop()
+	}
+	if ln != nil {
+		ln.Close()
+	}
+	m.wg.Wait()
 }
 
 // maintain is one maintenance pass.
@@ -437,7 +521,12 @@ func (m *Manager) maintain(ctx context.Context) {
 		}
 	}()
 	m.pollFiles()
-	m.maintainACME(ctx)
+	m.reconcileACME(ctx)
+	for _, e := range m.indexACME() {
+		// A new ACME certificate gets its staple now, not a pass later.
+		m.refreshStaple(ctx, e)
+	}
+	m.observeACME(ctx)
 	m.refreshStaples(ctx)
 }
 

@@ -3,11 +3,11 @@ package tlsedge
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"log"
 	"strings"
 
+	"github.com/mholt/acmez/v3/acme"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -33,6 +33,11 @@ type metrics struct {
 	cacheCorrupt *prometheus.CounterVec
 
 	notAfterDesc   *prometheus.Desc
+	notBeforeDesc  *prometheus.Desc
+	failingDesc    *prometheus.Desc
+	ariStartDesc   *prometheus.Desc
+	ariEndDesc     *prometheus.Desc
+	ariChosenDesc  *prometheus.Desc
 	nextUpdateDesc *prometheus.Desc
 }
 
@@ -49,7 +54,7 @@ func newMetrics(m *Manager, reg prometheus.Registerer) (*metrics, error) {
 		m: m,
 		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_tls_renewals_total",
-			Help: "ACME certificate events seen by the monitor: success (new certificate served), failure (certificate unavailable), overdue (renewal window a third gone without a new certificate).",
+			Help: "ACME certificate events: success (a renewed certificate was stored), failure (an order or renewal attempt failed; retried with backoff), overdue (renewal window a third gone without a new certificate).",
 		}, []string{"result"}),
 		ocspFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_tls_ocsp_fetch_failures_total",
@@ -65,6 +70,11 @@ func newMetrics(m *Manager, reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"kind"}),
 		failures:       map[string]prometheus.Counter{},
 		notAfterDesc:   prometheus.NewDesc("gatehouse_tls_certificate_not_after_seconds", "Expiry (Unix seconds) of the certificate served for each configured name.", []string{"name"}, nil),
+		notBeforeDesc:  prometheus.NewDesc("gatehouse_tls_certificate_not_before_seconds", "Start of validity (Unix seconds) of the certificate served for each configured name; with not_after it gives the lifetime.", []string{"name"}, nil),
+		failingDesc:    prometheus.NewDesc("gatehouse_tls_certificate_renewal_failing", "1 when the last attempt to obtain or renew the ACME certificate of a configured name failed (it is retried with backoff), else 0 (always 0 for certificate files and self-signed names).", []string{"name"}, nil),
+		ariStartDesc:   prometheus.NewDesc("gatehouse_tls_acme_ari_window_start_seconds", "Start (Unix seconds) of the renewal window the CA suggests through ARI (RFC 9773) for the certificate of each ACME name; absent without ARI.", []string{"name"}, nil),
+		ariEndDesc:     prometheus.NewDesc("gatehouse_tls_acme_ari_window_end_seconds", "End (Unix seconds) of the ARI renewal window of each ACME name; absent without ARI.", []string{"name"}, nil),
+		ariChosenDesc:  prometheus.NewDesc("gatehouse_tls_acme_ari_renewal_time_seconds", "The random time inside the ARI window (Unix seconds) at which each ACME name's certificate is renewed; absent without ARI.", []string{"name"}, nil),
 		nextUpdateDesc: prometheus.NewDesc("gatehouse_tls_ocsp_next_update_seconds", "NextUpdate (Unix seconds) of the OCSP staple served for each configured name; absent without a staple.", []string{"name"}, nil),
 	}
 	for i, v := range []string{"1.2", "1.3", "other"} {
@@ -105,6 +115,11 @@ func (mt *metrics) handshake(v uint16) {
 // Describe implements prometheus.Collector.
 func (mt *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- mt.notAfterDesc
+	ch <- mt.notBeforeDesc
+	ch <- mt.failingDesc
+	ch <- mt.ariStartDesc
+	ch <- mt.ariEndDesc
+	ch <- mt.ariChosenDesc
 	ch <- mt.nextUpdateDesc
 }
 
@@ -114,13 +129,19 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 	if st == nil {
 		return
 	}
+	acmeEntries := *mt.m.acmeCerts.Load()
 	mt.m.maintMu.Lock()
-	acmeSeen := make(map[string]*x509.Certificate, len(mt.m.acmeSeen))
+	failing := make(map[string]bool, len(mt.m.acmeFailing))
+	for n := range mt.m.acmeFailing {
+		failing[n] = true
+	}
+	aris := map[string]*acme.RenewalInfo{}
 	for n, o := range mt.m.acmeSeen {
-		acmeSeen[n] = o.leaf
+		if o.ari != nil && acmeEntries[n] != nil && acmeEntries[n].leaf == o.leaf {
+			aris[n] = o.ari
+		}
 	}
 	mt.m.maintMu.Unlock()
-	acmeEntries := *mt.m.acmeCerts.Load()
 	now := mt.m.now()
 	seen := map[string]bool{}
 	names := append(append(append([]string(nil), st.cfg.Names...), st.cfg.ACMENames...), st.cfg.SelfSigned...)
@@ -134,18 +155,29 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 		case st.exact[n] != nil:
 			e = st.exact[n]
 		case st.acmeNames[n]:
-			if c := acmeSeen[n]; c != nil {
-				e = acmeEntries[c]
-			}
+			e = acmeEntries[n]
 		default:
 			if i := strings.IndexByte(n, '.'); i > 0 {
 				e = st.wildcard["*"+n[i:]]
+			}
+		}
+		fail := 0.0
+		if st.acmeNames[n] && failing[n] {
+			fail = 1
+		}
+		ch <- prometheus.MustNewConstMetric(mt.failingDesc, prometheus.GaugeValue, fail, n)
+		if a := aris[n]; a != nil {
+			ch <- prometheus.MustNewConstMetric(mt.ariStartDesc, prometheus.GaugeValue, float64(a.SuggestedWindow.Start.Unix()), n)
+			ch <- prometheus.MustNewConstMetric(mt.ariEndDesc, prometheus.GaugeValue, float64(a.SuggestedWindow.End.Unix()), n)
+			if !a.SelectedTime.IsZero() {
+				ch <- prometheus.MustNewConstMetric(mt.ariChosenDesc, prometheus.GaugeValue, float64(a.SelectedTime.Unix()), n)
 			}
 		}
 		if e == nil {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(mt.notAfterDesc, prometheus.GaugeValue, float64(e.leaf.NotAfter.Unix()), n)
+		ch <- prometheus.MustNewConstMetric(mt.notBeforeDesc, prometheus.GaugeValue, float64(e.leaf.NotBefore.Unix()), n)
 		if s := e.staple.Load(); s != nil && !st.cfg.DisableOCSP && now.Before(s.nextUpdate) {
 			ch <- prometheus.MustNewConstMetric(mt.nextUpdateDesc, prometheus.GaugeValue, float64(s.nextUpdate.Unix()), n)
 		}

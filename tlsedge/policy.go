@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/crypto/acme"
 )
 
 // DefaultTicketRotation is how often session ticket keys rotate when
@@ -143,8 +141,8 @@ func (m *Manager) TLSConfig(p Policy) *tls.Config {
 	if c.NextProtos == nil {
 		c.NextProtos = []string{"h2", "http/1.1"}
 	}
-	if !slices.Contains(c.NextProtos, acme.ALPNProto) {
-		c.NextProtos = append(c.NextProtos, acme.ALPNProto)
+	if !slices.Contains(c.NextProtos, acmeALPNProto) {
+		c.NextProtos = append(c.NextProtos, acmeALPNProto)
 	}
 	if !p.SessionTickets {
 		c.SessionTicketsDisabled = true

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -208,6 +209,7 @@ func (d *daemon) start(cfg *config.Config) error {
 	d.edge = proxy.NewEdge(proxy.EdgeOptions{Logger: d.log, Metrics: d.metrics})
 	tm, err := tlsedge.New(tlsedge.Options{
 		StateDir:   cfg.StateDir,
+		StorageDir: cfg.ACME.StorageDir,
 		Logger:     d.log,
 		Registerer: d.reg,
 		HostPolicy: func(ctx context.Context, host string) error {
@@ -289,6 +291,9 @@ func (d *daemon) apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.ACME.RenewBeforeSet {
+		d.log.Warn("acme.renew_before is no longer used: renewal follows the CA's ARI window, else acme.renew_ratio (a third of the lifetime left by default); remove it")
+	}
 	rt, err := proxy.Build(ctx, cfg, d.deps)
 	if err != nil {
 		return err
@@ -368,6 +373,7 @@ func restartOnly(a, b *config.Config) []string {
 	add(!sameBan(a.Ban, b.Ban), "ban")
 	add(a.Log != b.Log, "log")
 	add(a.StateDir != b.StateDir, "state_dir")
+	add(a.ACME.Storage != b.ACME.Storage || a.ACME.StorageDir != b.ACME.StorageDir, "acme.storage")
 	return keys
 }
 
@@ -375,16 +381,51 @@ func sameBan(a, b config.Ban) bool {
 	return a.Enabled == b.Enabled && a.MaxRetry == b.MaxRetry && a.FindTime == b.FindTime && a.BanTime == b.BanTime && a.MaxBans == b.MaxBans
 }
 
+// maxTokenFileSize bounds a DNS credential file (tokens and TSIG
+// secrets are well under 1 KiB).
+const maxTokenFileSize = 64 << 10
+
 // tlsConfigOf is the certificate part of cfg.
 func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
 	tc := tlsedge.Config{
 		ACME: tlsedge.ACME{
 			Email:        cfg.ACME.Email,
 			DirectoryURL: cfg.ACME.Directory,
-			RenewBefore:  cfg.ACME.RenewBefore,
 			HTTP01:       cfg.ACME.HTTP01,
 			TLSALPN01:    cfg.ACME.TLSALPN01,
+			Profile:      cfg.ACME.Profile,
+			RenewRatio:   cfg.ACME.RenewRatio,
+			DisableARI:   !cfg.ACME.ARI,
 		},
+	}
+	if d := cfg.ACME.DNS; d != nil {
+		td := &tlsedge.DNS{
+			Provider: d.Provider, Server: d.Server, KeyName: d.KeyName, KeyAlgorithm: d.KeyAlgorithm,
+			Command: d.Command, Resolvers: d.Resolvers,
+			PropagationTimeout: d.PropagationTimeout, PropagationDelay: d.PropagationDelay,
+		}
+		if !d.PropagationCheck {
+			td.PropagationTimeout = -1
+		}
+		switch {
+		case d.TokenFile != "":
+			// The credential lives outside the configuration: a regular
+			// file (links followed), read at start and on every reload.
+			b, err := config.ReadFile(d.TokenFile, config.FileRule{MaxBytes: maxTokenFileSize})
+			if err != nil {
+				return tc, fmt.Errorf("acme.dns.token_file: %w", err)
+			}
+			if td.Secret = bytes.TrimSpace(b); len(td.Secret) == 0 {
+				return tc, fmt.Errorf("acme.dns.token_file: %s is empty", d.TokenFile)
+			}
+		case d.TokenEnv != "":
+			v, ok := os.LookupEnv(d.TokenEnv)
+			if v = strings.TrimSpace(v); !ok || v == "" {
+				return tc, fmt.Errorf("acme.dns.token_env: $%s is not set or empty", d.TokenEnv)
+			}
+			td.Secret = []byte(v)
+		}
+		tc.ACME.DNS = td
 	}
 	if cfg.ACME.EABKeyID != "" {
 		tc.ACME.EAB = &tlsedge.EAB{KeyID: cfg.ACME.EABKeyID, HMACKey: cfg.ACME.EABHMACKey}
@@ -409,6 +450,14 @@ func tlsConfigOf(cfg *config.Config) (tlsedge.Config, error) {
 		switch s.TLS {
 		case config.TLSACME:
 			tc.ACMENames = append(tc.ACMENames, s.Hosts...)
+			if s.ACMEProfile != "" || s.ACMEChallenge == "dns" {
+				if tc.ACMEOverrides == nil {
+					tc.ACMEOverrides = map[string]tlsedge.ACMEOverride{}
+				}
+				for _, h := range s.Hosts {
+					tc.ACMEOverrides[h] = tlsedge.ACMEOverride{Profile: s.ACMEProfile, DNS01: s.ACMEChallenge == "dns"}
+				}
+			}
 		case config.TLSFiles:
 			// tlsedge reads these by path; refuse a FIFO or device here
 			// first, so that neither check nor a reload can block on one.
