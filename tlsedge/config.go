@@ -375,7 +375,7 @@ func entryFor(cert *tls.Certificate, src string) (*entry, error) {
 		}
 		leaf = l
 	}
-	e := &entry{cert: withRFC6979(cert), leaf: leaf, src: src, mustStaple: mustStaple(leaf), fp: sha256.Sum256(leaf.Raw)}
+	e := &entry{cert: cert, leaf: leaf, src: src, mustStaple: mustStaple(leaf), fp: sha256.Sum256(leaf.Raw)}
 	if len(cert.Certificate) > 1 {
 		iss, err := x509.ParseCertificate(cert.Certificate[1])
 		if err != nil {

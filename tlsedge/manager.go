@@ -102,8 +102,8 @@ type Manager struct {
 	// lastACME is the most recent ACME instance, for certmagic's
 	// maintenance of certificates after ACME left the configuration.
 	lastACME atomic.Pointer[acmeInstance]
-	// acmeCerts maps each ACME name to the entry (staple, RFC 6979
-	// signer) of the certificate it serves; replaced as a whole by
+	// acmeCerts maps each ACME name to the entry (with its staple) of
+	// the certificate it serves; replaced as a whole by
 	// indexACME (under indexMu).
 	acmeCerts atomic.Pointer[map[string]*entry]
 	indexMu   sync.Mutex
