@@ -14,6 +14,8 @@
 #   GATEHOUSE_UPSTREAM_CLIENT  [upstreams] client ("gatehouse" or "net/http")
 #   GATEHOUSE_MIN_HEAP         [runtime] min_heap ("0" switches the floor off)
 #   GATEHOUSE_BUILD_TAGS       go build -tags (e.g. gatehouse_nosockio)
+# GATEHOUSE_BIN_DIR, when set, holds prebuilt binaries (gatehouse,
+# gatehouse-TAGS); they are built there on first use and reused.
 if [ -z "${GATEHOUSE_VARIANT:-}" ]; then
 	unset GATEHOUSE_UPSTREAM_CLIENT GATEHOUSE_MIN_HEAP GATEHOUSE_BUILD_TAGS
 fi
@@ -27,7 +29,13 @@ gatehouse_bin() {
 		return
 	fi
 	local tags=${GATEHOUSE_BUILD_TAGS:-}
-	local out="${TMPDIR:-/tmp}/gatehouse-bench-bin/gatehouse${tags:+-$tags}"
+	local out="${GATEHOUSE_BIN_DIR:-${TMPDIR:-/tmp}/gatehouse-bench-bin}/gatehouse${tags:+-$tags}"
+	if [ -n "${GATEHOUSE_BIN_DIR:-}" ] && [ -x "$out" ]; then
+		# Prebuilt (GATEHOUSE_BIN_DIR): every round of a long run measures
+		# the same binary, whatever happens to the checkout meanwhile.
+		echo "$out"
+		return
+	fi
 	mkdir -p "$(dirname "$out")"
 	(cd "$GATEHOUSE_SRC" && ${GO:-go} build -trimpath ${tags:+-tags "$tags"} -o "$out" ./cmd/gatehouse) >&2 || return 1
 	echo "$out"
