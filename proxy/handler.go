@@ -30,7 +30,8 @@ type request struct {
 
 	status   int
 	bytes    int64
-	upstream string // backend address that answered
+	upstream string            // backend address that answered
+	backend  *balancer.Backend // the server that answered; nil: none did
 
 	sticky string        // persistence cookie name, stripped from backend requests
 	up     uhttp.Request // the backend request of the current try
@@ -225,6 +226,9 @@ func (q *request) fail(code int, close bool) {
 func (q *request) finish() {
 	d := q.e.now().Sub(q.start)
 	q.banStatus()
+	if q.backend != nil {
+		q.backend.ObserveResponse(q.status, d) // the status page's per-server rates
+	}
 	if q.route != nil {
 		q.route.metrics.requests[methodIndex(q.r.Method)][classIndex(q.status)].Inc()
 		q.route.metrics.duration.Observe(d.Seconds())
@@ -433,7 +437,7 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 			return false, nil, 0
 		}
 	}
-	q.upstream = b.Addr()
+	q.upstream, q.backend = b.Addr(), b
 	var cookie *http.Cookie
 	if q.sticky != "" && !stickyHit {
 		cookie = q.stickyCookie(b.ID())
