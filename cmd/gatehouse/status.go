@@ -145,7 +145,8 @@ func (s statusSource) Upstreams(now time.Time) []statuspage.Upstream {
 
 // serverView is a backend as the status page shows it. The state is the
 // first that applies of down (active check, or passive exclusion),
-// draining, slow start, backup and up; Detail says why or until when.
+// draining, slow start, backup and up; Detail says why or until when
+// (the check's own words are in LastCheck).
 func serverView(b *balancer.Backend, now time.Time, drainedByConfig bool) statuspage.Server {
 	st := b.ResponseStats()
 	v := statuspage.Server{
@@ -166,7 +167,7 @@ func serverView(b *balancer.Backend, now time.Time, drainedByConfig bool) status
 		v.State = statuspage.StateDown
 		switch {
 		case checked && !check.OK:
-			v.Detail = "health check: " + check.Reason
+			v.Detail = "failing its health check"
 		case checked:
 			v.Detail = "passing again, not yet rise times in a row"
 		default:

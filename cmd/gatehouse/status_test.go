@@ -60,7 +60,7 @@ func TestServerViewStates(t *testing.T) {
 
 	for _, c := range []struct{ name, state, detail string }{
 		{"up", statuspage.StateUp, ""},
-		{"down", statuspage.StateDown, "health check: status 503 from /health/"},
+		{"down", statuspage.StateDown, "failing its health check"},
 		{"starting", statuspage.StateDown, "waiting for its first passing health check"},
 		{"passive", statuspage.StateDown, "max_fails reached; out until 12:00:10Z"},
 		{"drained", statuspage.StateDraining, "until undrained"},
