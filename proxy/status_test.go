@@ -41,7 +41,7 @@ func TestResponseStatsPerServer(t *testing.T) {
 		t.Fatalf("request to a closed backend: %d, want 502", rec.Code)
 	}
 	if got := b.ResponseStats(); got.Responses != 3 {
-		t.Errorf("a refused connection counted as a response: %+v", got)
+		t.Errorf("ResponseStats after a refused connection = %+v, want still 3 responses (no response, no count)", got)
 	}
 	if b.Failures() != 1 {
 		t.Errorf("Failures after a refused connection = %d, want 1", b.Failures())

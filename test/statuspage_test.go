@@ -418,3 +418,36 @@ func TestStatusPageBrowser(t *testing.T) {
 		t.Errorf("after the cross-site posts a request went to %q, want s3 still serving", res.backend)
 	}
 }
+
+// TestStatusPageBrowserToken: with listeners.admin.token set, the page
+// asks for the token; its buttons fail with 401 without it and work once
+// it is typed in (sent as a bearer token, never stored by the page).
+func TestStatusPageBrowserToken(t *testing.T) {
+	t.Parallel()
+	ctx, blog := newBrowser(t)
+	ss := []*lbServer{newLBServer(t, "s1"), newLBServer(t, "s2")}
+	g := startGatehouse(t, strings.Replace(lbConfig(lbServers(ss)), "[listeners.admin]\n", "[listeners.admin]\ntoken = \"s3cret\"\n", 1))
+	drain := chromedp.CSS(`tr.server[data-server="s1"] button[data-action="drain"]`)
+	run(t, ctx, 60*time.Second, "open the status page",
+		chromedp.Navigate("http://"+g.adminAddr+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.Click(drain))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("message").textContent.indexOf("HTTP 401") >= 0`,
+		chromedp.WithPollingTimeout(statusPollSlack))); err != nil {
+		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("message")))
+		t.Fatalf("Drain without the token: message %q (%v), want HTTP 401", msg, err)
+	}
+	if statusServerDraining(t, g, "s1") {
+		t.Fatal("s1 drained from the page without the admin token")
+	}
+	run(t, ctx, 30*time.Second, "type the token, click Drain",
+		chromedp.SendKeys(chromedp.ID("token"), "s3cret"),
+		chromedp.Click(drain))
+	waitState(t, ctx, "s1", "draining", statusPollSlack)
+	if !statusServerDraining(t, g, "s1") {
+		t.Error("the page shows s1 draining, the daemon does not")
+	}
+	if errs := blog.take(); len(errs) > 0 {
+		t.Errorf("the status page logged errors in the browser: %q", errs)
+	}
+}
