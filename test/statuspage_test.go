@@ -421,7 +421,8 @@ func TestStatusPageBrowser(t *testing.T) {
 
 // TestStatusPageBrowserToken: with listeners.admin.token set, the page
 // asks for the token; its buttons fail with 401 without it and work once
-// it is typed in (sent as a bearer token, never stored by the page).
+// it is typed in (sent as a bearer token, never stored by the page). And
+// the page polls only while visible.
 func TestStatusPageBrowserToken(t *testing.T) {
 	t.Parallel()
 	ctx, blog := newBrowser(t)
@@ -446,6 +447,32 @@ func TestStatusPageBrowserToken(t *testing.T) {
 	waitState(t, ctx, "s1", "draining", statusPollSlack)
 	if !statusServerDraining(t, g, "s1") {
 		t.Error("the page shows s1 draining, the daemon does not")
+	}
+
+	// A hidden page does not poll (the cost is bounded by the people
+	// looking); shown again, it polls at once. The polls are counted by
+	// the browser's resource timing entries.
+	const polls = `performance.getEntriesByType("resource").filter(function (e) { return e.name.endsWith("/status.json"); }).length`
+	visibility := func(state string) chromedp.Action[chromedp.Void] {
+		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`Object.defineProperty(document, "visibilityState", {configurable: true, get: function () { return %q; }});
+document.dispatchEvent(new Event("visibilitychange"))`, state))
+	}
+	run(t, ctx, 10*time.Second, "hide the page", visibility("hidden"))
+	// Let a poll that was under way finish, then count: the absence of
+	// polls can only be seen over time; three poll periods.
+	time.Sleep(2500 * time.Millisecond)
+	before, err := chromedp.Run(ctx, chromedp.Evaluate[int](polls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * 2 * time.Second)
+	if after, err := chromedp.Run(ctx, chromedp.Evaluate[int](polls)); err != nil || after != before {
+		t.Errorf("the hidden page polled: %d polls before, %d after three periods (%v)", before, after, err)
+	}
+	run(t, ctx, 10*time.Second, "show the page", visibility("visible"))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`(%s) > %d`, polls, before),
+		chromedp.WithPollingTimeout(time.Second))); err != nil {
+		t.Errorf("the page shown again did not poll within a second: %v", err)
 	}
 	if errs := blog.take(); len(errs) > 0 {
 		t.Errorf("the status page logged errors in the browser: %q", errs)
