@@ -273,6 +273,7 @@ func (b *Backend) ReportFailure(now time.Time) {
 func (b *Backend) ReportCheck(ok bool, reason string) {
 	o := &b.pool.o
 	s := b.st
+	s.lastCheck.Store(&CheckResult{At: b.pool.now(), OK: ok, Reason: reason})
 	changed := false
 	s.mu.Lock()
 	if ok {

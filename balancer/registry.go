@@ -72,6 +72,11 @@ type addrState struct {
 
 	picks, failures, queueTimeouts, queueFull atomic.Uint64
 
+	// Response statistics for status views (see ObserveResponse).
+	responses, responses5xx atomic.Uint64
+	latency                 atomic.Int64 // sum of response times, ns
+	lastCheck               atomic.Pointer[CheckResult]
+
 	mu         sync.Mutex // guards the fields below
 	okRun      int        // consecutive passing checks
 	failRun    int        // consecutive failing checks

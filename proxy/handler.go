@@ -31,7 +31,8 @@ type request struct {
 
 	status   int
 	bytes    int64
-	upstream string // backend address that answered
+	upstream string            // backend address that answered
+	backend  *balancer.Backend // the server that answered; nil: none did
 
 	id    []string  // request ID (the response header's value); nil when off
 	host  string    // the request's host name (siteHost's form)
@@ -260,6 +261,9 @@ func (q *request) fail(code int, close bool) {
 func (q *request) finish() {
 	d := q.e.now().Sub(q.start)
 	q.banStatus()
+	if q.backend != nil {
+		q.backend.ObserveResponse(q.status, d) // the status page's per-server rates
+	}
 	if q.route != nil {
 		q.route.metrics.requests[methodIndex(q.r.Method)][classIndex(q.status)].Inc()
 		q.route.metrics.duration.Observe(d.Seconds())
@@ -475,7 +479,7 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 			return false, nil, 0
 		}
 	}
-	q.upstream = b.Addr()
+	q.upstream, q.backend = b.Addr(), b
 	var cookie *http.Cookie
 	if q.sticky != "" && !stickyHit {
 		cookie = q.stickyCookie(b.ID())

@@ -730,7 +730,9 @@ func TestAbuseBan(t *testing.T) {
 
 	// Lift it through the admin listener.
 	req, _ := http.NewRequest("DELETE", "http://"+g2.adminAddr+"/bans?addr=127.0.0.2", nil)
-	req.Header.Set("Origin", "http://"+g2.adminAddr) // tokenless state changes must be same-origin
+	if err := adminSameOrigin(req, g2.adminAddr); err != nil { // tokenless state changes must be same-origin
+		t.Fatal(err)
+	}
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -36,15 +37,45 @@ func adminDo(t *testing.T, addr, method, path, host string, hdr map[string]strin
 	return resp.StatusCode, string(b)
 }
 
-// adminPost sends a bodyless POST to the admin listener at addr the way
-// curl -X POST -H "Origin: http://ADDR" does: without a token, a state
-// change must name the listener as its Origin.
+// adminCSRF fetches the admin listener's CSRF token (GET /csrf-token),
+// which tokenless state changes must send in X-CSRF-Token.
+func adminCSRF(addr string) (string, error) {
+	resp, err := http.Get("http://" + addr + "/csrf-token")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || len(b) == 0 {
+		return "", fmt.Errorf("GET /csrf-token: %d %q %v", resp.StatusCode, b, err)
+	}
+	return string(b), nil
+}
+
+// adminSameOrigin marks req to the admin listener at addr as a tokenless
+// same-origin state change, the way the status page's fetch (or curl
+// -H "Origin: http://ADDR" -H "X-CSRF-Token: ...") sends it: the Origin
+// names the listener and X-CSRF-Token carries the token it hands out.
+func adminSameOrigin(req *http.Request, addr string) error {
+	tok, err := adminCSRF(addr)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Origin", "http://"+addr)
+	req.Header.Set("X-CSRF-Token", tok)
+	return nil
+}
+
+// adminPost sends a bodyless POST to the admin listener at addr as a
+// tokenless same-origin state change (adminSameOrigin).
 func adminPost(addr, path string) (*http.Response, error) {
 	req, err := http.NewRequest("POST", "http://"+addr+path, nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Origin", "http://"+addr)
+	if err := adminSameOrigin(req, addr); err != nil {
+		return nil, err
+	}
 	return http.DefaultClient.Do(req)
 }
 
@@ -75,7 +106,8 @@ func adminDraining(t *testing.T, addr string) bool {
 // TestAdminCrossSite is issue 12 item 4 with no token (the default): a web
 // page in the operator's browser can neither drain a server nor ban an
 // address, and a DNS-rebinding Host is refused even for reads; Prometheus,
-// a same-origin JSON call and curl with an Origin still work.
+// a same-origin JSON call with the CSRF token (the status page's) and curl
+// with an Origin and the CSRF token still work.
 func TestAdminCrossSite(t *testing.T) {
 	t.Parallel()
 	b1, b2 := newBackend(t, "b1", nil), newBackend(t, "b2", nil)
@@ -132,22 +164,35 @@ enabled = true
 		t.Errorf("GET /healthz with Host localhost:%s: %d, want 200", port, code)
 	}
 
-	// The operator's own page (or fetch in the console) on the listener.
+	// Same origin without the CSRF token (curl -H Origin alone, as the
+	// docs showed before the status page): refused.
 	same := map[string]string{"Origin": "http://" + a, "Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"}
+	if code, body := adminDo(t, a, "POST", drain, "", same, "{}"); code != http.StatusForbidden || !strings.Contains(body, "X-CSRF-Token") {
+		t.Errorf("same-origin JSON POST to drain without the CSRF token: %d %s, want 403 naming X-CSRF-Token", code, body)
+	}
+	if adminDraining(t, a) {
+		t.Fatal("b1 is draining after a same-origin POST without the CSRF token")
+	}
+	// The status page's fetch: same origin with the CSRF token.
+	tok, err := adminCSRF(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same["X-CSRF-Token"] = tok
 	if code, body := adminDo(t, a, "POST", drain, "", same, "{}"); code != 200 {
-		t.Fatalf("same-origin JSON POST to drain: %d %s, want 200", code, body)
+		t.Fatalf("same-origin JSON POST to drain with the CSRF token: %d %s, want 200", code, body)
 	}
 	if !adminDraining(t, a) {
 		t.Fatal("b1 is not draining after a same-origin JSON POST")
 	}
-	// curl with an Origin header and no body.
+	// curl with an Origin header, the CSRF token and no body.
 	resp, err := adminPost(a, "/upstreams/app/servers/b1/undrain")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		t.Fatalf("curl -H Origin POST to undrain: %s, want 200", resp.Status)
+		t.Fatalf("curl -H Origin -H X-CSRF-Token POST to undrain: %s, want 200", resp.Status)
 	}
 	if adminDraining(t, a) {
 		t.Error("b1 still draining after undrain")

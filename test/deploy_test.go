@@ -486,7 +486,9 @@ func deployAdmin(t *testing.T, g *gatehouse, method, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Origin", "http://"+g.adminAddr) // tokenless state changes must be same-origin
+	if err := adminSameOrigin(req, g.adminAddr); err != nil { // tokenless state changes must be same-origin
+		t.Fatal(err)
+	}
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

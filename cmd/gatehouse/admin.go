@@ -77,10 +77,14 @@ type adminPolicy struct {
 	// hosts are listeners.admin.hosts: names accepted in Host besides IP
 	// literals and localhost, lower case, without a port.
 	hosts []string
+	// csrf is the per-process token a tokenless state change must carry
+	// in X-CSRF-Token ("": no tokenless state change is accepted). The
+	// status page embeds it; GET /csrf-token returns it.
+	csrf string
 }
 
-func newAdminPolicy(a config.Admin) *adminPolicy {
-	return &adminPolicy{token: a.Token, hosts: slices.Clone(a.Hosts)}
+func newAdminPolicy(a config.Admin, csrf string) *adminPolicy {
+	return &adminPolicy{token: a.Token, hosts: slices.Clone(a.Hosts), csrf: csrf}
 }
 
 // adminRefusal is why checkAdminRequest refused a request.
@@ -102,16 +106,21 @@ type adminRefusal struct {
 //   - Cross-site requests: any page can send a "simple" POST (form or
 //     text/plain body, or no body) without a CORS preflight. A request
 //     that is not GET or HEAD must carry either the token (when one is
-//     set; 401 otherwise) or, when none is set, be same-origin: exactly
-//     one Origin header whose host is the request's Host, and no
-//     Sec-Fetch-Site other than same-origin or none (403 otherwise). A
-//     missing Origin is refused too: old browsers omit it on cross-site
-//     requests, and a tool such as curl can add it.
+//     set; 401 otherwise) or, when none is set, be same-origin and prove
+//     it (403 otherwise): exactly one Origin header whose host is the
+//     request's Host, no Sec-Fetch-Site other than same-origin or none,
+//     and the per-process CSRF token in X-CSRF-Token. A missing Origin is
+//     refused too: old browsers omit it on cross-site requests, and a
+//     tool such as curl can add it. The CSRF token is what only a
+//     same-origin reader has (the status page embeds it, GET /csrf-token
+//     returns it; no other origin can read either), and a cross-site page
+//     cannot send the header without a CORS preflight, which fails.
 //   - Such a request carries no body or a JSON one: form, multipart and
 //     text/plain bodies, the ones a page can send cross-site, get 415.
 //
-// GET and HEAD (/metrics, /healthz, /readyz, /upstreams, /bans) need only
-// the Host check, so Prometheus and curl work unchanged.
+// GET and HEAD (/, /status.json, /csrf-token, /metrics, /healthz,
+// /readyz, /upstreams, /bans) need only the Host check, so Prometheus and
+// curl work unchanged.
 func checkAdminRequest(r *http.Request, p *adminPolicy) *adminRefusal {
 	if !adminHostAllowed(r.Host, p.hosts) {
 		return &adminRefusal{http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not this admin listener: use its IP address or localhost, or add the name to listeners.admin.hosts", r.Host)}
@@ -132,7 +141,7 @@ func checkAdminRequest(r *http.Request, p *adminPolicy) *adminRefusal {
 	origins := r.Header.Values("Origin")
 	switch {
 	case len(origins) == 0:
-		return &adminRefusal{http.StatusForbidden, fmt.Sprintf("%s needs the admin token or an Origin header naming this listener (curl -H 'Origin: http://%s'); set listeners.admin.token for scripts", r.Method, r.Host)}
+		return &adminRefusal{http.StatusForbidden, fmt.Sprintf("%s needs the admin token, or an Origin header naming this listener and the CSRF token (curl -H 'Origin: http://%s' -H \"X-CSRF-Token: $(curl -s http://%s/csrf-token)\"); set listeners.admin.token for scripts", r.Method, r.Host, r.Host)}
 	case len(origins) > 1:
 		return &adminRefusal{http.StatusForbidden, "more than one Origin header"}
 	case !sameOrigin(origins[0], r.Host):
@@ -143,6 +152,12 @@ func checkAdminRequest(r *http.Request, p *adminPolicy) *adminRefusal {
 		return &adminRefusal{http.StatusForbidden, "more than one Sec-Fetch-Site header"}
 	case len(site) == 1 && site[0] != "same-origin" && site[0] != "none":
 		return &adminRefusal{http.StatusForbidden, fmt.Sprintf("Sec-Fetch-Site %q: only same-origin requests may change state", site[0])}
+	}
+	switch got := r.Header.Values("X-Csrf-Token"); {
+	case len(got) > 1:
+		return &adminRefusal{http.StatusForbidden, "more than one X-CSRF-Token header"}
+	case len(got) == 0 || p.csrf == "" || subtle.ConstantTimeCompare([]byte(got[0]), []byte(p.csrf)) != 1:
+		return &adminRefusal{http.StatusForbidden, fmt.Sprintf("%s needs the X-CSRF-Token the status page sends (a page loaded before a restart has a stale one: reload it); from a script, send the one GET /csrf-token returns, or set listeners.admin.token", r.Method)}
 	}
 	return nil
 }

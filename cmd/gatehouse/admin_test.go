@@ -29,8 +29,10 @@ func adminReq(method, host string, hdr map[string]string, body string) *http.Req
 // curl with the token and a same-origin JSON call go through.
 func TestCheckAdminRequest(t *testing.T) {
 	const self = "127.0.0.1:9180"
-	open := &adminPolicy{hosts: []string{"gatehouse.internal"}}
-	tok := &adminPolicy{token: "s3cret"}
+	const csrf = "Kq3M2ZrXh7RVvN4TqWBLpLdYTa"
+	open := &adminPolicy{hosts: []string{"gatehouse.internal"}, csrf: csrf}
+	tok := &adminPolicy{token: "s3cret", csrf: csrf}
+	noCSRF := &adminPolicy{}
 	cases := []struct {
 		name   string
 		p      *adminPolicy
@@ -70,11 +72,23 @@ func TestCheckAdminRequest(t *testing.T) {
 		{"Origin with a path", open, "POST", self, map[string]string{"Origin": "http://" + self + "/x"}, "", http.StatusForbidden},
 		{"same Origin but Sec-Fetch-Site cross-site", open, "POST", self, map[string]string{"Origin": "http://" + self, "Sec-Fetch-Site": "cross-site"}, "", http.StatusForbidden},
 		{"same Origin but Sec-Fetch-Site same-site", open, "DELETE", self, map[string]string{"Origin": "http://" + self, "Sec-Fetch-Site": "same-site"}, "", http.StatusForbidden},
-		{"same-origin JSON", open, "POST", self, map[string]string{"Origin": "http://" + self, "Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"}, "{}", 0},
-		{"same-origin JSON with charset", open, "POST", self, map[string]string{"Origin": "http://" + self, "Content-Type": "application/json; charset=utf-8"}, "{}", 0},
-		{"same-origin bodyless DELETE (curl -H Origin)", open, "DELETE", self, map[string]string{"Origin": "http://" + self}, "", 0},
-		{"same-origin via configured name", open, "POST", "gatehouse.internal:9180", map[string]string{"Origin": "https://gatehouse.internal:9180"}, "", 0},
-		{"token given but none configured still needs Origin", open, "POST", self, map[string]string{"Authorization": "Bearer s3cret"}, "", http.StatusForbidden},
+		{"same-origin JSON (the status page's fetch)", open, "POST", self, map[string]string{"Origin": "http://" + self, "Content-Type": "application/json", "Sec-Fetch-Site": "same-origin", "X-CSRF-Token": csrf}, "{}", 0},
+		{"same-origin JSON with charset", open, "POST", self, map[string]string{"Origin": "http://" + self, "Content-Type": "application/json; charset=utf-8", "X-CSRF-Token": csrf}, "{}", 0},
+		{"same-origin bodyless DELETE (curl -H Origin -H X-CSRF-Token)", open, "DELETE", self, map[string]string{"Origin": "http://" + self, "X-CSRF-Token": csrf}, "", 0},
+		{"same-origin via configured name", open, "POST", "gatehouse.internal:9180", map[string]string{"Origin": "https://gatehouse.internal:9180", "X-CSRF-Token": csrf}, "", 0},
+
+		// The CSRF token: same-origin is not enough without it.
+		{"same-origin JSON without the CSRF token", open, "POST", self, map[string]string{"Origin": "http://" + self, "Content-Type": "application/json", "Sec-Fetch-Site": "same-origin"}, "{}", http.StatusForbidden},
+		{"same-origin bodyless DELETE without the CSRF token (curl -H Origin)", open, "DELETE", self, map[string]string{"Origin": "http://" + self}, "", http.StatusForbidden},
+		{"wrong CSRF token", open, "POST", self, map[string]string{"Origin": "http://" + self, "X-CSRF-Token": csrf[:len(csrf)-1] + "x"}, "", http.StatusForbidden},
+		{"CSRF token prefix", open, "POST", self, map[string]string{"Origin": "http://" + self, "X-CSRF-Token": csrf[:10]}, "", http.StatusForbidden},
+		{"empty CSRF token", open, "POST", self, map[string]string{"Origin": "http://" + self, "X-CSRF-Token": ""}, "", http.StatusForbidden},
+		{"CSRF token does not excuse a cross-site Origin", open, "POST", self, map[string]string{"Origin": "https://evil.example", "X-CSRF-Token": csrf}, "", http.StatusForbidden},
+		{"CSRF token does not excuse Sec-Fetch-Site cross-site", open, "POST", self, map[string]string{"Origin": "http://" + self, "Sec-Fetch-Site": "cross-site", "X-CSRF-Token": csrf}, "", http.StatusForbidden},
+		{"CSRF token does not excuse a form body", open, "POST", self, map[string]string{"Origin": "http://" + self, "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrf}, "a=b", http.StatusUnsupportedMediaType},
+		{"no CSRF token configured (before the first config): refused", noCSRF, "POST", self, map[string]string{"Origin": "http://" + self, "X-CSRF-Token": ""}, "", http.StatusForbidden},
+		{"the CSRF token is no admin token", tok, "POST", self, map[string]string{"Origin": "http://" + self, "X-CSRF-Token": csrf}, "", http.StatusUnauthorized},
+		{"token given but none configured still needs Origin", open, "POST", self, map[string]string{"Authorization": "Bearer s3cret", "X-CSRF-Token": csrf}, "", http.StatusForbidden},
 		{"PUT counts as a state change", open, "PUT", self, nil, "", http.StatusForbidden},
 		{"OPTIONS counts as a state change", open, "OPTIONS", self, map[string]string{"Origin": "https://evil.example"}, "", http.StatusForbidden},
 
@@ -106,8 +120,8 @@ func TestCheckAdminRequest(t *testing.T) {
 }
 
 // TestCheckAdminRequestDuplicates: two Origin, Sec-Fetch-Site,
-// Content-Type or Authorization headers are refused, whichever comes
-// first.
+// Content-Type, X-CSRF-Token or Authorization headers are refused,
+// whichever comes first.
 func TestCheckAdminRequestDuplicates(t *testing.T) {
 	const self = "127.0.0.1:9180"
 	for _, c := range []struct {
@@ -115,12 +129,16 @@ func TestCheckAdminRequestDuplicates(t *testing.T) {
 		key    string
 		values []string
 	}{
-		{&adminPolicy{}, "Origin", []string{"http://" + self, "https://evil.example"}},
-		{&adminPolicy{}, "Sec-Fetch-Site", []string{"same-origin", "cross-site"}},
-		{&adminPolicy{}, "Content-Type", []string{"application/json", "text/plain"}},
+		{&adminPolicy{csrf: "c"}, "Origin", []string{"http://" + self, "https://evil.example"}},
+		{&adminPolicy{csrf: "c"}, "Sec-Fetch-Site", []string{"same-origin", "cross-site"}},
+		{&adminPolicy{csrf: "c"}, "Content-Type", []string{"application/json", "text/plain"}},
+		{&adminPolicy{csrf: "c"}, "X-Csrf-Token", []string{"c", "c"}},
 		{&adminPolicy{token: "t"}, "Authorization", []string{"Bearer t", "Bearer t"}},
 	} {
-		r := adminReq("POST", self, map[string]string{"Origin": "http://" + self}, "")
+		r := adminReq("POST", self, map[string]string{"Origin": "http://" + self, "X-CSRF-Token": "c"}, "")
+		if ref := checkAdminRequest(r, &adminPolicy{csrf: "c"}); ref != nil {
+			t.Fatalf("the base request is refused: %v", ref)
+		}
 		r.Header.Del(c.key)
 		for _, v := range c.values {
 			r.Header.Add(c.key, v)
@@ -135,7 +153,7 @@ func TestCheckAdminRequestDuplicates(t *testing.T) {
 // under a tokenless and a token policy and checks, with independent
 // reasoning, that whatever it lets through is safe: the Host names the
 // listener, and a state change carries no form body and either the token
-// or a same-origin Origin. `go test` runs the seeds.
+// or a same-origin Origin with the CSRF token. `go test` runs the seeds.
 func FuzzAdminRequest(f *testing.F) {
 	for _, seed := range []string{
 		"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nUser-Agent: Prometheus/3.0\r\nAccept: application/openmetrics-text\r\n\r\n",
@@ -146,6 +164,9 @@ func FuzzAdminRequest(f *testing.F) {
 		"POST /bans?addr=192.0.2.1 HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nOrigin: http://127.0.0.1:9180\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
 		"POST /bans?addr=192.0.2.1 HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nAuthorization: Bearer s3cret\r\n\r\n",
 		"DELETE /bans?addr=192.0.2.1 HTTP/1.1\r\nHost: localhost:9180\r\nOrigin: http://localhost:9180\r\nSec-Fetch-Site: same-origin\r\n\r\n",
+		"DELETE /bans?addr=192.0.2.1 HTTP/1.1\r\nHost: localhost:9180\r\nOrigin: http://localhost:9180\r\nSec-Fetch-Site: same-origin\r\nX-CSRF-Token: Kq3M2ZrXh7RVvN4TqWBLpLdYTa\r\n\r\n",
+		"POST /upstreams/app/servers/b1/drain HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nOrigin: http://127.0.0.1:9180\r\nContent-Type: application/json\r\nX-CSRF-Token: Kq3M2ZrXh7RVvN4TqWBLpLdYTb\r\nContent-Length: 2\r\n\r\n{}",
+		"POST /upstreams/app/servers/b1/drain HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nOrigin: http://127.0.0.1:9180\r\nX-CSRF-Token: Kq3M2ZrXh7RVvN4TqWBLpLdYTa\r\nX-CSRF-Token: x\r\n\r\n",
 		"POST /bans HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nOrigin: http://127.0.0.1:9180\r\nOrigin: https://evil.example\r\n\r\n",
 		"POST /bans HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nOrigin: http://127.0.0.1:9180\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
 		"POST http://evil.example:9180/bans HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nOrigin: http://evil.example:9180\r\n\r\n",
@@ -155,7 +176,8 @@ func FuzzAdminRequest(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	names := []string{"gatehouse.internal"}
-	policies := []*adminPolicy{{hosts: names}, {token: "s3cret", hosts: names}}
+	const csrf = "Kq3M2ZrXh7RVvN4TqWBLpLdYTa"
+	policies := []*adminPolicy{{hosts: names, csrf: csrf}, {token: "s3cret", hosts: names, csrf: csrf}}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
 		if err != nil {
@@ -195,6 +217,9 @@ func FuzzAdminRequest(f *testing.F) {
 			}
 			if s := r.Header.Get("Sec-Fetch-Site"); s == "cross-site" || s == "same-site" {
 				t.Fatalf("allowed %s with Sec-Fetch-Site %q", r.Method, s)
+			}
+			if c := r.Header.Values("X-Csrf-Token"); len(c) != 1 || c[0] != csrf {
+				t.Fatalf("allowed %s without a token with X-CSRF-Token %q", r.Method, c)
 			}
 		}
 	})

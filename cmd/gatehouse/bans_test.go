@@ -100,8 +100,9 @@ func adminCall(t *testing.T, d *daemon, method, path string) (int, string) {
 		t.Fatal(err)
 	}
 	// Without a token, state changes must come from the listener's own
-	// origin.
+	// origin, with the CSRF token the status page embeds.
 	req.Header.Set("Origin", "http://"+d.adminAddr)
+	req.Header.Set("X-CSRF-Token", d.csrf)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

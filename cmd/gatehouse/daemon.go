@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -29,6 +30,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/statuspage"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/tlsedge"
@@ -66,8 +68,14 @@ type source struct {
 }
 
 func (s source) load() (*config.Config, error) {
-	var cfg *config.Config
-	var err error
+	cfg, _, _, err := s.loadHashed()
+	return cfg, err
+}
+
+// loadHashed is load that also returns the file read (empty for the
+// embedded configuration) and the SHA-256 of the bytes parsed, for the
+// status page.
+func (s source) loadHashed() (cfg *config.Config, path, hash string, err error) {
 	if s.path == "" && s.embedded == nil {
 		// systemd's ConfigurationDirectory= (the unit passes -config too).
 		if dir, _, _ := strings.Cut(os.Getenv("CONFIGURATION_DIRECTORY"), ":"); dir != "" {
@@ -77,16 +85,22 @@ func (s source) load() (*config.Config, error) {
 		}
 	}
 	if s.path != "" {
-		cfg, err = config.Load(s.path)
+		// config.Load, with the bytes kept for the hash.
+		var b []byte
+		if b, err = config.ReadFile(s.path, config.FileRule{MaxBytes: config.MaxConfigFileSize}); err == nil {
+			hash = configHash(b)
+			cfg, err = config.ParseFile(b, s.path)
+		}
 	} else {
 		b := s.embedded
 		if b == nil {
 			b = config.DefaultTOML()
 		}
+		hash = configHash(b)
 		cfg, err = config.Parse(b)
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
 	switch {
 	case s.stateDir != "":
@@ -101,7 +115,7 @@ func (s source) load() (*config.Config, error) {
 			cfg.StateDir = filepath.Join(d, "gatehouse")
 		}
 	}
-	return cfg, nil
+	return cfg, s.path, hash, nil
 }
 
 func fileExists(p string) bool {
@@ -138,18 +152,25 @@ type daemon struct {
 	// config (token, accepted Host names); read without d.mu so that the
 	// admin listener never waits for a reload.
 	adminPolicy atomic.Pointer[adminPolicy]
+	// csrf is the per-process token the status page embeds and tokenless
+	// state changes must send back (see checkAdminRequest).
+	csrf string
+	// reloadState is the outcome of the last configuration load, for the
+	// status page.
+	reloadState atomic.Pointer[statuspage.Reload]
 }
 
 // serve runs the daemon until ctx ends or a termination signal arrives.
 // started, when set, is called once the listeners are up (tests).
 func serve(ctx context.Context, src source, stderr io.Writer, started func(*daemon)) int {
-	cfg, err := src.load()
+	cfg, path, hash, err := src.loadHashed()
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse: %v\n", err)
 		return 1
 	}
 	log := newLogger(cfg, stderr)
-	d := &daemon{log: log, src: src, notify: newNotifier()}
+	d := &daemon{log: log, src: src, notify: newNotifier(), csrf: rand.Text()}
+	d.noteLoad(time.Now(), path, hash, nil)
 	if err := d.start(cfg); err != nil {
 		log.Error("start failed", "err", err)
 		d.stopAll()
@@ -316,7 +337,7 @@ func (d *daemon) apply(cfg *config.Config) error {
 		d.heap.set(uint64(cfg.Runtime.MinHeap))
 	}
 	d.cfg = cfg
-	d.adminPolicy.Store(newAdminPolicy(cfg.Admin))
+	d.adminPolicy.Store(newAdminPolicy(cfg.Admin, d.csrf))
 	return nil
 }
 
@@ -327,10 +348,11 @@ func (d *daemon) reload() {
 	defer d.mu.Unlock()
 	d.notify.send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 	defer d.notify.send("READY=1")
-	cfg, err := d.src.load()
+	cfg, path, hash, err := d.src.loadHashed()
 	if err == nil {
 		err = d.apply(cfg)
 	}
+	d.noteLoad(time.Now(), path, hash, err)
 	if err != nil {
 		d.metrics.ReloadResult(false, time.Now())
 		d.log.Error("reload failed; the previous configuration is still serving", "err", err)
@@ -676,6 +698,7 @@ func (d *daemon) adminHandler() http.Handler {
 		io.WriteString(w, "ready\n")
 	})
 	d.adminControl(mux)
+	d.adminStatus(mux)
 	if d.cfg.Admin.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
