@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/andybalholm/brotli"
+	"github.com/gorilla/websocket"
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -374,6 +376,100 @@ func TestCompressSSE(t *testing.T) {
 	}
 }
 
+// TestCompressXAccelBufferingNo: a compressed response with
+// X-Accel-Buffering: no is flushed through the encoder chunk by chunk
+// even though its length is known: the client decodes the first part
+// while the backend holds the rest.
+func TestCompressXAccelBufferingNo(t *testing.T) {
+	page := compressText(4096)
+	release := make(chan struct{})
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Accel-Buffering", "no")
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		w.Write(page[:2000])
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.Write(page[2000:])
+	}))
+	t.Cleanup(be.Close)
+	defer close(release)
+	f, _ := newCompressEdge(t, compressConfig(be.Listener.Addr().String(), ""), 16)
+	base, c0 := f.serve(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/", nil)
+	req.Host = "a.example"
+	req.Header.Set("Accept-Encoding", "zstd")
+	resp, err := fileClient(c0).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ce := resp.Header.Get("Content-Encoding"); ce != "zstd" || resp.Header.Get("X-Accel-Buffering") != "" {
+		t.Fatalf("Content-Encoding %q, X-Accel-Buffering %q; want zstd and no X-Accel-Buffering", ce, resp.Header.Get("X-Accel-Buffering"))
+	}
+	dec, err := contentDecoder("zstd", resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 2000)
+	if _, err := io.ReadFull(dec, first); err != nil || !bytes.Equal(first, page[:2000]) {
+		t.Fatalf("the first 2000 bytes, while the backend holds the rest: %v (not flushed through the encoder)", err)
+	}
+}
+
+// TestCompressWebSocket: a WebSocket upgrade from a browser (which sends
+// Accept-Encoding with it) is never compressed: the 101 has no coding
+// and the frames pass both ways untouched.
+func TestCompressWebSocket(t *testing.T) {
+	up := websocket.Upgrader{}
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			typ, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(typ, msg); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(be.Close)
+	cfg := strings.Replace(compressConfig(be.Listener.Addr().String(), ""), "path = \"/\"\nupstream = \"app\"\n",
+		"path = \"/\"\nupstream = \"app\"\nwebsocket.enabled = true\nwebsocket.origins = [\"*\"]\n", 1)
+	f, _ := newCompressEdge(t, cfg, 16)
+	base, _ := f.serve(t, false)
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var nd net.Dialer
+		return nd.DialContext(ctx, "tcp", strings.TrimPrefix(base, "http://"))
+	}, HandshakeTimeout: 10 * time.Second}
+	c, resp, err := d.Dial("ws://a.example/ws/", http.Header{"Accept-Encoding": {"gzip, deflate, br, zstd"}})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("Vary") != "" {
+		t.Errorf("101: %d, Content-Encoding %q, Vary %q", resp.StatusCode, resp.Header.Get("Content-Encoding"), resp.Header.Get("Vary"))
+	}
+	msg := string(compressText(4096))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := c.ReadMessage(); err != nil || string(got) != msg {
+		t.Errorf("echo: %d bytes, %v; want the 4096 sent", len(got), err)
+	}
+}
+
 // TestCompressAbort (issue 14.3): a backend that dies in the middle of
 // a compressed response aborts the client's response without a valid
 // coded ending, so the client cannot take the cut-off page for a whole
@@ -522,6 +618,36 @@ func loggedBytes(t *testing.T, f *fwdEdge, uri string) int {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("no access log line for %s:\n%s", uri, f.log.String())
 		}
+	}
+}
+
+// TestCompressXAccelRedirect: a text file a backend hands over with
+// X-Accel-Redirect is compressed as the internal route that serves it
+// says (its compress key), with the backend's Content-Disposition.
+func TestCompressXAccelRedirect(t *testing.T) {
+	dir, _, _ := fileTree(t)
+	csv := compressText(20 << 10)
+	if err := os.WriteFile(filepath.Join(dir, "private", "export.csv"), csv, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	be := accelBackend(t)
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("compress=%v", on), func(t *testing.T) {
+			cfg := fileConfig(dir, be.Listener.Addr().String(), "x_accel_redirect = true", "")
+			if !on {
+				cfg = strings.Replace(cfg, "internal = true\n", "internal = true\ncompress = false\n", 1)
+			}
+			f, _ := newCompressEdge(t, cfg, 16)
+			base, c0 := f.serve(t, false)
+			resp, raw := fileDo(t, fileClient(c0), "GET", base+"/download/export.csv", map[string]string{"Accept-Encoding": "gzip"})
+			want := map[bool]string{true: "gzip", false: ""}[on]
+			body, err := decodeBody(resp.Header.Get("Content-Encoding"), raw)
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != want || err != nil || !bytes.Equal(body, csv) ||
+				resp.Header.Get("Content-Disposition") != `attachment; filename="report.pdf"` {
+				t.Errorf("%d, Content-Encoding %q (want %q), %d bytes decoded (%v), Content-Disposition %q", resp.StatusCode,
+					resp.Header.Get("Content-Encoding"), want, len(body), err, resp.Header.Get("Content-Disposition"))
+			}
+		})
 	}
 }
 
