@@ -121,18 +121,24 @@ func (q *request) compressWriter(comp *compress.Compressor, h http.Header, code 
 		return nil
 	}
 	ct, hasType := h["Content-Type"]
+	if hasType && (len(ct) == 0 || !comp.Compressible(ct[0])) {
+		return nil
+	}
 	switch {
 	case code == http.StatusNotModified:
-		// Wrapped whatever its type (Django's 304 has none): the
-		// Writer gives a 304 that revalidates a compressed response the
-		// Vary and weak ETag that response had.
+		// A 304 has no type when it comes from Django or
+		// http.ServeContent. The Writer gives one that revalidates a
+		// response we compressed (If-None-Match names the weak tag we
+		// made) the Vary and weak ETag that response had; other 304s of
+		// unknown type it leaves alone, so they are not wrapped.
+		if !hasType && !strings.Contains(headerValue(q.r.Header, "If-None-Match"), "W/") {
+			return nil
+		}
 	case !hasType:
 		if q.r.Method == http.MethodHead {
 			return nil // no body to sniff a type from
 		}
 		// compress sniffs the type as net/http would.
-	case len(ct) == 0 || !comp.Compressible(ct[0]):
-		return nil
 	case q.r.Method == http.MethodHead:
 		// The Writer gives the head the Vary and weak ETag a GET's
 		// compressed answer would have.

@@ -284,10 +284,14 @@ func TestCompressProxied(t *testing.T) {
 func TestCompressTrailers(t *testing.T) {
 	page := compressText(8 << 10)
 	be := compressBackend(t, page, nil)
-	for _, h2 := range []bool{false, true} {
-		t.Run(map[bool]string{false: "http1", true: "http2"}[h2], func(t *testing.T) {
-			f, _ := newCompressEdge(t, compressConfig(be.Listener.Addr().String(), ""), 16)
-			base, c0 := f.serve(t, h2)
+	for _, tc := range []struct {
+		client string
+		h2     bool
+	}{{"gatehouse", false}, {"gatehouse", true}, {"net/http", false}, {"net/http", true}} {
+		t.Run(fmt.Sprintf("%s/h2=%v", tc.client, tc.h2), func(t *testing.T) {
+			cfg := strings.Replace(compressConfig(be.Listener.Addr().String(), ""), "retries = 0\n", "retries = 0\n"+clientLine(tc.client), 1)
+			f, _ := newCompressEdge(t, cfg, 16)
+			base, c0 := f.serve(t, tc.h2)
 			resp, raw := fileDo(t, fileClient(c0), "GET", base+"/trailer", map[string]string{"Accept-Encoding": "gzip"})
 			if resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(raw, page) || resp.Trailer.Get("X-Checksum") != "abc123" {
 				t.Errorf("Content-Encoding %q, %d bytes, trailer %q; want the page as it is, and its trailer",
