@@ -45,6 +45,9 @@ type Config struct {
 	// OpenFileCache sizes the open-file cache of every file route
 	// ([open_file_cache]).
 	OpenFileCache OpenFileCache
+	// Compression is how responses are compressed ([compression]);
+	// whether a response may be is its site's and route's Compress.
+	Compression Compression
 
 	// Sites in name order; DefaultSite is the one that answers a Host no
 	// site claims (nil: such requests get 421).
@@ -254,6 +257,9 @@ type Site struct {
 	// RequestHeaders are applied to every request the site forwards to
 	// a backend, before a route's own rules.
 	RequestHeaders HeaderRules
+	// Compress lets the site's responses be compressed (the default of
+	// its routes). Default DefaultCompress; false is the BREACH switch.
+	Compress bool
 
 	// Routes sorted by descending prefix length.
 	Routes []*Route
@@ -313,6 +319,11 @@ type Route struct {
 	// stream).
 	ReadTimeout    time.Duration
 	ReadTimeoutSet bool
+	// Compress lets the route's responses (proxied and files) be
+	// compressed, as [compression] says. Default: the site's Compress;
+	// false sends every response as the backend or the file has it
+	// (BREACH: pages that show a secret next to reflected input).
+	Compress bool
 
 	WebSocket WebSocket
 }
@@ -470,6 +481,43 @@ type OpenFileCache struct {
 	// Memory is the budget, in bytes per file route, for small files
 	// kept in memory; 0: none. Default DefaultOpenFileCacheMemory.
 	Memory int64
+}
+
+// Compression configures the compression of responses, for the whole
+// process (package compress's Options). Sites and routes only switch it
+// on or off (Compress).
+type Compression struct {
+	// Encodings are the codings offered, "gzip", "zstd" and "br", in the
+	// server's order of preference (it decides between codings a client
+	// weighs equally, as browsers do). Never empty. Default
+	// DefaultCompressionEncodings().
+	Encodings []string
+	// Types are the media types compressed, lower case: "type/subtype",
+	// "type/*" or "*/*+suffix". Never empty. Default
+	// DefaultCompressionTypes().
+	Types []string
+	// MinLength is the smallest body compressed, in bytes; 0 compresses
+	// every non-empty body. At most MaxCompressionMinLength. Default
+	// DefaultCompressionMinLength.
+	MinLength int
+	// GzipLevel (1-9), ZstdLevel (1-4: fastest, default, better, best)
+	// and BrotliLevel (1-11) are the encoders' levels. Defaults
+	// DefaultCompressionGzipLevel, DefaultCompressionZstdLevel,
+	// DefaultCompressionBrotliLevel.
+	GzipLevel   int
+	ZstdLevel   int
+	BrotliLevel int
+	// MaxEncoders caps the stateful encoders in use at once in the
+	// process; past it a response gets stateless gzip or goes out
+	// uncompressed. 0: none (stateless gzip only, streams uncompressed).
+	// Read at start: a reload does not change it. Default
+	// DefaultCompressionMaxEncoders.
+	MaxEncoders int
+	// MaxFileSize is the largest file, in bytes, a file route compresses
+	// per request when it has no precompressed sibling; larger ones go
+	// out as they are (with sendfile). 0: files are never compressed per
+	// request. Default DefaultCompressionMaxFileSize.
+	MaxFileSize int64
 }
 
 // RequestID configures request IDs.

@@ -259,3 +259,88 @@ const (
 	// .br and .gz siblings, several times over.
 	DefaultOpenFileCacheMemory = 16 << 20
 )
+
+// Compression of responses ([compression], and compress on sites and
+// routes): package compress's defaults, which a test in proxy keeps
+// equal. The measurements behind them are in docs/compression.md.
+const (
+	// DefaultCompress compresses text responses on every site and route,
+	// as Caddy's encode is usually configured (nginx's gzip is off until
+	// `gzip on`): text is 3-4x smaller for 4-9 µs of CPU per KiB. Routes
+	// that render a secret next to reflected input turn it off (BREACH,
+	// docs/compression.md).
+	DefaultCompress = true
+	// DefaultCompressionMinLength: below about 1 KiB the coding's framing
+	// and fixed cost outweigh the bytes saved (less than one packet).
+	// Caddy uses 512, nginx's gzip_min_length 20.
+	DefaultCompressionMinLength = 1024
+	// MaxCompressionMinLength bounds min_length: a body of unknown length
+	// is held in memory up to min_length before the decision.
+	MaxCompressionMinLength = 64 << 10
+	// DefaultCompressionGzipLevel: level 5 is as cheap per KiB as zstd's
+	// default level and within 1.5 % of level 6; 9 costs 2-7x for 2-5 %.
+	DefaultCompressionGzipLevel = 5
+	// DefaultCompressionZstdLevel is klauspost/compress's SpeedDefault
+	// (about zstd -3): as cheap as gzip 5; level 3 costs 1.2-1.7x for
+	// 2-5 %.
+	DefaultCompressionZstdLevel = 2
+	// DefaultCompressionBrotliLevel: quality 5 is the first that clearly
+	// beats gzip (7-13 % smaller, for 4-7x gzip's CPU).
+	DefaultCompressionBrotliLevel = 5
+	// DefaultCompressionMaxEncoders caps the stateful encoders in use at
+	// once in the whole process: one holds 1-3.5 MiB, so 256 hold at most
+	// 270-900 MiB however many responses or event streams are open.
+	DefaultCompressionMaxEncoders = 256
+	// DefaultCompressionMaxFileSize bounds the files a file route
+	// compresses per request (those without a precompressed sibling):
+	// gzip costs about 7 µs per KiB, so a 256 KiB file about 2 ms and a
+	// brotli client about 11 ms, where sendfile(2) costs next to nothing.
+	// Larger files go out as they are; `gatehouse compress` writes their
+	// siblings at deploy time.
+	DefaultCompressionMaxFileSize = 256 << 10
+)
+
+// DefaultCompressionEncodings returns the codings offered when
+// [compression] encodings is not set, in the server's order of
+// preference (a new slice each call): gzip, zstd, br. At the dynamic
+// levels gzip is as cheap per KiB as zstd and 0-6 % smaller on Django's
+// bodies, with the least memory per encoder; brotli is 7-13 % smaller but
+// costs 4-7x the CPU, so it is last (clients that weigh it higher get it).
+func DefaultCompressionEncodings() []string { return []string{"gzip", "zstd", "br"} }
+
+// DefaultCompressionTypes returns the media types compressed when
+// [compression] types is not set (a new slice each call): text, the
+// text-based application formats a Django site serves, SVG, WebAssembly,
+// the uncompressed font and icon formats. Never already-compressed ones
+// (images, video, audio, WOFF/WOFF2, archives, PDF, octet-stream).
+func DefaultCompressionTypes() []string {
+	return []string{
+		"text/*",
+		"*/*+json",
+		"*/*+xml",
+		"*/*+yaml",
+		"application/json",
+		"application/x-ndjson",
+		"application/javascript",
+		"application/x-javascript",
+		"application/ecmascript",
+		"application/xml",
+		"application/yaml",
+		"application/x-yaml",
+		"application/toml",
+		"application/wasm",
+		"application/graphql",
+		"application/x-www-form-urlencoded",
+		"application/vnd.ms-fontobject",
+		"application/x-font-ttf",
+		"application/x-font-otf",
+		"application/x-font-opentype",
+		"font/ttf",
+		"font/otf",
+		"font/collection",
+		"font/sfnt",
+		"image/x-icon",
+		"image/vnd.microsoft.icon",
+		"image/bmp",
+	}
+}

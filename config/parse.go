@@ -325,6 +325,7 @@ func (c *compiler) compile(r *rawConfig) *Config {
 		}
 		cfg.OpenFileCache.Entries = *v
 	}
+	cfg.Compression = c.compression(r.Compression)
 
 	for _, name := range sortedKeys(r.Zones) {
 		cfg.Zones[name] = c.zone(name, r.Zones[name], cfg.Limits.IPv6Prefix)
@@ -1058,6 +1059,10 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 	if r.AllowTrace != nil {
 		siteTrace = *r.AllowTrace
 	}
+	s.Compress = DefaultCompress
+	if r.Compress != nil {
+		s.Compress = *r.Compress
+	}
 	paths := map[string]bool{}
 	folded := map[string]bool{} // lower-cased path: some route of it is case-insensitive
 	for i, rr := range r.Routes {
@@ -1077,6 +1082,10 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 			AllowTrace:            siteTrace,
 			ReadTimeout:           rr.ReadTimeout.or(0),
 			ReadTimeoutSet:        rr.ReadTimeout.set,
+			Compress:              s.Compress,
+		}
+		if rr.Compress != nil {
+			rt.Compress = *rr.Compress
 		}
 		if rr.CaseInsensitive != nil {
 			rt.CaseInsensitive = *rr.CaseInsensitive

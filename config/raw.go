@@ -27,6 +27,7 @@ type rawConfig struct {
 	Runtime        rawRuntime           `toml:"runtime"`
 	RequestID      rawRequestID         `toml:"request_id"`
 	OpenFileCache  rawOpenFileCache     `toml:"open_file_cache"`
+	Compression    rawCompression       `toml:"compression"`
 }
 
 type rawRequestID struct {
@@ -185,6 +186,7 @@ type rawSite struct {
 	AllowTrace    *bool             `toml:"allow_trace"`
 	RespHeaders   rawHeaders        `toml:"response_headers"`
 	ReqHeaders    rawHeaders        `toml:"request_headers"`
+	Compress      *bool             `toml:"compress"`
 	Routes        []rawRoute        `toml:"routes"`
 }
 
@@ -204,6 +206,7 @@ type rawRoute struct {
 	WebSocket             rawWebSocket `toml:"websocket"`
 	RespHeaders           rawHeaders   `toml:"response_headers"`
 	ReqHeaders            rawHeaders   `toml:"request_headers"`
+	Compress              *bool        `toml:"compress"`
 
 	// File routes.
 	Alias                 *string  `toml:"alias"`

@@ -52,6 +52,15 @@ const (
 	// (Last-Modified, Content-Length and Accept-Ranges values, its
 	// LimitedReader: 6).
 	allocsServeFile = 8
+	// Compression (compress.go) adds nothing to a response it does not
+	// compress: a request without Accept-Encoding, or a browser's whose
+	// answer is not compressed (too short: its Vary is a shared value;
+	// not a compressible type), costs allocsServeHTTP or allocsServeFile.
+	// A compressed answer adds the compress.Writer and its Vary value,
+	// and for a strong ETag (a file's) the weakened tag's string and
+	// slice; the encoder and the buffers come from pools.
+	allocsServeHTTPCompressed = allocsServeHTTP + 2
+	allocsServeFileCompressed = allocsServeFile + 4
 	// One upstream round trip on a pooled connection: the response
 	// head's value string and slice.
 	allocsRoundTrip = 2
@@ -105,21 +114,91 @@ func TestHotPathAllocs(t *testing.T) {
 		})
 	}
 
+	html := "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 4096\r\n\r\n" + string(compressText(4096))
+	for _, cc := range []struct {
+		name, resp, ae, wantCE string
+		want                   int
+	}{
+		{"ServeHTTP browser, short text", staticOK, "gzip, deflate, br, zstd", "", allocsServeHTTP},
+		{"ServeHTTP no Accept-Encoding, 4 KiB HTML", html, "", "", allocsServeHTTP},
+		{"ServeHTTP browser, 4 KiB HTML gzip", html, "gzip, deflate, br, zstd", "gzip", allocsServeHTTPCompressed},
+		{"ServeHTTP 4 KiB HTML zstd", html, "zstd", "zstd", allocsServeHTTPCompressed},
+		{"ServeHTTP 4 KiB HTML br", html, "br", "br", allocsServeHTTPCompressed},
+	} {
+		e, w, req := allocsEdge(t, benchConfigFor("off", "gatehouse"))
+		useStaticUpstream(e.Runtime(), cc.resp)
+		if cc.ae != "" {
+			req.Header.Set("Accept-Encoding", cc.ae)
+		}
+		check(cc.name, cc.want, func() {
+			clear(w.h)
+			w.code = 0
+			e.ServeHTTP(w, req)
+			if w.code != 200 || w.h.Get("Content-Encoding") != cc.wantCE {
+				t.Fatalf("%s: status %d, Content-Encoding %q", cc.name, w.code, w.h.Get("Content-Encoding"))
+			}
+		})
+	}
+
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "items"), bytes.Repeat([]byte("x"), 2048), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "app.css"), compressText(2048), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	fileCfg := strings.Replace(benchConfigFor("off", "gatehouse"), "[[sites.app.routes]]",
 		"[[sites.app.routes]]\npath = \"/api/\"\nalias = \""+dir+"\"\n\n[[sites.app.routes]]", 1)
-	e, w, req := allocsEdge(t, fileCfg)
-	check("ServeHTTP file", allocsServeFile, func() {
-		clear(w.h)
-		w.code = 0
-		e.ServeHTTP(w, req)
-		if w.code != 200 {
-			t.Fatalf("file: status %d", w.code)
+	for _, fc := range []struct {
+		name, path, ae, wantCE string
+		want                   int
+	}{
+		{"ServeHTTP file", "/api/items", "", "", allocsServeFile},
+		{"ServeHTTP file, browser, not compressible", "/api/items", "gzip, deflate, br, zstd", "", allocsServeFile},
+		{"ServeHTTP file, browser, 2 KiB CSS gzip", "/api/app.css", "gzip, deflate, br, zstd", "gzip", allocsServeFileCompressed},
+	} {
+		e, w, req := allocsEdge(t, fileCfg)
+		req.URL.Path, req.RequestURI = fc.path, fc.path
+		if fc.ae != "" {
+			req.Header.Set("Accept-Encoding", fc.ae)
 		}
-	})
+		check(fc.name, fc.want, func() {
+			clear(w.h)
+			w.code = 0
+			e.ServeHTTP(w, req)
+			if w.code != 200 || w.h.Get("Content-Encoding") != fc.wantCE {
+				t.Fatalf("%s: status %d, Content-Encoding %q", fc.name, w.code, w.h.Get("Content-Encoding"))
+			}
+		})
+	}
+	// A revalidation (304) costs the same with and without a browser's
+	// Accept-Encoding when it names a strong tag (a file never sent
+	// compressed): it does not go through the compressor.
+	var revalidate [2]float64
+	for i, ae := range []string{"", "gzip, deflate, br, zstd"} {
+		e, w, req := allocsEdge(t, fileCfg)
+		req.URL.Path, req.RequestURI = "/api/items", "/api/items"
+		e.ServeHTTP(w, req)
+		req.Header.Set("If-None-Match", w.h.Get("Etag"))
+		if ae != "" {
+			req.Header.Set("Accept-Encoding", ae)
+		}
+		f := func() {
+			clear(w.h)
+			w.code = 0
+			e.ServeHTTP(w, req)
+			if w.code != 304 {
+				t.Fatalf("revalidation: status %d", w.code)
+			}
+		}
+		f()
+		revalidate[i] = testing.AllocsPerRun(200, f)
+	}
+	if revalidate[1] > revalidate[0] {
+		t.Errorf("a file's 304: %.1f allocs/op with a browser's Accept-Encoding, %.1f without", revalidate[1], revalidate[0])
+	} else {
+		t.Logf("a file's 304: %.1f allocs/op with or without Accept-Encoding", revalidate[0])
+	}
 
 	c := uhttp.New(staticOptions(staticOK))
 	defer c.Close()

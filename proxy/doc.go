@@ -27,6 +27,10 @@
 // HTTP/2 stream it reset) is not forwarded, and an HTTP/2 connection over
 // its reset budget gets no answer (edgeserver.ConnInfo.StreamStart).
 // Every write of the response is bounded by the send timeout (send.go).
+// Proxied and file responses of routes with compress on are compressed
+// (package compress, through compress.go) once their head is complete,
+// after the header rules; the encoders in use are capped for the whole
+// process (Deps.Encoders).
 //
 // # Reload lifecycle
 //
@@ -38,7 +42,8 @@
 // whose in-flight requests finish on it. State that must survive a reload
 // lives outside Runtime, in objects created once per process and passed in
 // Deps: backend health (balancer.Registry), access log files, Metrics, the
-// file servers with their open-file caches (FileServers), and the
+// file servers with their open-file caches (FileServers), the cap on
+// compression encoders (compress.EncoderLimit), and the
 // WebSocket tunnels (Edge.Tunnels), which a reload keeps unless their
 // route or server disappeared.
 package proxy

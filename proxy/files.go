@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
@@ -195,7 +196,7 @@ func (q *request) serveFile(path string) {
 		return
 	}
 	q.ownHeaders(q.w.Header())
-	q.fw = fileWriter{q: q, rules: rt.respRules}
+	q.fw = fileWriter{q: q, rules: rt.respRules, comp: rt.comp}
 	rt.files.Serve(&q.fw, q.r, rt.fileName(path))
 	q.fw.finish()
 }
@@ -237,14 +238,20 @@ const fileChunk = 64 << 10
 
 // fileWriter is the http.ResponseWriter a file server writes to: q's, with
 // the route's response header rules applied at WriteHeader, every write
-// bounded by the send timeout, and the bytes counted.
+// bounded by the send timeout, and the bytes counted. A file without a
+// precompressed sibling, of a compressible type and at most
+// max_file_size, is compressed on the way (compress.go): the decision is
+// made at WriteHeader, after the rules, and the body then goes through
+// cw; larger files go to sendfile as they are.
 type fileWriter struct {
 	q      *request
 	rules  respRules
-	accel  bool // serving an X-Accel-Redirect
-	wrote  bool // the status went out
-	failed bool // a write to the client failed
+	comp   *compress.Compressor // the route's; nil: compress is off
+	accel  bool                 // serving an X-Accel-Redirect
+	wrote  bool                 // the status went out
+	failed bool                 // a write to the client failed
 	chunk  io.LimitedReader
+	cw     *compress.Writer // the response is compressed through it
 }
 
 func (f *fileWriter) Header() http.Header { return f.q.w.Header() }
@@ -255,8 +262,22 @@ func (f *fileWriter) WriteHeader(code int) {
 	}
 	f.wrote = true
 	f.q.status = code
-	f.rules.apply(f.q.w.Header())
+	h := f.q.w.Header()
+	f.rules.apply(h)
+	if f.cw = f.q.compressWriter(f.comp, h, code, contentLength(h), f.q.rt.compMaxFile, false); f.cw != nil {
+		f.cw.WriteHeader(code)
+		return
+	}
 	f.q.w.WriteHeader(code)
+}
+
+// out is where the body goes: the compress.Writer, or the client's
+// writer.
+func (f *fileWriter) out() http.ResponseWriter {
+	if f.cw != nil {
+		return f.cw
+	}
+	return f.q.w
 }
 
 func (f *fileWriter) Write(p []byte) (int, error) {
@@ -264,7 +285,7 @@ func (f *fileWriter) Write(p []byte) (int, error) {
 		f.WriteHeader(http.StatusOK)
 	}
 	f.q.sendBound().arm(http.NewResponseController(f.q.w))
-	n, err := f.q.w.Write(p)
+	n, err := f.out().Write(p)
 	f.q.bytes += int64(n)
 	if err != nil {
 		f.failed = true
@@ -280,7 +301,7 @@ func (f *fileWriter) ReadFrom(src io.Reader) (int64, error) {
 	if !f.wrote {
 		f.WriteHeader(http.StatusOK)
 	}
-	rf, ok := f.q.w.(io.ReaderFrom)
+	rf, ok := f.out().(io.ReaderFrom)
 	lr, isLR := src.(*io.LimitedReader)
 	if isLR {
 		_, isLR = lr.R.(*os.File)
@@ -317,14 +338,23 @@ func (f *fileWriter) ReadFrom(src io.Reader) (int64, error) {
 }
 
 // Unwrap gives http.ResponseController the writer underneath.
-func (f *fileWriter) Unwrap() http.ResponseWriter { return f.q.w }
+func (f *fileWriter) Unwrap() http.ResponseWriter { return f.out() }
 
 // finish ends a file response: a client that went away is logged 499;
-// otherwise what net/http still buffers goes out under the send bound.
+// otherwise the coded stream is completed and what net/http still
+// buffers goes out, under the send bound.
 func (f *fileWriter) finish() {
 	q := f.q
 	if !f.wrote {
 		return // answered by fail or the upstream
+	}
+	if f.cw != nil {
+		if !f.failed && q.r.Context().Err() == nil {
+			q.sendBound().arm(http.NewResponseController(q.w))
+			f.failed = f.cw.Close() != nil
+		}
+		f.abort()
+		q.bytes = q.sent.n
 	}
 	if f.failed || q.r.Context().Err() != nil {
 		q.status = StatusClientClosed
@@ -332,6 +362,16 @@ func (f *fileWriter) finish() {
 	}
 	if q.sendBound().end(http.NewResponseController(q.w)) != nil {
 		q.status = StatusClientClosed
+	}
+}
+
+// abort releases the encoder of a response that did not finish (a
+// panic, a client gone): nothing more is written. After finish it does
+// nothing.
+func (f *fileWriter) abort() {
+	if f.cw != nil {
+		f.cw.Abort()
+		f.cw = nil
 	}
 }
 
@@ -413,7 +453,7 @@ func (q *request) serveAccel() {
 		return
 	}
 	q.ownHeaders(q.w.Header())
-	q.fw = fileWriter{q: q, rules: ir.respRules, accel: true}
+	q.fw = fileWriter{q: q, rules: ir.respRules, comp: ir.comp, accel: true}
 	ir.files.ServeRedirect(&q.fw, q.r, ir.fileName(a.target), a.header)
 	q.fw.finish()
 }

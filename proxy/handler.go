@@ -46,6 +46,10 @@ type request struct {
 	fw    fileWriter // the response writer of file responses
 	accel accel      // an X-Accel-Redirect to serve once the backend is released
 
+	// sent is the writer under a compressed response: w, counting the
+	// bytes sent (compress.go).
+	sent sentCounter
+
 	// wsLog is set when a WebSocket tunnel writes the access log line
 	// when it closes, instead of ServeHTTP at the 101.
 	wsLog bool
@@ -82,6 +86,8 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // end closes the request's books: the in-flight gauge, metrics and access
 // log line, then the request state goes back to the pool.
 func (q *request) end() {
+	// A file response cut off by a panic gives its encoder back.
+	q.fw.abort()
 	q.e.metrics.inFlight.Dec()
 	q.finish()
 	*q = request{}
@@ -546,12 +552,31 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
 	q.status = resp.StatusCode
+	// Compressed (compress.go), the response goes through cw, which
+	// leaves no valid coded ending when it is aborted: by a return with
+	// the backend's error, after which attempt panics.
+	out := w
+	cw := q.compressWriter(q.route.comp, h, resp.StatusCode, resp.ContentLength, noMaxLength, len(resp.Trailer) > 0)
+	if cw != nil {
+		defer cw.Abort()
+		out = cw
+	}
 	// The head goes out with the first body write, or at sb.end: both
 	// bounded by the send timeout (send.go).
-	w.WriteHeader(resp.StatusCode)
+	out.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || unbuffered || strings.HasPrefix(headerValue(resp.Header, "Content-Type"), "text/event-stream")
-	n, err := q.copyBody(resp.Body, streaming)
+	n, err := q.copyBody(out, resp.Body, streaming)
 	q.bytes = n
+	if err == nil && cw != nil {
+		// The coded stream's last block, under the send bound.
+		q.sendBound().arm(http.NewResponseController(w))
+		if cw.Close() != nil {
+			err = errClientWrite
+		}
+	}
+	if cw != nil {
+		q.bytes = q.sent.n
+	}
 	if err != nil {
 		if errors.Is(err, errClientWrite) || q.r.Context().Err() != nil {
 			q.status = StatusClientClosed
@@ -607,22 +632,23 @@ var errClientWrite = errors.New("client write failed")
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// copyBody copies with an idle-based send timeout: each write may block
-// at most timeouts.send, so a slow client is cut but a long download or
-// event stream that keeps moving is not. The first write is bounded like
-// every other (send.go); copyResponse ends the bound.
-func (q *request) copyBody(src io.Reader, flush bool) (int64, error) {
+// copyBody copies to w (q.w, or the compress.Writer over it) with an
+// idle-based send timeout: each write may block at most timeouts.send,
+// so a slow client is cut but a long download or event stream that
+// keeps moving is not. The first write is bounded like every other
+// (send.go); copyResponse ends the bound.
+func (q *request) copyBody(w http.ResponseWriter, src io.Reader, flush bool) (int64, error) {
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	buf := *bp
-	rc := http.NewResponseController(q.w)
+	rc := http.NewResponseController(w)
 	sb := q.sendBound()
 	var written int64
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
 			sb.arm(rc)
-			nw, werr := q.w.Write(buf[:nr])
+			nw, werr := w.Write(buf[:nr])
 			written += int64(nw)
 			if werr != nil {
 				return written, errClientWrite

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
+	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
@@ -40,6 +41,10 @@ type Deps struct {
 	// Jail, when set, receives strikes (rate-limit rejections, configured
 	// statuses) and bans clients; the listeners refuse banned ones.
 	Jail *ratelimit.Jail
+	// Encoders caps the stateful compression encoders in use at once
+	// across every generation ([compression] max_encoders, read at
+	// start); nil: a cap of the Runtime's own, of max_encoders.
+	Encoders *compress.EncoderLimit
 	// Resolver resolves upstream servers given by name; nil means the
 	// system resolver.
 	Resolver balancer.Resolver
@@ -70,6 +75,13 @@ type Runtime struct {
 	upstreams     map[string]*upstream
 	upstreamNames []string
 	files         []*staticfile.Server // file servers held, given back at release
+
+	// comp compresses the responses of routes with compress on.
+	comp *compress.Compressor
+	// compMinLength is [compression] min_length, at least 1; compMaxFile
+	// is max_file_size.
+	compMinLength int
+	compMaxFile   int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -112,6 +124,8 @@ type route struct {
 	origins       map[string]bool // nil: the site's default
 	anyOrigin     bool
 	zones         []*routeZone
+	// comp is the generation's Compressor, or nil where compress is off.
+	comp *compress.Compressor
 }
 
 type upstream struct {
@@ -163,6 +177,15 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			rt.httpsPort = p
 		}
 	}
+	limit := d.Encoders
+	if limit == nil {
+		limit = compress.NewEncoderLimit(cfg.Compression.MaxEncoders)
+	}
+	comp, err := newCompressor(cfg.Compression, limit)
+	if err != nil {
+		return nil, fmt.Errorf("compression: %w", err)
+	}
+	rt.comp, rt.compMinLength, rt.compMaxFile = comp, max(cfg.Compression.MinLength, 1), cfg.Compression.MaxFileSize
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -215,6 +238,9 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			r := &route{cfg: rc, site: s, metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream),
 				respRules: compileResponse(sc.ResponseHeaders, rc.ResponseHeaders),
 				reqRules:  compileRequest(idHeader, sc.RequestHeaders, rc.RequestHeaders)}
+			if rc.Compress {
+				r.comp = rt.comp
+			}
 			if rc.Files != nil {
 				fs, err := rt.fileServer(rc)
 				if err != nil {

@@ -17,6 +17,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
 )
 
 // The Django end-to-end test (issue 14): a real Django project, collected
@@ -69,7 +72,14 @@ func djangoPython(t *testing.T) string {
 // djangoFiles is the project: settings with ManifestStaticFilesStorage,
 // a page that links its stylesheet through {% static %} and echoes the
 // request ID it was given, a protected download handed to the proxy with
-// X-Accel-Redirect, and the Channels ASGI application Daphne serves.
+// X-Accel-Redirect, an event stream (SSE) that sends its next event when
+// the test acknowledges the last, and the Channels ASGI application
+// Daphne serves.
+//
+// The stream is a Channels AsyncHttpConsumer, the Channels way of
+// serving SSE, which works with every Django the Debian packages bring:
+// an async view returning a StreamingHttpResponse over an async
+// generator needs Django 4.2, and bookworm has 3.2.
 var djangoFiles = map[string]string{
 	"project/__init__.py": "",
 	"project/settings.py": `
@@ -96,14 +106,29 @@ else:
 USE_TZ = True
 `,
 	"project/views.py": `
+import asyncio
 from django.http import HttpResponse
 from django.templatetags.static import static
 
 def page(request):
     rid = request.META.get("HTTP_X_REQUEST_ID", "")
+    items = "".join('<li><a href="/articles/%d/">Article %d</a></li>' % (i, i) for i in range(60))
     return HttpResponse(
         '<!DOCTYPE html><html><head><link rel="stylesheet" href="%s"></head>'
-        '<body><p id="rid">%s</p></body></html>' % (static("app/site.css"), rid))
+        '<body><p id="rid">%s</p><ul>%s</ul></body></html>' % (static("app/site.css"), rid, items))
+
+_acks = None
+
+def acks():
+    """The events' go-aheads, in Daphne's event loop."""
+    global _acks
+    if _acks is None:
+        _acks = asyncio.Queue()
+    return _acks
+
+async def ack(request):
+    acks().put_nowait(1)
+    return HttpResponse("ok")
 
 def download(request, name):
     # What a permission-checking view does: hand the file to the proxy.
@@ -118,17 +143,68 @@ from . import views
 urlpatterns = [
     path("", views.page),
     path("download/<str:name>", views.download),
+    path("events/ack", views.ack),
 ]
+`,
+	"project/events.py": `
+from channels.generic.http import AsyncHttpConsumer
+from .views import acks
+
+EVENTS = 5
+
+class Events(AsyncHttpConsumer):
+    async def handle(self, body):
+        await self.send_headers(headers=[
+            (b"Content-Type", b"text/event-stream"),
+            (b"Cache-Control", b"no-cache"),
+        ])
+        for i in range(EVENTS):
+            await self.send_body(b'id: %d\ndata: {"n": %d, "text": "event number %d"}\n\n' % (i, i, i), more_body=True)
+            if i < EVENTS - 1:
+                await acks().get()
+        await self.send_body(b"")
 `,
 	"project/asgi.py": `
 import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 from django.core.asgi import get_asgi_application
 django_asgi = get_asgi_application()
-from channels.routing import ProtocolTypeRouter
-application = ProtocolTypeRouter({"http": django_asgi})
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import path, re_path
+from project.events import Events
+application = ProtocolTypeRouter({"http": URLRouter([
+    path("events/", Events.as_asgi()),
+    re_path(r"", django_asgi),
+])})
 `,
 	"assets/app/site.css": strings.Repeat("body { font-family: sans-serif; color: #222; }\n", 60),
+}
+
+// decodeContent undoes the content coding ce ("" for none) of body.
+func decodeContent(ce string, body []byte) ([]byte, error) {
+	var r io.Reader = bytes.NewReader(body)
+	switch ce {
+	case "":
+		return body, nil
+	case "gzip":
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		r = zr
+	case "br":
+		r = brotli.NewReader(r)
+	case "zstd":
+		d, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		r = d
+	default:
+		return nil, fmt.Errorf("unknown content coding %q", ce)
+	}
+	return io.ReadAll(r)
 }
 
 // startDaphne runs Daphne for the project in dir on a free loopback port
@@ -195,9 +271,11 @@ func startDaphne(t *testing.T, python, dir string) string {
 }
 
 // TestDjangoStaticAndDownloads (issue 14 acceptance): a Django project
-// with ManifestStaticFilesStorage behind Gatehouse. Its hashed CSS is
-// served with immutable caching, 304 on revalidation, 206 on a range and
-// precompressed siblings by Accept-Encoding; a protected download goes
+// with ManifestStaticFilesStorage behind Gatehouse. Its page arrives
+// compressed and its SSE view streams event by event through the
+// compressor; its hashed CSS is served with immutable caching, 304 on
+// revalidation, 206 on a range and precompressed siblings (a compress
+// step's, and gatehouse compress's) by Accept-Encoding; a protected download goes
 // through X-Accel-Redirect with the file's bytes and no X-Accel-* header,
 // while the internal path asked for directly is 404; a CSP set in the
 // config is on the page, on a 404 file and on a 502; the request ID is in
@@ -269,6 +347,14 @@ func TestDjangoStaticAndDownloads(t *testing.T) {
 		haveBrotli = os.WriteFile(filepath.Join(proj, "staticfiles", hashed+".br"), out, 0o644) == nil
 	} else {
 		t.Logf("no brotli encoder (Debian package python3-brotli): the .br part is skipped")
+	}
+
+	// gatehouse compress, as a deploy runs it after collectstatic.
+	needBinary(t)
+	if out, err := exec.Command(binPath, "compress", filepath.Join(proj, "staticfiles")).CombinedOutput(); err != nil {
+		t.Fatalf("gatehouse compress: %v\n%s", err, out)
+	} else {
+		t.Logf("gatehouse compress: %s", bytes.TrimSpace(out))
 	}
 
 	daphne := startDaphne(t, python, proj)
@@ -352,12 +438,85 @@ servers = [{ name = "gone", address = "`+deadPort+`" }]
 	if len(id) != 32 || !strings.Contains(string(body), `<p id="rid">`+id+`</p>`) {
 		t.Errorf("page: request ID %q, and Django saw (in the page):\n%s", id, body)
 	}
-	// TODO(issue 14.3, compression wiring): the page's HTML arrives
-	// compressed (Content-Encoding with Accept-Encoding: gzip, br), and an
-	// SSE view streams event by event through the compressor.
+	// The page's HTML arrives compressed (issue 14.3), with the coding
+	// the Accept-Encoding chooses (a browser's: the server's first, gzip),
+	// and decodes to the page Django wrote; its Vary says so.
+	for ae, coding := range map[string]string{"gzip, deflate, br, zstd": "gzip", "br": "br", "gzip;q=0.5, zstd": "zstd"} {
+		resp, raw := do("/", map[string]string{"Accept-Encoding": ae})
+		if ce := resp.Header.Get("Content-Encoding"); ce != coding || resp.Header.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("page with Accept-Encoding %q: Content-Encoding %q, Vary %q; want %s", ae, ce, resp.Header.Get("Vary"), coding)
+			continue
+		}
+		page, err := decodeContent(coding, raw)
+		if err != nil {
+			t.Errorf("page in %s: %v", coding, err)
+			continue
+		}
+		// The same page but for the request ID Django quoted.
+		if want := strings.Replace(string(body), id, resp.Header.Get("X-Request-Id"), 1); string(page) != want {
+			t.Errorf("page in %s decodes to\n%s\nwant\n%s", coding, page, want)
+		}
+		if len(raw) >= len(page)/2 {
+			t.Errorf("page in %s: %d bytes for %d", coding, len(raw), len(page))
+		}
+	}
+	// The SSE view's events arrive one by one through the compressor:
+	// Django sends the next only once the test has decoded the last one
+	// and said so, so an event held in an encoder or a buffer would stop
+	// the stream (and the read's deadline would fail the test).
+	sseCtx, sseCancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer sseCancel()
+	sseReq, _ := http.NewRequestWithContext(sseCtx, "GET", base+"/events/", nil)
+	sseReq.Host = "app.test"
+	sseReq.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+	sse, err := c.Do(sseReq)
+	if err != nil {
+		t.Fatalf("GET /events/: %v", err)
+	}
+	defer sse.Body.Close()
+	if sse.StatusCode != 200 || sse.Header.Get("Content-Encoding") != "gzip" || !strings.HasPrefix(sse.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("event stream: %d, Content-Type %q, Content-Encoding %q; want a gzip event stream",
+			sse.StatusCode, sse.Header.Get("Content-Type"), sse.Header.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(sse.Body)
+	if err != nil {
+		t.Fatalf("event stream: the first event did not arrive: %v", err)
+	}
+	events := bufio.NewReader(zr)
+	for i := range 5 {
+		var ev string
+		for !strings.HasSuffix(ev, "\n\n") {
+			line, err := events.ReadString('\n')
+			if err != nil {
+				t.Fatalf("event %d: %v after %q (it was not flushed through the compressor)", i, err, ev+line)
+			}
+			ev += line
+		}
+		if want := fmt.Sprintf("id: %d\ndata: {\"n\": %d, \"text\": \"event number %d\"}\n\n", i, i, i); ev != want {
+			t.Fatalf("event %d: %q, want %q", i, ev, want)
+		}
+		if i < 4 {
+			// The go-ahead, straight to Daphne.
+			ack, _ := http.NewRequestWithContext(sseCtx, "GET", "http://"+daphne+"/events/ack", nil)
+			ack.Host = "app.test"
+			r, err := c.Do(ack)
+			if err != nil {
+				t.Fatalf("ack %d: %v", i, err)
+			}
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+			if r.StatusCode != 200 {
+				t.Fatalf("ack %d: %d", i, r.StatusCode)
+			}
+		}
+	}
+	if rest, err := io.ReadAll(events); err != nil || len(rest) != 0 {
+		t.Errorf("after the last event: %q, %v; want the coded stream's clean end", rest, err)
+	}
 
 	// The hashed stylesheet.
 	resp, body = do("/static/"+hashed, nil)
+	cssETag := resp.Header.Get("Etag")
 	if resp.StatusCode != 200 || !bytes.Equal(body, css) {
 		t.Fatalf("hashed CSS: %d, %d bytes; want the collected file", resp.StatusCode, len(body))
 	}
@@ -385,6 +544,13 @@ servers = [{ name = "gone", address = "`+deadPort+`" }]
 		if resp.Header.Get("Content-Encoding") != "br" {
 			t.Errorf("Accept-Encoding: gzip, deflate, br: Content-Encoding %q, want br", resp.Header.Get("Content-Encoding"))
 		}
+	}
+	// zstd: the sibling `gatehouse compress` wrote at deploy time (it
+	// left the .gz and .br alone: not older than the file).
+	resp, body = do("/static/"+hashed, map[string]string{"Accept-Encoding": "zstd"})
+	if got, err := decodeContent(resp.Header.Get("Content-Encoding"), body); err != nil || resp.Header.Get("Content-Encoding") != "zstd" ||
+		!bytes.Equal(got, css) || !strings.HasSuffix(resp.Header.Get("Etag"), `-zstd"`) || resp.Header.Get("Etag") == cssETag {
+		t.Errorf("Accept-Encoding: zstd: Content-Encoding %q, ETag %s, %v; want the .zst sibling of gatehouse compress", resp.Header.Get("Content-Encoding"), resp.Header.Get("Etag"), err)
 	}
 
 	// A protected download: Django checks, Gatehouse sends the file.

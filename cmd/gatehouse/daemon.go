@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
+	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
 	"github.com/gatehouse-proxy/gatehouse/internal/statuspage"
@@ -251,7 +252,16 @@ func (d *daemon) start(cfg *config.Config) error {
 		AccessLogs: proxy.NewAccessLogs(),
 		Zones:      proxy.NewZones(),
 		Files:      proxy.NewFileServers(),
+		// One cap on compression encoders for the whole process: every
+		// route of every generation shares it, so a reload does not
+		// double it while the old generation's streams drain.
+		Encoders: compress.NewEncoderLimit(cfg.Compression.MaxEncoders),
 	}
+	encoders := d.deps.Encoders
+	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gatehouse_compression_encoders_in_use",
+		Help: "Stateful compression encoders held by responses now (at most [compression] max_encoders).",
+	}, func() float64 { return float64(encoders.InUse()) }))
 	if os.Getenv("GOGC") == "" {
 		d.heap = newHeapFloor()
 	} else if cfg.Runtime.MinHeap != config.DefaultMinHeap {
@@ -396,6 +406,7 @@ func restartOnly(a, b *config.Config) []string {
 	add(a.Log != b.Log, "log")
 	add(a.StateDir != b.StateDir, "state_dir")
 	add(a.ACME.Storage != b.ACME.Storage || a.ACME.StorageDir != b.ACME.StorageDir, "acme.storage")
+	add(a.Compression.MaxEncoders != b.Compression.MaxEncoders, "compression.max_encoders")
 	return keys
 }
 

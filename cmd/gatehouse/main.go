@@ -2,6 +2,7 @@
 //
 //	gatehouse run [-config FILE]   serve (embedded development config without -config)
 //	gatehouse check -config FILE   validate a config, like nginx -t
+//	gatehouse compress DIR         precompress a static directory (.br, .zst, .gz)
 //	gatehouse demo                 run with two in-process demo backends
 //	gatehouse health               ask a running instance's admin listener
 //	gatehouse version
@@ -38,6 +39,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdRun(ctx, args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "compress":
+		return cmdCompress(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "health":
@@ -62,6 +65,8 @@ Usage:
                                   config (HTTP 127.0.0.1:8080, HTTPS 127.0.0.1:8443,
                                   proxying to Daphne on 127.0.0.1:8000)
   gatehouse check -config FILE    validate a config and its certificates, like nginx -t
+  gatehouse compress DIR          write .br, .zst and .gz beside the text files of a
+                                  static directory (after collectstatic)
   gatehouse demo                  run in front of two in-process demo backends
   gatehouse health                exit 0 if a running instance is ready (container HEALTHCHECK)
   gatehouse version               print the version
