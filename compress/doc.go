@@ -73,7 +73,7 @@
 // and the attack on it fails; other secrets a view renders next to
 // reflected input are not protected that way. Routes that render such
 // pages (account settings, pages showing API keys) should have
-// compression turned off in the route's configuration. Gatehouse never
+// compression turned off (`compress = false` on the route). Gatehouse never
 // decompresses requests, so there is no decompression bomb on the way
 // in; the precompressed files it serves are written by the operator.
 package compress

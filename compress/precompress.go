@@ -67,7 +67,7 @@ type PrecompressStats struct {
 // PrecompressDir writes compressed siblings (name.zst, name.br, name.gz)
 // next to every compressible file under dir, at the maximum levels, for
 // a static file route to serve: Django's collectstatic output at deploy
-// time (later `gatehouse compress DIR`).
+// time (`gatehouse compress DIR`).
 //
 //   - A sibling that is not older than its file is left alone, so a
 //     second run does little; a written sibling gets its file's
