@@ -479,7 +479,7 @@ func (j *Jail) Unban(k Key) (found bool, err error) {
 	now := j.now()
 	j.emit(Event{Kind: EventUnban, Key: k, Reason: b.Reason, At: now, Until: b.Until})
 	if j.peers != nil {
-		j.peers.Unbanned(k, now)
+		j.peers.Unbanned(b, now)
 	}
 	return true, j.persist()
 }

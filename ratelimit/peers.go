@@ -12,8 +12,9 @@ type JailPeers interface {
 	// Banned shares a ban this jail set: automatic (strikes) or
 	// [Jail.Ban].
 	Banned(b Ban)
-	// Unbanned shares that the ban on exactly k was lifted here at at.
-	Unbanned(k Key, at time.Time)
+	// Unbanned shares that b, the ban on exactly b.Key, was lifted here
+	// at at.
+	Unbanned(b Ban, at time.Time)
 	// Struck shares one strike against k at at. The peers count the
 	// strikes of every instance and report the total back through
 	// [Jail.SharedStrikes].

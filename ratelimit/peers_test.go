@@ -16,9 +16,9 @@ type peerLog struct {
 }
 
 func (p *peerLog) Banned(b Ban) { p.mu.Lock(); p.bans = append(p.bans, b); p.mu.Unlock() }
-func (p *peerLog) Unbanned(k Key, at time.Time) {
+func (p *peerLog) Unbanned(b Ban, at time.Time) {
 	p.mu.Lock()
-	p.unbans, p.unbanned = append(p.unbans, k), append(p.unbanned, at)
+	p.unbans, p.unbanned = append(p.unbans, b.Key), append(p.unbanned, at)
 	p.mu.Unlock()
 }
 func (p *peerLog) Struck(k Key, reason string, at time.Time) {
