@@ -169,6 +169,12 @@ func New(o Options) (*Node, error) {
 	// budget of a decision is one); the client's own timeouts only bound
 	// what has no deadline.
 	ro.ContextTimeoutEnabled = true
+	// A Redis that refuses connections is down: say so at once rather
+	// than after the client's default 5 dial attempts and 3 retries,
+	// so that reads fall back to the local copies quickly.
+	ro.DialerRetries = 1
+	ro.DialerRetryTimeout = 10 * time.Millisecond
+	ro.MaxRetries = 1
 	ro.DialTimeout = opTimeout
 	ro.ReadTimeout = opTimeout
 	ro.WriteTimeout = opTimeout
