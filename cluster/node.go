@@ -100,7 +100,7 @@ type Node struct {
 	instance  string
 	runID     string
 	version   string
-	listeners map[string]string
+	listeners atomic.Pointer[map[string]string]
 	timeout   time.Duration
 	heartbeat time.Duration
 	banSync   time.Duration
@@ -147,7 +147,6 @@ func New(o Options) (*Node, error) {
 		instance:  o.Instance,
 		runID:     randomID(),
 		version:   o.Version,
-		listeners: o.Listeners,
 		timeout:   cmp.Or(o.Timeout, DefaultTimeout),
 		heartbeat: cmp.Or(o.Heartbeat, DefaultHeartbeat),
 		banSync:   cmp.Or(o.BanSync, DefaultBanSync),
@@ -163,6 +162,7 @@ func New(o Options) (*Node, error) {
 	}
 	n.started = n.now()
 	n.live.Store(1)
+	n.SetListeners(o.Listeners)
 	empty := ""
 	n.configHash.Store(&empty)
 	// Deadlines of the caller's context bound every command (the latency
@@ -203,6 +203,18 @@ func New(o Options) (*Node, error) {
 	return n, nil
 }
 
+// LogClientTo sends the Redis client library's own messages (failed
+// dials, pool trouble) to l at debug level; the gatehouse_cluster_*
+// metrics and this package's warnings say the same for operators. The
+// library keeps one logger per process, so this is for cmd, once.
+func LogClientTo(l *slog.Logger) { redis.SetLogger(clientLog{l}) }
+
+type clientLog struct{ l *slog.Logger }
+
+func (c clientLog) Printf(ctx context.Context, format string, v ...any) {
+	c.l.Debug("redis client: " + fmt.Sprintf(format, v...))
+}
+
 func randomID() string {
 	var b [8]byte
 	rand.Read(b[:])
@@ -218,6 +230,10 @@ func (n *Node) Instance() string { return n.instance }
 // Live returns the number of live instances (this one included) seen at
 // the last successful heartbeat; 1 before the first.
 func (n *Node) Live() int { return int(max(n.live.Load(), 1)) }
+
+// SetListeners sets the listener addresses announced from the next
+// heartbeat on (once they are bound).
+func (n *Node) SetListeners(l map[string]string) { n.listeners.Store(&l) }
 
 // SetConfigHash sets the configuration hash announced from the next
 // heartbeat on (after a reload).
@@ -324,7 +340,13 @@ func (n *Node) beat(ctx context.Context) {
 	pipe.ZRemRangeByScore(ctx, idx, "-inf", "("+strconv.FormatInt(now.Add(-forgetInstances).UnixMilli(), 10))
 	live := pipe.ZCount(ctx, idx, strconv.FormatInt(now.Add(-liveHeartbeats*n.heartbeat).UnixMilli(), 10), "+inf")
 	_, err := pipe.Exec(ctx)
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if errors.Is(err, redis.Nil) {
+		err = nil // the first heartbeat finds no record to replace
+	}
+	// Heartbeats feed the breaker too, so that it closes when Redis is
+	// back even while no request asks for a cluster zone.
+	n.result(err, time.Now())
+	if err != nil {
 		n.metrics.observe(opHeartbeat, start, err)
 		n.warn("cluster: heartbeat failed; Redis unreachable", "err", err)
 		return
@@ -345,7 +367,7 @@ func (n *Node) record(now time.Time) Instance {
 		addr = *a
 	}
 	return Instance{
-		Name: n.instance, Addr: addr, Listeners: n.listeners, Version: n.version,
+		Name: n.instance, Addr: addr, Listeners: *n.listeners.Load(), Version: n.version,
 		ConfigHash: *n.configHash.Load(), Started: n.started, Heartbeat: now, RunID: n.runID,
 	}
 }
