@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,7 +69,8 @@ func (r *redisServer) start() {
 	c := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
+	// A server whose default user is off answers NOAUTH: it is up.
+	for err := c.Ping(context.Background()).Err(); err != nil && !strings.Contains(err.Error(), "NOAUTH"); err = c.Ping(context.Background()).Err() {
 		if time.Now().After(deadline) {
 			r.t.Fatalf("redis-server did not answer within 10s:\n%s", r.out.String())
 		}

@@ -1,6 +1,8 @@
 package test
 
 import (
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -33,5 +35,16 @@ func TestClusterDependencies(t *testing.T) {
 	}
 	if !found {
 		t.Error("go list found no package under cluster/")
+	}
+}
+
+// TestClusterDeployExample: the configuration of deploy/cluster (the
+// same file on every edge) passes gatehouse check.
+func TestClusterDeployExample(t *testing.T) {
+	needBinary(t)
+	path := filepath.Join(moduleRoot, "deploy", "cluster", "gatehouse.toml")
+	out, err := exec.Command(binPath, "check", "-config", path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok: 1 site(s), 2 route(s)") {
+		t.Fatalf("gatehouse check %s: %v\n%s", path, err, out)
 	}
 }
