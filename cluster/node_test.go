@@ -45,6 +45,15 @@ func BenchmarkLimiterDecision(b *testing.B) {
 	r := startRedis(b)
 	n, _ := newNode(b, r, "bench", nil)
 	l := n.Limiter()
+	// The round trip alone, for comparison.
+	b.Run("ping", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := n.Ping(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, zones := range []int{1, 3} {
 		b.Run(map[int]string{1: "1zone", 3: "3zones"}[zones], func(b *testing.B) {
 			qs := make([]ratelimit.SharedQuery, zones)
