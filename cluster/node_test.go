@@ -71,3 +71,24 @@ func BenchmarkLimiterDecision(b *testing.B) {
 		})
 	}
 }
+
+// TestNodeRecoversWithoutTraffic: after Redis failed, a heartbeat that
+// succeeds closes the breaker, so gatehouse_cluster_redis_up is 1 again
+// and the next request asks Redis, even when no request came meanwhile.
+func TestNodeRecoversWithoutTraffic(t *testing.T) {
+	r := startRedis(t)
+	n, _ := newNode(t, r, "a", func(o *Options) { o.Timeout = 20 * time.Millisecond })
+	r.stop()
+	qs := []ratelimit.SharedQuery{{Zone: "z", Rate: 1, Burst: 1, Key: client1}}
+	for range breakerFailures {
+		n.Limiter().AllowShared(context.Background(), qs)
+	}
+	if n.Up() {
+		t.Fatal("Up after three failed decisions")
+	}
+	r.start()
+	n.beat(context.Background())
+	if !n.Up() || !n.available(time.Now()) {
+		t.Error("a successful heartbeat did not close the breaker")
+	}
+}

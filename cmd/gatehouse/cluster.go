@@ -109,6 +109,21 @@ func (d *daemon) newCluster(cfg *config.Config) (*clusterParts, error) {
 	return p, nil
 }
 
+// clusterFileWarnings warns about a Redis password file open to others:
+// whoever reads it may ban clients and read certificate keys in Redis.
+func clusterFileWarnings(cfg *config.Config) []config.Problem {
+	if cfg.Cluster == nil || cfg.Cluster.PasswordFile == "" {
+		return nil
+	}
+	f := cfg.Cluster.PasswordFile
+	if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return []config.Problem{cfg.Problemf("cluster.password_file",
+			"%s is open to %s (mode %04o): whoever reads it may ban clients and read certificate keys in Redis (chmod go-rwx %s)",
+			f, who(fi.Mode().Perm()&0o077), fi.Mode().Perm(), f)}
+	}
+	return nil
+}
+
 // configHash is a short SHA-256 of the compiled configuration without
 // what differs between instances by design (the instance name, the state
 // directory, the file's own path), which /cluster shows so that an
