@@ -339,9 +339,14 @@ func (n *Node) beat(ctx context.Context) {
 	pipe.ZAdd(ctx, idx, redis.Z{Score: float64(now.UnixMilli()), Member: n.instance})
 	pipe.ZRemRangeByScore(ctx, idx, "-inf", "("+strconv.FormatInt(now.Add(-forgetInstances).UnixMilli(), 10))
 	live := pipe.ZCount(ctx, idx, strconv.FormatInt(now.Add(-liveHeartbeats*n.heartbeat).UnixMilli(), 10), "+inf")
-	_, err := pipe.Exec(ctx)
-	if errors.Is(err, redis.Nil) {
-		err = nil // the first heartbeat finds no record to replace
+	cmds, _ := pipe.Exec(ctx)
+	var err error
+	for _, c := range cmds {
+		// The first heartbeat of a name finds no record to replace.
+		if e := c.Err(); e != nil && !errors.Is(e, redis.Nil) {
+			err = e
+			break
+		}
 	}
 	// Heartbeats feed the breaker too, so that it closes when Redis is
 	// back even while no request asks for a cluster zone.

@@ -71,12 +71,13 @@ func (zs *Zones) get(cfg *config.Zone, now time.Time) (*ratelimit.Zone, error) {
 	return z, nil
 }
 
-// prune forgets zones no longer configured.
+// prune forgets zones no longer configured here (gone, or now of scope
+// cluster).
 func (zs *Zones) prune(keep map[string]*config.Zone) {
 	zs.mu.Lock()
 	defer zs.mu.Unlock()
 	for name := range zs.zones {
-		if _, ok := keep[name]; !ok {
+		if z, ok := keep[name]; !ok || z.Scope == config.ScopeCluster {
 			delete(zs.zones, name)
 		}
 	}
