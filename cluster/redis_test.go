@@ -19,10 +19,10 @@ import (
 // redisServer is a real redis-server on a free loopback port, without
 // persistence, killed in Cleanup.
 type redisServer struct {
-	t    testing.TB
-	port int
-	addr string
-	args []string
+	t      testing.TB
+	addr   string
+	args   []string
+	noPing bool // TLS only: start does not wait for PING
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -34,6 +34,20 @@ type redisServer struct {
 // GATEHOUSE_REQUIRE_TOOLS=1). extra are more command-line options.
 func startRedis(t testing.TB, extra ...string) *redisServer {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return startRedisArgs(t, "127.0.0.1:"+strconv.Itoa(port),
+		append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}, extra...), true)
+}
+
+// startRedisArgs starts redis-server with args, to be reached at addr;
+// ping says whether to wait for a plain-TCP PING.
+func startRedisArgs(t testing.TB, addr string, args []string, ping bool) *redisServer {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		msg := "redis-server not installed (Debian package redis-server)"
 		if os.Getenv("GATEHOUSE_REQUIRE_TOOLS") == "1" {
@@ -41,14 +55,7 @@ func startRedis(t testing.TB, extra ...string) *redisServer {
 		}
 		t.Skip(msg)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	r := &redisServer{t: t, port: port, addr: "127.0.0.1:" + strconv.Itoa(port),
-		args: append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}, extra...)}
+	r := &redisServer{t: t, addr: addr, args: args, noPing: !ping}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -66,6 +73,9 @@ func (r *redisServer) start() {
 		r.t.Fatalf("redis-server: %v", err)
 	}
 	r.mu.Unlock()
+	if r.noPing {
+		return
+	}
 	c := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
