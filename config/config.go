@@ -48,6 +48,10 @@ type Config struct {
 	// Compression is how responses are compressed ([compression]);
 	// whether a response may be is its site's and route's Compress.
 	Compression Compression
+	// Cluster shares certificates, bans and cluster-scoped rate limits
+	// with other instances through Redis or Valkey; nil without
+	// [cluster] (the instance is on its own, nothing of Redis is used).
+	Cluster *Cluster
 
 	// Sites in name order; DefaultSite is the one that answers a Host no
 	// site claims (nil: such requests get 421).
@@ -166,9 +170,11 @@ type ACME struct {
 	// true.
 	ARI bool
 	// Storage is where accounts, certificates and locks live: "file"
-	// (the only kind so far; default).
+	// (the default without [cluster]) or "cluster" (Redis, with a copy
+	// on local disk; the default with [cluster]).
 	Storage string
-	// StorageDir is the file storage's directory; "" means
+	// StorageDir is the file storage's directory, or with storage =
+	// "cluster" the directory of the local copy; "" means
 	// <state_dir>/certmagic. Instances that share it order each name once.
 	StorageDir string
 	// DNS configures the dns-01 challenge; nil without [acme.dns].
@@ -586,6 +592,58 @@ type Zone struct {
 	Status     int
 	DryRun     bool
 	IPv6Prefix int
+	// Scope is ScopeLocal (the default: each instance has its own
+	// buckets) or ScopeCluster (one budget shared by every instance
+	// through [cluster]'s Redis; nodelay mode only).
+	Scope string
+}
+
+// Zone scopes.
+const (
+	ScopeLocal   = "local"
+	ScopeCluster = "cluster"
+)
+
+// ACME storages (ACME.Storage).
+const (
+	StorageFile    = "file"
+	StorageCluster = "cluster"
+)
+
+// Cluster is [cluster]: the Redis or Valkey server several instances
+// share certificates, bans and cluster-scoped rate limits through.
+type Cluster struct {
+	// URL is the server: redis://host:port/db, rediss://… (TLS) or
+	// unix:///path. It never holds a password (PasswordFile or
+	// PasswordEnv do); a user name may be in it or in Username.
+	URL string
+	// Username is the ACL user ("" : the URL's, else the default user).
+	Username string
+	// PasswordFile or PasswordEnv (at most one) names where the password
+	// is: a file (read at start) or an environment variable. Neither: no
+	// AUTH.
+	PasswordFile string
+	PasswordEnv  string
+	// CAFile is a PEM file of roots trusted for rediss:// ("": the
+	// system's).
+	CAFile string
+	// KeyPrefix starts every key Gatehouse writes (DefaultClusterKeyPrefix),
+	// so several clusters or other applications can share one server.
+	KeyPrefix string
+	// Instance is this instance's name, unique in the cluster; "" means
+	// the host name.
+	Instance string
+	// Timeout is the latency budget of one rate-limit decision: a request
+	// never waits longer for Redis, and decides from the local fallback
+	// bucket instead (DefaultClusterTimeout).
+	Timeout time.Duration
+	// Heartbeat is how often an instance announces itself; an instance
+	// silent for 3 heartbeats is no longer counted as live
+	// (DefaultClusterHeartbeat).
+	Heartbeat time.Duration
+	// BanSync is the period of the full ban synchronisation that repairs
+	// what pub/sub missed (DefaultClusterBanSync).
+	BanSync time.Duration
 }
 
 // defaultCipherSuites are the reference's TLS 1.2 suites plus ChaCha20.

@@ -35,9 +35,17 @@ func TestInvalid(t *testing.T) {
 		"invalid-ocsp-stapling-type.toml": {":2: listeners.https.ocsp_stapling:", "boolean"},
 		"invalid-route-path.toml":         {":6: sites.a.routes[0].path: \"/static/./admin/\" is not a normalised path", "write \"/static/admin/\"", ":14: sites.a.routes[2].path: \"/API/\" differs from another route's path only in case"},
 		"invalid-ban-max-bans.toml":       {":3: ban.max_bans: must be at least 1"},
-		"invalid-client-share.toml":       {":9: upstreams.app.client_share: must be a fraction above 0 and at most 1"},
-		"invalid-http2-resets.toml":       {":2: limits.http2_max_resets: must not be negative"},
-		"invalid-upstream-client.toml":    {":8: upstreams.app.client: unknown client \"curl\" (\"gatehouse\" or \"net/http\")"},
+		"invalid-cluster.toml": {":2: cluster.url: holds a password: put it in a file",
+			":3: cluster.password_file: password_file and password_env exclude each other",
+			":5: cluster.instance: \"edge 1\"", ":6: cluster.timeout: 2s is no latency budget",
+			":7: cluster.ca_file: only applies to a rediss:// URL",
+			":11: zones.api.scope: must be \"local\" or \"cluster\", not \"global\"",
+			":16: zones.login.scope: a cluster zone decides in one round trip and cannot queue requests"},
+		"invalid-cluster-missing.toml": {":2: acme.storage: \"cluster\" needs a [cluster] section",
+			":6: zones.api.scope: \"cluster\" needs a [cluster] section"},
+		"invalid-client-share.toml":    {":9: upstreams.app.client_share: must be a fraction above 0 and at most 1"},
+		"invalid-http2-resets.toml":    {":2: limits.http2_max_resets: must not be negative"},
+		"invalid-upstream-client.toml": {":8: upstreams.app.client: unknown client \"curl\" (\"gatehouse\" or \"net/http\")"},
 		"invalid-header-rules.toml": {":6: sites.a.response_headers.remove[0]: Content-Length frames the body",
 			":7: sites.a.response_headers.set.X-Accel-Redirect: X-Accel-Redirect is an instruction from a backend",
 			":12: sites.a.routes[0].request_headers.set.X-Forwarded-For: X-Forwarded-For is written by Gatehouse",
@@ -62,7 +70,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-request-id.toml": {":2: request_id.header: \"X-Forwarded-For\" already has a meaning",
 			":5: open_file_cache.entries: must not be negative"},
 		"invalid-acme-dns.toml": {
-			":2: acme.renew_ratio: must be above 0 and below 1", ":3: acme.storage: must be \"file\", not \"redis\"",
+			":2: acme.renew_ratio: must be above 0 and below 1", ":3: acme.storage: must be \"file\" or \"cluster\", not \"redis\"",
 			":7: acme.dns.token_file: cloudflare needs exactly one of token_file and token_env",
 			":9: acme.dns.server: only applies to provider = \"rfc2136\"",
 			":14: sites.a.acme_challenge: must be \"http\" or \"dns\", not \"carrier-pigeon\"",
@@ -326,5 +334,66 @@ func TestAdminHosts(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "2: listeners.admin.hosts[1]:") {
 			t.Errorf("hosts entry %q: %v, want an error naming listeners.admin.hosts[1]", bad, err)
 		}
+	}
+}
+
+// TestCluster: [cluster] with its defaults, the user name taken from the
+// URL, the ACME storage following it, and zones of both scopes; without
+// [cluster] nothing of it is set.
+func TestCluster(t *testing.T) {
+	const site = `
+[sites.a]
+hosts = ["a.example"]
+tls = "self_signed"
+[[sites.a.routes]]
+upstream = "app"
+limit = ["api", "pages"]
+[upstreams.app]
+servers = [{ address = "127.0.0.1:8000" }]
+`
+	cfg, err := Parse([]byte(`
+[cluster]
+url = "rediss://gatehouse@redis.internal:6380/2"
+password_env = "REDIS_PASSWORD"
+instance = "edge-1"
+
+[zones.api]
+rate = "30r/s"
+scope = "cluster"
+[zones.pages]
+rate = "10r/s"
+` + site))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Cluster{
+		URL: "rediss://gatehouse@redis.internal:6380/2", Username: "gatehouse", PasswordEnv: "REDIS_PASSWORD",
+		KeyPrefix: DefaultClusterKeyPrefix, Instance: "edge-1",
+		Timeout: DefaultClusterTimeout, Heartbeat: DefaultClusterHeartbeat, BanSync: DefaultClusterBanSync,
+	}
+	if cfg.Cluster == nil || *cfg.Cluster != want {
+		t.Errorf("Cluster = %+v, want %+v", cfg.Cluster, want)
+	}
+	if cfg.ACME.Storage != StorageCluster {
+		t.Errorf("acme.storage = %q, want %q with [cluster]", cfg.ACME.Storage, StorageCluster)
+	}
+	if got := cfg.Zones["api"].Scope; got != ScopeCluster {
+		t.Errorf("zones.api.scope = %q, want cluster", got)
+	}
+	if got := cfg.Zones["pages"].Scope; got != ScopeLocal {
+		t.Errorf("zones.pages.scope = %q, want local (the default)", got)
+	}
+
+	cfg, err = Parse([]byte(`
+[zones.api]
+rate = "30r/s"
+[zones.pages]
+rate = "10r/s"
+` + site))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cluster != nil || cfg.ACME.Storage != StorageFile {
+		t.Errorf("without [cluster]: Cluster = %+v, acme.storage = %q; want nil and file", cfg.Cluster, cfg.ACME.Storage)
 	}
 }

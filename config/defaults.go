@@ -185,6 +185,27 @@ const (
 	DefaultBanMaxBans = 100000
 )
 
+// Cluster ([cluster]).
+const (
+	// DefaultClusterKeyPrefix starts every key, so that Gatehouse can share
+	// a Redis with Django's cache and Channels (whose keys start otherwise)
+	// and an ACL can confine it to ~gatehouse:*.
+	DefaultClusterKeyPrefix = "gatehouse:"
+	// DefaultClusterTimeout is the latency budget of a rate-limit decision:
+	// a round trip to Redis on loopback or a LAN takes well under 1 ms, so
+	// 10 ms is only ever reached by a Redis that is stalled or gone, and
+	// it is small next to a request's own cost.
+	DefaultClusterTimeout = 10 * time.Millisecond
+	// DefaultClusterHeartbeat: an instance is counted live for 3 heartbeats,
+	// so a dead one leaves the count of live instances within ~3 s.
+	DefaultClusterHeartbeat = time.Second
+	// DefaultClusterBanSync is the period of the full ban synchronisation;
+	// pub/sub carries bans within milliseconds, this only repairs what it
+	// missed (a dropped subscription), and it costs one GET when nothing
+	// changed.
+	DefaultClusterBanSync = time.Second
+)
+
 // TLS and ACME.
 const (
 	// DefaultHSTS is the reference's Strict-Transport-Security value.

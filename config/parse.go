@@ -257,7 +257,10 @@ func (c *compiler) compile(r *rawConfig) *Config {
 		cfg.Limits.IPv6Prefix = *v
 	}
 
-	cfg.ACME = c.acme(r.ACME)
+	if r.Cluster != nil {
+		cfg.Cluster = c.cluster(*r.Cluster)
+	}
+	cfg.ACME = c.acme(r.ACME, cfg.Cluster != nil)
 	for i, p := range r.TrustedProxies {
 		pfx, err := parsePrefix(p)
 		if err != nil {
@@ -328,7 +331,7 @@ func (c *compiler) compile(r *rawConfig) *Config {
 	cfg.Compression = c.compression(r.Compression)
 
 	for _, name := range sortedKeys(r.Zones) {
-		cfg.Zones[name] = c.zone(name, r.Zones[name], cfg.Limits.IPv6Prefix)
+		cfg.Zones[name] = c.zone(name, r.Zones[name], cfg.Limits.IPv6Prefix, cfg.Cluster != nil)
 	}
 	for _, name := range sortedKeys(r.Upstreams) {
 		cfg.Upstreams[name] = c.upstream(name, r.Upstreams[name])
@@ -521,7 +524,7 @@ func isLoopback(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-func (c *compiler) acme(r rawACME) ACME {
+func (c *compiler) acme(r rawACME, cluster bool) ACME {
 	a := ACME{
 		Email:       r.Email,
 		Directory:   r.Directory,
@@ -569,15 +572,92 @@ func (c *compiler) acme(r rawACME) ACME {
 	switch a.Storage {
 	case "":
 		a.Storage = DefaultACMEStorage
-	case DefaultACMEStorage:
+		if cluster {
+			a.Storage = StorageCluster
+		}
+	case StorageFile:
+	case StorageCluster:
+		if !cluster {
+			c.errf("acme.storage", "\"cluster\" needs a [cluster] section")
+		}
 	default:
-		c.errf("acme.storage", "must be \"file\", not %q", r.Storage)
+		c.errf("acme.storage", "must be \"file\" or \"cluster\", not %q", r.Storage)
 	}
 	a.StorageDir = c.path(r.StorageDir)
 	if r.DNS != nil {
 		a.DNS = c.acmeDNS(*r.DNS)
 	}
 	return a
+}
+
+// cluster compiles [cluster].
+func (c *compiler) cluster(r rawCluster) *Cluster {
+	const key = "cluster"
+	cl := &Cluster{
+		URL:          r.URL,
+		Username:     r.Username,
+		PasswordFile: c.path(r.PasswordFile),
+		PasswordEnv:  r.PasswordEnv,
+		CAFile:       c.path(r.CAFile),
+		KeyPrefix:    DefaultClusterKeyPrefix,
+		Instance:     r.Instance,
+		Timeout:      c.positive(key+".timeout", r.Timeout, DefaultClusterTimeout),
+		Heartbeat:    c.positive(key+".heartbeat", r.Heartbeat, DefaultClusterHeartbeat),
+		BanSync:      c.positive(key+".ban_sync", r.BanSync, DefaultClusterBanSync),
+	}
+	u, err := url.Parse(r.URL)
+	switch {
+	case r.URL == "":
+		c.errf(key+".url", "missing: the Redis or Valkey server, e.g. \"redis://127.0.0.1:6379/0\" or \"rediss://redis.internal:6380/0\"")
+	case err != nil:
+		c.errf(key+".url", "%q is not a URL", r.URL)
+	case u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix":
+		c.errf(key+".url", "%q: the scheme must be redis, rediss (TLS) or unix", r.URL)
+	case u.Scheme != "unix" && u.Host == "":
+		c.errf(key+".url", "%q names no host", r.URL)
+	case u.User != nil:
+		if _, has := u.User.Password(); has {
+			c.errf(key+".url", "holds a password: put it in a file (password_file) or an environment variable (password_env), never in the configuration")
+		} else if cl.Username == "" {
+			cl.Username = u.User.Username()
+		}
+	}
+	if r.CAFile != "" && (err != nil || u.Scheme != "rediss") {
+		c.errf(key+".ca_file", "only applies to a rediss:// URL")
+	}
+	if r.PasswordFile != "" && r.PasswordEnv != "" {
+		c.errf(key+".password_file", "password_file and password_env exclude each other")
+	}
+	if r.PasswordEnv != "" && !validEnvName(r.PasswordEnv) {
+		c.errf(key+".password_env", "%q is not an environment variable name", r.PasswordEnv)
+	}
+	if r.KeyPrefix != nil {
+		cl.KeyPrefix = *r.KeyPrefix
+		if !validClusterName(cl.KeyPrefix, ":") {
+			c.errf(key+".key_prefix", "%q: use letters, digits and . _ - : (at most 64), e.g. \"gatehouse:\"", cl.KeyPrefix)
+		}
+	}
+	if r.Instance != "" && !validClusterName(r.Instance, "") {
+		c.errf(key+".instance", "%q: use letters, digits and . _ - (at most 64)", r.Instance)
+	}
+	if cl.Timeout > time.Second {
+		c.errf(key+".timeout", "%v is no latency budget: requests would wait that long for a stalled Redis (at most 1s; the default is %v)", cl.Timeout, DefaultClusterTimeout)
+	}
+	if cl.Heartbeat < 100*time.Millisecond {
+		c.errf(key+".heartbeat", "must be at least 100ms")
+	}
+	return cl
+}
+
+// validClusterName reports whether s is a non-empty name of letters,
+// digits, '.', '_', '-' and the characters of extra, at most 64 long.
+func validClusterName(s, extra string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || strings.ContainsRune(extra, r)) {
+			return false
+		}
+	}
+	return s != "" && len(s) <= 64
 }
 
 // validProfile reports whether s looks like an ACME profile name.
@@ -672,9 +752,22 @@ func validEnvName(s string) bool {
 	return s != ""
 }
 
-func (c *compiler) zone(name string, r rawZone, v6 int) *Zone {
+func (c *compiler) zone(name string, r rawZone, v6 int, cluster bool) *Zone {
 	key := "zones." + name
-	z := &Zone{Name: name, RateText: r.Rate, Burst: r.Burst, MaxKeys: DefaultZoneMaxKeys, Status: DefaultRejectStatus, DryRun: r.DryRun, IPv6Prefix: v6}
+	z := &Zone{Name: name, RateText: r.Rate, Burst: r.Burst, MaxKeys: DefaultZoneMaxKeys, Status: DefaultRejectStatus, DryRun: r.DryRun, IPv6Prefix: v6, Scope: ScopeLocal}
+	switch r.Scope {
+	case "", ScopeLocal:
+	case ScopeCluster:
+		z.Scope = ScopeCluster
+		if !cluster {
+			c.errf(key+".scope", "\"cluster\" needs a [cluster] section (the Redis the budget is kept in)")
+		}
+		if r.Mode == "delay" {
+			c.errf(key+".scope", "a cluster zone decides in one round trip and cannot queue requests: use mode = \"nodelay\" (the default)")
+		}
+	default:
+		c.errf(key+".scope", "must be \"local\" or \"cluster\", not %q", r.Scope)
+	}
 	rate, err := parseRate(r.Rate)
 	if err != nil {
 		c.errf(key+".rate", "%v", err)

@@ -28,6 +28,20 @@ type rawConfig struct {
 	RequestID      rawRequestID         `toml:"request_id"`
 	OpenFileCache  rawOpenFileCache     `toml:"open_file_cache"`
 	Compression    rawCompression       `toml:"compression"`
+	Cluster        *rawCluster          `toml:"cluster"`
+}
+
+type rawCluster struct {
+	URL          string   `toml:"url"`
+	Username     string   `toml:"username"`
+	PasswordFile string   `toml:"password_file"`
+	PasswordEnv  string   `toml:"password_env"`
+	CAFile       string   `toml:"ca_file"`
+	KeyPrefix    *string  `toml:"key_prefix"`
+	Instance     string   `toml:"instance"`
+	Timeout      duration `toml:"timeout"`
+	Heartbeat    duration `toml:"heartbeat"`
+	BanSync      duration `toml:"ban_sync"`
 }
 
 type rawRequestID struct {
@@ -295,6 +309,7 @@ type rawZone struct {
 	Status     *int   `toml:"status"`
 	DryRun     bool   `toml:"dry_run"`
 	IPv6Prefix *int   `toml:"ipv6_prefix"`
+	Scope      string `toml:"scope"`
 }
 
 // duration is a TOML string such as "12s", "24h" or "7d" that remembers

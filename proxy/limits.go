@@ -21,6 +21,9 @@ import (
 type Zones struct {
 	mu    sync.Mutex
 	zones map[string]*zoneEntry
+	// shared decides the zones of scope "cluster"; nil without
+	// [cluster].
+	shared ratelimit.SharedLimiter
 }
 
 type zoneEntry struct {
@@ -30,6 +33,16 @@ type zoneEntry struct {
 
 // NewZones returns an empty zone set.
 func NewZones() *Zones { return &Zones{zones: map[string]*zoneEntry{}} }
+
+// NewClusterZones returns an empty zone set whose zones of scope
+// "cluster" are decided by shared (package cluster's Limiter): their
+// budgets are kept outside this process, shared with the other
+// instances.
+func NewClusterZones(shared ratelimit.SharedLimiter) *Zones {
+	zs := NewZones()
+	zs.shared = shared
+	return zs
+}
 
 // get returns the zone for cfg, reusing (and retuning) the live one.
 func (zs *Zones) get(cfg *config.Zone, now time.Time) (*ratelimit.Zone, error) {
@@ -58,12 +71,13 @@ func (zs *Zones) get(cfg *config.Zone, now time.Time) (*ratelimit.Zone, error) {
 	return z, nil
 }
 
-// prune forgets zones no longer configured.
+// prune forgets zones no longer configured here (gone, or now of scope
+// cluster).
 func (zs *Zones) prune(keep map[string]*config.Zone) {
 	zs.mu.Lock()
 	defer zs.mu.Unlock()
 	for name := range zs.zones {
-		if _, ok := keep[name]; !ok {
+		if z, ok := keep[name]; !ok || z.Scope == config.ScopeCluster {
 			delete(zs.zones, name)
 		}
 	}
@@ -86,7 +100,8 @@ func (zs *Zones) Sweep(now time.Time) {
 // routeZone is a zone attached to a route, with the label children of its
 // counters resolved at build.
 type routeZone struct {
-	z        *ratelimit.Zone
+	z        *ratelimit.Zone // nil for a cluster zone
+	shared   bool            // scope "cluster": decided by Zones.shared
 	cfg      *config.Zone
 	rejected prometheus.Counter
 	dryRun   prometheus.Counter
@@ -94,25 +109,25 @@ type routeZone struct {
 	status   int
 }
 
-// limit applies the route's zones. It returns false when the request was
-// answered (rejected); a delay-mode zone may make it wait first.
+// limit applies the route's zones: the local ones in order, then the
+// cluster ones together (one round trip). It returns false when the
+// request was answered (rejected); a delay-mode zone may make it wait
+// first.
 func (q *request) limit() bool {
 	now := q.e.now()
+	shared := 0
 	for _, rz := range q.route.zones {
+		if rz.shared {
+			shared++
+			continue
+		}
 		k := ratelimit.KeyOf(q.client, rz.cfg.IPv6Prefix)
 		ok, wait, retry := rz.z.AllowAt(k, now)
 		if !ok {
-			if rz.cfg.DryRun {
-				rz.dryRun.Inc()
-				q.e.log.Info("rate limit exceeded (dry run)", "zone", rz.cfg.Name, "client", q.client)
-				continue
+			if q.refuse(rz, retry) {
+				return false
 			}
-			rz.rejected.Inc()
-			q.strike("rate_limit:" + rz.cfg.Name)
-			secs := int(math.Ceil(retry.Seconds()))
-			q.w.Header()["Retry-After"] = []string{strconv.Itoa(max(secs, 1))}
-			q.fail(rz.status, false)
-			return false
+			continue
 		}
 		if wait > 0 {
 			rz.delayed.Inc()
@@ -126,6 +141,50 @@ func (q *request) limit() bool {
 			}
 		}
 	}
+	if shared > 0 {
+		return q.limitShared(shared)
+	}
+	return true
+}
+
+// limitShared asks the route's n cluster zones at once.
+func (q *request) limitShared(n int) bool {
+	qs := make([]ratelimit.SharedQuery, 0, n)
+	for _, rz := range q.route.zones {
+		if rz.shared {
+			qs = append(qs, ratelimit.SharedQuery{Zone: rz.cfg.Name, Rate: rz.cfg.Rate, Burst: max(rz.cfg.Burst, 1), Key: ratelimit.KeyOf(q.client, rz.cfg.IPv6Prefix)})
+		}
+	}
+	q.rt.deps.Zones.shared.AllowShared(q.r.Context(), qs)
+	i := 0
+	for _, rz := range q.route.zones {
+		if !rz.shared {
+			continue
+		}
+		res := qs[i]
+		i++
+		if !res.OK && q.refuse(rz, res.RetryAfter) {
+			return false
+		}
+	}
+	return true
+}
+
+// refuse handles a request over rz's rate: counted and logged only in a
+// dry run (it returns false: the request goes on), otherwise answered
+// with rz's status and a Retry-After of retry rounded up to seconds, and
+// counted as a strike (it returns true).
+func (q *request) refuse(rz *routeZone, retry time.Duration) bool {
+	if rz.cfg.DryRun {
+		rz.dryRun.Inc()
+		q.e.log.Info("rate limit exceeded (dry run)", "zone", rz.cfg.Name, "client", q.client)
+		return false
+	}
+	rz.rejected.Inc()
+	q.strike("rate_limit:" + rz.cfg.Name)
+	secs := int(math.Ceil(retry.Seconds()))
+	q.w.Header()["Retry-After"] = []string{strconv.Itoa(max(secs, 1))}
+	q.fail(rz.status, false)
 	return true
 }
 
@@ -157,13 +216,22 @@ func (q *request) banStatus() {
 func (rt *Runtime) buildZones(r *route) error {
 	for _, name := range r.cfg.Zones {
 		zc := rt.cfg.Zones[name]
-		z, err := rt.deps.Zones.get(zc, rt.deps.Now())
-		if err != nil {
-			return fmt.Errorf("zones.%s: %w", name, err)
+		var z *ratelimit.Zone
+		shared := zc.Scope == config.ScopeCluster
+		if shared {
+			if rt.deps.Zones.shared == nil {
+				return fmt.Errorf("zones.%s: scope \"cluster\" needs [cluster] (this process has no cluster)", name)
+			}
+		} else {
+			var err error
+			if z, err = rt.deps.Zones.get(zc, rt.deps.Now()); err != nil {
+				return fmt.Errorf("zones.%s: %w", name, err)
+			}
 		}
 		m := rt.deps.Metrics
 		r.zones = append(r.zones, &routeZone{
 			z:        z,
+			shared:   shared,
 			cfg:      zc,
 			status:   zc.Status,
 			rejected: m.limited.WithLabelValues(name, "rejected"),

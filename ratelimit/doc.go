@@ -55,6 +55,18 @@
 // SaveInterval and when [Jail.Run] ends, so a restart does not free every
 // attacker; a damaged file loads what it can and is copied aside.
 //
+// # Several instances
+//
+// The package defines what a cluster of instances plugs into, and
+// imports nothing of it (package cluster implements both over Redis): a
+// Jail made with [JailOptions].Peers tells a [JailPeers] about every ban,
+// unban and strike, and takes the others' changes through
+// [Jail.ApplyBan] and [Jail.ApplyUnban] (the later change of a key wins)
+// and their strike counts through [Jail.SharedStrikes]. A
+// [SharedLimiter] decides the zones whose budget the instances share;
+// it always decides, from a local bucket when the shared one is out of
+// reach.
+//
 // # Listener guard
 //
 // [NewListener] wraps a net.Listener: banned keys and connections over the

@@ -70,6 +70,10 @@ type JailOptions struct {
 	// SaveInterval is the shortest time between two writes of Path by Run;
 	// 0 means DefaultSaveInterval (1 s).
 	SaveInterval time.Duration
+	// Peers, when set, shares this jail's bans, unbans and strikes with
+	// the other instances of a cluster (see [JailPeers]); nil: the jail
+	// is on its own.
+	Peers JailPeers
 }
 
 // Event kinds.
@@ -89,6 +93,9 @@ type Event struct {
 	At      time.Time // when it happened
 	Until   time.Time // end of the ban
 	Strikes int       // strikes that caused an automatic ban (0 for Ban)
+	// Origin is the instance that made the change when it came from a
+	// peer ([Jail.ApplyBan], [Jail.ApplyUnban]); "" for this jail's own.
+	Origin string
 }
 
 // Ban is one banned key: an address or a prefix of any length.
@@ -121,6 +128,7 @@ type Jail struct {
 	path       string
 	now        func() time.Time
 	onEvent    func(Event)
+	peers      JailPeers
 	log        *slog.Logger
 	sweepEvery time.Duration
 	saveEvery  time.Duration
@@ -185,6 +193,7 @@ func NewJail(o JailOptions) *Jail {
 		path:       o.Path,
 		now:        o.Now,
 		onEvent:    o.OnEvent,
+		peers:      o.Peers,
 		log:        o.Logger,
 		sweepEvery: cmp.Or(max(o.SweepInterval, 0), DefaultSweepInterval),
 		saveEvery:  cmp.Or(max(o.SaveInterval, 0), DefaultSaveInterval),
@@ -298,13 +307,25 @@ func (j *Jail) RecordAt(k Key, reason string, now time.Time) (banned bool) {
 	}
 	j.strikeMu.Unlock()
 	if !hit {
+		if j.peers != nil {
+			j.peers.Struck(k, reason, now)
+		}
 		return false
 	}
+	j.banFor(k, reason, strikes, now)
+	return true
+}
+
+// banFor bans k for BanTime from now for collecting strikes, and shares
+// the ban.
+func (j *Jail) banFor(k Key, reason string, strikes int, now time.Time) {
 	b := Ban{Key: k, Since: now, Until: now.Add(j.banTime), Reason: reason}
 	j.add(b, now)
 	j.markDirty()
 	j.emit(Event{Kind: EventBan, Key: k, Reason: reason, At: now, Until: b.Until, Strikes: strikes})
-	return true
+	if j.peers != nil {
+		j.peers.Banned(b)
+	}
 }
 
 // add puts b in the jail, replacing a ban on the same key, and emits the
@@ -428,6 +449,9 @@ func (j *Jail) Ban(k Key, d time.Duration, reason string) error {
 	}
 	j.strikeMu.Unlock()
 	j.emit(Event{Kind: EventBan, Key: k, Reason: reason, At: now, Until: b.Until})
+	if j.peers != nil {
+		j.peers.Banned(b)
+	}
 	return j.persist()
 }
 
@@ -452,7 +476,11 @@ func (j *Jail) Unban(k Key) (found bool, err error) {
 	if e == nil {
 		return false, nil
 	}
-	j.emit(Event{Kind: EventUnban, Key: k, Reason: b.Reason, At: j.now(), Until: b.Until})
+	now := j.now()
+	j.emit(Event{Kind: EventUnban, Key: k, Reason: b.Reason, At: now, Until: b.Until})
+	if j.peers != nil {
+		j.peers.Unbanned(b, now)
+	}
 	return true, j.persist()
 }
 

@@ -107,6 +107,8 @@ func TestDependencies(t *testing.T) {
 				t.Errorf("%s depends on %s: edgeserver (the connection stack) knows no routing, backends, certificates or config", p.ImportPath, d)
 			case (under(me, "compress") || under(me, "staticfile")) && project && !under(dep, "internal"):
 				t.Errorf("%s depends on %s: compress and staticfile are libraries the proxy calls; they import no other project package", p.ImportPath, d)
+			case under(me, "cluster") && project && !under(dep, "internal") && !under(dep, "ratelimit"):
+				t.Errorf("%s depends on %s: cluster implements ratelimit's and certmagic's interfaces; it imports no other project package", p.ImportPath, d)
 			case under(me, "internal") && project && !under(dep, "internal"):
 				t.Errorf("%s depends on %s: internal packages are leaves, importing no other project package", p.ImportPath, d)
 			}
@@ -130,7 +132,7 @@ func TestDependencies(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"config", "proxy", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "compress", "staticfile", "cmd"} {
+	for _, want := range []string{"config", "proxy", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "compress", "staticfile", "cluster", "cmd"} {
 		if !found[want] {
 			t.Errorf("go list found no package under %s/: the guard would check nothing there", want)
 		}

@@ -132,6 +132,7 @@ func checkFiles(cfg *config.Config) (warnings, problems []config.Problem) {
 				s.KeyFile, who(fi.Mode().Perm()&0o077), fi.Mode().Perm(), s.KeyFile))
 		}
 	}
+	warnings = append(warnings, clusterFileWarnings(cfg)...)
 	return warnings, problems
 }
 

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -137,6 +138,7 @@ type daemon struct {
 	deps    proxy.Deps
 	notify  *notifier
 	jail    *ratelimit.Jail
+	cluster *clusterParts            // nil without [cluster]
 	limits  []*ratelimit.ConnLimiter // per public listener
 	heap    *heapFloor               // nil when $GOGC is set: the operator's choice wins
 	bgStop  context.CancelFunc       // background loops owned by the daemon
@@ -229,7 +231,19 @@ func (d *daemon) start(cfg *config.Config) error {
 	d.metrics = proxy.NewMetrics(d.reg, getVersion())
 	d.conns = edgeserver.NewMetrics(d.reg)
 	d.edge = proxy.NewEdge(proxy.EdgeOptions{Logger: d.log, Metrics: d.metrics})
+	var storage certmagic.Storage // nil: tlsedge's file storage
+	if cfg.Cluster != nil {
+		c, err := d.newCluster(cfg)
+		if err != nil {
+			return err
+		}
+		d.cluster = c
+		if c.storage != nil {
+			storage = c.storage
+		}
+	}
 	tm, err := tlsedge.New(tlsedge.Options{
+		Storage:    storage,
 		StateDir:   cfg.StateDir,
 		StorageDir: cfg.ACME.StorageDir,
 		Logger:     d.log,
@@ -262,6 +276,9 @@ func (d *daemon) start(cfg *config.Config) error {
 		Name: "gatehouse_compression_encoders_in_use",
 		Help: "Stateful compression encoders held by responses now (at most [compression] max_encoders).",
 	}, func() float64 { return float64(encoders.InUse()) }))
+	if d.cluster != nil {
+		d.deps.Zones = proxy.NewClusterZones(d.cluster.node.Limiter())
+	}
 	if os.Getenv("GOGC") == "" {
 		d.heap = newHeapFloor()
 	} else if cfg.Runtime.MinHeap != config.DefaultMinHeap {
@@ -269,8 +286,16 @@ func (d *daemon) start(cfg *config.Config) error {
 	}
 	bgCtx, stop := context.WithCancel(context.Background())
 	d.bgStop = stop
+	if d.cluster != nil {
+		d.goBackground(func() { d.cluster.node.Run(bgCtx) })
+	}
 	if cfg.Ban.Enabled {
+		var peers ratelimit.JailPeers
+		if d.cluster != nil {
+			peers = d.cluster.bans
+		}
 		d.jail = ratelimit.NewJail(ratelimit.JailOptions{
+			Peers:    peers,
 			MaxRetry: cfg.Ban.MaxRetry,
 			FindTime: cfg.Ban.FindTime,
 			BanTime:  cfg.Ban.BanTime,
@@ -279,6 +304,10 @@ func (d *daemon) start(cfg *config.Config) error {
 			Logger:   d.log,
 			OnEvent: func(ev ratelimit.Event) {
 				d.metrics.BanEvent(ev.Kind)
+				if ev.Origin != "" {
+					d.log.Warn("client "+ev.Kind, "addr", ev.Key.String(), "reason", ev.Reason, "until", ev.Until, "by", ev.Origin)
+					return
+				}
 				d.log.Warn("client "+ev.Kind, "addr", ev.Key.String(), "reason", ev.Reason, "until", ev.Until, "strikes", ev.Strikes)
 			},
 		})
@@ -299,6 +328,9 @@ func (d *daemon) start(cfg *config.Config) error {
 				d.log.Error("saving bans at shutdown", "err", err)
 			}
 		})
+		if d.cluster != nil {
+			d.goBackground(func() { d.cluster.bans.Run(bgCtx, d.jail) })
+		}
 	}
 	d.goBackground(func() { d.deps.Zones.RunMaintenance(bgCtx, time.Minute) })
 	if err := d.apply(cfg); err != nil {
@@ -348,6 +380,9 @@ func (d *daemon) apply(cfg *config.Config) error {
 	}
 	d.cfg = cfg
 	d.adminPolicy.Store(newAdminPolicy(cfg.Admin, d.csrf))
+	if d.cluster != nil {
+		d.cluster.node.SetConfigHash(clusterConfigHash(cfg))
+	}
 	return nil
 }
 
@@ -407,6 +442,7 @@ func restartOnly(a, b *config.Config) []string {
 	add(a.StateDir != b.StateDir, "state_dir")
 	add(a.ACME.Storage != b.ACME.Storage || a.ACME.StorageDir != b.ACME.StorageDir, "acme.storage")
 	add(a.Compression.MaxEncoders != b.Compression.MaxEncoders, "compression.max_encoders")
+	add((a.Cluster == nil) != (b.Cluster == nil) || a.Cluster != nil && *a.Cluster != *b.Cluster, "cluster")
 	return keys
 }
 
@@ -579,6 +615,13 @@ func (d *daemon) listen(cfg *config.Config) error {
 		d.log.Info("listening", "listener", "admin", "addr", d.adminAddr)
 		go d.admin.Serve(ln)
 	}
+	if d.cluster != nil {
+		bound := map[string]string{}
+		for _, s := range d.servers {
+			bound[s.Name()] = s.Addr().String()
+		}
+		d.cluster.node.SetListeners(bound)
+	}
 	d.mu.Lock()
 	d.ready = true
 	d.mu.Unlock()
@@ -677,6 +720,9 @@ func (d *daemon) stopAll() {
 		d.bgStop()
 		d.bg.Wait()
 	}
+	if d.cluster != nil {
+		d.cluster.node.Close()
+	}
 	if d.admin != nil {
 		d.admin.Close()
 	}
@@ -710,6 +756,7 @@ func (d *daemon) adminHandler() http.Handler {
 	})
 	d.adminControl(mux)
 	d.adminStatus(mux)
+	mux.HandleFunc("GET /cluster", d.adminCluster)
 	if d.cfg.Admin.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
