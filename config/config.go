@@ -245,6 +245,9 @@ type Site struct {
 	AccessLog AccessLog
 	// ErrorPages maps a status to the file served for it.
 	ErrorPages map[int][]byte
+	// ErrorPageFiles maps a status to the path its page was read from
+	// (for Dump).
+	ErrorPageFiles map[int]string
 	Allow      []netip.Prefix
 	Deny       []netip.Prefix
 
@@ -261,7 +264,7 @@ type Site struct {
 
 // AccessLog configures a site's request log.
 type AccessLog struct {
-	Path   string // "" off, "stderr", or a file path
+	Path   string // "" off, "stdout" (the default), "stderr", or a file path
 	Format string // "json" or "combined"
 }
 

@@ -926,7 +926,7 @@ func validCookieName(s string) bool {
 
 func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *Site {
 	key := "sites." + name
-	s := &Site{Name: name, TLS: TLSMode(r.TLS), CertFile: c.path(r.CertFile), KeyFile: c.path(r.KeyFile), HSTS: DefaultHSTS, RedirectHTTPS: true, ErrorPages: map[int][]byte{}}
+	s := &Site{Name: name, TLS: TLSMode(r.TLS), CertFile: c.path(r.CertFile), KeyFile: c.path(r.KeyFile), HSTS: DefaultHSTS, RedirectHTTPS: true, ErrorPages: map[int][]byte{}, ErrorPageFiles: map[int]string{}}
 	if len(r.Hosts) == 0 && !r.Default {
 		c.errf(key+".hosts", "at least one host name is required (or default = true)")
 	}
@@ -1012,12 +1012,13 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 		}
 		s.RedirectHTTPS = *r.RedirectHTTPS
 	}
-	s.AccessLog = AccessLog{Path: "stderr", Format: "json"}
+	s.AccessLog = AccessLog{Path: DefaultAccessLog, Format: "json"}
 	if r.AccessLog != nil {
 		switch *r.AccessLog {
 		case "off", "":
 			s.AccessLog.Path = ""
-		case "stderr":
+		case "stdout", "stderr":
+			s.AccessLog.Path = *r.AccessLog
 		default:
 			s.AccessLog.Path = c.path(*r.AccessLog)
 		}
@@ -1045,6 +1046,7 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 			continue
 		}
 		s.ErrorPages[n] = b
+		s.ErrorPageFiles[n] = c.path(file)
 	}
 	s.Allow = c.prefixes(key+".allow", r.Allow)
 	s.Deny = c.prefixes(key+".deny", r.Deny)
