@@ -248,6 +248,7 @@ type Site struct {
 	// ErrorPageFiles maps a status to the path its page was read from
 	// (for Dump).
 	ErrorPageFiles map[int]string
+
 	Allow      []netip.Prefix
 	Deny       []netip.Prefix
 

@@ -542,9 +542,9 @@ type kind int
 
 const (
 	kindOmit   kind = iota // nil, or an unset duration or size
-	kindValue                  // key = value
-	kindTable                  // [name]
-	kindTables                 // [[name]]
+	kindValue              // key = value
+	kindTable              // [name]
+	kindTables             // [[name]]
 )
 
 func valueKind(f reflect.Value) kind {
