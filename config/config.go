@@ -245,10 +245,6 @@ type Site struct {
 	AccessLog AccessLog
 	// ErrorPages maps a status to the file served for it.
 	ErrorPages map[int][]byte
-	// ErrorPageFiles maps a status to the path its page was read from
-	// (for Dump).
-	ErrorPageFiles map[int]string
-
 	Allow      []netip.Prefix
 	Deny       []netip.Prefix
 
@@ -261,6 +257,10 @@ type Site struct {
 
 	// Routes sorted by descending prefix length.
 	Routes []*Route
+
+	// ErrorPageFiles maps a status to the path its page was read from
+	// (for Dump).
+	ErrorPageFiles map[int]string
 }
 
 // AccessLog configures a site's request log.
