@@ -26,7 +26,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	httpsAddr := fs.String("https", "127.0.0.1:8443", "HTTPS listener (self-signed certificate)")
 	adminAddr := fs.String("admin", "127.0.0.1:9180", "admin listener (metrics)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: gatehouse demo [-http ADDR] [-https ADDR] [-admin ADDR]\n\nRuns Gatehouse in front of two in-process demo backends.")
+		fmt.Fprintln(fs.Output(), "Usage: gatehouse demo [-http ADDR] [-https ADDR] [-admin ADDR]\n\nRuns Gatehouse in front of two in-process demo backends.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
