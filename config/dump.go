@@ -34,7 +34,7 @@ func (c *Config) Dump() []byte {
 	var b bytes.Buffer
 	b.WriteString("# The effective Gatehouse configuration: every default written out.\n")
 	if !c.StateDirSet {
-		fmt.Fprintf(&b, "# state_dir is not set, so systemd's $STATE_DIRECTORY or the default applies (here %s):\n", c.StateDir)
+		b.WriteString("# state_dir is not set, so the daemon uses systemd's $STATE_DIRECTORY, or:\n")
 		fmt.Fprintf(&b, "# state_dir = %s\n", tomlString(DefaultStateDir))
 	}
 	t := tableOf(reflect.ValueOf(c.raw()))
