@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -387,6 +388,7 @@ func (q *request) forward() {
 			// A retryable status, not passed on: next server.
 			key.Tried.Add(b)
 			q.e.metrics.retries.WithLabelValues(u.cfg.Name).Inc()
+			q.logRetry(b, "status", nil)
 			continue
 		}
 		lastErr, kind = err, k
@@ -401,6 +403,7 @@ func (q *request) forward() {
 		}
 		key.Tried.Add(b)
 		q.e.metrics.retries.WithLabelValues(u.cfg.Name).Inc()
+		q.logRetry(b, kind.String(), err)
 	}
 	code := kind.status(lastErr)
 	if kind == errClientGone {
@@ -417,6 +420,18 @@ func (q *request) forward() {
 		q.e.metrics.bodyLimit.Inc()
 	}
 	q.fail(code, kind == errBodyLimit || kind == errBodyRead)
+}
+
+// logRetry logs, at debug level, that the request failed on server b
+// (kind: "status" for a retryable status, else the error kind) and is
+// sent to another server: the client sees one response, the operator can
+// see why it was slow.
+func (q *request) logRetry(b *balancer.Backend, kind string, err error) {
+	if !q.e.log.Enabled(q.r.Context(), slog.LevelDebug) {
+		return
+	}
+	q.e.log.Debug("upstream request retried on another server", "upstream", q.route.upstream.cfg.Name,
+		"server", b.Label(), "kind", kind, "err", err, "method", q.r.Method, "uri", q.r.RequestURI, "request_id", q.requestID())
 }
 
 // attempt sends the request to server b once and, when b's answer is
@@ -478,6 +493,8 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 		if resp.StatusCode >= 502 && resp.StatusCode <= 504 && more && now.Before(deadline) && replayable {
 			return false, nil, 0
 		}
+	} else {
+		b.ReportSuccess() // ends a passive-health exclusion, if any
 	}
 	q.upstream, q.backend = b.Addr(), b
 	var cookie *http.Cookie
