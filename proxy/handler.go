@@ -549,6 +549,11 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 		h[k] = vv
 	}
 	q.rules.apply(h)
+	if _, ok := h["Content-Type"]; !ok {
+		// Passed through as it is: without the key net/http would sniff
+		// the body and add one; a nil value suppresses that.
+		h["Content-Type"] = nil
+	}
 	// Gatehouse's own fields, after the rules: no rule removes them.
 	if cookie != nil {
 		h["Set-Cookie"] = append(h["Set-Cookie"], cookie.String())
