@@ -92,6 +92,15 @@ func (q *request) end() {
 func (q *request) serve() {
 	r := q.r
 	q.assignRequestID()
+	if q.ci.HeadTooLarge(r) {
+		// Too large rather than malformed: 431 (RFC 6585), on HTTP/1
+		// and HTTP/2 alike, with the connection closed on HTTP/1 (the
+		// rest of the head was never read).
+		q.e.metrics.rejected.WithLabelValues("head_too_large").Inc()
+		q.e.log.Info("request refused: head too large", "client", q.ci.Peer, "proto", r.Proto)
+		q.fail(http.StatusRequestHeaderFieldsTooLarge, r.ProtoMajor == 1)
+		return
+	}
 	if reason, bad := q.ci.FramingRejected(r); bad {
 		q.e.metrics.smuggling.Inc()
 		q.e.log.Info("request refused: ambiguous framing", "client", q.ci.Peer, "reason", reason)
