@@ -241,6 +241,11 @@ func (s *addrState) grantLocked() {
 // (nginx max_fails/fail_timeout): MaxFails failures within a FailTimeout
 // window make the backend unavailable until now+FailTimeout. The caller
 // decides what counts as a failure (not client cancellations).
+//
+// Taking the backend out is reported (OnStateChange, down) only when it
+// was not already out by passive health: a backend that keeps failing
+// when its fail_timeout ends and it is tried again is taken out again
+// silently, until a request succeeds (ReportSuccess).
 func (b *Backend) ReportFailure(now time.Time) {
 	b.st.failures.Add(1)
 	o := &b.pool.o
@@ -256,13 +261,26 @@ func (b *Backend) ReportFailure(now time.Time) {
 	}
 	s.failCount++
 	tripped := s.failCount >= o.MaxFails
+	report := false
 	if tripped {
 		s.failCount = 0
 		s.downTill.Store(n + int64(o.FailTimeout))
+		report = !s.passiveDown.Swap(true)
 	}
 	s.mu.Unlock()
-	if tripped {
+	if report {
 		b.notify(false, fmt.Sprintf("%d failures within %v", o.MaxFails, o.FailTimeout))
+	}
+}
+
+// ReportSuccess records a request the backend answered (a response that
+// is not a failure). The first success after passive health took the
+// backend out reports it up again (OnStateChange). It costs one atomic
+// load otherwise, so call it for every such response.
+func (b *Backend) ReportSuccess() {
+	s := b.st
+	if s.passiveDown.Load() && s.passiveDown.CompareAndSwap(true, false) {
+		b.notify(true, "answered a request after passive health took it out")
 	}
 }
 
@@ -323,6 +341,7 @@ func (s *addrState) setUp(up bool, now time.Time) {
 		// fail_timeout earned while it was down.
 		s.downTill.Store(0)
 		s.failCount = 0
+		s.passiveDown.Store(false) // reported up by the active check
 	}
 	s.up.Store(up)
 }

@@ -170,6 +170,55 @@ func TestPassiveHealth(t *testing.T) {
 	}
 }
 
+// TestPassiveDownReportedOnce: a backend that keeps failing when it is
+// tried again after fail_timeout is not reported down again (it was
+// reported twice, and never up).
+func TestPassiveDownReportedOnce(t *testing.T) {
+	clk := newClock()
+	var ev events
+	p := mustNew(t, nil, Options{Servers: servers(1, 1), MaxFails: 2, FailTimeout: 10 * time.Second, Now: clk.Now, OnStateChange: ev.record})
+	s0 := byName(t, p, "s0")
+	for range 3 { // out, tried again after fail_timeout, out again...
+		s0.ReportFailure(clk.Now())
+		s0.ReportFailure(clk.Now())
+		if s0.Available(clk.Now()) {
+			t.Fatal("available after max_fails failures")
+		}
+		clk.Add(10 * time.Second)
+	}
+	if got := ev.take(); !slices.Equal(got, []string{"app/s0 up=false 2 failures within 10s"}) {
+		t.Errorf("events %q, want one down", got)
+	}
+}
+
+// TestPassiveUpReportedOnce: the first request a passively excluded
+// backend answers after fail_timeout reports it up, once; failing again
+// later is a new episode, reported again.
+func TestPassiveUpReportedOnce(t *testing.T) {
+	clk := newClock()
+	var ev events
+	p := mustNew(t, nil, Options{Servers: servers(1, 1), MaxFails: 1, FailTimeout: 10 * time.Second, Now: clk.Now, OnStateChange: ev.record})
+	s0 := byName(t, p, "s0")
+	s0.ReportSuccess() // up all along: nothing to report
+	s0.ReportFailure(clk.Now())
+	clk.Add(10 * time.Second)
+	s0.ReportSuccess()
+	s0.ReportSuccess()
+	s0.ReportFailure(clk.Now())
+	want := []string{"app/s0 up=false 1 failures within 10s", "app/s0 up=true answered a request after passive health took it out", "app/s0 up=false 1 failures within 10s"}
+	if got := ev.take(); !slices.Equal(got, want) {
+		t.Errorf("events %q\nwant %q", got, want)
+	}
+	// An active check bringing the backend up ends the passive episode:
+	// the next success reports nothing more.
+	s0.SetUp(false, "test")
+	s0.SetUp(true, "test")
+	s0.ReportSuccess()
+	if got := ev.take(); !slices.Equal(got, []string{"app/s0 up=false test", "app/s0 up=true test"}) {
+		t.Errorf("events %q after SetUp", got)
+	}
+}
+
 func TestRiseFall(t *testing.T) {
 	clk := newClock()
 	var ev events

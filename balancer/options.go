@@ -89,9 +89,11 @@ type Options struct {
 	Now func() time.Time
 	// OnStateChange, if set, is called synchronously (outside any lock) when
 	// a backend goes up or down through active checks, SetUp, or passive
-	// health (down only: the passive exclusion ends silently when its time
-	// passes). server is [Backend.Label]. Calls for racing transitions of
-	// one backend may arrive out of order; [Backend.Up] is authoritative.
+	// health: down when [Backend.ReportFailure] first takes it out, up at
+	// the first [Backend.ReportSuccess] after that (a backend tried again
+	// after FailTimeout that fails again is not reported again). server is
+	// [Backend.Label]. Calls for racing transitions of one backend may
+	// arrive out of order; [Backend.Up] is authoritative.
 	OnStateChange func(upstream, server string, up bool, reason string)
 }
 

@@ -66,6 +66,10 @@ type addrState struct {
 	up       atomic.Bool
 	upSince  atomic.Int64 // Unix ns of the last down→up transition; 0 = never (no slow start)
 	downTill atomic.Int64 // Unix ns until which passive health keeps it out; 0 = none
+	// passiveDown is set when passive health takes the backend out and
+	// cleared by the next success (or an active check bringing it up): it
+	// makes each of the two transitions reported once.
+	passiveDown atomic.Bool
 
 	inflight atomic.Int64 // slots held (requests and streams in progress)
 	queued   atomic.Int64 // waiters in queue

@@ -269,11 +269,15 @@ type Site struct {
 
 	// Routes sorted by descending prefix length.
 	Routes []*Route
+
+	// ErrorPageFiles maps a status to the path its page was read from
+	// (for Dump).
+	ErrorPageFiles map[int]string
 }
 
 // AccessLog configures a site's request log.
 type AccessLog struct {
-	Path   string // "" off, "stderr", or a file path
+	Path   string // "" off, "stdout" (the default), "stderr", or a file path
 	Format string // "json" or "combined"
 }
 

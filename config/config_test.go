@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +33,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-type.toml":               {":2:", "conn_per_ip"},
 		"invalid-runtime.toml":            {":2:", "runtime.min_heap", "32 megs"},
 		"invalid-ocsp-stapling.toml":      {":3: listeners.http.ocsp_stapling: only applies to the https listener"},
-		"invalid-ocsp-stapling-type.toml": {":2: listeners.https.ocsp_stapling:", "boolean"},
+		"invalid-ocsp-stapling-type.toml": {":2: listeners.https.ocsp_stapling: must be true or false, not the string \"off\""},
 		"invalid-route-path.toml":         {":6: sites.a.routes[0].path: \"/static/./admin/\" is not a normalised path", "write \"/static/admin/\"", ":14: sites.a.routes[2].path: \"/API/\" differs from another route's path only in case"},
 		"invalid-ban-max-bans.toml":       {":3: ban.max_bans: must be at least 1"},
 		"invalid-cluster.toml": {":2: cluster.url: holds a password: put it in a file",
@@ -46,6 +47,13 @@ func TestInvalid(t *testing.T) {
 		"invalid-client-share.toml":    {":9: upstreams.app.client_share: must be a fraction above 0 and at most 1"},
 		"invalid-http2-resets.toml":    {":2: limits.http2_max_resets: must not be negative"},
 		"invalid-upstream-client.toml": {":8: upstreams.app.client: unknown client \"curl\" (\"gatehouse\" or \"net/http\")"},
+		"invalid-six-problems.toml": {
+			":3: limits.max_body: invalid size \"10 megs\"",
+			":6: timeouts.client_header: invalid duration \"12 seconds\"",
+			":19: sites.app.routes[1].websockets: unknown key",
+			":23: sites.app.routes[2].root: must be a string, not the integer 5",
+			":27: sites.app.routes[3].upstream: unknown upstream \"djangoo\"",
+			":30: sites.other.hosts[1]: \"app.example\" is already claimed by site \"app\""},
 		"invalid-header-rules.toml": {":6: sites.a.response_headers.remove[0]: Content-Length frames the body",
 			":7: sites.a.response_headers.set.X-Accel-Redirect: X-Accel-Redirect is an instruction from a backend",
 			":12: sites.a.routes[0].request_headers.set.X-Forwarded-For: X-Forwarded-For is written by Gatehouse",
@@ -114,6 +122,103 @@ func TestInvalid(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSixProblems: a bad size, a bad duration, a type error, an unknown
+// key, an unknown upstream and a duplicate host are all reported, each
+// once, at its own line with its indexed key path (a bad value does not
+// hide the problems after it, nor bring others about).
+func TestSixProblems(t *testing.T) {
+	_, err := Load("testdata/invalid-six-problems.toml")
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("got %v, want Problems", err)
+	}
+	want := []struct {
+		line int
+		key  string
+	}{
+		{3, "limits.max_body"},
+		{6, "timeouts.client_header"},
+		{19, "sites.app.routes[1].websockets"},
+		{23, "sites.app.routes[2].root"},
+		{27, "sites.app.routes[3].upstream"},
+		{30, "sites.other.hosts[1]"},
+	}
+	if len(ps) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(ps), len(want), err)
+	}
+	for i, w := range want {
+		if ps[i].Line != w.line || ps[i].Key != w.key {
+			t.Errorf("problem %d = line %d %s (%s), want line %d %s", i, ps[i].Line, ps[i].Key, ps[i].Msg, w.line, w.key)
+		}
+	}
+}
+
+// TestBadValuesDoNotStopDecoding: each kind of bad value is reported and
+// the values after it are still decoded and checked.
+func TestBadValuesDoNotStopDecoding(t *testing.T) {
+	const doc = `[sites.a]
+hosts = ["a.example"]
+%s
+[[sites.a.routes]]
+upstream = "app"
+[sites.a.routes.websocket]
+%s
+[[sites.a.routes]]
+path = "/x/"
+upstream = "nope"
+[upstreams.app]
+servers = [{ address = "127.0.0.1:8000" }]
+`
+	for _, tc := range []struct{ name, site, ws, want string }{
+		{"size", `max_body = "lots"`, "", `:3: sites.a.max_body: invalid size "lots"`},
+		{"size type", `max_body = true`, "", `:3: sites.a.max_body: invalid size true`},
+		{"duration", "", `idle_timeout = "forever"`, `:7: sites.a.routes[0].websocket.idle_timeout: invalid duration "forever"`},
+		{"duration type", "", `idle_timeout = [1]`, `:7: sites.a.routes[0].websocket.idle_timeout: must be a string, not an array`},
+		{"string", `tls = 1`, "", `:3: sites.a.tls: must be a string, not the integer 1`},
+		{"bool", `default = "yes"`, "", `:3: sites.a.default: must be true or false, not the string "yes"`},
+		{"int", "", `max_per_client = 1.5`, `:7: sites.a.routes[0].websocket.max_per_client: must be an integer, not the float 1.5`},
+		{"array", `allow = "10.0.0.0/8"`, "", `:3: sites.a.allow: must be an array, not the string "10.0.0.0/8"`},
+		{"array element", `allow = ["10.0.0.0/8", 7]`, "", `:3: sites.a.allow[1]: must be a string, not the integer 7`},
+		{"table", `response_headers = 3`, "", `:3: sites.a.response_headers: must be a table, not the integer 3`},
+		{"unknown", `hsts_max_age = 5`, "", `:3: sites.a.hsts_max_age: unknown key`},
+		{"unknown in table", "", `enable = true`, `:7: sites.a.routes[0].websocket.enable: unknown key`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseFile([]byte(fmt.Sprintf(doc, tc.site, tc.ws)), "f.toml")
+			var ps Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("got %v, want Problems", err)
+			}
+			// The bad value, and the unknown upstream of the route after
+			// it: nothing else.
+			if len(ps) != 2 || !strings.HasPrefix(ps[0].Error(), "f.toml"+tc.want) ||
+				ps[1].Error() != `f.toml:10: sites.a.routes[1].upstream: unknown upstream "nope"` {
+				t.Errorf("got\n%v\nwant %q and the unknown upstream at line 10", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLineOfAbsentKey: a problem about a key a route lacks names the
+// line of that route, not of the first route that has the key.
+func TestLineOfAbsentKey(t *testing.T) {
+	_, err := ParseFile([]byte(`[sites.a]
+hosts = ["a.example"]
+[[sites.a.routes]]
+upstream = "app"
+[[sites.a.routes]]
+path = "/b/"
+upstream = "app"
+[[sites.a.routes]]
+path = "/c/"
+[upstreams.app]
+servers = [{ address = "127.0.0.1:8000" }]
+`), "f.toml")
+	if err == nil || err.Error() != "f.toml:8: sites.a.routes[2].upstream: is required (or alias/root for a file route)" {
+		t.Errorf("got %v, want the problem at line 8, the third route's", err)
 	}
 }
 

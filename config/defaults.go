@@ -237,6 +237,15 @@ const (
 	DefaultACMEChallenge = "http"
 )
 
+// Logs.
+const (
+	// DefaultAccessLog sends access logs to standard output and leaves
+	// standard error to the process log, as container runtimes and
+	// systemd's journal expect: the two can then be told apart and
+	// routed separately (a file path or "stderr" overrides it per site).
+	DefaultAccessLog = "stdout"
+)
+
 // Routing.
 const (
 	// DefaultAllowTrace refuses TRACE with 405, as nginx does: TRACE

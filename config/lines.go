@@ -7,9 +7,8 @@ import (
 
 // keyLines maps the key paths of a TOML document to the line they are
 // defined on, so validation errors can name a line. Paths look like
-// "sites.main.routes[0].upstream"; the same path without indexes
-// ("sites.main.routes.upstream") maps to the first line it appears on,
-// which is what the decoder's list of unknown keys gives us.
+// "sites.main.routes[0].upstream", with the index of every array element
+// (the decoder names keys the same way).
 //
 // It is a small scanner, not a TOML parser: the decoder has already
 // accepted the document, so it only needs to follow tables, arrays of
@@ -34,29 +33,6 @@ func (s *lineScanner) record(path string) {
 	if _, ok := s.out[path]; !ok {
 		s.out[path] = s.line
 	}
-	plain := stripIndexes(path)
-	if _, ok := s.out[plain]; !ok {
-		s.out[plain] = s.line
-	}
-}
-
-func stripIndexes(p string) string {
-	if !strings.Contains(p, "[") {
-		return p
-	}
-	var b strings.Builder
-	depth := 0
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c == '[':
-			depth++
-		case c == ']':
-			depth--
-		case depth == 0:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }
 
 func (s *lineScanner) peek() byte {

@@ -13,7 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -89,10 +89,15 @@ func (ps Problems) Error() string {
 
 // ParseFile parses b, naming file in errors and resolving relative paths
 // against file's directory.
+//
+// Every problem is reported, not only the first: a value that cannot be
+// decoded (a bad duration or size, a string where a number belongs, an
+// unknown key) is a problem with its key path and line, and the rest of
+// the file is still decoded and checked. Only a TOML syntax error stops
+// at once, since nothing after it can be read reliably.
 func ParseFile(b []byte, file string) (*Config, error) {
-	var raw rawConfig
-	md, err := toml.Decode(string(b), &raw)
-	if err != nil {
+	var tree map[string]any
+	if _, err := toml.Decode(string(b), &tree); err != nil {
 		var pe toml.ParseError
 		var ppe *toml.ParseError
 		if errors.As(err, &ppe) {
@@ -101,20 +106,14 @@ func ParseFile(b []byte, file string) (*Config, error) {
 		if ppe != nil || errors.As(err, &pe) {
 			return nil, Problems{{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}}
 		}
-		// Type mismatches come as "toml: line N (last key "K"): msg".
-		if m := decodeErrRe.FindStringSubmatch(err.Error()); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			return nil, Problems{{File: file, Line: line, Key: m[2], Msg: m[3]}}
-		}
 		return nil, Problems{{File: file, Msg: err.Error()}}
 	}
 	c := &compiler{file: file, lines: scanKeyLines(string(b))}
 	if file != "" {
 		c.dir = filepath.Dir(file)
 	}
-	for _, k := range md.Undecoded() {
-		c.errf(k.String(), "unknown key")
-	}
+	var raw rawConfig
+	c.decode("", tree, reflect.ValueOf(&raw).Elem())
 	cfg := c.compile(&raw)
 	if len(c.problems) > 0 {
 		sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].Line < c.problems[j].Line })
@@ -125,16 +124,20 @@ func ParseFile(b []byte, file string) (*Config, error) {
 	return cfg, nil
 }
 
-var decodeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
-
 type compiler struct {
 	file     string
 	dir      string
 	lines    keyLines
 	problems Problems
+	// bad holds the keys whose value could not be decoded (left unset),
+	// badTables the tables holding them: see suppressed.
+	bad, badTables map[string]bool
 }
 
 func (c *compiler) errf(key, format string, args ...any) {
+	if c.suppressed(key) {
+		return
+	}
 	c.problems = append(c.problems, Problem{File: c.file, Line: c.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -142,9 +145,6 @@ func (c *compiler) errf(key, format string, args ...any) {
 // that has one (0 when none has).
 func (l keyLines) line(key string) int {
 	line := l[key]
-	if line == 0 {
-		line = l[stripIndexes(key)]
-	}
 	for k := key; line == 0 && k != ""; {
 		i := strings.LastIndexAny(k, ".[")
 		if i < 0 {
@@ -1020,7 +1020,7 @@ func validCookieName(s string) bool {
 
 func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *Site {
 	key := "sites." + name
-	s := &Site{Name: name, TLS: TLSMode(r.TLS), CertFile: c.path(r.CertFile), KeyFile: c.path(r.KeyFile), HSTS: DefaultHSTS, RedirectHTTPS: true, ErrorPages: map[int][]byte{}}
+	s := &Site{Name: name, TLS: TLSMode(r.TLS), CertFile: c.path(r.CertFile), KeyFile: c.path(r.KeyFile), HSTS: DefaultHSTS, RedirectHTTPS: true, ErrorPages: map[int][]byte{}, ErrorPageFiles: map[int]string{}}
 	if len(r.Hosts) == 0 && !r.Default {
 		c.errf(key+".hosts", "at least one host name is required (or default = true)")
 	}
@@ -1106,12 +1106,13 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 		}
 		s.RedirectHTTPS = *r.RedirectHTTPS
 	}
-	s.AccessLog = AccessLog{Path: "stderr", Format: "json"}
+	s.AccessLog = AccessLog{Path: DefaultAccessLog, Format: "json"}
 	if r.AccessLog != nil {
 		switch *r.AccessLog {
 		case "off", "":
 			s.AccessLog.Path = ""
-		case "stderr":
+		case "stdout", "stderr":
+			s.AccessLog.Path = *r.AccessLog
 		default:
 			s.AccessLog.Path = c.path(*r.AccessLog)
 		}
@@ -1139,6 +1140,7 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 			continue
 		}
 		s.ErrorPages[n] = b
+		s.ErrorPageFiles[n] = c.path(file)
 	}
 	s.Allow = c.prefixes(key+".allow", r.Allow)
 	s.Deny = c.prefixes(key+".deny", r.Deny)

@@ -50,13 +50,43 @@ func ConnInfoOf(r *http.Request) *ConnInfo {
 
 // FramingRejected reports whether r stands for a request head the HTTP/1
 // framing guard refused (request smuggling defence), with the guard's
-// reason. The handler must answer such a request 400 and close the
-// connection; nothing of it may reach a backend.
+// reason. The handler must answer such a request 400 (431 when
+// HeadTooLarge) and close the connection; nothing of it may reach a
+// backend.
 func (ci *ConnInfo) FramingRejected(r *http.Request) (reason string, ok bool) {
 	if ci.guard == nil || r.URL.Path != h1guard.MarkerPath {
 		return "", false
 	}
 	return ci.guard.Rejected()
+}
+
+// HeadTooLarge reports whether r's request head is longer than the
+// server accepts (ServerOptions.MaxHeaderBytes plus 4 KiB, request line
+// included): on HTTP/1 the framing guard refused it, in place of the
+// request; on HTTP/2 it is measured as the same head written in
+// HTTP/1.1. The handler must answer 431 and, on HTTP/1, close the
+// connection; nothing of it may reach a backend.
+func (ci *ConnInfo) HeadTooLarge(r *http.Request) bool {
+	if h := ci.h2; h != nil {
+		return h.maxHead > 0 && h1HeadSize(r) > h.maxHead
+	}
+	if ci.guard == nil || r.URL.Path != h1guard.MarkerPath {
+		return false
+	}
+	reason, ok := ci.guard.Rejected()
+	return ok && reason == h1guard.ReasonHeadTooLarge
+}
+
+// h1HeadSize is the length of r's head written in HTTP/1.1: request line,
+// Host, one line per field value, the blank line.
+func h1HeadSize(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + len(" HTTP/1.1\r\n") + len("Host: \r\n") + len(r.Host) + 2
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
 }
 
 // PeerAddr parses a net.Addr into an address, IPv4-mapped addresses

@@ -2,6 +2,7 @@ package edgeserver
 
 import (
 	"net"
+	"net/http"
 	"sync/atomic"
 )
 
@@ -15,7 +16,25 @@ const (
 	// CONTINUATION or unknown frame per connection would pin a megabyte
 	// each. Request bodies are limited by flow control, not frame size.
 	h2MaxReadFrameSize = 16 << 10
+	// h2HeadFactor is how far over the head limit an HTTP/2 header block
+	// may go and still be decoded, so that it is answered 431 as on
+	// HTTP/1 (see ServerOptions.MaxHeaderBytes): four times, 80 KiB with
+	// the default limit, covers any head a real client sends by mistake
+	// (a cookie too many); beyond it, net/http closes the connection.
+	h2HeadFactor = 4
 )
+
+// headSlack is added to MaxHeaderBytes for the request line and the
+// framing bytes of the head, as net/http does for HTTP/1.
+const headSlack = 4 << 10
+
+// headLimit is the longest request head accepted with maxHeaderBytes.
+func headLimit(maxHeaderBytes int) int {
+	if maxHeaderBytes <= 0 {
+		maxHeaderBytes = http.DefaultMaxHeaderBytes
+	}
+	return maxHeaderBytes + headSlack
+}
 
 // h2Conn is the rapid-reset accounting of one HTTP/2 connection. A request
 // (stream) ends either complete or cancelled — its context ended while the
@@ -30,6 +49,8 @@ type h2Conn struct {
 	srv    *Server
 	raw    net.Conn // under TLS: closing it ends the connection and every stream
 	budget int64    // 0: never close
+
+	maxHead int // request head limit in bytes (headLimit)
 
 	pending   atomic.Int64 // cancellations not yet counted
 	resets    atomic.Int64

@@ -52,9 +52,15 @@ type ServerOptions struct {
 	HandshakeTimeout  time.Duration // TLS handshake; also the header timeout
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
-	MaxHeaderBytes    int
-	HTTP2             bool
-	HTTP2MaxStreams   uint32
+	// MaxHeaderBytes bounds a request head: a head longer than
+	// MaxHeaderBytes plus headSlack, request line included, is refused
+	// the same way over HTTP/1 and HTTP/2 (ConnInfo.HeadTooLarge: the
+	// handler answers 431). Over HTTP/2 the head is measured as it would
+	// be written in HTTP/1.1; a header block beyond h2HeadFactor times
+	// the limit is a protocol error that closes the connection.
+	MaxHeaderBytes  int
+	HTTP2           bool
+	HTTP2MaxStreams uint32
 	// HTTP2MaxResets closes an HTTP/2 connection whose client cancelled
 	// more than this many requests beyond those it let complete (rapid
 	// reset); 0: never.
@@ -98,6 +104,14 @@ func NewServer(o ServerOptions) *Server {
 	s.h1.Protocols.SetHTTP1(true)
 	if o.HTTP2 && o.TLSConfig != nil {
 		s.h1.Protocols.SetHTTP2(true)
+		// net/http's HTTP/2 server takes its header list limit from
+		// MaxHeaderBytes and answers a block slightly over it 431 but
+		// one further over with GOAWAY and no response. The limit it
+		// enforces is raised; the configured one is checked in
+		// ConnInfo.HeadTooLarge, as on HTTP/1. HTTP/1 heads never reach
+		// net/http's own limit: the framing guard enforces the
+		// configured one first.
+		s.h1.MaxHeaderBytes = h2HeadFactor * headLimit(o.MaxHeaderBytes)
 		// Reviewed against net/http's defaults: concurrent streams (and so
 		// concurrently running handlers, which net/http bounds to the same
 		// number even for streams the client reset) from the config; frames
@@ -163,7 +177,7 @@ func (s *Server) Serve() error {
 		s.o.Metrics.connsOpen.WithLabelValues(s.o.Name).Inc()
 		cc := &countedConn{Conn: sockio.Wrap(c), done: s.connClosed}
 		if s.o.TLSConfig == nil {
-			g := h1guard.Wrap(cc, h1guard.Options{MaxHeadBytes: s.o.MaxHeaderBytes + 4096})
+			g := h1guard.Wrap(cc, h1guard.Options{MaxHeadBytes: headLimit(s.o.MaxHeaderBytes)})
 			if !s.conns.push(g) {
 				g.Close()
 			}
@@ -203,7 +217,7 @@ func (s *Server) handshake(c net.Conn) {
 		}
 		return
 	}
-	g := h1guard.Wrap(tc, h1guard.Options{MaxHeadBytes: s.o.MaxHeaderBytes + 4096})
+	g := h1guard.Wrap(tc, h1guard.Options{MaxHeadBytes: headLimit(s.o.MaxHeaderBytes)})
 	if !s.conns.push(g) {
 		g.Close()
 	}
@@ -214,7 +228,7 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 	if tc, ok := c.(*tls.Conn); ok { // HTTP/2
 		st := tc.ConnectionState()
 		ci.TLS = &st
-		ci.h2 = &h2Conn{srv: s, raw: tc.NetConn(), budget: int64(s.o.HTTP2MaxResets)}
+		ci.h2 = &h2Conn{srv: s, raw: tc.NetConn(), budget: int64(s.o.HTTP2MaxResets), maxHead: headLimit(s.o.MaxHeaderBytes)}
 	}
 	if g, ok := c.(*h1guard.Conn); ok {
 		ci.guard = g

@@ -244,7 +244,7 @@ func newFwdEdgeLogging(t *testing.T, cfgText string, logs io.Writer) *fwdEdge {
 	t.Helper()
 	f := &fwdEdge{reg: prometheus.NewRegistry(), log: &lockedBuffer{}, served: make(chan struct{}, 16)}
 	al := NewAccessLogs()
-	al.Stderr = f.log
+	al.Stdout, al.Stderr = f.log, f.log
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	m := NewMetrics(f.reg, "test")
 	rt, err := Build(t.Context(), mustParse(t, cfgText), Deps{Metrics: m, AccessLogs: al, Logger: logger})

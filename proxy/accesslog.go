@@ -19,21 +19,22 @@ import (
 type AccessLogs struct {
 	mu    sync.Mutex
 	files map[string]*logFile
-	// Stderr is where "stderr" logs go; tests replace it.
-	Stderr io.Writer
+	// Stdout is where "stdout" logs (the default) go, Stderr where
+	// "stderr" logs go; tests replace them.
+	Stdout, Stderr io.Writer
 }
 
-// NewAccessLogs returns an empty set of access logs writing "stderr" logs
-// to os.Stderr.
+// NewAccessLogs returns an empty set of access logs writing "stdout" logs
+// to os.Stdout and "stderr" logs to os.Stderr.
 func NewAccessLogs() *AccessLogs {
-	return &AccessLogs{files: map[string]*logFile{}, Stderr: os.Stderr}
+	return &AccessLogs{files: map[string]*logFile{}, Stdout: os.Stdout, Stderr: os.Stderr}
 }
 
 type logFile struct {
 	mu   sync.Mutex
 	path string
 	w    io.Writer
-	f    *os.File // nil for stderr
+	f    *os.File // nil for stdout and stderr
 }
 
 func (l *logFile) write(b []byte) {
@@ -54,9 +55,12 @@ func (a *AccessLogs) open(path, format string) (*accessLog, error) {
 	lf := a.files[path]
 	if lf == nil {
 		lf = &logFile{path: path}
-		if path == "stderr" {
+		switch path {
+		case "stdout":
+			lf.w = a.Stdout
+		case "stderr":
 			lf.w = a.Stderr
-		} else {
+		default:
 			f, err := openLogFile(path)
 			if err != nil {
 				return nil, err

@@ -253,7 +253,7 @@ func allocsEdge(t *testing.T, cfgText string) (*Edge, *discardWriter, *http.Requ
 		t.Fatal(err)
 	}
 	logs := NewAccessLogs()
-	logs.Stderr = io.Discard
+	logs.Stdout, logs.Stderr = io.Discard, io.Discard
 	rt, err := Build(context.Background(), cfg, Deps{AccessLogs: logs})
 	if err != nil {
 		t.Fatal(err)

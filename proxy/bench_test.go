@@ -84,7 +84,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 				b.Fatal(err)
 			}
 			logs := NewAccessLogs()
-			logs.Stderr = io.Discard
+			logs.Stdout, logs.Stderr = io.Discard, io.Discard
 			rt, err := Build(context.Background(), cfg, Deps{AccessLogs: logs})
 			if err != nil {
 				b.Fatal(err)

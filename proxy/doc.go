@@ -8,8 +8,9 @@
 // A Server owns one listener's accept loop. Each connection is TLS
 // terminated there (with a handshake deadline), then served as HTTP/2 when
 // ALPN chose h2, or else passed through the HTTP/1 framing guard
-// (package h1guard: requests with ambiguous framing are answered 400 and
-// the connection closed before a backend sees them) into net/http. Every
+// (package h1guard: requests with ambiguous framing are answered 400,
+// heads over the size limit 431, and the connection closed before a
+// backend sees them) into net/http. Every
 // request reaches Edge.ServeHTTP, which loads the current Runtime once and
 // uses it for the whole request: site by Host (421 for a Host no site
 // claims), client address from trusted proxies only, allow/deny lists,

@@ -73,7 +73,7 @@ func newFwdEdge(t *testing.T, cfg string) *fwdEdge {
 	t.Helper()
 	f := &fwdEdge{reg: prometheus.NewRegistry(), log: &lockedBuffer{}, served: make(chan struct{}, 16)}
 	logs := NewAccessLogs()
-	logs.Stderr = f.log
+	logs.Stdout, logs.Stderr = f.log, f.log
 	f.e, f.rt = startTestEdge(t, cfg, Deps{Metrics: NewMetrics(f.reg, "test"), AccessLogs: logs})
 	return f
 }

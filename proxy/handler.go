@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -97,6 +98,15 @@ func (q *request) end() {
 func (q *request) serve() {
 	r := q.r
 	q.assignRequestID()
+	if q.ci.HeadTooLarge(r) {
+		// Too large rather than malformed: 431 (RFC 6585), on HTTP/1
+		// and HTTP/2 alike, with the connection closed on HTTP/1 (the
+		// rest of the head was never read).
+		q.e.metrics.rejected.WithLabelValues("head_too_large").Inc()
+		q.e.log.Info("request refused: head too large", "client", q.ci.Peer, "proto", r.Proto)
+		q.fail(http.StatusRequestHeaderFieldsTooLarge, r.ProtoMajor == 1)
+		return
+	}
 	if reason, bad := q.ci.FramingRejected(r); bad {
 		q.e.metrics.smuggling.Inc()
 		q.e.log.Info("request refused: ambiguous framing", "client", q.ci.Peer, "reason", reason)
@@ -393,6 +403,7 @@ func (q *request) forward() {
 			// A retryable status, not passed on: next server.
 			key.Tried.Add(b)
 			q.e.metrics.retries.WithLabelValues(u.cfg.Name).Inc()
+			q.logRetry(b, "status", nil)
 			continue
 		}
 		lastErr, kind = err, k
@@ -407,6 +418,7 @@ func (q *request) forward() {
 		}
 		key.Tried.Add(b)
 		q.e.metrics.retries.WithLabelValues(u.cfg.Name).Inc()
+		q.logRetry(b, kind.String(), err)
 	}
 	code := kind.status(lastErr)
 	if kind == errClientGone {
@@ -423,6 +435,18 @@ func (q *request) forward() {
 		q.e.metrics.bodyLimit.Inc()
 	}
 	q.fail(code, kind == errBodyLimit || kind == errBodyRead)
+}
+
+// logRetry logs, at debug level, that the request failed on server b
+// (kind: "status" for a retryable status, else the error kind) and is
+// sent to another server: the client sees one response, the operator can
+// see why it was slow.
+func (q *request) logRetry(b *balancer.Backend, kind string, err error) {
+	if !q.e.log.Enabled(q.r.Context(), slog.LevelDebug) {
+		return
+	}
+	q.e.log.Debug("upstream request retried on another server", "upstream", q.route.upstream.cfg.Name,
+		"server", b.Label(), "kind", kind, "err", err, "method", q.r.Method, "uri", q.r.RequestURI, "request_id", q.requestID())
 }
 
 // attempt sends the request to server b once and, when b's answer is
@@ -484,6 +508,8 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 		if resp.StatusCode >= 502 && resp.StatusCode <= 504 && more && now.Before(deadline) && replayable {
 			return false, nil, 0
 		}
+	} else {
+		b.ReportSuccess() // ends a passive-health exclusion, if any
 	}
 	q.upstream, q.backend = b.Addr(), b
 	var cookie *http.Cookie
@@ -538,6 +564,11 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 		h[k] = vv
 	}
 	q.rules.apply(h)
+	if _, ok := h["Content-Type"]; !ok {
+		// Passed through as it is: without the key net/http would sniff
+		// the body and add one; a nil value suppresses that.
+		h["Content-Type"] = nil
+	}
 	// Gatehouse's own fields, after the rules: no rule removes them.
 	if cookie != nil {
 		h["Set-Cookie"] = append(h["Set-Cookie"], cookie.String())

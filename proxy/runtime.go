@@ -371,6 +371,10 @@ func (rt *Runtime) newClient(uc *config.Upstream, keepalive int) upstreamClient 
 		IdleTimeout:    uc.KeepaliveTimeout,
 		Now:            rt.deps.Now,
 		OnUnsolicited:  func(string) { unsolicited.Inc() },
+		OnResend: func(addr string, err error) {
+			rt.log.Debug("upstream connection closed before any response byte; request sent once more on a new connection",
+				"upstream", uc.Name, "server", addr, "err", err)
+		},
 	}
 	return newUpstreamClient(uc.Client, o)
 }

@@ -138,6 +138,7 @@ func (q *request) serveWebSocket() {
 		q.fail(kind.status(err), true)
 		return
 	}
+	b.ReportSuccess() // ends a passive-health exclusion, if any
 	q.upstream = b.Addr()
 	var cookie *http.Cookie
 	if stickyName != "" && !hit {

@@ -38,6 +38,14 @@ func TestDemo(t *testing.T) {
 	if got.Headers["X-Forwarded-Proto"] != "https" {
 		t.Errorf("demo backend saw X-Forwarded-Proto %q, want https", got.Headers["X-Forwarded-Proto"])
 	}
+	// A browser gets the page that explains itself, through Gatehouse:
+	// the forwarding headers Gatehouse wrote, the status page's address.
+	code, page := get(t, c, "https://"+g.httpsAddr+"/", "localhost", map[string]string{"Accept": "text/html"})
+	for _, want := range []string{"Answered by", "<th>X-Forwarded-Proto</th><td class=\"v\">https</td>", "<th>X-Request-Id</th>", "SERVERID", `href="http://` + g.adminAddr + `/"`} {
+		if code != 200 || !strings.Contains(page, want) {
+			t.Errorf("demo page (%d) lacks %q", code, want)
+		}
+	}
 	if strings.Contains(g.stdout.String(), "localhost:0/") {
 		// Known: cmd/gatehouse/demo.go prints URLs from the flags, not from
 		// the bound listeners. Logged, not failed (see the report).

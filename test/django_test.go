@@ -586,12 +586,12 @@ servers = [{ name = "gone", address = "`+deadPort+`" }]
 		t.Errorf("dead upstream: %d, CSP %q; want 502 with the CSP", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
 	}
 
-	// The page's request ID is in the access log, so a support report
-	// finds both Gatehouse's line and Django's.
+	// The page's request ID is in the access log (standard output), so a
+	// support report finds both Gatehouse's line and Django's.
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(g.logs.String(), `"request_id":"`+id+`"`) {
+	for !strings.Contains(g.stdout.String(), `"request_id":"`+id+`"`) {
 		if time.Now().After(deadline) {
-			t.Fatalf("access log has no line with request_id %s:\n%s", id, g.logs.String())
+			t.Fatalf("access log has no line with request_id %s:\n%s", id, g.stdout.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

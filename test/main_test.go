@@ -351,7 +351,7 @@ func (g *gatehouse) countLog(msg string) int {
 	n := 0
 	for _, line := range strings.Split(g.logs.String(), "\n") {
 		if !strings.Contains(line, msg) {
-			continue // cheap filter: access log lines go to stderr too
+			continue // cheap filter (a test may send access log lines to stderr too)
 		}
 		var m struct{ Msg string }
 		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &m) == nil && m.Msg == msg {

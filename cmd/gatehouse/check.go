@@ -23,34 +23,38 @@ import (
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "config file to check (required)")
+	cfgPath := fs.String("config", defaultConfigPath, "config file to check")
+	fs.StringVar(cfgPath, "c", defaultConfigPath, "short for -config")
+	dump := fs.Bool("dump", false, "when valid, print the effective configuration (every default written out) as TOML on standard output")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: gatehouse check -config FILE\n\nValidates the file (every problem is reported, with its key and line) and the\ncertificate files it names; exits 0 when all is well.")
+		fmt.Fprintln(fs.Output(), `Usage: gatehouse check [-config FILE] [-dump]
+
+Validates the file (every problem is reported, with its key and line) and the
+certificate files it names; exits 0 when all is well. The file may also be
+given as the only argument.`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	if *cfgPath == "" && fs.NArg() == 1 {
+	switch {
+	case fs.NArg() == 1 && !flagSet(fs, "config", "c"):
 		*cfgPath = fs.Arg(0)
-	}
-	if *cfgPath == "" {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "gatehouse check: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return 2
+	}
+	// With -dump, standard output is the configuration alone.
+	summary := stdout
+	if *dump {
+		summary = stderr
 	}
 	// The daemon's own resolution (state_dir, then $STATE_DIRECTORY), so
 	// that check tests the state directory the daemon will use.
 	cfg, err := source{path: *cfgPath}.load()
 	if err != nil {
-		var ps config.Problems
-		if errors.As(err, &ps) {
-			for _, p := range ps {
-				fmt.Fprintln(stderr, p.Error())
-			}
-			fmt.Fprintf(stderr, "%s: %d problem(s); configuration is not valid\n", *cfgPath, len(ps))
-		} else {
-			fmt.Fprintf(stderr, "%s: %v\n", *cfgPath, err)
-		}
+		printLoadError(stderr, *cfgPath, err)
 		return 1
 	}
 	tc, err := tlsConfigOf(cfg)
@@ -82,13 +86,33 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, u := range cfg.Upstreams {
 		servers += len(u.Servers)
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d site(s), %d route(s), %d upstream(s) with %d server(s), %d rate-limit zone(s)",
+	fmt.Fprintf(summary, "%s: ok: %d site(s), %d route(s), %d upstream(s) with %d server(s), %d rate-limit zone(s)",
 		*cfgPath, len(cfg.Sites), routes, len(cfg.Upstreams), servers, len(cfg.Zones))
 	if len(warnings) > 0 {
-		fmt.Fprintf(stdout, ", %d warning(s)", len(warnings))
+		fmt.Fprintf(summary, ", %d warning(s)", len(warnings))
 	}
-	fmt.Fprintln(stdout)
+	fmt.Fprintln(summary)
+	if *dump {
+		stdout.Write(cfg.Dump())
+	}
 	return 0
+}
+
+// defaultConfigPath is where check looks without -config: the path the
+// systemd unit and the packages use.
+const defaultConfigPath = "/etc/gatehouse/gatehouse.toml"
+
+// flagSet reports whether any of the named flags was given.
+func flagSet(fs *flag.FlagSet, names ...string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		for _, n := range names {
+			if f.Name == n {
+				set = true
+			}
+		}
+	})
+	return set
 }
 
 // checkFiles looks at the files and directories cfg names as they are on

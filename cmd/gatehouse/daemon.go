@@ -44,7 +44,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "config file (TOML); empty: the embedded development config")
 	stateDir := fs.String("state-dir", "", "state directory (certificates, staples, bans); overrides the config and $STATE_DIRECTORY")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: gatehouse run [-config FILE] [-state-dir DIR]")
+		fmt.Fprintln(fs.Output(), `Usage: gatehouse run [-config FILE] [-state-dir DIR]
+
+Serves until SIGTERM or SIGINT; SIGHUP reloads the config. Without -config:
+$CONFIGURATION_DIRECTORY/gatehouse.toml when systemd sets it, else the
+embedded development config (HTTP 127.0.0.1:8080, HTTPS 127.0.0.1:8443,
+Daphne on 127.0.0.1:8000).`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,20 +27,21 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	httpsAddr := fs.String("https", "127.0.0.1:8443", "HTTPS listener (self-signed certificate)")
 	adminAddr := fs.String("admin", "127.0.0.1:9180", "admin listener (metrics)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: gatehouse demo [-http ADDR] [-https ADDR] [-admin ADDR]\n\nRuns Gatehouse in front of two in-process demo backends.")
+		fmt.Fprintln(fs.Output(), "Usage: gatehouse demo [-http ADDR] [-https ADDR] [-admin ADDR]\n\nRuns Gatehouse in front of two in-process demo backends.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
 	var backends []string
+	info := &demoInfo{}
 	for i := 1; i <= 2; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			fmt.Fprintf(stderr, "gatehouse demo: %v\n", err)
 			return 1
 		}
-		srv := &http.Server{Handler: demoBackend(fmt.Sprintf("demo-%d", i)), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: demoBackend(fmt.Sprintf("demo-%d", i), info), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 		backends = append(backends, ln.Addr().String())
@@ -65,21 +67,43 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if d.adminAddr != "" {
 			admin = d.adminAddr
 		}
+		info.setAdmin("http://" + admin + "/")
 		https := "https://localhost:" + httpsPort
 		fmt.Fprintf(stdout, `
 Gatehouse demo is running, in front of two backends (%s, %s).
 
-  %s/              JSON from a backend (round robin, sticky cookie)
+  %s/              a page that explains what you see (JSON for curl)
   %s/events/       server-sent events, streamed as they come
   %s/ws/echo       WebSocket echo (wss://)
   http://localhost:%s/  redirects to HTTPS
-  http://%s/metrics   Prometheus metrics
+  http://%s/         the status page (admin listener, loopback only)
+  http://%s/metrics  Prometheus metrics
 
 The certificate is self-signed: use curl -k, or accept it in the browser.
-  curl -k %s/
+  curl -k %s/                          which backend answered, the headers it got
+  curl -k -c - -o /dev/null %s/        the sticky cookie Gatehouse sets
 Press Ctrl-C to stop.
-`, backends[0], backends[1], https, https, "wss://localhost:"+httpsPort, httpPort, admin, https)
+`, backends[0], backends[1], https, https, "wss://localhost:"+httpsPort, httpPort, admin, admin, https, https)
 	})
+}
+
+// demoInfo is what the demo backends know of the Gatehouse in front of
+// them: its admin address is known only once it listens.
+type demoInfo struct {
+	mu    sync.Mutex
+	admin string // the status page's URL; "" until known
+}
+
+func (i *demoInfo) setAdmin(url string) {
+	i.mu.Lock()
+	i.admin = url
+	i.mu.Unlock()
+}
+
+func (i *demoInfo) adminURL() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.admin
 }
 
 func port(addr string) string {
@@ -134,7 +158,7 @@ health = { path = "/health/", interval = "2s", timeout = "1s" }
 `
 
 // demoBackend is a stand-in for Daphne.
-func demoBackend(name string) http.Handler {
+func demoBackend(name string, info *demoInfo) http.Handler {
 	mux := http.NewServeMux()
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	mux.HandleFunc("/health/", func(w http.ResponseWriter, r *http.Request) {
@@ -182,6 +206,13 @@ func demoBackend(name string) http.Handler {
 		sort.Strings(keys)
 		for _, k := range keys {
 			headers[k] = strings.Join(r.Header[k], ", ")
+		}
+		if strings.Contains(r.Header.Get("Accept"), "text/html") {
+			// A browser: the page that says what it is looking at.
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			_ = demoPage.Execute(w, demoPageData(name, r, keys, info.adminURL()))
+			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

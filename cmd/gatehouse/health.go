@@ -19,8 +19,20 @@ func cmdHealth(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "read the admin address from this config file")
 	addr := fs.String("admin", "", "admin listener address (default: from -config, else "+config.DefaultAdminAddress+")")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `Usage: gatehouse health [-admin ADDR | -config FILE] [-timeout D]
+
+Asks a running Gatehouse's admin listener whether it is ready (GET /readyz)
+and exits 0 if it is, 1 if not: a container HEALTHCHECK that needs no shell
+or curl.`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gatehouse health: unexpected argument %q\n", fs.Arg(0))
+		return 2
 	}
 	a := *addr
 	if a == "" && *cfgPath != "" {

@@ -16,8 +16,9 @@
 //
 // instead, and io.EOF on every later Read. The HTTP handler gets the *Conn
 // through http.Server.ConnContext and answers 400 with Connection: close when
-// the request path is [MarkerPath] and [Conn.Rejected] reports true. The path
-// alone proves nothing: a client may send it.
+// the request path is [MarkerPath] and [Conn.Rejected] reports true (431
+// when the reason is [ReasonHeadTooLarge]). The path alone proves nothing: a
+// client may send it.
 //
 // What is rejected (the reason strings are those returned by Rejected):
 //

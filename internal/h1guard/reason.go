@@ -1,5 +1,10 @@
 package h1guard
 
+// ReasonHeadTooLarge is the reason Rejected gives for a head longer than
+// Options.MaxHeadBytes: a request too large rather than a malformed one
+// (answered 431, not 400).
+const ReasonHeadTooLarge = "head too large"
+
 // reasonCode identifies why a request was rejected; 0 means not rejected.
 type reasonCode uint32
 
@@ -38,7 +43,7 @@ const (
 func (r reasonCode) String() string {
 	switch r {
 	case rHeadTooLarge:
-		return "head too large"
+		return ReasonHeadTooLarge
 	case rRequestLine:
 		return "invalid request line"
 	case rVersion:

@@ -36,6 +36,11 @@ type Options struct {
 	// response (net/http's "Unsolicited response received on idle HTTP
 	// channel"). Client only: http.Transport logs these itself.
 	OnUnsolicited func(addr string)
+	// OnResend, when set, is called each time Do sends a request once
+	// more on a new connection because the first one ended before any
+	// byte of a response (err says how). Client only: http.Transport
+	// retries such requests without telling.
+	OnResend func(addr string, err error)
 }
 
 // tcpKeepAlive is the keep-alive probe interval of backend connections:
@@ -111,6 +116,9 @@ func (c *Client) Do(ctx context.Context, req *Request) (*http.Response, error) {
 			return nil, unwrapStale(err)
 		}
 		rw.Rewind()
+	}
+	if c.o.OnResend != nil {
+		c.o.OnResend(req.Addr, unwrapStale(err))
 	}
 	uc, err = c.dialConn(ctx, req.Addr)
 	if err != nil {
