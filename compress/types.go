@@ -86,7 +86,7 @@ func (m *typeMatcher) match(ct string) bool {
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
-	ct = trimOWS(ct)
+	ct = strings.Trim(ct, " \t")
 	if ct == "" {
 		return false
 	}

@@ -529,7 +529,7 @@ func isEventStream(ct string) bool {
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
-	return strings.EqualFold(trimOWS(ct), "text/event-stream")
+	return strings.EqualFold(strings.Trim(ct, " \t"), "text/event-stream")
 }
 
 // hasNoTransform reports whether Cache-Control values carry no-transform.
@@ -542,7 +542,7 @@ func hasNoTransform(values []string) bool {
 			} else {
 				d, v = v, ""
 			}
-			if strings.EqualFold(trimOWS(d), "no-transform") {
+			if strings.EqualFold(strings.Trim(d, " \t"), "no-transform") {
 				return true
 			}
 		}
@@ -560,7 +560,7 @@ func addVary(h http.Header) {
 			} else {
 				f, v = v, ""
 			}
-			f = trimOWS(f)
+			f = strings.Trim(f, " \t")
 			if f == "*" || strings.EqualFold(f, "Accept-Encoding") {
 				return
 			}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/coding"
 )
 
 // Defaults of the Options fields, exported so that config can apply and
@@ -148,24 +150,21 @@ type Options struct {
 
 // encoding is a content coding whose precompressed sibling may be served.
 type encoding struct {
-	token string   // Content-Encoding token
-	ext   string   // sibling suffix
-	hdr   []string // Content-Encoding header value, shared, never mutated
+	coding coding.Coding
+	token  string   // Content-Encoding token
+	ext    string   // sibling suffix
+	hdr    []string // Content-Encoding header value, shared, never mutated
 }
 
 // maxEncodings is the number of codings Options.Precompressed may name.
 const maxEncodings = 3
 
 func knownEncoding(token string) (encoding, bool) {
-	switch token {
-	case "br":
-		return encoding{token: "br", ext: ".br"}, true
-	case "zstd":
-		return encoding{token: "zstd", ext: ".zst"}, true
-	case "gzip":
-		return encoding{token: "gzip", ext: ".gz"}, true
+	c, ok := coding.Parse(token)
+	if !ok || c == coding.Identity || token != c.String() {
+		return encoding{}, false // only the canonical tokens br, zstd, gzip
 	}
-	return encoding{}, false
+	return encoding{coding: c, token: c.String(), ext: c.Ext()}, true
 }
 
 // resolve checks o and returns it with defaults applied, plus the

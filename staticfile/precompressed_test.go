@@ -9,7 +9,11 @@ import (
 
 func TestNegotiate(t *testing.T) {
 	t.Parallel()
-	encs := []encoding{{token: "br"}, {token: "zstd"}, {token: "gzip"}}
+	var encs []encoding
+	for _, tok := range []string{"br", "zstd", "gzip"} {
+		e, _ := knownEncoding(tok)
+		encs = append(encs, e)
+	}
 	all := [maxEncodings]bool{true, true, true}
 	gzOnly := [maxEncodings]bool{false, false, true}
 	for _, tc := range []struct {

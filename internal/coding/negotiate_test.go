@@ -1,4 +1,4 @@
-package compress
+package coding
 
 import (
 	"strings"
@@ -6,13 +6,13 @@ import (
 )
 
 func TestNegotiate(t *testing.T) {
-	all := []Encoding{Gzip, Zstd, Brotli}
-	zbg := []Encoding{Zstd, Brotli, Gzip}
+	all := []Coding{Gzip, Zstd, Brotli}
+	zbg := []Coding{Zstd, Brotli, Gzip}
 	tests := []struct {
 		name   string
-		accept []string // nil: no Accept-Encoding field
-		offers []Encoding
-		want   Encoding
+		accept []string // nil: no Accept-Coding field
+		offers []Coding
+		want   Coding
 		wantOK bool
 	}{
 		{"no field: identity", nil, all, Identity, true},
@@ -26,7 +26,7 @@ func TestNegotiate(t *testing.T) {
 		{"not offered: identity", []string{"deflate, compress"}, all, Identity, true},
 		{"star matches all", []string{"*"}, zbg, Zstd, true},
 		{"star with exclusion", []string{"*, zstd;q=0"}, zbg, Brotli, true},
-		{"star weight vs named", []string{"*;q=0.2, br;q=0.1"}, []Encoding{Brotli, Gzip}, Gzip, true},
+		{"star weight vs named", []string{"*;q=0.2, br;q=0.1"}, []Coding{Brotli, Gzip}, Gzip, true},
 		{"star q=0 excludes identity", []string{"*;q=0"}, all, Identity, false},
 		{"star q=0 but identity named", []string{"*;q=0, identity"}, all, Identity, true},
 		{"star q=0 but gzip named", []string{"gzip, *;q=0"}, all, Gzip, true},
@@ -54,9 +54,9 @@ func TestNegotiate(t *testing.T) {
 		{"other parameter ignored", []string{"gzip;level=9"}, all, Gzip, true},
 		{"bad token ignored", []string{"gz ip, br"}, all, Brotli, true},
 		{"quoted token ignored", []string{"\"gzip\""}, all, Identity, true},
-		{"offers limit", []string{"zstd, br"}, []Encoding{Gzip}, Identity, true},
+		{"offers limit", []string{"zstd, br"}, []Coding{Gzip}, Identity, true},
 		{"no offers", []string{"gzip"}, nil, Identity, true},
-		{"identity offer ignored", []string{"identity;q=0"}, []Encoding{Identity}, Identity, false},
+		{"identity offer ignored", []string{"identity;q=0"}, []Coding{Identity}, Identity, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,7 +83,7 @@ func TestParseQ(t *testing.T) {
 
 func TestNegotiateDoesNotAllocate(t *testing.T) {
 	accept := []string{"gzip;q=0.8, deflate, br;q=0.9, zstd, *;q=0.1, identity;q=0.5"}
-	offers := DefaultEncodings()
+	offers := []Coding{Gzip, Zstd, Brotli}
 	if n := testing.AllocsPerRun(100, func() { Negotiate(accept, offers) }); n != 0 {
 		t.Errorf("Negotiate allocates %v times per call, want 0", n)
 	}
@@ -102,7 +102,7 @@ func FuzzAcceptEncoding(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	offers := DefaultEncodings()
+	offers := []Coding{Gzip, Zstd, Brotli}
 	f.Fuzz(func(t *testing.T, v string) {
 		got, ok := Negotiate([]string{v}, offers)
 		if got != Identity {
@@ -123,7 +123,7 @@ func FuzzAcceptEncoding(f *testing.F) {
 			if !valid || q != 0 {
 				continue
 			}
-			if e, known := ParseEncoding(tok); known && e == got && e != Identity {
+			if e, known := Parse(tok); known && e == got && e != Identity {
 				t.Fatalf("Negotiate(%q) = %v, which the field excludes (%q)", v, got, elem)
 			}
 		}

@@ -1,9 +1,9 @@
-package compress
+package coding
 
 import "strings"
 
 // Negotiate chooses the content coding of a response from the request's
-// Accept-Encoding field values (r.Header.Values("Accept-Encoding"); nil
+// Accept-Coding field values (r.Header.Values("Accept-Coding"); nil
 // when the field is absent) among offers, which are in the server's order
 // of preference. It follows RFC 9110 §12.5.3:
 //
@@ -34,9 +34,9 @@ import "strings"
 // example "gzip;q=0, *;q=0" with gzip not offered); enc is then Identity
 // and the caller sends the response uncoded anyway, as RFC 9110 §12.5.3
 // permits. Negotiate does not allocate.
-func Negotiate(accept []string, offers []Encoding) (enc Encoding, ok bool) {
+func Negotiate(accept []string, offers []Coding) (enc Coding, ok bool) {
 	const unlisted = -1
-	var w [numEncodings]int
+	var w [Count]int
 	for i := range w {
 		w[i] = unlisted
 	}
@@ -57,7 +57,7 @@ func Negotiate(accept []string, offers []Encoding) (enc Encoding, ok bool) {
 				star = minWeight(star, q)
 				continue
 			}
-			if e, known := ParseEncoding(token); known {
+			if e, known := Parse(token); known {
 				w[e] = minWeight(w[e], q)
 			}
 		}
@@ -65,7 +65,7 @@ func Negotiate(accept []string, offers []Encoding) (enc Encoding, ok bool) {
 
 	best, bestW := Identity, 0
 	for _, e := range offers {
-		if e == Identity || e >= numEncodings {
+		if e == Identity || e >= Count {
 			continue
 		}
 		q := w[e]
