@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,8 +25,8 @@ type NetHTTP struct {
 }
 
 // NewNetHTTP returns a NetHTTP. OnUnsolicited is not called: the
-// Transport closes such connections itself and logs them with the
-// standard logger.
+// Transport closes a connection holding bytes nobody asked for itself,
+// and logs it with the standard logger.
 func NewNetHTTP(o Options) *NetHTTP {
 	dial := o.dialer()
 	tr := &http.Transport{
@@ -35,7 +36,7 @@ func NewNetHTTP(o Options) *NetHTTP {
 			if err != nil {
 				return nil, &DialError{Addr: addr, Err: err}
 			}
-			return c, nil
+			return &guardConn{Conn: c}, nil
 		},
 		MaxIdleConnsPerHost:    o.MaxIdle,
 		DisableKeepAlives:      o.MaxIdle <= 0,
@@ -47,6 +48,101 @@ func NewNetHTTP(o Options) *NetHTTP {
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetHTTP1(true)
 	return &NetHTTP{tr: tr}
+}
+
+// settleWait bounds how long a reused connection may take to show that
+// the Transport's read loop has nothing buffered (see guardConn).
+const settleWait = 250 * time.Millisecond
+
+// guardConn is a backend connection as the Transport holds it.
+//
+// The Transport returns a connection to its idle pool as soon as a
+// response body has been read, and only then does the connection's read
+// loop look for bytes left behind it ("Unsolicited response received on
+// idle HTTP channel"). A request handed that connection in between is
+// written on it, and the read loop takes the stray bytes for its answer:
+// one client gets a response meant for nobody, or for another client.
+//
+// So when the Transport hands out a reused connection (httptrace
+// GotConn, before anything is written), Do waits until the read loop is
+// parked in a Read of the socket, which it does only with nothing
+// buffered, or until the connection is closed (which the read loop does
+// when it finds stray bytes). A connection that does neither within
+// settleWait, or was closed, is poisoned: its first Write fails before a
+// byte is sent, and the Transport sends the request again on another
+// connection (guardedBody keeps what it has read until the request is
+// written, so a body can be sent again).
+type guardConn struct {
+	net.Conn
+	poisoned atomic.Bool
+
+	mu      sync.Mutex
+	reading bool          // a Read is in progress
+	closed  bool          // Close was called
+	wake    chan struct{} // closed when reading or closed becomes true
+}
+
+var errPoisoned = errors.New("upstream: reused connection was not idle: bytes nobody asked for, or closed")
+
+func (c *guardConn) Read(p []byte) (int, error) {
+	c.set(&c.reading, true)
+	n, err := c.Conn.Read(p)
+	c.set(&c.reading, false)
+	return n, err
+}
+
+func (c *guardConn) Write(p []byte) (int, error) {
+	if c.poisoned.Load() {
+		return 0, errPoisoned
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *guardConn) Close() error {
+	c.set(&c.closed, true)
+	return c.Conn.Close()
+}
+
+func (c *guardConn) set(f *bool, v bool) {
+	c.mu.Lock()
+	*f = v
+	if v && c.wake != nil {
+		close(c.wake)
+		c.wake = nil
+	}
+	c.mu.Unlock()
+}
+
+// idle waits up to d for the read loop to park in a Read or for the
+// connection to close, and reports whether it is parked and open.
+func (c *guardConn) idle(d time.Duration) bool {
+	c.mu.Lock()
+	if c.reading || c.closed {
+		ok := !c.closed
+		c.mu.Unlock()
+		return ok
+	}
+	if c.wake == nil {
+		c.wake = make(chan struct{})
+	}
+	wake := c.wake
+	c.mu.Unlock()
+	t := time.NewTimer(d)
+	select {
+	case <-wake:
+	case <-t.C:
+	}
+	t.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reading && !c.closed
+}
+
+// gotConn checks a reused connection before the request is written on it.
+func gotConn(info httptrace.GotConnInfo) {
+	if gc, ok := info.Conn.(*guardConn); ok && info.Reused && !gc.idle(settleWait) {
+		gc.poisoned.Store(true)
+	}
 }
 
 // Do sends req with the Transport. The response stays valid after its
@@ -61,7 +157,7 @@ func (t *NetHTTP) Do(ctx context.Context, req *Request) (*http.Response, error) 
 	}
 	x := &netExchange{req: req, headerTimeout: req.HeaderTimeout}
 	x.ctx, x.cancel = context.WithCancelCause(ctx)
-	trace := &httptrace.ClientTrace{WroteRequest: x.wroteRequest}
+	trace := &httptrace.ClientTrace{WroteRequest: x.wroteRequest, GotConn: gotConn}
 	if req.Interim != nil {
 		trace.Got1xxResponse = x.got1xx
 	}
@@ -87,6 +183,13 @@ func (t *NetHTTP) Do(ctx context.Context, req *Request) (*http.Response, error) 
 				rw.Rewind()
 				return x.body, nil
 			}
+		} else {
+			// The Transport sends a request again when its reused
+			// connection failed before a byte was written (closed by
+			// the backend, or poisoned): by then it has read at most
+			// its write buffer of the body, which guardedBody keeps.
+			x.body.keep = true
+			out.GetBody = x.body.again
 		}
 	}
 	if req.HeaderTimeout > 0 {
@@ -167,19 +270,22 @@ type netExchange struct {
 
 // wroteRequest restarts the header timeout when the request is written:
 // it counts from the end of the request, as Client's does.
-func (x *netExchange) wroteRequest(httptrace.WroteRequestInfo) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.timer != nil && !x.headDone && !x.timedOut {
-		x.timer.Reset(x.headerTimeout)
+func (x *netExchange) wroteRequest(info httptrace.WroteRequestInfo) {
+	if x.body != nil && info.Err == nil {
+		x.body.forget()
 	}
+	x.progress()
 }
 
 // progress restarts the header timeout when the Transport reads more of
 // the request body: a stall of the body write is bounded by it, as in
 // Client.
 func (x *netExchange) progress() {
-	x.wroteRequest(httptrace.WroteRequestInfo{})
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.timer != nil && !x.headDone && !x.timedOut {
+		x.timer.Reset(x.headerTimeout)
+	}
 }
 
 func (x *netExchange) headTimeout() {
@@ -229,14 +335,28 @@ func (x *netExchange) end() {
 // on its own goroutine even after Do returned. Once detached it reads
 // nothing more: the body belongs to the caller's request, which may be
 // gone by then.
+//
+// With keep set it also keeps what it reads, up to keepMax bytes, until
+// forget (the request was written): again then gives the body from its
+// first byte, for the Transport to send on another connection.
 type guardedBody struct {
 	mu       sync.Mutex
 	r        io.Reader
 	x        *netExchange
 	detached bool
+	keep     bool
+	kept     []byte
+	replay   []byte // what again gives back before reading r again
 }
 
-var errDetached = errors.New("upstream: request body read after the exchange ended")
+// keepMax is more than the Transport can have read of a body before the
+// first write to the connection: its write buffer (4 KiB) and one read.
+const keepMax = 64 << 10
+
+var (
+	errDetached     = errors.New("upstream: request body read after the exchange ended")
+	errBodyConsumed = errors.New("upstream: request body already sent in part; it cannot be sent again")
+)
 
 func (b *guardedBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
@@ -244,8 +364,20 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 	if b.detached {
 		return 0, errDetached
 	}
+	if len(b.replay) > 0 {
+		n := copy(p, b.replay)
+		b.replay = b.replay[n:]
+		return n, nil
+	}
 	n, err := b.r.Read(p)
 	if n > 0 {
+		if b.keep {
+			if len(b.kept)+n <= keepMax {
+				b.kept = append(b.kept, p[:n]...)
+			} else {
+				b.keep, b.kept = false, nil
+			}
+		}
 		b.x.progress()
 	}
 	if err != nil && err != io.EOF {
@@ -255,6 +387,25 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// again is the request's GetBody: the body from its first byte, while
+// everything read of it is still kept.
+func (b *guardedBody) again() (io.ReadCloser, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.keep {
+		return nil, errBodyConsumed
+	}
+	b.replay = b.kept // still kept: the next connection may fail too
+	return b, nil
+}
+
+// forget drops what is kept: the request is written.
+func (b *guardedBody) forget() {
+	b.mu.Lock()
+	b.keep, b.kept = false, nil
+	b.mu.Unlock()
 }
 
 // Close is a no-op: the caller owns the body.
