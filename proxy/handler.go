@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
@@ -154,8 +155,8 @@ func (q *request) serve() {
 		q.refuseMethod()
 		return
 	}
-	raw, _ := requestPath(r)
-	_, path, reason := normalizePath(raw)
+	raw, _ := reqpath.Split(r)
+	_, path, reason := reqpath.Normalize(raw)
 	if reason != "" {
 		q.e.metrics.rejected.WithLabelValues("bad_path").Inc()
 		q.e.log.Debug("request refused: bad path", "client", q.client, "uri", r.RequestURI, "reason", reason)

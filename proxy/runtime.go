@@ -623,7 +623,7 @@ func (rt *Runtime) siteFor(host string) *site {
 	return rt.defaultSite
 }
 
-// match returns the route of a normalised, decoded path (normalizePath's
+// match returns the route of a normalised, decoded path (reqpath.Normalize's
 // match form): the longest prefix (routes are sorted longest first).
 // Matching is case-sensitive, as nginx's prefix locations are, except on
 // routes with case_insensitive, which compare ASCII letters without case.
