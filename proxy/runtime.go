@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
@@ -32,7 +33,7 @@ type Deps struct {
 	Logger     *slog.Logger
 	Metrics    *Metrics
 	Backends   *balancer.Registry
-	AccessLogs *AccessLogs
+	AccessLogs *accesslog.Logs
 	// Zones keeps rate-limit buckets across reloads; nil: a new set.
 	Zones *Zones
 	// Files keeps file routes' servers (and their open-file caches)
@@ -152,7 +153,7 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		d.Backends = balancer.NewRegistry()
 	}
 	if d.AccessLogs == nil {
-		d.AccessLogs = NewAccessLogs()
+		d.AccessLogs = accesslog.New()
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -228,11 +229,11 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			s.defaultOrigins[h] = true
 		}
 		if sc.AccessLog.Path != "" {
-			l, err := d.AccessLogs.open(sc.AccessLog.Path, sc.AccessLog.Format)
+			l, err := d.AccessLogs.Open(sc.AccessLog.Path, sc.AccessLog.Format)
 			if err != nil {
 				return nil, fmt.Errorf("sites.%s.access_log: %w", sc.Name, err)
 			}
-			s.log = l
+			s.log = &accessLog{l}
 		}
 		for _, rc := range sc.Routes {
 			r := &route{cfg: rc, site: s, metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream),

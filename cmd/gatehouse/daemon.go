@@ -32,6 +32,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	"github.com/gatehouse-proxy/gatehouse/internal/statuspage"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
@@ -268,7 +269,7 @@ func (d *daemon) start(cfg *config.Config) error {
 		Logger:     d.log,
 		Metrics:    d.metrics,
 		Backends:   balancer.NewRegistry(),
-		AccessLogs: proxy.NewAccessLogs(),
+		AccessLogs: accesslog.New(),
 		Zones:      proxy.NewZones(),
 		Files:      proxy.NewFileServers(),
 		// One cap on compression encoders for the whole process: every
