@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/realip"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
@@ -447,7 +448,7 @@ func (q *request) serveAccel() {
 		return
 	}
 	q.rules = ir.respRules
-	if !allowed(ir.cfg.Allow, ir.cfg.Deny, q.client) {
+	if !realip.Allowed(ir.cfg.Allow, ir.cfg.Deny, q.client) {
 		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/realip"
 	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
@@ -114,7 +115,7 @@ func (q *request) serve() {
 		q.fail(http.StatusBadRequest, true)
 		return
 	}
-	q.client = clientAddr(q.rt.trusted, q.ci.Peer, r.Header["X-Forwarded-For"], headerValue(r.Header, "X-Real-Ip"))
+	q.client = realip.Client(q.rt.trusted, q.ci.Peer, r.Header["X-Forwarded-For"], headerValue(r.Header, "X-Real-Ip"))
 	if j := q.rt.deps.Jail; j != nil {
 		// Bans are enforced at accept on the TCP peer; behind a trusted
 		// proxy (or on a keep-alive connection that outlived the ban's
@@ -142,7 +143,7 @@ func (q *request) serve() {
 		q.redirect(host)
 		return
 	}
-	if !allowed(s.cfg.Allow, s.cfg.Deny, q.client) {
+	if !realip.Allowed(s.cfg.Allow, s.cfg.Deny, q.client) {
 		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return
@@ -169,7 +170,7 @@ func (q *request) serve() {
 		return
 	}
 	q.route, q.rules = rt, rt.respRules
-	if !allowed(rt.cfg.Allow, rt.cfg.Deny, q.client) {
+	if !realip.Allowed(rt.cfg.Allow, rt.cfg.Deny, q.client) {
 		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return

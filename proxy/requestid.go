@@ -1,6 +1,10 @@
 package proxy
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/realip"
+)
 
 // Request IDs ([request_id]): every request gets one, sent to the
 // backend (so Django's logs can carry it), returned to the client, written
@@ -68,7 +72,7 @@ func (q *request) assignRequestID() {
 	if !rc.Enabled {
 		return
 	}
-	if vv := q.r.Header[rc.Header]; len(vv) == 1 && saneRequestID(vv[0]) && trustedPeer(q.rt.trusted, q.ci.Peer) {
+	if vv := q.r.Header[rc.Header]; len(vv) == 1 && saneRequestID(vv[0]) && realip.Trusted(q.rt.trusted, q.ci.Peer) {
 		q.id = vv // the request's own slice, never modified
 	} else {
 		var b [requestIDLen]byte
