@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
+	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
@@ -176,7 +177,7 @@ func (r *route) fileName(p string) string {
 func (s *site) internalRoute(target string) *route {
 	for _, r := range s.internal {
 		if r.cfg.CaseInsensitive {
-			if hasPrefixFold(target, r.cfg.Path) {
+			if reqpath.HasPrefixFold(target, r.cfg.Path) {
 				return r
 			}
 		} else if strings.HasPrefix(target, r.cfg.Path) {

@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
 	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
@@ -38,7 +39,7 @@ type request struct {
 	backend  *balancer.Backend // the server that answered; nil: none did
 
 	id    []string  // request ID (the response header's value); nil when off
-	host  string    // the request's host name (siteHost's form)
+	host  string    // the request's host name (hostname.Canonical's form)
 	rules respRules // response header rules of the route (or site) answering
 
 	sticky string        // persistence cookie name, stripped from backend requests
@@ -126,7 +127,7 @@ func (q *request) serve() {
 			return
 		}
 	}
-	host, ok := siteHost(r.Host)
+	host, ok := hostname.Canonical(r.Host)
 	if !ok {
 		q.e.metrics.rejected.WithLabelValues("bad_host").Inc()
 		q.fail(http.StatusBadRequest, false)
@@ -215,8 +216,8 @@ func (q *request) proxy() {
 	}
 }
 
-// redirect answers 301 to the same URL over https; host is in siteHost's
-// form.
+// redirect answers 301 to the same URL over https; host is in
+// hostname.Canonical's form.
 func (q *request) redirect(host string) {
 	if strings.IndexByte(host, ':') >= 0 {
 		host = "[" + host + "]" // an IPv6 literal
@@ -261,7 +262,7 @@ func (q *request) fail(code int, close bool) {
 		// No site for the Host (421): the browser applies HSTS to the
 		// name it connected to, which is the SNI name; that site's
 		// rules apply too.
-		if h, ok := siteHost(q.ci.TLS.ServerName); ok {
+		if h, ok := hostname.Canonical(q.ci.TLS.ServerName); ok {
 			if s := q.rt.siteFor(h); s != nil {
 				rules = s.respRules
 				if s.hstsValue != nil {

@@ -21,6 +21,8 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
+	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
+	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
@@ -221,7 +223,7 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 				rt.wildcards[h[1:]] = s
 			} else {
 				key := h
-				if c, ok := siteHost(h); ok {
+				if c, ok := hostname.Canonical(h); ok {
 					key = c // an IPv6 address in canonical form
 				}
 				rt.exact[key] = s
@@ -498,112 +500,13 @@ func (rt *Runtime) Pools() map[string]*balancer.Pool {
 // HostAllowed reports whether some site claims host (TLS host policy:
 // certificates are never requested for anything else). The default site
 // answers unknown Hosts but claims no extra names. host is judged as a
-// request's Host is (see siteHost): "Secret.Test." is secret.test.
+// request's Host is (see hostname.Canonical): "Secret.Test." is secret.test.
 func (rt *Runtime) HostAllowed(host string) bool {
-	h, ok := siteHost(host)
+	h, ok := hostname.Canonical(host)
 	return ok && rt.siteClaiming(h) != nil
 }
 
-// siteHost is the name a request's Host value (HTTP/2 :authority; for an
-// absolute-form HTTP/1 target, net/http has already put the target's
-// authority there, RFC 9112 §3.2.2) is looked up by, or ok = false for a
-// malformed value (the request gets 400):
-//
-//   - the port goes; it must be digits (or empty);
-//   - letters are lower-cased (ASCII);
-//   - one trailing dot goes: "secret.test." names the same host as
-//     "secret.test" in DNS, in Django's ALLOWED_HOSTS check and on the
-//     TLS side (SNI), so it must reach the same site;
-//   - an empty label ("secret.test..", ".secret.test", ".") is malformed,
-//     as in nginx; so is any byte outside RFC 3986's reg-name (no '%',
-//     '@', '/', '\', space) or a bracketed literal that is not IPv6;
-//   - an IPv6 literal is put in its canonical text form ("[0:0::1]" is
-//     "::1"), without brackets.
-//
-// An empty value (HTTP/1.0 without Host) is "" and ok. A canonical name
-// is returned without allocating.
-func siteHost(hostport string) (host string, ok bool) {
-	h := hostport
-	if h == "" {
-		return "", true
-	}
-	if h[0] == '[' {
-		i := strings.IndexByte(h, ']')
-		if i < 0 || !validPort(h[i+1:]) {
-			return "", false
-		}
-		return canonicalIPv6(h[1:i])
-	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 {
-		if strings.IndexByte(h[:i], ':') >= 0 {
-			// Several colons: an IPv6 address without brackets (then it
-			// has no port), as a configuration names one.
-			return canonicalIPv6(h)
-		}
-		if !validPort(h[i:]) {
-			return "", false
-		}
-		h = h[:i]
-	}
-	for i := 0; i < len(h); i++ {
-		if !regNameByte[h[i]] {
-			return "", false
-		}
-	}
-	if h == "" || h[0] == '.' || strings.Contains(h, "..") {
-		return "", false
-	}
-	h = strings.ToLower(h)
-	if h[len(h)-1] == '.' {
-		h = h[:len(h)-1]
-	}
-	return h, h != ""
-}
-
-// validPort reports whether p is "" or ":" followed by decimal digits.
-func validPort(p string) bool {
-	if p == "" {
-		return true
-	}
-	if p[0] != ':' || len(p) > 6 {
-		return false
-	}
-	for i := 1; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// canonicalIPv6 is siteHost for an IPv6 literal (no brackets, no port).
-func canonicalIPv6(s string) (string, bool) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is6() || a.Zone() != "" {
-		return "", false
-	}
-	return a.String(), true
-}
-
-// regNameByte: the bytes of an RFC 3986 reg-name without pct-encoding
-// (unreserved and sub-delims).
-var regNameByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~!$&'()*+,;=" {
-		t[c] = true
-	}
-	return t
-}()
-
-// siteClaiming finds the site that names a host in siteHost's canonical
+// siteClaiming finds the site that names a host in hostname.Canonical's
 // form: an exact name first, then a one-label wildcard.
 func (rt *Runtime) siteClaiming(host string) *site {
 	if s := rt.exact[host]; s != nil {
@@ -615,7 +518,7 @@ func (rt *Runtime) siteClaiming(host string) *site {
 	return nil
 }
 
-// siteFor finds the site serving a host in siteHost's canonical form: the
+// siteFor finds the site serving a host in hostname.Canonical's form: the
 // one claiming it, else the default site.
 func (rt *Runtime) siteFor(host string) *site {
 	if s := rt.siteClaiming(host); s != nil {
@@ -631,7 +534,7 @@ func (rt *Runtime) siteFor(host string) *site {
 func (s *site) match(path string) *route {
 	for _, r := range s.routes {
 		if r.cfg.CaseInsensitive {
-			if hasPrefixFold(path, r.cfg.Path) {
+			if reqpath.HasPrefixFold(path, r.cfg.Path) {
 				return r
 			}
 		} else if strings.HasPrefix(path, r.cfg.Path) {
@@ -639,31 +542,6 @@ func (s *site) match(path string) *route {
 		}
 	}
 	return nil
-}
-
-// hasPrefixFold reports whether s begins with prefix, ASCII letters
-// compared without case (bytes ≥ 0x80 must be equal: no Unicode folding,
-// so "/ſ" never matches "/s").
-func hasPrefixFold(s, prefix string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		a, b := s[i], prefix[i]
-		if a == b {
-			continue
-		}
-		if 'A' <= a && a <= 'Z' {
-			a += 'a' - 'A'
-		}
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		if a != b {
-			return false
-		}
-	}
-	return true
 }
 
 var errNoBackend = errors.New("no upstream server available")

@@ -315,3 +315,28 @@ func WireSafeQuery(q string) string {
 	}
 	return string(b)
 }
+
+// HasPrefixFold reports whether s begins with prefix, ASCII letters
+// compared without case, as routes with case_insensitive match (bytes
+// ≥ 0x80 must be equal: no Unicode folding, so "/ſ" never matches "/s").
+func HasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		a, b := s[i], prefix[i]
+		if a == b {
+			continue
+		}
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}

@@ -207,3 +207,21 @@ func TestNormalPathAllocs(t *testing.T) {
 		t.Errorf("a path in normal form: %.1f allocs, want 0", n)
 	}
 }
+
+func TestHasPrefixFold(t *testing.T) {
+	for _, tc := range []struct {
+		s, prefix string
+		want      bool
+	}{
+		{"/API/x", "/api/", true},
+		{"/api/x", "/API/", true},
+		{"/ap", "/api", false},
+		{"/apj/", "/api/", false},
+		{"/ſ", "/s", false}, // no Unicode folding
+		{"/[", "/{", false}, // only letters fold
+	} {
+		if got := HasPrefixFold(tc.s, tc.prefix); got != tc.want {
+			t.Errorf("HasPrefixFold(%q, %q) = %v, want %v", tc.s, tc.prefix, got, tc.want)
+		}
+	}
+}
