@@ -40,7 +40,7 @@ type Deps struct {
 	Zones *Zones
 	// Files keeps file routes' servers (and their open-file caches)
 	// across reloads; nil: a set of the Runtime's own.
-	Files *FileServers
+	Files *staticfile.Servers
 	// Jail, when set, receives strikes (rate-limit rejections, configured
 	// statuses) and bans clients; the listeners refuse banned ones.
 	Jail *ratelimit.Jail
@@ -164,7 +164,7 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		d.Zones = NewZones()
 	}
 	if d.Files == nil {
-		d.Files = NewFileServers()
+		d.Files = staticfile.NewServers()
 	}
 	rt := &Runtime{
 		cfg:       cfg,
@@ -466,7 +466,7 @@ func (rt *Runtime) Close() {
 func (rt *Runtime) release() {
 	rt.cancel()
 	for _, f := range rt.files {
-		rt.deps.Files.put(f)
+		rt.deps.Files.Put(f)
 	}
 	rt.files = nil
 	for _, u := range rt.upstreams {

@@ -36,6 +36,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/statuspage"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
+	"github.com/gatehouse-proxy/gatehouse/staticfile"
 	"github.com/gatehouse-proxy/gatehouse/tlsedge"
 )
 
@@ -271,7 +272,7 @@ func (d *daemon) start(cfg *config.Config) error {
 		Backends:   balancer.NewRegistry(),
 		AccessLogs: accesslog.New(),
 		Zones:      proxy.NewZones(),
-		Files:      proxy.NewFileServers(),
+		Files:      staticfile.NewServers(),
 		// One cap on compression encoders for the whole process: every
 		// route of every generation shares it, so a reload does not
 		// double it while the old generation's streams drain.
