@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
 	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
 	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
@@ -65,7 +66,7 @@ var requestPool = sync.Pool{New: func() any { return new(request) }}
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := e.rt.Load()
 	if rt == nil {
-		writeError(w, builtinPages[http.StatusServiceUnavailable], nil, "", http.StatusServiceUnavailable, false,
+		writeError(w, errorpage.Builtin(http.StatusServiceUnavailable), nil, "", http.StatusServiceUnavailable, false,
 			sendBound{send: config.DefaultSendTimeout, now: e.now, h2: r.ProtoMajor == 2})
 		return
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
+	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
 	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
 	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
@@ -101,7 +102,7 @@ type site struct {
 	// origins allowed for WebSocket upgrades when a route lists none.
 	defaultOrigins map[string]bool
 	// pages are the error page files by status.
-	pages map[int]*errorPage
+	pages map[int]*errorpage.Page
 	// respRules are the site's response header rules (responses that
 	// no route answers).
 	respRules respRules
@@ -210,10 +211,10 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		idHeader = cfg.RequestID.Header
 	}
 	for _, sc := range cfg.Sites {
-		s := &site{cfg: sc, defaultOrigins: map[string]bool{}, pages: map[int]*errorPage{},
+		s := &site{cfg: sc, defaultOrigins: map[string]bool{}, pages: map[int]*errorpage.Page{},
 			respRules: compileResponse(sc.ResponseHeaders)}
 		for code, b := range sc.ErrorPages {
-			s.pages[code] = filePage(b)
+			s.pages[code] = errorpage.FromFile(b)
 		}
 		if sc.HSTS != "" {
 			s.hstsValue = []string{sc.HSTS}
