@@ -38,7 +38,7 @@ type Deps struct {
 	Backends   *balancer.Registry
 	AccessLogs *accesslog.Logs
 	// Zones keeps rate-limit buckets across reloads; nil: a new set.
-	Zones *Zones
+	Zones *ratelimit.Zones
 	// Files keeps file routes' servers (and their open-file caches)
 	// across reloads; nil: a set of the Runtime's own.
 	Files *staticfile.Servers
@@ -162,7 +162,7 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		d.Now = time.Now
 	}
 	if d.Zones == nil {
-		d.Zones = NewZones()
+		d.Zones = ratelimit.NewZones()
 	}
 	if d.Files == nil {
 		d.Files = staticfile.NewServers()
@@ -291,7 +291,12 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			rt.defaultSite = s
 		}
 	}
-	d.Zones.prune(cfg.Zones)
+	// Zones no longer configured here (gone, or now of scope cluster)
+	// are forgotten.
+	d.Zones.Keep(func(name string) bool {
+		z, ok := cfg.Zones[name]
+		return ok && z.Scope != config.ScopeCluster
+	})
 	ok = true
 	return rt, nil
 }

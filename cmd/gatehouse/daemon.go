@@ -271,7 +271,7 @@ func (d *daemon) start(cfg *config.Config) error {
 		Metrics:    d.metrics,
 		Backends:   balancer.NewRegistry(),
 		AccessLogs: accesslog.New(),
-		Zones:      proxy.NewZones(),
+		Zones:      ratelimit.NewZones(),
 		Files:      staticfile.NewServers(),
 		// One cap on compression encoders for the whole process: every
 		// route of every generation shares it, so a reload does not
@@ -284,7 +284,7 @@ func (d *daemon) start(cfg *config.Config) error {
 		Help: "Stateful compression encoders held by responses now (at most [compression] max_encoders).",
 	}, func() float64 { return float64(encoders.InUse()) }))
 	if d.cluster != nil {
-		d.deps.Zones = proxy.NewClusterZones(d.cluster.node.Limiter())
+		d.deps.Zones = ratelimit.NewClusterZones(d.cluster.node.Limiter())
 	}
 	if os.Getenv("GOGC") == "" {
 		d.heap = newHeapFloor()
