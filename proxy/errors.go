@@ -142,7 +142,7 @@ func writeError(w http.ResponseWriter, page *errorpage.Page, rules respRules, id
 	h["Content-Type"] = htmlType
 	h["Content-Length"] = []string{strconv.Itoa(n)}
 	h["Cache-Control"] = noStore
-	rules.apply(h)
+	rules.Apply(h)
 	if close {
 		h["Connection"] = closeValue
 	}

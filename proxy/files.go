@@ -174,7 +174,7 @@ func (f *fileWriter) WriteHeader(code int) {
 	f.wrote = true
 	f.q.status = code
 	h := f.q.w.Header()
-	f.rules.apply(h)
+	f.rules.Apply(h)
 	if f.cw = f.q.compressWriter(f.comp, h, code, contentLength(h), f.q.rt.compMaxFile, false); f.cw != nil {
 		f.cw.WriteHeader(code)
 		return

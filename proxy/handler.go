@@ -235,7 +235,7 @@ func (q *request) redirect(host string) {
 	h := q.w.Header()
 	h["Location"] = []string{target}
 	h["Content-Length"] = []string{"0"}
-	q.rules.apply(h)
+	q.rules.Apply(h)
 	q.status = http.StatusMovedPermanently
 	q.w.WriteHeader(http.StatusMovedPermanently)
 	_ = q.sendBound().end(http.NewResponseController(q.w))
@@ -567,7 +567,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 		}
 		h[k] = vv
 	}
-	q.rules.apply(h)
+	q.rules.Apply(h)
 	if _, ok := h["Content-Type"]; !ok {
 		// Passed through as it is: without the key net/http would sniff
 		// the body and add one; a nil value suppresses that.
