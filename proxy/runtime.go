@@ -8,14 +8,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/compress"
@@ -24,6 +21,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
 	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
 	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
+	"github.com/gatehouse-proxy/gatehouse/internal/supervise"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
@@ -431,31 +429,12 @@ func (rt *Runtime) goLoop(kind, upstreamName string, f func(ctx context.Context)
 	rt.wg.Add(1)
 	go func() {
 		defer rt.wg.Done()
-		for rt.runLoop(kind, upstreamName, f, panics) {
-			t := time.NewTimer(loopRestartDelay)
-			select {
-			case <-rt.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-	}()
-}
-
-// runLoop runs f once; it reports whether f panicked while the
-// generation is still open (so it must be restarted).
-func (rt *Runtime) runLoop(kind, upstreamName string, f func(ctx context.Context), panics prometheus.Counter) (restart bool) {
-	defer func() {
-		if r := recover(); r != nil {
+		supervise.Run(rt.ctx, loopRestartDelay, f, func(v any, stack []byte) {
 			panics.Inc()
 			rt.log.Error("background loop panicked; restarting it", "loop", kind, "upstream", upstreamName,
-				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			restart = rt.ctx.Err() == nil
-		}
+				"panic", fmt.Sprint(v), "stack", string(stack))
+		})
 	}()
-	f(rt.ctx)
-	return false
 }
 
 // Close stops the generation's background work, waits for it, and
