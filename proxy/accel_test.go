@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -243,7 +244,7 @@ func TestXAccelBufferingNo(t *testing.T) {
 func newFwdEdgeLogging(t *testing.T, cfgText string, logs io.Writer) *fwdEdge {
 	t.Helper()
 	f := &fwdEdge{reg: prometheus.NewRegistry(), log: &lockedBuffer{}, served: make(chan struct{}, 16)}
-	al := NewAccessLogs()
+	al := accesslog.New()
 	al.Stdout, al.Stderr = f.log, f.log
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	m := NewMetrics(f.reg, "test")

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
@@ -252,7 +253,7 @@ func allocsEdge(t *testing.T, cfgText string) (*Edge, *discardWriter, *http.Requ
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := NewAccessLogs()
+	logs := accesslog.New()
 	logs.Stdout, logs.Stderr = io.Discard, io.Discard
 	rt, err := Build(context.Background(), cfg, Deps{AccessLogs: logs})
 	if err != nil {

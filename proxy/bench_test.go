@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 )
 
 // discardWriter is a minimal reusable http.ResponseWriter.
@@ -70,7 +71,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	}{
 		{"nolog", "off", "gatehouse", false},
 		{"nolog/no-request-id", "off", "gatehouse", true},
-		{"jsonlog", "stderr", "gatehouse", false}, // AccessLogs.Stderr is io.Discard below
+		{"jsonlog", "stderr", "gatehouse", false}, // the access logs' Stderr is io.Discard below
 		{"nolog/net-http", "off", "net/http", false},
 		{"jsonlog/net-http", "stderr", "net/http", false},
 	} {
@@ -83,7 +84,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			logs := NewAccessLogs()
+			logs := accesslog.New()
 			logs.Stdout, logs.Stderr = io.Discard, io.Discard
 			rt, err := Build(context.Background(), cfg, Deps{AccessLogs: logs})
 			if err != nil {

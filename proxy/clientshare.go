@@ -1,12 +1,7 @@
 package proxy
 
 import (
-	"context"
-	"errors"
 	"net/http"
-	"slices"
-	"sync"
-	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
@@ -37,110 +32,6 @@ type shareKey struct {
 	client   ratelimit.Key
 }
 
-// clientShares counts, per shareKey, the requests past the share check,
-// and the requests waiting for one of them to end. It outlives Runtime
-// generations (it lives on the Edge), so a reload does not hand a client
-// a fresh share while its requests still run. Entries at zero are
-// deleted: it holds only clients with requests in flight.
-type clientShares struct {
-	mu      sync.Mutex
-	held    map[shareKey]int
-	waiters map[shareKey][]chan struct{}
-}
-
-var (
-	errShareFull = errors.New("client over its share of the upstream")
-	errShareWait = errors.New("client share wait timed out")
-)
-
-// acquire takes one of the client's limit places for k. Over the limit it
-// waits (when queue > 0, and fewer than queue of k's requests wait) for
-// one of k's places, at most timeout. It returns ctx.Err() when ctx ends
-// first, or an error for a refusal.
-func (cs *clientShares) acquire(ctx context.Context, k shareKey, limit, queue int, timeout time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	cs.mu.Lock()
-	if cs.held == nil {
-		cs.held = map[shareKey]int{}
-		cs.waiters = map[shareKey][]chan struct{}{}
-	}
-	if cs.held[k] < limit {
-		cs.held[k]++
-		cs.mu.Unlock()
-		return nil
-	}
-	if len(cs.waiters[k]) >= queue {
-		cs.mu.Unlock()
-		return errShareFull
-	}
-	ch := make(chan struct{})
-	cs.waiters[k] = append(cs.waiters[k], ch)
-	cs.mu.Unlock()
-
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	var err error
-	select {
-	case <-ch:
-		if err := ctx.Err(); err != nil {
-			cs.release(k) // granted as the client went away: pass it on
-			return err
-		}
-		return nil
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-t.C:
-		err = errShareWait
-	}
-	cs.mu.Lock()
-	w := cs.waiters[k]
-	i := slices.Index(w, ch)
-	if i < 0 {
-		// Granted as we gave up: the place is ours; pass it on.
-		cs.mu.Unlock()
-		cs.release(k)
-		return err
-	}
-	if len(w) == 1 {
-		delete(cs.waiters, k)
-	} else {
-		cs.waiters[k] = slices.Delete(w, i, i+1)
-	}
-	cs.mu.Unlock()
-	return err
-}
-
-// release gives one of k's places back, to k's oldest waiter if any.
-func (cs *clientShares) release(k shareKey) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if w := cs.waiters[k]; len(w) > 0 {
-		ch := w[0]
-		if len(w) == 1 {
-			delete(cs.waiters, k)
-		} else {
-			w[0] = nil
-			cs.waiters[k] = w[1:]
-		}
-		close(ch) // the place passes on: held is unchanged
-		return
-	}
-	if n := cs.held[k] - 1; n > 0 {
-		cs.held[k] = n
-	} else {
-		delete(cs.held, k)
-	}
-}
-
-// count returns how many of k's requests hold a place and wait for one.
-func (cs *clientShares) count(k shareKey) (held, waiting int) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return cs.held[k], len(cs.waiters[k])
-}
-
 // clientLimit is how many requests one client may have past the share
 // check on u now; 0: no limit.
 func (u *upstream) clientLimit() int {
@@ -169,7 +60,7 @@ func (q *request) forwardShared() {
 		return
 	}
 	k := shareKey{upstream: u.cfg.Name, client: ratelimit.KeyOf(q.client, q.rt.cfg.Limits.IPv6Prefix)}
-	if err := q.e.shares.acquire(ctx, k, limit, u.cfg.QueueSize, u.cfg.QueueTimeout); err != nil {
+	if err := q.e.shares.Acquire(ctx, k, limit, u.cfg.QueueSize, u.cfg.QueueTimeout); err != nil {
 		if ctx.Err() != nil {
 			q.status = StatusClientClosed
 			return
@@ -179,6 +70,6 @@ func (q *request) forwardShared() {
 		q.fail(http.StatusServiceUnavailable, false)
 		return
 	}
-	defer q.e.shares.release(k)
+	defer q.e.shares.Release(k)
 	q.forward()
 }

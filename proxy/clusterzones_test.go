@@ -68,7 +68,7 @@ upstream = "app"
 limit = ["api", "local", "login", "dry"]
 [upstreams.app]
 servers = [{ address = "`+be.Listener.Addr().String()+`" }]
-`, Deps{Zones: NewClusterZones(rec), Jail: jail})
+`, Deps{Zones: ratelimit.NewClusterZones(rec), Jail: jail})
 	do := func() *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest("GET", "/x", nil)

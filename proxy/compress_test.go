@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	"github.com/gatehouse-proxy/gatehouse/internal/leakcheck"
 )
 
@@ -77,7 +78,7 @@ func newCompressEdge(t *testing.T, cfg string, max int) (*fwdEdge, *compress.Enc
 	t.Helper()
 	limit := compress.NewEncoderLimit(max)
 	f := &fwdEdge{reg: prometheus.NewRegistry(), log: &lockedBuffer{}, served: make(chan struct{}, 16)}
-	logs := NewAccessLogs()
+	logs := accesslog.New()
 	logs.Stderr = f.log
 	f.e, f.rt = startTestEdge(t, cfg, Deps{Metrics: NewMetrics(f.reg, "test"), AccessLogs: logs, Encoders: limit})
 	leakcheck.Zero(t, "compression encoders in use", func() (int64, error) { return int64(limit.InUse()), nil })
@@ -760,7 +761,7 @@ func TestCompressEncoderCapAcrossReload(t *testing.T) {
 	if first.Header.Get("Content-Encoding") != "gzip" || limit.InUse() != 1 {
 		t.Fatalf("first stream: Content-Encoding %q, encoders in use %d; want gzip, 1", first.Header.Get("Content-Encoding"), limit.InUse())
 	}
-	logs := NewAccessLogs()
+	logs := accesslog.New()
 	logs.Stderr = io.Discard
 	rt, err := Build(context.Background(), mustParse(t, text), Deps{Encoders: limit, AccessLogs: logs})
 	if err != nil {

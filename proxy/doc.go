@@ -42,9 +42,9 @@
 // new Runtime with one atomic store; the caller then closes the old one,
 // whose in-flight requests finish on it. State that must survive a reload
 // lives outside Runtime, in objects created once per process and passed in
-// Deps: backend health (balancer.Registry), access log files, Metrics, the
-// file servers with their open-file caches (FileServers), the cap on
-// compression encoders (compress.EncoderLimit), and the
-// WebSocket tunnels (Edge.Tunnels), which a reload keeps unless their
-// route or server disappeared.
+// Deps: backend health (balancer.Registry), access log files
+// (accesslog.Logs), Metrics, the file servers with their open-file caches
+// (staticfile.Servers), the cap on compression encoders
+// (compress.EncoderLimit), and the WebSocket tunnels (Edge.Tunnels), which
+// a reload keeps unless their route or server disappeared.
 package proxy

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/clientshare"
 	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
 )
 
@@ -39,8 +40,10 @@ type Edge struct {
 	wsPerServer map[tunnelKey]int
 
 	// shares counts each client's requests per upstream
-	// (upstreams.X.client_share).
-	shares clientShares
+	// (upstreams.X.client_share). It lives on the Edge, outliving Runtime
+	// generations, so a reload does not hand a client a fresh share
+	// while its requests still run.
+	shares clientshare.Shares[shareKey]
 }
 
 type tunnelKey struct{ upstream, server string }

@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
+	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
@@ -116,96 +115,34 @@ func (k errorKind) countsAgainstBackend() bool {
 	return k == errDial || k == errTimeout || k == errProtocol
 }
 
-// errorPage is an error page body, precomputed: plain is the page sent
-// when request IDs are off, parts the page split where the request ID
-// goes (parts[0] ID parts[1] ID ... parts[n]).
-type errorPage struct {
-	plain []byte
-	parts [][]byte
-}
-
-// requestIDPlaceholder is replaced by the request ID in a site's error
-// page files (error_pages): "$request_id", as in header rules.
-const requestIDPlaceholder = "$request_id"
-
-// filePage is the errorPage of an error page file.
-func filePage(b []byte) *errorPage {
-	return &errorPage{
-		plain: bytes.ReplaceAll(b, []byte(requestIDPlaceholder), nil),
-		parts: bytes.Split(b, []byte(requestIDPlaceholder)),
-	}
-}
-
-// builtinPages are the default error pages, short HTML like nginx's, with
-// the request ID when there is one.
-var builtinPages = func() map[int]*errorPage {
-	m := map[int]*errorPage{}
-	for _, code := range []int{400, 403, 404, 405, 408, 413, 416, 421, 429, 431, 500, 501, 502, 503, 504} {
-		text := strconv.Itoa(code) + " " + http.StatusText(code)
-		head := "<!DOCTYPE html>\n<html><head><title>" + text + "</title></head>\n<body><h1>" + text + "</h1><hr><p>gatehouse"
-		tail := "</p></body></html>\n"
-		m[code] = &errorPage{
-			plain: []byte(head + tail),
-			parts: [][]byte{[]byte(head + " &middot; request ID <code>"), []byte("</code>" + tail)},
-		}
-	}
-	return m
-}()
-
-// pageFor is site s's page for code (nil s: the built-in one); nil when
+// pageFor is site s's page for code (else the built-in one); nil when
 // there is none (a status without a built-in page: headers only).
-func pageFor(s *site, code int) *errorPage {
+func pageFor(s *site, code int) *errorpage.Page {
 	if s != nil {
 		if p, ok := s.pages[code]; ok {
 			return p
 		}
 	}
-	return builtinPages[code]
-}
-
-// size is the page's length with id in it.
-func (p *errorPage) size(id string) int {
-	if id == "" {
-		return len(p.plain)
-	}
-	n := (len(p.parts) - 1) * len(id)
-	for _, b := range p.parts {
-		n += len(b)
-	}
-	return n
-}
-
-// write writes the page with id in it.
-func (p *errorPage) write(w http.ResponseWriter, id string) {
-	if id == "" {
-		_, _ = w.Write(p.plain)
-		return
-	}
-	for i, b := range p.parts {
-		if i > 0 {
-			_, _ = io.WriteString(w, id)
-		}
-		_, _ = w.Write(b)
-	}
+	return errorpage.Builtin(code)
 }
 
 // writeError answers with page (nil: no body), the header rules applied,
 // its writes bounded by sb as a proxied response's are. id is the request
 // ID shown on the page ("" for none). close asks the server to close the
 // connection afterwards.
-func writeError(w http.ResponseWriter, page *errorPage, rules respRules, id string, code int, close bool, sb sendBound) {
+func writeError(w http.ResponseWriter, page *errorpage.Page, rules respRules, id string, code int, close bool, sb sendBound) {
 	if code == StatusClientClosed {
 		return
 	}
 	n := 0
 	if page != nil {
-		n = page.size(id)
+		n = page.Size(id)
 	}
 	h := w.Header()
 	h["Content-Type"] = htmlType
 	h["Content-Length"] = []string{strconv.Itoa(n)}
 	h["Cache-Control"] = noStore
-	rules.apply(h)
+	rules.Apply(h)
 	if close {
 		h["Connection"] = closeValue
 	}
@@ -213,7 +150,7 @@ func writeError(w http.ResponseWriter, page *errorPage, rules respRules, id stri
 	rc := http.NewResponseController(w)
 	if page != nil {
 		sb.arm(rc)
-		page.write(w, id)
+		page.Write(w, id)
 	}
 	_ = sb.end(rc)
 }

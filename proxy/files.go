@@ -2,15 +2,14 @@ package proxy
 
 import (
 	"io"
-	"io/fs"
-	"log/slog"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/realip"
+	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
@@ -34,68 +33,10 @@ import (
 //     (takeAccel) and served after the backend is released (serveAccel),
 //     from the site's internal route the target names.
 
-// FileServers keeps the file servers of the process, so that a reload that
-// keeps a file route keeps its server, with its open-file cache, and no
-// request that started on the old generation meets a closed server. A
-// server is keyed by its options and by the identity of its directory: a
-// directory replaced by another (a symlink flipped to a new release) gets
-// a new server at the reload. A server is closed when the last generation
-// using it is closed. Create one per process and pass it in Deps.
-type FileServers struct {
-	mu   sync.Mutex
-	m    map[fileKey]*fileEntry            // the server new generations get
-	refs map[*staticfile.Server]*fileEntry // every open server, with its users
-}
-
-// NewFileServers returns an empty set.
-func NewFileServers() *FileServers {
-	return &FileServers{m: map[fileKey]*fileEntry{}, refs: map[*staticfile.Server]*fileEntry{}}
-}
-
-// fileKey is what makes two file routes' servers interchangeable.
-type fileKey struct {
-	dir, index, cacheControl, immutable, precompressed string
-	internal, ignoreHashes, dotFiles                   bool
-	cache                                              config.OpenFileCache
-}
-
-type fileEntry struct {
-	s    *staticfile.Server
-	k    fileKey
-	fi   fs.FileInfo // the directory when the server opened it
-	refs int         // routes of open generations using s
-}
-
-func keyOf(f *config.Files, internal bool, c config.OpenFileCache) fileKey {
-	k := fileKey{dir: f.Dir, index: strings.Join(f.Index, "/"), cacheControl: f.CacheControl, immutable: f.ImmutableCacheControl,
-		internal: internal, ignoreHashes: f.IgnoreHashes, dotFiles: f.AllowDotFiles, cache: c}
-	if f.Precompressed == nil {
-		k.precompressed = "default"
-	} else {
-		k.precompressed = "[" + strings.Join(f.Precompressed, ",") + "]"
-	}
-	return k
-}
-
-// get returns the server for a route, opening one when none with the
-// same options serves the same directory; the caller puts it back.
-func (fs *FileServers) get(f *config.Files, internal bool, c config.OpenFileCache, log *slog.Logger) (*staticfile.Server, error) {
-	k := keyOf(f, internal, c)
-	fi, err := os.Stat(f.Dir)
-	if err != nil {
-		return nil, err
-	}
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if e := fs.m[k]; e != nil {
-		if os.SameFile(e.fi, fi) {
-			e.refs++
-			return e.s, nil
-		}
-		// The directory was replaced: the generations that use the old
-		// server keep it until they close; new ones get a new server.
-		delete(fs.m, k)
-	}
+// fileServer opens (or shares, through Deps.Files) the server of a file
+// route of rt.
+func (rt *Runtime) fileServer(rc *config.Route) (*staticfile.Server, error) {
+	f, c := rc.Files, rt.cfg.OpenFileCache
 	o := staticfile.Options{
 		Root:                  f.Dir,
 		Index:                 f.Index,
@@ -104,13 +45,13 @@ func (fs *FileServers) get(f *config.Files, internal bool, c config.OpenFileCach
 		IgnoreHashes:          f.IgnoreHashes,
 		Precompressed:         f.Precompressed,
 		AllowDotFiles:         f.AllowDotFiles,
-		Internal:              internal,
+		Internal:              rc.Internal,
 		ErrorPage:             fileErrorPage,
 		CacheEntries:          c.Entries,
 		CacheValid:            c.Valid,
 		CacheInactive:         c.Inactive,
 		MemoryBytes:           c.Memory,
-		Logger:                log,
+		Logger:                rt.log,
 	}
 	// config's zero means "none"; staticfile's zero means its default.
 	if c.Entries == 0 {
@@ -122,37 +63,7 @@ func (fs *FileServers) get(f *config.Files, internal bool, c config.OpenFileCach
 	if c.Memory == 0 {
 		o.MemoryBytes = -1
 	}
-	s, err := staticfile.New(o)
-	if err != nil {
-		return nil, err
-	}
-	e := &fileEntry{s: s, k: k, fi: fi, refs: 1}
-	fs.m[k] = e
-	fs.refs[s] = e
-	return s, nil
-}
-
-// put gives back a server get returned; the last user closes it.
-func (fs *FileServers) put(s *staticfile.Server) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	e := fs.refs[s]
-	if e == nil {
-		return
-	}
-	if e.refs--; e.refs > 0 {
-		return
-	}
-	delete(fs.refs, s)
-	if fs.m[e.k] == e {
-		delete(fs.m, e.k)
-	}
-	s.Close()
-}
-
-// fileServer opens (or shares) the server of a file route of rt.
-func (rt *Runtime) fileServer(rc *config.Route) (*staticfile.Server, error) {
-	s, err := rt.deps.Files.get(rc.Files, rc.Internal, rt.cfg.OpenFileCache, rt.log)
+	s, err := rt.deps.Files.Get(o)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +86,7 @@ func (r *route) fileName(p string) string {
 func (s *site) internalRoute(target string) *route {
 	for _, r := range s.internal {
 		if r.cfg.CaseInsensitive {
-			if hasPrefixFold(target, r.cfg.Path) {
+			if reqpath.HasPrefixFold(target, r.cfg.Path) {
 				return r
 			}
 		} else if strings.HasPrefix(target, r.cfg.Path) {
@@ -263,7 +174,7 @@ func (f *fileWriter) WriteHeader(code int) {
 	f.wrote = true
 	f.q.status = code
 	h := f.q.w.Header()
-	f.rules.apply(h)
+	f.rules.Apply(h)
 	if f.cw = f.q.compressWriter(f.comp, h, code, contentLength(h), f.q.rt.compMaxFile, false); f.cw != nil {
 		f.cw.WriteHeader(code)
 		return
@@ -447,7 +358,7 @@ func (q *request) serveAccel() {
 		return
 	}
 	q.rules = ir.respRules
-	if !allowed(ir.cfg.Allow, ir.cfg.Deny, q.client) {
+	if !realip.Allowed(ir.cfg.Allow, ir.cfg.Deny, q.client) {
 		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return

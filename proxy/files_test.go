@@ -356,7 +356,7 @@ func TestFileSendTimeoutIsIdle(t *testing.T) {
 // route's server is closed with the last generation using it.
 func TestFileServersSurviveReload(t *testing.T) {
 	dir, _, _ := fileTree(t)
-	fs := NewFileServers()
+	fs := staticfile.NewServers()
 	build := func(text string) *Runtime {
 		cfg := mustParse(t, text)
 		rt, err := Build(t.Context(), cfg, Deps{Files: fs})
@@ -383,7 +383,7 @@ func TestFileServersSurviveReload(t *testing.T) {
 		t.Errorf("after the old generation closed: %d, want 200 (the server is shared)", w.Code)
 	}
 	b.Close()
-	if n := len(fs.m); n != 0 {
+	if n := fs.Open(); n != 0 {
 		t.Errorf("%d servers left open after every generation closed", n)
 	}
 }
@@ -400,7 +400,7 @@ func TestFileServerNewDirectory(t *testing.T) {
 	if err := os.Symlink("r1", link); err != nil {
 		t.Fatal(err)
 	}
-	fs := NewFileServers()
+	fs := staticfile.NewServers()
 	text := bigFileConfig(link, "10s")
 	get := func(rt *Runtime) string {
 		e := NewEdge(EdgeOptions{})
@@ -448,7 +448,7 @@ func TestFileServerReplacedStaysForItsUsers(t *testing.T) {
 	if err := os.Symlink("r1", link); err != nil {
 		t.Fatal(err)
 	}
-	fs := NewFileServers()
+	fs := staticfile.NewServers()
 	text := bigFileConfig(link, "10s")
 	build := func() *Runtime {
 		rt, err := Build(t.Context(), mustParse(t, text), Deps{Files: fs})

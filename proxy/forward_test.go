@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -72,7 +73,7 @@ type fwdEdge struct {
 func newFwdEdge(t *testing.T, cfg string) *fwdEdge {
 	t.Helper()
 	f := &fwdEdge{reg: prometheus.NewRegistry(), log: &lockedBuffer{}, served: make(chan struct{}, 16)}
-	logs := NewAccessLogs()
+	logs := accesslog.New()
 	logs.Stdout, logs.Stderr = f.log, f.log
 	f.e, f.rt = startTestEdge(t, cfg, Deps{Metrics: NewMetrics(f.reg, "test"), AccessLogs: logs})
 	return f

@@ -13,6 +13,10 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
+	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
+	"github.com/gatehouse-proxy/gatehouse/internal/realip"
+	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
@@ -36,7 +40,7 @@ type request struct {
 	backend  *balancer.Backend // the server that answered; nil: none did
 
 	id    []string  // request ID (the response header's value); nil when off
-	host  string    // the request's host name (siteHost's form)
+	host  string    // the request's host name (hostname.Canonical's form)
 	rules respRules // response header rules of the route (or site) answering
 
 	sticky string        // persistence cookie name, stripped from backend requests
@@ -62,7 +66,7 @@ var requestPool = sync.Pool{New: func() any { return new(request) }}
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := e.rt.Load()
 	if rt == nil {
-		writeError(w, builtinPages[http.StatusServiceUnavailable], nil, "", http.StatusServiceUnavailable, false,
+		writeError(w, errorpage.Builtin(http.StatusServiceUnavailable), nil, "", http.StatusServiceUnavailable, false,
 			sendBound{send: config.DefaultSendTimeout, now: e.now, h2: r.ProtoMajor == 2})
 		return
 	}
@@ -113,7 +117,7 @@ func (q *request) serve() {
 		q.fail(http.StatusBadRequest, true)
 		return
 	}
-	q.client = clientAddr(q.rt.trusted, q.ci.Peer, r.Header["X-Forwarded-For"], headerValue(r.Header, "X-Real-Ip"))
+	q.client = realip.Client(q.rt.trusted, q.ci.Peer, r.Header["X-Forwarded-For"], headerValue(r.Header, "X-Real-Ip"))
 	if j := q.rt.deps.Jail; j != nil {
 		// Bans are enforced at accept on the TCP peer; behind a trusted
 		// proxy (or on a keep-alive connection that outlived the ban's
@@ -124,7 +128,7 @@ func (q *request) serve() {
 			return
 		}
 	}
-	host, ok := siteHost(r.Host)
+	host, ok := hostname.Canonical(r.Host)
 	if !ok {
 		q.e.metrics.rejected.WithLabelValues("bad_host").Inc()
 		q.fail(http.StatusBadRequest, false)
@@ -141,7 +145,7 @@ func (q *request) serve() {
 		q.redirect(host)
 		return
 	}
-	if !allowed(s.cfg.Allow, s.cfg.Deny, q.client) {
+	if !realip.Allowed(s.cfg.Allow, s.cfg.Deny, q.client) {
 		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return
@@ -154,8 +158,8 @@ func (q *request) serve() {
 		q.refuseMethod()
 		return
 	}
-	raw, _ := requestPath(r)
-	_, path, reason := normalizePath(raw)
+	raw, _ := reqpath.Split(r)
+	_, path, reason := reqpath.Normalize(raw)
 	if reason != "" {
 		q.e.metrics.rejected.WithLabelValues("bad_path").Inc()
 		q.e.log.Debug("request refused: bad path", "client", q.client, "uri", r.RequestURI, "reason", reason)
@@ -168,7 +172,7 @@ func (q *request) serve() {
 		return
 	}
 	q.route, q.rules = rt, rt.respRules
-	if !allowed(rt.cfg.Allow, rt.cfg.Deny, q.client) {
+	if !realip.Allowed(rt.cfg.Allow, rt.cfg.Deny, q.client) {
 		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return
@@ -213,8 +217,8 @@ func (q *request) proxy() {
 	}
 }
 
-// redirect answers 301 to the same URL over https; host is in siteHost's
-// form.
+// redirect answers 301 to the same URL over https; host is in
+// hostname.Canonical's form.
 func (q *request) redirect(host string) {
 	if strings.IndexByte(host, ':') >= 0 {
 		host = "[" + host + "]" // an IPv6 literal
@@ -231,7 +235,7 @@ func (q *request) redirect(host string) {
 	h := q.w.Header()
 	h["Location"] = []string{target}
 	h["Content-Length"] = []string{"0"}
-	q.rules.apply(h)
+	q.rules.Apply(h)
 	q.status = http.StatusMovedPermanently
 	q.w.WriteHeader(http.StatusMovedPermanently)
 	_ = q.sendBound().end(http.NewResponseController(q.w))
@@ -259,7 +263,7 @@ func (q *request) fail(code int, close bool) {
 		// No site for the Host (421): the browser applies HSTS to the
 		// name it connected to, which is the SNI name; that site's
 		// rules apply too.
-		if h, ok := siteHost(q.ci.TLS.ServerName); ok {
+		if h, ok := hostname.Canonical(q.ci.TLS.ServerName); ok {
 			if s := q.rt.siteFor(h); s != nil {
 				rules = s.respRules
 				if s.hstsValue != nil {
@@ -563,7 +567,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 		}
 		h[k] = vv
 	}
-	q.rules.apply(h)
+	q.rules.Apply(h)
 	if _, ok := h["Content-Type"]; !ok {
 		// Passed through as it is: without the key net/http would sniff
 		// the body and add one; a nil value suppresses that.

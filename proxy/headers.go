@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"crypto/tls"
-	"net/http"
 	"slices"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/headerrules"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
@@ -17,35 +17,21 @@ import (
 // fields (HSTS, the request ID, the sticky cookie) are written after the
 // rules, so no rule can remove them.
 
-// headerOp kinds.
-const (
-	opRemove = iota
-	opSet
-	opAdd
-)
-
-// headerOp is one response rule.
-type headerOp struct {
-	kind   uint8
-	name   string
-	values []string // shared by every response; len == cap, never modified
-}
-
 // respRules are the response rules of a site or route, in order.
-type respRules []headerOp
+type respRules = headerrules.Response
 
 // compileResponse makes the operations of the given rule tables, in order.
 func compileResponse(tables ...config.HeaderRules) respRules {
 	var out respRules
 	for _, t := range tables {
 		for _, n := range t.Remove {
-			out = append(out, headerOp{kind: opRemove, name: n})
+			out.Remove(n)
 		}
 		for _, f := range t.Set {
-			out = append(out, headerOp{kind: opSet, name: f.Name, values: literals(f)})
+			out.Set(f.Name, literals(f))
 		}
 		for _, f := range t.Add {
-			out = append(out, headerOp{kind: opAdd, name: f.Name, values: literals(f)})
+			out.Add(f.Name, literals(f))
 		}
 	}
 	return out
@@ -59,24 +45,6 @@ func literals(f config.HeaderField) []string {
 		vs = append(vs, v.String())
 	}
 	return slices.Clip(vs)
-}
-
-// apply changes h by the rules.
-func (rs respRules) apply(h http.Header) {
-	for i := range rs {
-		op := &rs[i]
-		switch op.kind {
-		case opRemove:
-			delete(h, op.name)
-		case opSet:
-			h[op.name] = op.values
-		case opAdd:
-			// A fresh slice: the current one may be shared (a backend
-			// response's values, another rule's).
-			old := h[op.name]
-			h[op.name] = append(append(make([]string, 0, len(old)+len(op.values)), old...), op.values...)
-		}
-	}
 }
 
 // reqField is a field the request rules write toward the backend.

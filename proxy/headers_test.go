@@ -326,29 +326,6 @@ func TestRequestIDOff(t *testing.T) {
 	}
 }
 
-// BenchmarkRequestID is the cost of a fresh ID: the random bytes in hex
-// (generate), and with the string and header slice the response needs
-// (with-value).
-func BenchmarkRequestID(b *testing.B) {
-	b.Run("generate", func(b *testing.B) {
-		b.ReportAllocs()
-		var id [requestIDLen]byte
-		for i := 0; i < b.N; i++ {
-			newRequestID(&id)
-		}
-	})
-	b.Run("with-value", func(b *testing.B) {
-		b.ReportAllocs()
-		var sink []string
-		for i := 0; i < b.N; i++ {
-			var id [requestIDLen]byte
-			newRequestID(&id)
-			sink = []string{string(id[:])}
-		}
-		_ = sink
-	})
-}
-
 // TestResponseHeaderRules421: a Host no site claims (421) gets the rules
 // and HSTS of the site its TLS server name belongs to, the site the
 // browser applies them to.

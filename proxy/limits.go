@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,94 +12,11 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 )
 
-// Zones keeps the rate-limit zones of the process by name, so a reload
-// does not hand every client a full bucket again: a zone whose rate or
-// burst changed is retuned in place, one whose mode or size changed is
-// rebuilt. Create one per process and pass it in Deps.
-type Zones struct {
-	mu    sync.Mutex
-	zones map[string]*zoneEntry
-	// shared decides the zones of scope "cluster"; nil without
-	// [cluster].
-	shared ratelimit.SharedLimiter
-}
-
-type zoneEntry struct {
-	z   *ratelimit.Zone
-	cfg config.Zone
-}
-
-// NewZones returns an empty zone set.
-func NewZones() *Zones { return &Zones{zones: map[string]*zoneEntry{}} }
-
-// NewClusterZones returns an empty zone set whose zones of scope
-// "cluster" are decided by shared (package cluster's Limiter): their
-// budgets are kept outside this process, shared with the other
-// instances.
-func NewClusterZones(shared ratelimit.SharedLimiter) *Zones {
-	zs := NewZones()
-	zs.shared = shared
-	return zs
-}
-
-// get returns the zone for cfg, reusing (and retuning) the live one.
-func (zs *Zones) get(cfg *config.Zone, now time.Time) (*ratelimit.Zone, error) {
-	zs.mu.Lock()
-	defer zs.mu.Unlock()
-	mode := ratelimit.NoDelay
-	if cfg.Delay {
-		mode = ratelimit.Delay
-	}
-	if e := zs.zones[cfg.Name]; e != nil && e.cfg.Delay == cfg.Delay && e.cfg.MaxKeys == cfg.MaxKeys {
-		if e.cfg.Rate != cfg.Rate || e.cfg.Burst != cfg.Burst {
-			if err := e.z.Retune(cfg.Rate, max(cfg.Burst, 1), now); err != nil {
-				return nil, err
-			}
-		}
-		e.cfg = *cfg
-		return e.z, nil
-	}
-	z, err := ratelimit.NewZone(ratelimit.ZoneOptions{
-		Name: cfg.Name, Rate: cfg.Rate, Burst: max(cfg.Burst, 1), Mode: mode, MaxKeys: cfg.MaxKeys,
-	})
-	if err != nil {
-		return nil, err
-	}
-	zs.zones[cfg.Name] = &zoneEntry{z: z, cfg: *cfg}
-	return z, nil
-}
-
-// prune forgets zones no longer configured here (gone, or now of scope
-// cluster).
-func (zs *Zones) prune(keep map[string]*config.Zone) {
-	zs.mu.Lock()
-	defer zs.mu.Unlock()
-	for name := range zs.zones {
-		if z, ok := keep[name]; !ok || z.Scope == config.ScopeCluster {
-			delete(zs.zones, name)
-		}
-	}
-}
-
-// Sweep drops fully refilled buckets of every zone (memory returns to
-// what live clients need). Run it on a ticker.
-func (zs *Zones) Sweep(now time.Time) {
-	zs.mu.Lock()
-	list := make([]*ratelimit.Zone, 0, len(zs.zones))
-	for _, e := range zs.zones {
-		list = append(list, e.z)
-	}
-	zs.mu.Unlock()
-	for _, z := range list {
-		z.SweepAt(now)
-	}
-}
-
 // routeZone is a zone attached to a route, with the label children of its
 // counters resolved at build.
 type routeZone struct {
 	z        *ratelimit.Zone // nil for a cluster zone
-	shared   bool            // scope "cluster": decided by Zones.shared
+	shared   bool            // scope "cluster": decided by Deps.Zones.Shared()
 	cfg      *config.Zone
 	rejected prometheus.Counter
 	dryRun   prometheus.Counter
@@ -155,7 +70,7 @@ func (q *request) limitShared(n int) bool {
 			qs = append(qs, ratelimit.SharedQuery{Zone: rz.cfg.Name, Rate: rz.cfg.Rate, Burst: max(rz.cfg.Burst, 1), Key: ratelimit.KeyOf(q.client, rz.cfg.IPv6Prefix)})
 		}
 	}
-	q.rt.deps.Zones.shared.AllowShared(q.r.Context(), qs)
+	q.rt.deps.Zones.Shared().AllowShared(q.r.Context(), qs)
 	i := 0
 	for _, rz := range q.route.zones {
 		if !rz.shared {
@@ -219,12 +134,17 @@ func (rt *Runtime) buildZones(r *route) error {
 		var z *ratelimit.Zone
 		shared := zc.Scope == config.ScopeCluster
 		if shared {
-			if rt.deps.Zones.shared == nil {
+			if rt.deps.Zones.Shared() == nil {
 				return fmt.Errorf("zones.%s: scope \"cluster\" needs [cluster] (this process has no cluster)", name)
 			}
 		} else {
 			var err error
-			if z, err = rt.deps.Zones.get(zc, rt.deps.Now()); err != nil {
+			mode := ratelimit.NoDelay
+			if zc.Delay {
+				mode = ratelimit.Delay
+			}
+			o := ratelimit.ZoneOptions{Name: name, Rate: zc.Rate, Burst: max(zc.Burst, 1), Mode: mode, MaxKeys: zc.MaxKeys}
+			if z, err = rt.deps.Zones.Get(o, rt.deps.Now()); err != nil {
 				return fmt.Errorf("zones.%s: %w", name, err)
 			}
 		}
@@ -240,19 +160,4 @@ func (rt *Runtime) buildZones(r *route) error {
 		})
 	}
 	return nil
-}
-
-// RunMaintenance sweeps idle rate-limit state every interval until ctx
-// ends. The caller owns the goroutine.
-func (zs *Zones) RunMaintenance(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			zs.Sweep(now)
-		}
-	}
 }

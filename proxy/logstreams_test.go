@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	"github.com/gatehouse-proxy/gatehouse/internal/leakcheck"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -35,7 +36,7 @@ upstream = "app"
 servers = [{ address = "` + strings.TrimPrefix(backend.URL, "http://") + `" }]
 `
 	var stdout, stderr lockedBuffer
-	logs := NewAccessLogs()
+	logs := accesslog.New()
 	logs.Stdout, logs.Stderr = &stdout, &stderr
 	e, _ := startTestEdge(t, cfg, Deps{AccessLogs: logs})
 	r := httptest.NewRequest("GET", "http://a.example/hello", nil)
@@ -59,7 +60,7 @@ func logEdge(t *testing.T, cfg string, now func() time.Time) (*Edge, *lockedBuff
 	leakcheck.Goroutines(t, modulePath)
 	var logs lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	al := NewAccessLogs()
+	al := accesslog.New()
 	al.Stdout, al.Stderr = io.Discard, io.Discard
 	m := NewMetrics(prometheus.NewRegistry(), "test")
 	rt, err := Build(t.Context(), mustParse(t, cfg), Deps{Metrics: m, AccessLogs: al, Logger: logger, Now: now})

@@ -281,12 +281,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descServerQueueTimeouts, prometheus.CounterValue, float64(b.QueueTimeouts()), l...)
 		}
 	}
-	rt.deps.Zones.mu.Lock()
-	for name, ze := range rt.deps.Zones.zones {
-		ch <- prometheus.MustNewConstMetric(descZoneKeys, prometheus.GaugeValue, float64(ze.z.Len()), name)
-		ch <- prometheus.MustNewConstMetric(descZoneEvictions, prometheus.CounterValue, float64(ze.z.Evictions()), name)
+	for _, z := range rt.deps.Zones.List() {
+		ch <- prometheus.MustNewConstMetric(descZoneKeys, prometheus.GaugeValue, float64(z.Len()), z.Name())
+		ch <- prometheus.MustNewConstMetric(descZoneEvictions, prometheus.CounterValue, float64(z.Evictions()), z.Name())
 	}
-	rt.deps.Zones.mu.Unlock()
 	if j := rt.deps.Jail; j != nil {
 		ch <- prometheus.MustNewConstMetric(descBansActive, prometheus.GaugeValue, float64(j.Len()))
 	}

@@ -8,18 +8,20 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
+	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
+	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
+	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
+	"github.com/gatehouse-proxy/gatehouse/internal/supervise"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
@@ -32,12 +34,12 @@ type Deps struct {
 	Logger     *slog.Logger
 	Metrics    *Metrics
 	Backends   *balancer.Registry
-	AccessLogs *AccessLogs
+	AccessLogs *accesslog.Logs
 	// Zones keeps rate-limit buckets across reloads; nil: a new set.
-	Zones *Zones
+	Zones *ratelimit.Zones
 	// Files keeps file routes' servers (and their open-file caches)
 	// across reloads; nil: a set of the Runtime's own.
-	Files *FileServers
+	Files *staticfile.Servers
 	// Jail, when set, receives strikes (rate-limit rejections, configured
 	// statuses) and bans clients; the listeners refuse banned ones.
 	Jail *ratelimit.Jail
@@ -98,7 +100,7 @@ type site struct {
 	// origins allowed for WebSocket upgrades when a route lists none.
 	defaultOrigins map[string]bool
 	// pages are the error page files by status.
-	pages map[int]*errorPage
+	pages map[int]*errorpage.Page
 	// respRules are the site's response header rules (responses that
 	// no route answers).
 	respRules respRules
@@ -152,16 +154,16 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		d.Backends = balancer.NewRegistry()
 	}
 	if d.AccessLogs == nil {
-		d.AccessLogs = NewAccessLogs()
+		d.AccessLogs = accesslog.New()
 	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
 	if d.Zones == nil {
-		d.Zones = NewZones()
+		d.Zones = ratelimit.NewZones()
 	}
 	if d.Files == nil {
-		d.Files = NewFileServers()
+		d.Files = staticfile.NewServers()
 	}
 	rt := &Runtime{
 		cfg:       cfg,
@@ -207,10 +209,10 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		idHeader = cfg.RequestID.Header
 	}
 	for _, sc := range cfg.Sites {
-		s := &site{cfg: sc, defaultOrigins: map[string]bool{}, pages: map[int]*errorPage{},
+		s := &site{cfg: sc, defaultOrigins: map[string]bool{}, pages: map[int]*errorpage.Page{},
 			respRules: compileResponse(sc.ResponseHeaders)}
 		for code, b := range sc.ErrorPages {
-			s.pages[code] = filePage(b)
+			s.pages[code] = errorpage.FromFile(b)
 		}
 		if sc.HSTS != "" {
 			s.hstsValue = []string{sc.HSTS}
@@ -220,7 +222,7 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 				rt.wildcards[h[1:]] = s
 			} else {
 				key := h
-				if c, ok := siteHost(h); ok {
+				if c, ok := hostname.Canonical(h); ok {
 					key = c // an IPv6 address in canonical form
 				}
 				rt.exact[key] = s
@@ -228,11 +230,11 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			s.defaultOrigins[h] = true
 		}
 		if sc.AccessLog.Path != "" {
-			l, err := d.AccessLogs.open(sc.AccessLog.Path, sc.AccessLog.Format)
+			l, err := d.AccessLogs.Open(sc.AccessLog.Path, sc.AccessLog.Format)
 			if err != nil {
 				return nil, fmt.Errorf("sites.%s.access_log: %w", sc.Name, err)
 			}
-			s.log = l
+			s.log = &accessLog{l}
 		}
 		for _, rc := range sc.Routes {
 			r := &route{cfg: rc, site: s, metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream),
@@ -287,7 +289,12 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			rt.defaultSite = s
 		}
 	}
-	d.Zones.prune(cfg.Zones)
+	// Zones no longer configured here (gone, or now of scope cluster)
+	// are forgotten.
+	d.Zones.Keep(func(name string) bool {
+		z, ok := cfg.Zones[name]
+		return ok && z.Scope != config.ScopeCluster
+	})
 	ok = true
 	return rt, nil
 }
@@ -422,31 +429,12 @@ func (rt *Runtime) goLoop(kind, upstreamName string, f func(ctx context.Context)
 	rt.wg.Add(1)
 	go func() {
 		defer rt.wg.Done()
-		for rt.runLoop(kind, upstreamName, f, panics) {
-			t := time.NewTimer(loopRestartDelay)
-			select {
-			case <-rt.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-	}()
-}
-
-// runLoop runs f once; it reports whether f panicked while the
-// generation is still open (so it must be restarted).
-func (rt *Runtime) runLoop(kind, upstreamName string, f func(ctx context.Context), panics prometheus.Counter) (restart bool) {
-	defer func() {
-		if r := recover(); r != nil {
+		supervise.Run(rt.ctx, loopRestartDelay, f, func(v any, stack []byte) {
 			panics.Inc()
 			rt.log.Error("background loop panicked; restarting it", "loop", kind, "upstream", upstreamName,
-				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			restart = rt.ctx.Err() == nil
-		}
+				"panic", fmt.Sprint(v), "stack", string(stack))
+		})
 	}()
-	f(rt.ctx)
-	return false
 }
 
 // Close stops the generation's background work, waits for it, and
@@ -463,7 +451,7 @@ func (rt *Runtime) Close() {
 func (rt *Runtime) release() {
 	rt.cancel()
 	for _, f := range rt.files {
-		rt.deps.Files.put(f)
+		rt.deps.Files.Put(f)
 	}
 	rt.files = nil
 	for _, u := range rt.upstreams {
@@ -497,112 +485,13 @@ func (rt *Runtime) Pools() map[string]*balancer.Pool {
 // HostAllowed reports whether some site claims host (TLS host policy:
 // certificates are never requested for anything else). The default site
 // answers unknown Hosts but claims no extra names. host is judged as a
-// request's Host is (see siteHost): "Secret.Test." is secret.test.
+// request's Host is (see hostname.Canonical): "Secret.Test." is secret.test.
 func (rt *Runtime) HostAllowed(host string) bool {
-	h, ok := siteHost(host)
+	h, ok := hostname.Canonical(host)
 	return ok && rt.siteClaiming(h) != nil
 }
 
-// siteHost is the name a request's Host value (HTTP/2 :authority; for an
-// absolute-form HTTP/1 target, net/http has already put the target's
-// authority there, RFC 9112 §3.2.2) is looked up by, or ok = false for a
-// malformed value (the request gets 400):
-//
-//   - the port goes; it must be digits (or empty);
-//   - letters are lower-cased (ASCII);
-//   - one trailing dot goes: "secret.test." names the same host as
-//     "secret.test" in DNS, in Django's ALLOWED_HOSTS check and on the
-//     TLS side (SNI), so it must reach the same site;
-//   - an empty label ("secret.test..", ".secret.test", ".") is malformed,
-//     as in nginx; so is any byte outside RFC 3986's reg-name (no '%',
-//     '@', '/', '\', space) or a bracketed literal that is not IPv6;
-//   - an IPv6 literal is put in its canonical text form ("[0:0::1]" is
-//     "::1"), without brackets.
-//
-// An empty value (HTTP/1.0 without Host) is "" and ok. A canonical name
-// is returned without allocating.
-func siteHost(hostport string) (host string, ok bool) {
-	h := hostport
-	if h == "" {
-		return "", true
-	}
-	if h[0] == '[' {
-		i := strings.IndexByte(h, ']')
-		if i < 0 || !validPort(h[i+1:]) {
-			return "", false
-		}
-		return canonicalIPv6(h[1:i])
-	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 {
-		if strings.IndexByte(h[:i], ':') >= 0 {
-			// Several colons: an IPv6 address without brackets (then it
-			// has no port), as a configuration names one.
-			return canonicalIPv6(h)
-		}
-		if !validPort(h[i:]) {
-			return "", false
-		}
-		h = h[:i]
-	}
-	for i := 0; i < len(h); i++ {
-		if !regNameByte[h[i]] {
-			return "", false
-		}
-	}
-	if h == "" || h[0] == '.' || strings.Contains(h, "..") {
-		return "", false
-	}
-	h = strings.ToLower(h)
-	if h[len(h)-1] == '.' {
-		h = h[:len(h)-1]
-	}
-	return h, h != ""
-}
-
-// validPort reports whether p is "" or ":" followed by decimal digits.
-func validPort(p string) bool {
-	if p == "" {
-		return true
-	}
-	if p[0] != ':' || len(p) > 6 {
-		return false
-	}
-	for i := 1; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// canonicalIPv6 is siteHost for an IPv6 literal (no brackets, no port).
-func canonicalIPv6(s string) (string, bool) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is6() || a.Zone() != "" {
-		return "", false
-	}
-	return a.String(), true
-}
-
-// regNameByte: the bytes of an RFC 3986 reg-name without pct-encoding
-// (unreserved and sub-delims).
-var regNameByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~!$&'()*+,;=" {
-		t[c] = true
-	}
-	return t
-}()
-
-// siteClaiming finds the site that names a host in siteHost's canonical
+// siteClaiming finds the site that names a host in hostname.Canonical's
 // form: an exact name first, then a one-label wildcard.
 func (rt *Runtime) siteClaiming(host string) *site {
 	if s := rt.exact[host]; s != nil {
@@ -614,7 +503,7 @@ func (rt *Runtime) siteClaiming(host string) *site {
 	return nil
 }
 
-// siteFor finds the site serving a host in siteHost's canonical form: the
+// siteFor finds the site serving a host in hostname.Canonical's form: the
 // one claiming it, else the default site.
 func (rt *Runtime) siteFor(host string) *site {
 	if s := rt.siteClaiming(host); s != nil {
@@ -623,14 +512,14 @@ func (rt *Runtime) siteFor(host string) *site {
 	return rt.defaultSite
 }
 
-// match returns the route of a normalised, decoded path (normalizePath's
+// match returns the route of a normalised, decoded path (reqpath.Normalize's
 // match form): the longest prefix (routes are sorted longest first).
 // Matching is case-sensitive, as nginx's prefix locations are, except on
 // routes with case_insensitive, which compare ASCII letters without case.
 func (s *site) match(path string) *route {
 	for _, r := range s.routes {
 		if r.cfg.CaseInsensitive {
-			if hasPrefixFold(path, r.cfg.Path) {
+			if reqpath.HasPrefixFold(path, r.cfg.Path) {
 				return r
 			}
 		} else if strings.HasPrefix(path, r.cfg.Path) {
@@ -638,31 +527,6 @@ func (s *site) match(path string) *route {
 		}
 	}
 	return nil
-}
-
-// hasPrefixFold reports whether s begins with prefix, ASCII letters
-// compared without case (bytes ≥ 0x80 must be equal: no Unicode folding,
-// so "/ſ" never matches "/s").
-func hasPrefixFold(s, prefix string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		a, b := s[i], prefix[i]
-		if a == b {
-			continue
-		}
-		if 'A' <= a && a <= 'Z' {
-			a += 'a' - 'A'
-		}
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		if a != b {
-			return false
-		}
-	}
-	return true
 }
 
 var errNoBackend = errors.New("no upstream server available")

@@ -119,4 +119,11 @@
 // to pass ReadFrom on. Over TLS (and HTTP/2) the bytes are read into
 // user space and written through the TLS record layer, which must encrypt
 // them; kernel TLS is not used.
+//
+// # Reloads
+//
+// [Servers] shares one Server among every configuration generation that
+// asks for the same options on the same directory, so a reload keeps the
+// warm open-file cache, and closes a server when its last user gives it
+// back; a directory replaced under the same path gets a new server.
 package staticfile

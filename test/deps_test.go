@@ -81,12 +81,29 @@ func TestDependencies(t *testing.T) {
 	t.Parallel()
 	pkgs := goList(t)
 	found := map[string]bool{}
+	// The pieces split out of proxy (issue 13, "Shape of proxy/") are
+	// small libraries on the standard library alone: none imports
+	// another project package (internal ones included), so none can
+	// grow back into a second proxy or pull the request type along.
+	splitOut := map[string]bool{}
+	for _, d := range []string{"internal/reqpath", "internal/realip", "internal/accesslog", "internal/clientshare",
+		"internal/requestid", "internal/hostname", "internal/errorpage", "internal/headerrules", "internal/supervise"} {
+		splitOut[d] = false
+	}
 	for _, p := range pkgs {
 		if p.Error != nil {
 			t.Logf("note: go list reports for %s: %s", p.ImportPath, p.Error.Err)
 		}
 		me := rel(p.ImportPath)
 		found[strings.SplitN(me, "/", 2)[0]] = true
+		if _, ok := splitOut[me]; ok {
+			splitOut[me] = true
+			for _, d := range p.Deps {
+				if strings.HasPrefix(d, modulePath+"/") || strings.Contains(strings.SplitN(d, "/", 2)[0], ".") {
+					t.Errorf("%s depends on %s: the packages split out of proxy use the standard library only", p.ImportPath, d)
+				}
+			}
+		}
 		for _, d := range p.Deps {
 			project := strings.HasPrefix(d, modulePath+"/")
 			dep := rel(d)
@@ -135,6 +152,11 @@ func TestDependencies(t *testing.T) {
 	for _, want := range []string{"config", "proxy", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "compress", "staticfile", "cluster", "cmd"} {
 		if !found[want] {
 			t.Errorf("go list found no package under %s/: the guard would check nothing there", want)
+		}
+	}
+	for dir, seen := range splitOut {
+		if !seen {
+			t.Errorf("go list found no package %s: the guard would check nothing there (renamed? update the list)", dir)
 		}
 	}
 }

@@ -32,9 +32,11 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	"github.com/gatehouse-proxy/gatehouse/internal/statuspage"
 	"github.com/gatehouse-proxy/gatehouse/proxy"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
+	"github.com/gatehouse-proxy/gatehouse/staticfile"
 	"github.com/gatehouse-proxy/gatehouse/tlsedge"
 )
 
@@ -268,9 +270,9 @@ func (d *daemon) start(cfg *config.Config) error {
 		Logger:     d.log,
 		Metrics:    d.metrics,
 		Backends:   balancer.NewRegistry(),
-		AccessLogs: proxy.NewAccessLogs(),
-		Zones:      proxy.NewZones(),
-		Files:      proxy.NewFileServers(),
+		AccessLogs: accesslog.New(),
+		Zones:      ratelimit.NewZones(),
+		Files:      staticfile.NewServers(),
 		// One cap on compression encoders for the whole process: every
 		// route of every generation shares it, so a reload does not
 		// double it while the old generation's streams drain.
@@ -282,7 +284,7 @@ func (d *daemon) start(cfg *config.Config) error {
 		Help: "Stateful compression encoders held by responses now (at most [compression] max_encoders).",
 	}, func() float64 { return float64(encoders.InUse()) }))
 	if d.cluster != nil {
-		d.deps.Zones = proxy.NewClusterZones(d.cluster.node.Limiter())
+		d.deps.Zones = ratelimit.NewClusterZones(d.cluster.node.Limiter())
 	}
 	if os.Getenv("GOGC") == "" {
 		d.heap = newHeapFloor()

@@ -1,6 +1,6 @@
 //go:build unix
 
-package proxy
+package accesslog
 
 import (
 	"path/filepath"
@@ -18,16 +18,16 @@ func TestAccessLogFIFOWithoutReader(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
-	logs := NewAccessLogs() // not closed: a blocked open would hold its lock
+	logs := New() // not closed: a blocked open would hold its lock
 	done := make(chan error, 1)
 	go func() {
-		_, err := logs.open(fifo, "json")
+		_, err := logs.Open(fifo, "json")
 		done <- err
 	}()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "no process reads") {
-			t.Fatalf("open(FIFO without reader) = %v, want an error saying no process reads it", err)
+			t.Fatalf("Open(FIFO without reader) = %v, want an error saying no process reads it", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("opening an access log FIFO without a reader still blocked after 10s")

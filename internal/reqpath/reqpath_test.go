@@ -1,4 +1,4 @@
-package proxy
+package reqpath
 
 import (
 	"bufio"
@@ -92,9 +92,9 @@ var pathCases = []struct {
 
 func TestNormalizePath(t *testing.T) {
 	for _, tc := range pathCases {
-		fwd, match, reason := normalizePath(tc.raw)
+		fwd, match, reason := Normalize(tc.raw)
 		if fwd != tc.fwd || match != tc.match || reason != tc.reason {
-			t.Errorf("normalizePath(%q) = %q, %q, %q; want %q, %q, %q", tc.raw, fwd, match, reason, tc.fwd, tc.match, tc.reason)
+			t.Errorf("Normalize(%q) = %q, %q, %q; want %q, %q, %q", tc.raw, fwd, match, reason, tc.fwd, tc.match, tc.reason)
 			continue
 		}
 		if reason == "" {
@@ -112,19 +112,19 @@ func FuzzNormalizePath(f *testing.F) {
 		f.Add(tc.raw)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		fwd, match, reason := normalizePath(raw)
+		fwd, match, reason := Normalize(raw)
 		if strings.HasPrefix(raw, "/") {
 			// The fast path must agree with the general one.
 			if f2, m2, r2 := normalizeSlow(raw); f2 != fwd || m2 != match || r2 != reason {
-				t.Fatalf("normalizePath(%q) = %q, %q, %q but normalizeSlow = %q, %q, %q", raw, fwd, match, reason, f2, m2, r2)
+				t.Fatalf("Normalize(%q) = %q, %q, %q but normalizeSlow = %q, %q, %q", raw, fwd, match, reason, f2, m2, r2)
 			}
 		}
 		if reason != "" {
 			if fwd != "" || match != "" {
-				t.Fatalf("normalizePath(%q) refused (%s) but returned %q, %q", raw, reason, fwd, match)
+				t.Fatalf("Normalize(%q) refused (%s) but returned %q, %q", raw, reason, fwd, match)
 			}
 			if strings.HasPrefix(raw, "/") && !strings.Contains(raw, "%") && reason != pathAboveRoot {
-				t.Fatalf("normalizePath(%q): refused (%s), want accepted", raw, reason)
+				t.Fatalf("Normalize(%q): refused (%s), want accepted", raw, reason)
 			}
 			return
 		}
@@ -148,15 +148,15 @@ func FuzzNormalizePath(f *testing.F) {
 func checkNormalPath(t *testing.T, raw, fwd, match string) {
 	t.Helper()
 	if !strings.HasPrefix(fwd, "/") || strings.Contains(fwd, "//") {
-		t.Fatalf("normalizePath(%q): fwd %q does not start with / or has //", raw, fwd)
+		t.Fatalf("Normalize(%q): fwd %q does not start with / or has //", raw, fwd)
 	}
 	for _, s := range strings.Split(fwd, "/") {
 		if s == "." || s == ".." {
-			t.Fatalf("normalizePath(%q): fwd %q has a dot segment", raw, fwd)
+			t.Fatalf("Normalize(%q): fwd %q has a dot segment", raw, fwd)
 		}
 	}
 	if strings.Contains(strings.ToLower(fwd), "%2e") {
-		t.Fatalf("normalizePath(%q): fwd %q holds an escaped dot", raw, fwd)
+		t.Fatalf("Normalize(%q): fwd %q holds an escaped dot", raw, fwd)
 	}
 	for i := 0; i < len(fwd); i++ {
 		c := fwd[i]
@@ -164,60 +164,30 @@ func checkNormalPath(t *testing.T, raw, fwd, match string) {
 		case c == '/':
 		case c == '%':
 			if i+2 >= len(fwd) || !strings.ContainsRune(upperHex, rune(fwd[i+1])) || !strings.ContainsRune(upperHex, rune(fwd[i+2])) {
-				t.Fatalf("normalizePath(%q): fwd %q has a bad or lower-case escape at %d", raw, fwd, i)
+				t.Fatalf("Normalize(%q): fwd %q has a bad or lower-case escape at %d", raw, fwd, i)
 			}
 			if d := unhexByte(fwd[i+1])<<4 | unhexByte(fwd[i+2]); pathClass[d] == pathUnreserved {
-				t.Fatalf("normalizePath(%q): fwd %q keeps an escaped unreserved %q", raw, fwd, d)
+				t.Fatalf("Normalize(%q): fwd %q keeps an escaped unreserved %q", raw, fwd, d)
 			}
 			i += 2
 		case pathClass[c] == pathEscaped:
-			t.Fatalf("normalizePath(%q): fwd %q holds raw byte %q", raw, fwd, c)
+			t.Fatalf("Normalize(%q): fwd %q holds raw byte %q", raw, fwd, c)
 		}
 	}
-	if f2, m2, r2 := normalizePath(fwd); f2 != fwd || m2 != match || r2 != "" {
-		t.Fatalf("not idempotent: normalizePath(%q) = %q, %q; normalizePath of that = %q, %q, %q", raw, fwd, match, f2, m2, r2)
+	if f2, m2, r2 := Normalize(fwd); f2 != fwd || m2 != match || r2 != "" {
+		t.Fatalf("not idempotent: Normalize(%q) = %q, %q; normalizePath of that = %q, %q, %q", raw, fwd, match, f2, m2, r2)
 	}
 	dec, err := url.PathUnescape(fwd)
 	if err != nil || dec != match {
-		t.Fatalf("normalizePath(%q): match %q, but fwd %q decodes to %q (%v)", raw, match, fwd, dec, err)
+		t.Fatalf("Normalize(%q): match %q, but fwd %q decodes to %q (%v)", raw, match, fwd, dec, err)
 	}
 	if c := path.Clean(match); c != match && c+"/" != match {
-		t.Fatalf("normalizePath(%q): match %q is not clean (path.Clean: %q)", raw, match, c)
+		t.Fatalf("Normalize(%q): match %q is not clean (path.Clean: %q)", raw, match, c)
 	}
 	if rawDec, err := url.PathUnescape(raw); err == nil && raw != "" {
 		if a, b := path.Clean(rawDec), path.Clean(match); a != b {
-			t.Fatalf("normalizePath(%q): match %q, but a decode-and-clean backend sees the raw path as %q", raw, match, a)
+			t.Fatalf("Normalize(%q): match %q, but a decode-and-clean backend sees the raw path as %q", raw, match, a)
 		}
-	}
-}
-
-// TestUpstreamTarget: what goes to the backend for targets as net/http
-// parses them off the wire, HTTP/1 absolute-form included.
-func TestUpstreamTarget(t *testing.T) {
-	for _, tc := range []struct{ line, want string }{
-		{"GET /a/b?x=1 HTTP/1.1", "/a/b?x=1"},
-		{"GET /static/x/../admin/x?q=%2e%2e/.. HTTP/1.1", "/static/admin/x?q=%2e%2e/.."},
-		{"GET //api/x? HTTP/1.1", "/api/x?"},
-		{"GET /static%2Fadmin/x HTTP/1.1", "/static%2Fadmin/x"},
-		{"GET /a%7e%41 HTTP/1.1", "/a~A"},
-		{"GET http://other.test/x/./y?z HTTP/1.1", "/x/y?z"},
-		{"GET http://other.test HTTP/1.1", "/"},
-		{"GET http://other.test?q HTTP/1.1", "/?q"},
-		{"GET http://other.test/a%2Fb HTTP/1.1", "/a%2Fb"},
-	} {
-		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(tc.line + "\r\nHost: app.test\r\n\r\n")))
-		if err != nil {
-			t.Fatalf("%s: %v", tc.line, err)
-		}
-		if got := upstreamTarget(r); got != tc.want {
-			t.Errorf("%s: upstreamTarget = %q, want %q", tc.line, got, tc.want)
-		}
-	}
-	// HTTP/2 requests as net/http builds them: RequestURI is :path as
-	// sent, which may hold bytes HTTP/1 cannot carry raw.
-	r := &http.Request{Method: "GET", RequestURI: "/a b/../c?x y\x7f", URL: &url.URL{Path: "/a b/../c", RawQuery: "x y\x7f"}}
-	if got, want := upstreamTarget(r), "/c?x%20y%7F"; got != want {
-		t.Errorf("HTTP/2 :path %q: upstreamTarget = %q, want %q", r.RequestURI, got, want)
 	}
 }
 
@@ -230,10 +200,28 @@ func TestNormalPathAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := testing.AllocsPerRun(100, func() {
-		raw, _ := requestPath(r)
-		normalizePath(raw)
-		upstreamTarget(r)
+		raw, rest := Split(r)
+		Normalize(raw)
+		WireSafeQuery(rest)
 	}); n != 0 {
 		t.Errorf("a path in normal form: %.1f allocs, want 0", n)
+	}
+}
+
+func TestHasPrefixFold(t *testing.T) {
+	for _, tc := range []struct {
+		s, prefix string
+		want      bool
+	}{
+		{"/API/x", "/api/", true},
+		{"/api/x", "/API/", true},
+		{"/ap", "/api", false},
+		{"/apj/", "/api/", false},
+		{"/ſ", "/s", false}, // no Unicode folding
+		{"/[", "/{", false}, // only letters fold
+	} {
+		if got := HasPrefixFold(tc.s, tc.prefix); got != tc.want {
+			t.Errorf("HasPrefixFold(%q, %q) = %v, want %v", tc.s, tc.prefix, got, tc.want)
+		}
 	}
 }

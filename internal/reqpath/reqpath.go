@@ -1,12 +1,11 @@
-package proxy
-
-import (
-	"net/http"
-	"strings"
-)
-
-// Path normalisation. A route's rules (allow/deny, zones, body limit) hold
-// only if the backend serves the path the route was chosen for. Clients
+// Package reqpath normalises request paths for the proxy: [Split] takes
+// the path of a request's target as the client sent it, [Normalize] gives
+// the form that is forwarded and the decoded form that routes are matched
+// on (or the reason to refuse the path with 400), and [WireSafeQuery]
+// escapes what an HTTP/1.1 request line cannot carry in a query.
+//
+// A route's rules (allow/deny, zones, body limit) hold only if the
+// backend serves the path the route was chosen for. Clients
 // can spell one path many ways (/static//admin/, /static/./admin/,
 // /static/x/../admin/, /static/x/%2e%2e/admin/), and backends that clean
 // or decode paths (Go's http.FileServer, Django's URL resolver and static
@@ -37,6 +36,12 @@ import (
 // posixpath.normpath (Django) make of it, up to a trailing slash. So a
 // backend that decodes, or decodes and cleans, sees the path the route was
 // chosen for, and one that does neither sees the canonical form.
+package reqpath
+
+import (
+	"net/http"
+	"strings"
+)
 
 // pathClass[c] describes byte c in a path segment.
 var pathClass = func() (t [256]uint8) {
@@ -66,7 +71,7 @@ const (
 
 const upperHex = "0123456789ABCDEF"
 
-// Reasons normalizePath refuses a path (logged; the client gets 400).
+// Reasons Normalize refuses a path (the proxy logs them and answers 400).
 const (
 	pathBadEscape    = "malformed percent escape"
 	pathAboveRoot    = "path climbs above the root"
@@ -75,12 +80,12 @@ const (
 	pathPopsEncSlash = "dot-segment removes a segment holding an encoded slash"
 )
 
-// normalizePath returns the normalised form of an escaped request path
+// Normalize returns the normalised form of an escaped request path
 // (the target's path part, as sent): fwd is what is forwarded, match the
 // fully decoded form that routes are matched on. A path already in normal
 // form (the usual case) is returned as is, without allocating. reason is
 // non-empty when the path must be refused with 400.
-func normalizePath(raw string) (fwd, match, reason string) {
+func Normalize(raw string) (fwd, match, reason string) {
 	if raw == "" {
 		return "/", "/", ""
 	}
@@ -120,7 +125,7 @@ func isNormalPath(p string) bool {
 	return true
 }
 
-// normalizeSlow is normalizePath for a path that needs work.
+// normalizeSlow is Normalize for a path that needs work.
 func normalizeSlow(raw string) (fwd, match, reason string) {
 	out := make([]byte, 0, len(raw)+8)
 	// kept holds, for each segment kept so far, where its '/' starts in
@@ -257,13 +262,13 @@ func unhexByte(c byte) byte {
 	return c - 'a' + 10
 }
 
-// requestPath splits the target of r into its path as sent (escaped; ""
+// Split splits the target of r into its path as sent (escaped; ""
 // for an absolute-form target without one) and the rest ("?query", or "").
 // An origin-form target (HTTP/1, and HTTP/2's :path) is taken as the
 // client wrote it, so that %2F and its neighbours are seen exactly; any
 // other form from what net/http parsed. Authority-form (CONNECT) and "*"
-// give a path that does not start with '/', which normalizePath refuses.
-func requestPath(r *http.Request) (path, rest string) {
+// give a path that does not start with '/', which Normalize refuses.
+func Split(r *http.Request) (path, rest string) {
 	if u := r.RequestURI; len(u) > 0 && u[0] == '/' {
 		if i := strings.IndexByte(u, '?'); i >= 0 {
 			return u[:i], u[i:]
@@ -286,12 +291,12 @@ func requestPath(r *http.Request) (path, rest string) {
 	return r.URL.EscapedPath(), rest
 }
 
-// wireSafeQuery escapes the bytes of a query that may not appear raw in an
+// WireSafeQuery escapes the bytes of a query that may not appear raw in an
 // HTTP/1.1 request line (space, controls, bytes ≥ 0x80). HTTP/1 clients
 // cannot send them (the request line would not parse), but HTTP/2's :path
 // may carry them, and they must not reach a backend's request line raw.
 // Everything else of the query is forwarded as sent.
-func wireSafeQuery(q string) string {
+func WireSafeQuery(q string) string {
 	i := 0
 	for i < len(q) && q[i] > ' ' && q[i] < 0x7f {
 		i++
@@ -309,4 +314,29 @@ func wireSafeQuery(q string) string {
 		}
 	}
 	return string(b)
+}
+
+// HasPrefixFold reports whether s begins with prefix, ASCII letters
+// compared without case, as routes with case_insensitive match (bytes
+// ≥ 0x80 must be equal: no Unicode folding, so "/ſ" never matches "/s").
+func HasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		a, b := s[i], prefix[i]
+		if a == b {
+			continue
+		}
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
 }

@@ -1,12 +1,18 @@
-package proxy
+// Package realip finds the client behind trusted proxies and applies
+// allow/deny address lists, the way nginx's realip and access modules do:
+// [Client] walks X-Forwarded-For from the right past the trusted proxies
+// (set_real_ip_from, real_ip_recursive on), [Trusted] tells whether a peer
+// is one of them, and [Allowed] applies a site's or route's allow and deny
+// lists.
+package realip
 
 import (
 	"net/netip"
 	"strings"
 )
 
-// trustedPeer reports whether addr is in one of the trusted-proxy CIDRs.
-func trustedPeer(trusted []netip.Prefix, addr netip.Addr) bool {
+// Trusted reports whether addr is in one of the trusted-proxy CIDRs.
+func Trusted(trusted []netip.Prefix, addr netip.Addr) bool {
 	if !addr.IsValid() {
 		return false
 	}
@@ -19,7 +25,7 @@ func trustedPeer(trusted []netip.Prefix, addr netip.Addr) bool {
 	return false
 }
 
-// clientAddr resolves the client address the way nginx does with
+// Client resolves the client address the way nginx does with
 // set_real_ip_from and real_ip_recursive on: the inbound X-Forwarded-For
 // chain is believed only when the peer is a trusted proxy, and it is
 // walked from the right, skipping trusted proxies, to the first address
@@ -27,9 +33,9 @@ func trustedPeer(trusted []netip.Prefix, addr netip.Addr) bool {
 // leftmost entry. Anything unparsable stops the walk at the last good
 // address. X-Real-IP is used, from a trusted peer, only when there is no
 // X-Forwarded-For.
-func clientAddr(trusted []netip.Prefix, peer netip.Addr, xff []string, xRealIP string) netip.Addr {
+func Client(trusted []netip.Prefix, peer netip.Addr, xff []string, xRealIP string) netip.Addr {
 	peer = peer.Unmap()
-	if len(trusted) == 0 || !trustedPeer(trusted, peer) {
+	if len(trusted) == 0 || !Trusted(trusted, peer) {
 		return peer
 	}
 	if len(xff) == 0 {
@@ -52,7 +58,7 @@ func clientAddr(trusted []netip.Prefix, peer netip.Addr, xff []string, xRealIP s
 					return client
 				}
 				client = a
-				if !trustedPeer(trusted, a) {
+				if !Trusted(trusted, a) {
 					return a
 				}
 			}
@@ -88,10 +94,10 @@ func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-// allowed applies a site's or route's allow/deny lists as nginx does for
+// Allowed applies a site's or route's allow/deny lists as nginx does for
 // the common case: a denied address is refused, and when an allow list
 // exists, only addresses in it are let in.
-func allowed(allow, deny []netip.Prefix, a netip.Addr) bool {
+func Allowed(allow, deny []netip.Prefix, a netip.Addr) bool {
 	if len(deny) > 0 && inPrefixes(deny, a) {
 		return false
 	}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package hostname
+
+const raceEnabled = false

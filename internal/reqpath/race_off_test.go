@@ -1,0 +1,5 @@
+//go:build !race
+
+package reqpath
+
+const raceEnabled = false
