@@ -39,7 +39,6 @@ type Config struct {
 	ACME           ACME
 	TrustedProxies []netip.Prefix
 	Ban            Ban
-	Runtime        Runtime
 	// RequestID is how requests are identified ([request_id]).
 	RequestID RequestID
 	// OpenFileCache sizes the open-file cache of every file route
@@ -117,13 +116,6 @@ type Timeouts struct {
 	ClientBodyTotal time.Duration
 	Send            time.Duration
 	Keepalive       time.Duration
-}
-
-// Runtime tunes the Go runtime.
-type Runtime struct {
-	// MinHeap is the heap size below which the garbage collector does not
-	// run; 0 leaves Go's default pacing. Ignored when $GOGC is set.
-	MinHeap int64
 }
 
 // Limits bounds what one client may send.

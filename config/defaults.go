@@ -143,12 +143,6 @@ const (
 	DefaultHTTP2MaxResets = 100
 	// DefaultConnPerIP is the reference's `limit_conn addr 10`.
 	DefaultConnPerIP = 10
-	// DefaultMinHeap lets the heap reach 32 MiB before the garbage
-	// collector runs. Go's own minimum is 4 MiB, which a proxy's small,
-	// fast-churning heap hits dozens of times a second under new TLS
-	// connections (3-4 % of its CPU); 32 MiB brings that to a few cycles a
-	// second for memory any server has.
-	DefaultMinHeap = 32 << 20
 )
 
 // Files the configuration names. They are read whole into memory, so each

@@ -89,7 +89,6 @@ func (c *Config) raw() *rawConfig {
 		Limits:        rawLimits{MaxBody: sz(c.Limits.MaxBody), MaxHeaderBytes: sz(int64(c.Limits.MaxHeaderBytes)), HTTP2MaxStreams: ptr(int(c.Limits.HTTP2MaxStreams)), HTTP2MaxResets: ptr(c.Limits.HTTP2MaxResets), ConnPerIP: ptr(c.Limits.ConnPerIP), IPv6Prefix: ptr(c.Limits.IPv6Prefix)},
 		ACME:          rawACMEOf(c.ACME),
 		Ban:           rawBan{Enabled: c.Ban.Enabled, MaxRetry: ptr(c.Ban.MaxRetry), FindTime: dur(c.Ban.FindTime), BanTime: dur(c.Ban.BanTime), Statuses: nonNil(c.Ban.Statuses), MaxBans: ptr(c.Ban.MaxBans)},
-		Runtime:       rawRuntime{MinHeap: sz(c.Runtime.MinHeap)},
 		RequestID:     rawRequestID{Enabled: ptr(c.RequestID.Enabled), Header: c.RequestID.Header},
 		OpenFileCache: rawOpenFileCache{Entries: ptr(c.OpenFileCache.Entries), Valid: dur(c.OpenFileCache.Valid), Inactive: dur(c.OpenFileCache.Inactive), Memory: sz(c.OpenFileCache.Memory)},
 		Sites:         map[string]rawSite{},

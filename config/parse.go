@@ -219,7 +219,9 @@ func (c *compiler) compile(r *rawConfig) *Config {
 		Keepalive:       c.positive("timeouts.keepalive", r.Timeouts.Keepalive, DefaultKeepaliveTimeout),
 	}
 
-	cfg.Runtime = Runtime{MinHeap: r.Runtime.MinHeap.or(DefaultMinHeap)}
+	if r.Runtime.MinHeap.set {
+		c.errf("runtime.min_heap", "removed: Gatehouse leaves garbage-collector pacing to Go; for the same effect set GOGC in the service's environment (GOGC=800 lets the heap reach about 32 MiB before a collection, as min_heap = \"32M\" did)")
+	}
 
 	cfg.Limits = Limits{
 		MaxBody:         r.Limits.MaxBody.or(DefaultMaxBody),

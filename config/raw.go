@@ -88,6 +88,7 @@ func (h *headerValues) UnmarshalTOML(v any) error {
 	return fmt.Errorf("a header value must be a string or an array of strings, not %v", v)
 }
 
+// rawRuntime is read only to name runtime.min_heap, which was removed.
 type rawRuntime struct {
 	MinHeap size `toml:"min_heap"`
 }

@@ -147,7 +147,6 @@ type daemon struct {
 	jail    *ratelimit.Jail
 	cluster *clusterParts            // nil without [cluster]
 	limits  []*ratelimit.ConnLimiter // per public listener
-	heap    *heapFloor               // nil when $GOGC is set: the operator's choice wins
 	bgStop  context.CancelFunc       // background loops owned by the daemon
 	bg      sync.WaitGroup
 
@@ -286,11 +285,6 @@ func (d *daemon) start(cfg *config.Config) error {
 	if d.cluster != nil {
 		d.deps.Zones = ratelimit.NewClusterZones(d.cluster.node.Limiter())
 	}
-	if os.Getenv("GOGC") == "" {
-		d.heap = newHeapFloor()
-	} else if cfg.Runtime.MinHeap != config.DefaultMinHeap {
-		d.log.Warn("GOGC is set in the environment; runtime.min_heap is ignored")
-	}
 	bgCtx, stop := context.WithCancel(context.Background())
 	d.bgStop = stop
 	if d.cluster != nil {
@@ -381,9 +375,6 @@ func (d *daemon) apply(cfg *config.Config) error {
 	old := d.edge.Swap(rt)
 	if old != nil {
 		old.Close()
-	}
-	if d.heap != nil {
-		d.heap.set(uint64(cfg.Runtime.MinHeap))
 	}
 	d.cfg = cfg
 	d.adminPolicy.Store(newAdminPolicy(cfg.Admin, d.csrf))
@@ -720,9 +711,6 @@ func (d *daemon) goBackground(f func()) {
 }
 
 func (d *daemon) stopAll() {
-	if d.heap != nil {
-		d.heap.set(0)
-	}
 	if d.bgStop != nil {
 		d.bgStop()
 		d.bg.Wait()

@@ -12,12 +12,11 @@
 # then source this one (the harness sources every adapter into one shell, so
 # the plain adapter resets them):
 #   GATEHOUSE_UPSTREAM_CLIENT  [upstreams] client ("gatehouse" or "net/http")
-#   GATEHOUSE_MIN_HEAP         [runtime] min_heap ("0" switches the floor off)
-#   GATEHOUSE_BUILD_TAGS       go build -tags (e.g. gatehouse_nosockio)
+#   GATEHOUSE_BUILD_TAGS       go build -tags (e.g. gatehouse_rawsockio)
 # GATEHOUSE_BIN_DIR, when set, holds prebuilt binaries (gatehouse,
 # gatehouse-TAGS); they are built there on first use and reused.
 if [ -z "${GATEHOUSE_VARIANT:-}" ]; then
-	unset GATEHOUSE_UPSTREAM_CLIENT GATEHOUSE_MIN_HEAP GATEHOUSE_BUILD_TAGS
+	unset GATEHOUSE_UPSTREAM_CLIENT GATEHOUSE_BUILD_TAGS
 fi
 unset GATEHOUSE_VARIANT
 
@@ -48,9 +47,6 @@ adapter_start() {
 	bin=$(gatehouse_bin) || return 1
 	cat >"$WORKDIR/gatehouse.toml" <<CONF
 state_dir = "$WORKDIR/state"
-
-[runtime]
-min_heap = "${GATEHOUSE_MIN_HEAP:-32M}"
 
 [log]
 level = "warn"
