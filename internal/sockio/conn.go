@@ -10,9 +10,9 @@ import (
 	"syscall"
 )
 
-// Supported reports whether this build has the raw socket paths (Linux
-// with the gatehouse_rawsockio build tag); where it does not, Wrap
-// returns its argument.
+// Supported reports whether this build has the raw socket paths (unix,
+// without the gatehouse_nosockio tag); where it does not, Wrap returns its
+// argument.
 const Supported = rawConns
 
 // Conn is a socket read and written through its syscall.RawConn. One

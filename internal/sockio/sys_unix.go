@@ -1,15 +1,14 @@
-//go:build unix && (!linux || !gatehouse_rawsockio)
+//go:build unix && (!linux || gatehouse_nosockio)
 
 package sockio
 
 import "syscall"
 
 // Read is read(2) on a non-blocking socket, through the runtime's
-// syscall bookkeeping. This is the default build, in which Wrap is a
-// no-op; on Linux the build tag gatehouse_rawsockio makes Read and Write
-// raw system calls (sys_linux.go), an opt-in kept with its tests because
-// it lowers the CPU of a mostly idle proxy (docs/performance.md,
-// "Cleverness budget").
+// syscall bookkeeping. On Linux it is a raw system call (sys_linux.go)
+// unless the build tag gatehouse_nosockio asks for this one, which also
+// makes Wrap a no-op: the A/B build that measures what the raw paths buy
+// (docs/performance.md).
 func Read(fd uintptr, b []byte) (int, error) { return syscall.Read(int(fd), b) }
 
 // Write is write(2) on a non-blocking socket.

@@ -12,7 +12,7 @@
 # then source this one (the harness sources every adapter into one shell, so
 # the plain adapter resets them):
 #   GATEHOUSE_UPSTREAM_CLIENT  [upstreams] client ("gatehouse" or "net/http")
-#   GATEHOUSE_BUILD_TAGS       go build -tags (e.g. gatehouse_rawsockio)
+#   GATEHOUSE_BUILD_TAGS       go build -tags (e.g. gatehouse_nosockio)
 # GATEHOUSE_BIN_DIR, when set, holds prebuilt binaries (gatehouse,
 # gatehouse-TAGS); they are built there on first use and reused.
 if [ -z "${GATEHOUSE_VARIANT:-}" ]; then
