@@ -215,7 +215,7 @@ func writeError(w http.ResponseWriter, page *errorPage, rules respRules, id stri
 		sb.arm(rc)
 		page.write(w, id)
 	}
-	_ = sb.end(rc)
+	_ = sb.end(rc, page != nil)
 }
 
 var (

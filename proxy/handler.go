@@ -234,7 +234,7 @@ func (q *request) redirect(host string) {
 	q.rules.apply(h)
 	q.status = http.StatusMovedPermanently
 	q.w.WriteHeader(http.StatusMovedPermanently)
-	_ = q.sendBound().end(http.NewResponseController(q.w))
+	_ = q.sendBound().end(http.NewResponseController(q.w), false)
 }
 
 // allowedMethods is the Allow header of a 405: the methods Gatehouse
@@ -596,11 +596,12 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	// bounded by the send timeout (send.go).
 	out.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || unbuffered || strings.HasPrefix(headerValue(resp.Header, "Content-Type"), "text/event-stream")
-	n, err := q.copyBody(out, resp.Body, streaming)
+	n, armed, err := q.copyBody(out, resp.Body, streaming, resp.ContentLength)
 	q.bytes = n
 	if err == nil && cw != nil {
 		// The coded stream's last block, under the send bound.
 		q.sendBound().arm(http.NewResponseController(w))
+		armed = true
 		if cw.Close() != nil {
 			err = errClientWrite
 		}
@@ -618,7 +619,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
-	if q.sendBound().end(http.NewResponseController(w)) != nil {
+	if q.sendBound().end(http.NewResponseController(w), armed) != nil {
 		q.status = StatusClientClosed
 	}
 	return nil
@@ -668,13 +669,20 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // so a slow client is cut but a long download or event stream that
 // keeps moving is not. The first write is bounded like every other
 // (send.go); copyResponse ends the bound.
-func (q *request) copyBody(w http.ResponseWriter, src io.Reader, flush bool) (int64, error) {
+//
+// length is the body's length when known (-1 when not). The write that
+// completes the body — the source said io.EOF with it, or length bytes
+// have been read — is not followed by a wait for the backend, so its
+// bound is left armed (armed reports it) for sendBound.end: a small
+// response sets the deadline once. On HTTP/2 each setting is a hand-off
+// to the connection's serve loop (and disarming, then re-arming, a new
+// timer), which a response that ends here does not need.
+func (q *request) copyBody(w http.ResponseWriter, src io.Reader, flush bool, length int64) (written int64, armed bool, err error) {
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	buf := *bp
 	rc := http.NewResponseController(w)
 	sb := q.sendBound()
-	var written int64
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
@@ -682,20 +690,22 @@ func (q *request) copyBody(w http.ResponseWriter, src io.Reader, flush bool) (in
 			nw, werr := w.Write(buf[:nr])
 			written += int64(nw)
 			if werr != nil {
-				return written, errClientWrite
+				return written, false, errClientWrite
 			}
 			if flush {
 				if err := rc.Flush(); err != nil {
-					return written, errClientWrite
+					return written, false, errClientWrite
 				}
 			}
-			sb.idle(rc)
+			if armed = rerr == io.EOF || length >= 0 && written >= length; !armed {
+				sb.idle(rc)
+			}
 		}
 		if rerr == io.EOF {
-			return written, nil
+			return written, armed, nil
 		}
 		if rerr != nil {
-			return written, rerr
+			return written, false, rerr
 		}
 	}
 }
