@@ -66,8 +66,12 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			sendBound{send: config.DefaultSendTimeout, now: e.now, h2: r.ProtoMajor == 2})
 		return
 	}
+	// Field by field: the pool hands out zeroed state (end), and a
+	// composite literal would be built in ServeHTTP's stack frame first,
+	// doubling the request state's size in the frame of every handler
+	// goroutine (which then grows its stack sooner).
 	q := requestPool.Get().(*request)
-	*q = request{e: e, rt: rt, ci: edgeserver.ConnInfoOf(r), w: w, r: r, start: e.now()}
+	q.e, q.rt, q.ci, q.w, q.r, q.start = e, rt, edgeserver.ConnInfoOf(r), w, r, e.now()
 	e.metrics.inFlight.Inc()
 	// Deferred, so that a response aborted with panic(http.ErrAbortHandler)
 	// is still counted and logged, and the gauge comes back.
@@ -473,18 +477,13 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 	if body != nil {
 		body.Rewind()
 	}
-	q.up = uhttp.Request{
-		Addr:          b.Addr(),
-		Method:        r.Method,
-		Target:        upstreamTarget(r),
-		Host:          r.Host,
-		Header:        q.forwardHeader(),
-		HeaderTimeout: q.route.headerTimeout,
-		BodyTimeout:   q.route.readTimeout,
-		Replayable:    replayable,
-		Interim:       q,
-		Start:         q.start,
-	}
+	// Field by field into the zeroed q.up (zeroed again after each try),
+	// not built in this frame first (see ServeHTTP).
+	up := &q.up
+	up.Addr, up.Method, up.Target, up.Host = b.Addr(), r.Method, upstreamTarget(r), r.Host
+	up.Header = q.forwardHeader()
+	up.HeaderTimeout, up.BodyTimeout = q.route.headerTimeout, q.route.readTimeout
+	up.Replayable, up.Interim, up.Start = replayable, q, q.start
 	if body != nil {
 		q.up.Body, q.up.ContentLength, q.up.Trailer = body, r.ContentLength, r.Trailer
 	}
