@@ -152,7 +152,7 @@ func writeError(w http.ResponseWriter, page *errorpage.Page, rules respRules, id
 		sb.arm(rc)
 		page.Write(w, id)
 	}
-	_ = sb.end(rc)
+	_ = sb.end(rc, page != nil)
 }
 
 var (

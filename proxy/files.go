@@ -163,6 +163,9 @@ type fileWriter struct {
 	failed bool                 // a write to the client failed
 	chunk  io.LimitedReader
 	cw     *compress.Writer // the response is compressed through it
+	// armed: a write was bounded by the send timeout and nothing is
+	// waited for between writes of a file (sendBound.end keeps it).
+	armed bool
 }
 
 func (f *fileWriter) Header() http.Header { return f.q.w.Header() }
@@ -196,6 +199,7 @@ func (f *fileWriter) Write(p []byte) (int, error) {
 		f.WriteHeader(http.StatusOK)
 	}
 	f.q.sendBound().arm(http.NewResponseController(f.q.w))
+	f.armed = true
 	n, err := f.out().Write(p)
 	f.q.bytes += int64(n)
 	if err != nil {
@@ -233,6 +237,7 @@ func (f *fileWriter) ReadFrom(src io.Reader) (int64, error) {
 		want := min(lr.N, fileChunk)
 		f.chunk = io.LimitedReader{R: lr.R, N: want}
 		sb.arm(rc)
+		f.armed = true
 		n, err := rf.ReadFrom(&f.chunk)
 		lr.N -= n
 		total += n
@@ -262,6 +267,7 @@ func (f *fileWriter) finish() {
 	if f.cw != nil {
 		if !f.failed && q.r.Context().Err() == nil {
 			q.sendBound().arm(http.NewResponseController(q.w))
+			f.armed = true
 			f.failed = f.cw.Close() != nil
 		}
 		f.abort()
@@ -271,7 +277,7 @@ func (f *fileWriter) finish() {
 		q.status = StatusClientClosed
 		return
 	}
-	if q.sendBound().end(http.NewResponseController(q.w)) != nil {
+	if q.sendBound().end(http.NewResponseController(q.w), f.armed) != nil {
 		q.status = StatusClientClosed
 	}
 }

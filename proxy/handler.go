@@ -70,8 +70,12 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			sendBound{send: config.DefaultSendTimeout, now: e.now, h2: r.ProtoMajor == 2})
 		return
 	}
+	// Field by field: the pool hands out zeroed state (end), and a
+	// composite literal would be built in ServeHTTP's stack frame first,
+	// doubling the request state's size in the frame of every handler
+	// goroutine (which then grows its stack sooner).
 	q := requestPool.Get().(*request)
-	*q = request{e: e, rt: rt, ci: edgeserver.ConnInfoOf(r), w: w, r: r, start: e.now()}
+	q.e, q.rt, q.ci, q.w, q.r, q.start = e, rt, edgeserver.ConnInfoOf(r), w, r, e.now()
 	e.metrics.inFlight.Inc()
 	// Deferred, so that a response aborted with panic(http.ErrAbortHandler)
 	// is still counted and logged, and the gauge comes back.
@@ -238,7 +242,7 @@ func (q *request) redirect(host string) {
 	q.rules.Apply(h)
 	q.status = http.StatusMovedPermanently
 	q.w.WriteHeader(http.StatusMovedPermanently)
-	_ = q.sendBound().end(http.NewResponseController(q.w))
+	_ = q.sendBound().end(http.NewResponseController(q.w), false)
 }
 
 // allowedMethods is the Allow header of a 405: the methods Gatehouse
@@ -477,18 +481,13 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 	if body != nil {
 		body.Rewind()
 	}
-	q.up = uhttp.Request{
-		Addr:          b.Addr(),
-		Method:        r.Method,
-		Target:        upstreamTarget(r),
-		Host:          r.Host,
-		Header:        q.forwardHeader(),
-		HeaderTimeout: q.route.headerTimeout,
-		BodyTimeout:   q.route.readTimeout,
-		Replayable:    replayable,
-		Interim:       q,
-		Start:         q.start,
-	}
+	// Field by field into the zeroed q.up (zeroed again after each try),
+	// not built in this frame first (see ServeHTTP).
+	up := &q.up
+	up.Addr, up.Method, up.Target, up.Host = b.Addr(), r.Method, upstreamTarget(r), r.Host
+	up.Header = q.forwardHeader()
+	up.HeaderTimeout, up.BodyTimeout = q.route.headerTimeout, q.route.readTimeout
+	up.Replayable, up.Interim, up.Start = replayable, q, q.start
 	if body != nil {
 		q.up.Body, q.up.ContentLength, q.up.Trailer = body, r.ContentLength, r.Trailer
 	}
@@ -600,11 +599,12 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	// bounded by the send timeout (send.go).
 	out.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || unbuffered || strings.HasPrefix(headerValue(resp.Header, "Content-Type"), "text/event-stream")
-	n, err := q.copyBody(out, resp.Body, streaming)
+	n, armed, err := q.copyBody(out, resp.Body, streaming, resp.ContentLength)
 	q.bytes = n
 	if err == nil && cw != nil {
 		// The coded stream's last block, under the send bound.
 		q.sendBound().arm(http.NewResponseController(w))
+		armed = true
 		if cw.Close() != nil {
 			err = errClientWrite
 		}
@@ -622,7 +622,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
-	if q.sendBound().end(http.NewResponseController(w)) != nil {
+	if q.sendBound().end(http.NewResponseController(w), armed) != nil {
 		q.status = StatusClientClosed
 	}
 	return nil
@@ -672,13 +672,20 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // so a slow client is cut but a long download or event stream that
 // keeps moving is not. The first write is bounded like every other
 // (send.go); copyResponse ends the bound.
-func (q *request) copyBody(w http.ResponseWriter, src io.Reader, flush bool) (int64, error) {
+//
+// length is the body's length when known (-1 when not). The write that
+// completes the body — the source said io.EOF with it, or length bytes
+// have been read — is not followed by a wait for the backend, so its
+// bound is left armed (armed reports it) for sendBound.end: a small
+// response sets the deadline once. On HTTP/2 each setting is a hand-off
+// to the connection's serve loop (and disarming, then re-arming, a new
+// timer), which a response that ends here does not need.
+func (q *request) copyBody(w http.ResponseWriter, src io.Reader, flush bool, length int64) (written int64, armed bool, err error) {
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	buf := *bp
 	rc := http.NewResponseController(w)
 	sb := q.sendBound()
-	var written int64
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
@@ -686,20 +693,22 @@ func (q *request) copyBody(w http.ResponseWriter, src io.Reader, flush bool) (in
 			nw, werr := w.Write(buf[:nr])
 			written += int64(nw)
 			if werr != nil {
-				return written, errClientWrite
+				return written, false, errClientWrite
 			}
 			if flush {
 				if err := rc.Flush(); err != nil {
-					return written, errClientWrite
+					return written, false, errClientWrite
 				}
 			}
-			sb.idle(rc)
+			if armed = rerr == io.EOF || length >= 0 && written >= length; !armed {
+				sb.idle(rc)
+			}
 		}
 		if rerr == io.EOF {
-			return written, nil
+			return written, armed, nil
 		}
 		if rerr != nil {
-			return written, rerr
+			return written, false, rerr
 		}
 	}
 }

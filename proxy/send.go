@@ -66,11 +66,19 @@ func (b sendBound) idle(rc *http.ResponseController) {
 // the frames net/http writes after the handler returns (the head of a
 // response without a body, the buffered tail, END_STREAM), and the
 // stream's end disarms it.
-func (b sendBound) end(rc *http.ResponseController) error {
+//
+// armed reports that the response's last write was bounded by arm and
+// nothing was waited for since (the body ended with it): that bound,
+// set a moment ago, is the one end would set, and is kept rather than
+// set again (on HTTP/2 every setting is a message to the connection's
+// serve loop).
+func (b sendBound) end(rc *http.ResponseController, armed bool) error {
 	if b.send <= 0 {
 		return nil
 	}
-	b.arm(rc)
+	if !armed {
+		b.arm(rc)
+	}
 	if b.h2 {
 		return nil
 	}

@@ -43,3 +43,51 @@ func peekIdle(c net.Conn) int {
 	}
 	return st
 }
+
+// bindPeek prepares peek for uc's connection, once per connection: its
+// raw socket and the callback, so that the check before each reuse
+// allocates nothing (a closure over peekIdle's locals escapes to the
+// heap at every call).
+func (uc *upConn) bindPeek() {
+	sc, ok := uc.conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	uc.raw, uc.peekFn = raw, uc.peekRead
+}
+
+// peek is peekIdle for the connection's owner, the request about to
+// reuse it (usable): its state is uc's, so no one else may call it (the
+// idle reaper, which probes connections it does not own, uses
+// peekIdle).
+func (uc *upConn) peek() int {
+	if uc.raw == nil {
+		return idleOK
+	}
+	uc.peekState = idleOK
+	if err := uc.raw.Read(uc.peekFn); err != nil {
+		return idleClosed
+	}
+	return uc.peekState
+}
+
+// peekRead is peekIdle's receive, on uc's state.
+func (uc *upConn) peekRead(fd uintptr) bool {
+	for {
+		n, _, err := syscall.Recvfrom(int(fd), uc.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+		case err == nil && n > 0:
+			uc.peekState = idleData
+		default:
+			uc.peekState = idleClosed
+		}
+		return true
+	}
+}

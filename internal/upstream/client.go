@@ -284,7 +284,7 @@ func (c *Client) usable(uc *upConn) bool {
 	if uc.br.Buffered() > 0 {
 		st = idleData
 	} else {
-		st = peekIdle(uc.conn)
+		st = uc.peek()
 	}
 	switch st {
 	case idleOK:
@@ -313,6 +313,7 @@ func (c *Client) dialConn(ctx context.Context, addr string) (*upConn, error) {
 	uc.bw = bufio.NewWriterSize(conn, bufSize)
 	uc.body.uc = uc
 	uc.abortFn = uc.abort
+	uc.bindPeek()
 	return uc, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -39,6 +40,13 @@ type upConn struct {
 	aborted atomic.Bool
 	// bodyTimeout is the current response body's read gap limit.
 	bodyTimeout time.Duration
+
+	// The check before reuse (peek, bound by bindPeek): the raw socket
+	// (nil: not one, never checked), the callback and its state.
+	raw       syscall.RawConn
+	peekFn    func(fd uintptr) bool
+	peekState int
+	peekBuf   [1]byte
 }
 
 // aLongTimeAgo is a deadline in the past: it wakes every blocked read and
