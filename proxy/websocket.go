@@ -62,7 +62,7 @@ func (q *request) serveWebSocket() {
 	var (
 		b        *balancer.Backend
 		hit      bool
-		release  func()
+		slot     balancer.Slot // the backend slot, held until the tunnel ends
 		conn     net.Conn
 		lastErr  error
 		lastKind = errNoServer
@@ -76,7 +76,7 @@ func (q *request) serveWebSocket() {
 			break
 		}
 		var err error
-		release, err = b.Acquire(r.Context())
+		slot, err = b.Acquire(r.Context())
 		if err != nil {
 			lastErr, lastKind = err, classify(r.Context(), err)
 			b = nil
@@ -87,7 +87,7 @@ func (q *request) serveWebSocket() {
 		if err == nil {
 			break
 		}
-		release()
+		slot.Release()
 		lastErr, lastKind = &uhttp.DialError{Addr: b.Addr(), Err: err}, errDial
 		if r.Context().Err() != nil {
 			lastKind = errClientGone
@@ -117,7 +117,7 @@ func (q *request) serveWebSocket() {
 	defer func() {
 		if !ok {
 			conn.Close()
-			release()
+			slot.Release()
 			releaseClient()
 		}
 	}()
@@ -199,7 +199,7 @@ func (q *request) serveWebSocket() {
 		e.wsServerAdd(tk, -1)
 		clientConn.Close()
 		conn.Close()
-		release()
+		slot.Release()
 		releaseClient()
 		q.status = StatusClientClosed
 		return
@@ -251,7 +251,7 @@ func (q *request) serveWebSocket() {
 			Client:   q.client,
 		},
 		OnEnd: func(res wstunnel.Result) {
-			release()
+			slot.Release()
 			releaseClient()
 			e.wsServerAdd(tk, -1)
 			e.metrics.wsCloses.WithLabelValues(res.Cause, strconv.Itoa(int(res.Code))).Inc()
