@@ -25,7 +25,7 @@ func TestProcessAllocs(t *testing.T) {
 	defer reg.Close()
 	tun := &Tunnel{r: reg, o: Options{PingInterval: time.Minute}}
 	copy(tun.marker[:], "marker!!")
-	tun.c2b.init(tun, discardConn{}, discardConn{}, nil, nil, sideClient, nil)
+	tun.c2b.init(tun, discardConn{}, discardConn{}, nil, nil, nil, sideClient, nil)
 	var chunk []byte
 	chunk = append(chunk, frame(true, 1, true, []byte("hello"))...)
 	chunk = append(chunk, frame(false, 2, true, bytes.Repeat([]byte{1}, 300))...)

@@ -33,9 +33,12 @@ func (m memUse) total() int64 { return m.heap + m.stack }
 // through each (so every pipe has borrowed a buffer and grown its stack as
 // in real use), lets them go idle and reports the heap+stack cost per
 // tunnel, excluding the sockets (and TLS conns), which the proxy holds
-// anyway. "tls" terminates TLS on the client side, as for an HTTPS client:
-// that side has no RawConn and is read through the small fallback buffer.
+// anyway. "tls" terminates TLS on the client side, as for an HTTPS client,
+// passed as Options.ClientTLS as the proxy does: an idle TLS tunnel must
+// cost about what a TCP one does (issue 17.4: it held a 2 KiB read buffer
+// and a goroutine parked deep in crypto/tls, about 5 KiB more).
 func TestIdleMemory(t *testing.T) {
+	per := map[bool]float64{}
 	for _, useTLS := range []bool{false, true} {
 		name := "tcp"
 		if useTLS {
@@ -58,7 +61,11 @@ func TestIdleMemory(t *testing.T) {
 			down := frame(true, 1, false, []byte("hello from daphne"))
 			buf := make([]byte, 64)
 			for i := range n {
-				reg.Start(b[2*i], nil, a[2*i+1], nil, Options{IdleTimeout: time.Hour, PingInterval: time.Hour, CloseTimeout: time.Second})
+				o := Options{IdleTimeout: time.Hour, PingInterval: time.Hour, CloseTimeout: time.Second}
+				if useTLS {
+					o.ClientTLS = b[2*i].(*tls.Conn)
+				}
+				reg.Start(b[2*i], nil, a[2*i+1], nil, o)
 			}
 			for i := range n {
 				client, backend := a[2*i], b[2*i+1]
@@ -88,7 +95,11 @@ func TestIdleMemory(t *testing.T) {
 			if limit := 24 << 10; !raceEnabled && perTunnel > float64(limit) {
 				t.Errorf("idle tunnel costs %.0f B, want < %d", perTunnel, limit)
 			}
+			per[useTLS] = perTunnel
 		})
+	}
+	if tcp, tls := per[false], per[true]; !raceEnabled && hasRawIO && tcp > 0 && tls > tcp+1024 {
+		t.Errorf("an idle tunnel with a TLS client costs %.0f B, one with a TCP client %.0f B: want at most 1 KiB more", tls, tcp)
 	}
 }
 

@@ -28,12 +28,47 @@ func (p *pipe) rawRead(fd uintptr) bool {
 		case syscall.EAGAIN:
 			p.t.r.bufs.Put(p.buf)
 			p.buf = nil
+			if p.handoff && p.dirty {
+				p.yield = true // park in a fresh goroutine
+				return true
+			}
 			return false
 		}
 		if n < 0 {
 			n = 0
 		}
 		p.rn, p.rerr = n, err
+		return true
+	}
+}
+
+// waitTLS is the syscall.RawConn read callback of a TLS source: it
+// returns once the socket has something to read (data, EOF or an error),
+// leaving it for crypto/tls to read; on EAGAIN the goroutine parks in the
+// poller (or hands over to a fresh one first, see pipe.handoff).
+func (p *pipe) waitTLS(fd uintptr) bool {
+	if waitReadable(fd) {
+		return true
+	}
+	if p.handoff && p.dirty {
+		p.yield = true
+		return true
+	}
+	return false
+}
+
+// waitReadable reports whether the socket fd has something to read, without
+// reading it.
+func waitReadable(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
 		return true
 	}
 }

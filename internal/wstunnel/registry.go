@@ -86,9 +86,9 @@ func NewRegistry(o RegistryOptions) *Registry {
 // read past the handshake (from the hijacked bufio.Reader and from the
 // backend response reader), forwarded first. Start takes ownership of both
 // conns and the two slices (they must not change afterwards). When a conn
-// is a *net.TCPConn or *net.UnixConn (or Options.ClientSocket is set) the
-// tunnel waits for its data holding no buffer; other conns are read through
-// a small buffer per direction.
+// is a *net.TCPConn or *net.UnixConn (or Options.ClientSocket or
+// Options.ClientTLS is set) the tunnel waits for its data holding no
+// buffer; other conns are read through a small buffer per direction.
 //
 // If the registry is shutting down the tunnel is closed at once with
 // CauseShutdown; if it is closed, the conns are closed and the returned
@@ -113,8 +113,11 @@ func (r *Registry) Start(client net.Conn, clientBuffered []byte, backend net.Con
 	t.last.Store(now)
 	t.lastClient.Store(now)
 	t.pingAt = now
-	t.c2b.init(t, client, backend, o.ClientSocket, nil, sideClient, clientBuffered)
-	t.b2c.init(t, backend, client, nil, o.ClientSocket, sideBackend, backendBuffered)
+	t.c2b.init(t, client, backend, o.ClientSocket, nil, o.ClientTLS, sideClient, clientBuffered)
+	t.b2c.init(t, backend, client, nil, o.ClientSocket, nil, sideBackend, backendBuffered)
+	// Writes to a TLS client go through crypto/tls: that pipe hands over
+	// to a fresh goroutine before it parks, as the one reading it does.
+	t.b2c.handoff = t.c2b.tls != nil && t.b2c.raw != nil
 
 	r.mu.Lock()
 	if r.closed {
