@@ -74,13 +74,15 @@ type pipe struct {
 	// writes a TLS client), which grows the goroutine's stack to 4 KiB
 	// and more, and a parked goroutine's stack never shrinks back to 2
 	// KiB (the runtime halves a stack only while less than a quarter of
-	// it is in use, counting 800 bytes of margin). So before such a pipe
-	// parks on its socket after moving data, it hands over to a fresh
-	// goroutine and ends: dirty says data moved on this goroutine, yield
-	// that the read callback found nothing and asks for the hand-over.
+	// it is in use, counting 800 bytes of margin). grown says the
+	// goroutine has done such work; when the tunnel has then been idle
+	// for a sweep interval, the sweeper sets shrink and wakes the pipe,
+	// which hands over to a fresh goroutine (small stack) and ends. A
+	// busy tunnel never hands over; an idle one once per quiet spell.
 	handoff bool
-	dirty   bool
-	yield   bool
+	grown   atomic.Bool
+	shrink  atomic.Bool
+	waited  bool // tls: the socket wait has parked once in this read
 
 	w     net.Conn // dst, or its socket written with raw system calls (sockio)
 	small []byte   // fallback read buffer when raw is nil
@@ -176,7 +178,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // run is the pipe's goroutine, owned by the tunnel's Registry.
 func (p *pipe) run() {
 	defer p.t.r.wg.Done()
-	p.dirty = false
+	p.grown.Store(false)
 	failed, err := p.loop()
 	if err == errHandoff {
 		// Go on in a fresh goroutine (small stack), owned like this one.
@@ -188,9 +190,17 @@ func (p *pipe) run() {
 	p.t.pipeEnded(failed, err)
 }
 
-// errHandoff is returned by read when the pipe should park in a fresh
+// errHandoff is returned by loop when the pipe goes on in a fresh
 // goroutine (see pipe.handoff).
 var errHandoff = errors.New("wstunnel: hand over to a fresh goroutine")
+
+// markGrown records that this goroutine did crypto/tls work (see
+// pipe.handoff).
+func (p *pipe) markGrown() {
+	if p.handoff && !p.grown.Load() {
+		p.grown.Store(true)
+	}
+}
 
 // loop copies until an error; it returns the side whose conn failed.
 func (p *pipe) loop() (side, error) {
@@ -212,7 +222,7 @@ func (p *pipe) loop() (side, error) {
 		if len(b) > 0 {
 			p.bytes += int64(len(b))
 			p.t.touchSrc(p)
-			p.dirty = true
+			p.markGrown()
 			err := p.process(b)
 			p.release()
 			if err != nil {
@@ -220,9 +230,6 @@ func (p *pipe) loop() (side, error) {
 			}
 		}
 		if rerr != nil {
-			if rerr == errHandoff {
-				return p.srcSide, rerr
-			}
 			if !errors.Is(rerr, os.ErrDeadlineExceeded) {
 				return p.srcSide, rerr
 			}
@@ -231,6 +238,10 @@ func (p *pipe) loop() (side, error) {
 			if err := p.process(nil); err != nil {
 				return dstSide, err
 			}
+			if p.shrink.Swap(false) && p.handoff {
+				return p.srcSide, errHandoff
+			}
+			p.markGrown() // an injected frame went through crypto/tls
 		}
 	}
 }
@@ -248,10 +259,6 @@ func (p *pipe) read() ([]byte, error) {
 	p.rn, p.rerr = 0, nil
 	if err := p.raw.Read(p.readFn); err != nil {
 		return nil, err
-	}
-	if p.yield {
-		p.yield = false
-		return nil, errHandoff
 	}
 	if p.rerr == nil && p.rn == 0 {
 		p.rerr = io.EOF
@@ -278,12 +285,9 @@ func (p *pipe) read() ([]byte, error) {
 func (p *pipe) readTLS() ([]byte, error) {
 	n := 0
 	if !p.drain {
+		p.waited = false
 		if err := p.raw.Read(p.readFn); err != nil {
 			return nil, err
-		}
-		if p.yield {
-			p.yield = false
-			return nil, errHandoff
 		}
 		m, err := p.tls.Read(p.one[:])
 		if m == 0 {

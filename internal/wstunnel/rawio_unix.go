@@ -28,10 +28,6 @@ func (p *pipe) rawRead(fd uintptr) bool {
 		case syscall.EAGAIN:
 			p.t.r.bufs.Put(p.buf)
 			p.buf = nil
-			if p.handoff && p.dirty {
-				p.yield = true // park in a fresh goroutine
-				return true
-			}
 			return false
 		}
 		if n < 0 {
@@ -44,16 +40,16 @@ func (p *pipe) rawRead(fd uintptr) bool {
 
 // waitTLS is the syscall.RawConn read callback of a TLS source: it
 // returns once the socket has something to read (data, EOF or an error),
-// leaving it for crypto/tls to read; on EAGAIN the goroutine parks in the
-// poller (or hands over to a fresh one first, see pipe.handoff).
+// leaving it for crypto/tls to read. The first call looks (the poller
+// forgets a readiness event when a read begins); on EAGAIN the goroutine
+// parks in the poller, and the call after it wakes trusts the event
+// without a second look: a spurious one only makes the read that follows
+// wait inside crypto/tls, still without a pooled buffer.
 func (p *pipe) waitTLS(fd uintptr) bool {
-	if waitReadable(fd) {
+	if p.waited || waitReadable(fd) {
 		return true
 	}
-	if p.handoff && p.dirty {
-		p.yield = true
-		return true
-	}
+	p.waited = true
 	return false
 }
 

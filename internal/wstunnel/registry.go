@@ -57,6 +57,7 @@ const (
 	actPing uint8 = iota
 	actIdle
 	actPingTimeout
+	actShrink // hand crypto/tls-grown pipes over to fresh goroutines
 )
 
 // NewRegistry returns a Registry and starts its sweeper.
@@ -304,6 +305,11 @@ func (r *Registry) sweep(now time.Time) {
 		if t.closing.Load() {
 			continue
 		}
+		if n-t.last.Load() >= int64(r.sweepEvery) && (t.c2b.grown.Load() || t.b2c.grown.Load()) {
+			// Quiet for a sweep interval after crypto/tls work: let the
+			// pipes park on fresh, small stacks (see pipe.handoff).
+			acts = append(acts, sweepAction{t, actShrink})
+		}
 		o := &t.o
 		if o.IdleTimeout > 0 && n-t.last.Load() >= int64(o.IdleTimeout) {
 			acts = append(acts, sweepAction{t, actIdle})
@@ -327,6 +333,13 @@ func (r *Registry) sweep(now time.Time) {
 	r.mu.Unlock()
 	for i, a := range acts {
 		switch a.what {
+		case actShrink:
+			for _, p := range []*pipe{&a.t.c2b, &a.t.b2c} {
+				if p.grown.Load() {
+					p.shrink.Store(true)
+					p.wake()
+				}
+			}
 		case actPing:
 			a.t.b2c.request(injPing)
 		case actIdle:

@@ -131,6 +131,21 @@ func TestTLSClient(t *testing.T) {
 		t.Fatalf("client read: %q, %v", p, err)
 	}
 
+	// Quiet for a sweep interval: both pipes ran crypto/tls and hand over
+	// to fresh goroutines; the stream goes on as before.
+	handOver(t, reg, tun)
+	send(frame(true, 1, true, []byte("after the hand-over")))
+	if _, _, p, err := readFrame(backend); err != nil || string(p) != "after the hand-over" {
+		t.Fatalf("backend read after the hand-over: %q, %v", p, err)
+	}
+	if _, err := backend.Write(frame(true, 1, false, []byte("still here"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, p, err := readFrame(client); err != nil || string(p) != "still here" {
+		t.Fatalf("client read after the hand-over: %q, %v", p, err)
+	}
+	handOver(t, reg, tun)
+
 	// Idle, then closed by the proxy: both peers get the Close frame.
 	tun.Close(CloseGoingAway, "bye", "test")
 	if op, _, p, err := readFrame(client); err != nil || op != opClose || len(p) < 2 || int(p[0])<<8|int(p[1]) != int(CloseGoingAway) {
@@ -172,5 +187,46 @@ func TestTLSClientIdleTimeout(t *testing.T) {
 	res := waitDone(t, tun, waitFor)
 	if res.Cause != CauseIdleTimeout || res.Code != CloseGoingAway {
 		t.Errorf("result: cause %q code %d, want %q 1001", res.Cause, res.Code, CauseIdleTimeout)
+	}
+}
+
+// handOver makes the registry's sweeper see tun quiet for more than a sweep
+// interval, and waits until the pipes that ran crypto/tls have handed over
+// to fresh goroutines (each resets grown when it starts).
+func handOver(t *testing.T, reg *Registry, tun *Tunnel) {
+	t.Helper()
+	if !hasRawIO {
+		return
+	}
+	if !tun.c2b.grown.Load() || !tun.b2c.grown.Load() {
+		t.Fatalf("after TLS traffic both ways: grown c2b %v b2c %v, want both", tun.c2b.grown.Load(), tun.b2c.grown.Load())
+	}
+	// A minute past the registry's clock, which stamped the last data.
+	reg.sweep(time.Unix(0, reg.clock.Load()).Add(time.Minute))
+	waitHandedOver(t, reg)
+}
+
+// waitHandedOver waits until no pipe of reg is marked grown.
+func waitHandedOver(t testing.TB, reg *Registry) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		grown := 0
+		reg.mu.Lock()
+		for tun := range reg.tunnels {
+			if tun.c2b.grown.Load() || tun.b2c.grown.Load() {
+				grown++
+			}
+		}
+		reg.mu.Unlock()
+		if grown == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tunnels' pipes did not hand over to fresh goroutines", grown)
+		}
+		<-tick.C
 	}
 }
