@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync/atomic"
 	"time"
 )
 
@@ -128,34 +127,58 @@ func (b *Backend) effWeight(now int64) int64 {
 	return max(1, int64(float64(b.weight)*frac))
 }
 
+// Slot is a slot taken with [Backend.Acquire]. Its zero value holds
+// nothing: Release on it does nothing. A Slot is a small value, kept by the
+// caller (on its stack or in its request state), so taking and giving back
+// a slot allocates nothing.
+type Slot struct {
+	s *addrState
+}
+
+// Release gives the slot back. It is idempotent: calls after the first do
+// nothing. Release must not be called on the same Slot from two goroutines
+// at once; the slot is one request's or one stream's, released by whoever
+// ends it.
+func (sl *Slot) Release() {
+	if s := sl.s; s != nil {
+		sl.s = nil
+		s.release()
+	}
+}
+
+// Held reports whether the slot is taken and not yet released.
+func (sl *Slot) Held() bool { return sl.s != nil }
+
 // Acquire takes a slot on the backend, to be held for the whole request or
-// stream (WebSockets included) and given back by calling release, which is
+// stream (WebSockets included) and given back with [Slot.Release], which is
 // idempotent. The slot counts as in-flight load for least_conn and
-// random_two.
+// random_two. Acquire and Release allocate nothing when no waiting is
+// needed.
 //
 // When MaxConns slots are taken, the caller waits in a FIFO queue of at most
 // QueueSize waiters: beyond that Acquire returns ErrQueueFull; after
 // QueueTimeout it returns ErrQueueTimeout; if ctx is done first it returns
-// ctx.Err(). A released slot goes to the oldest waiter.
+// ctx.Err(). A released slot goes to the oldest waiter. On error the Slot
+// is the zero Slot.
 //
 // A request whose ctx is already done gets no slot (ctx.Err()), neither at
 // once nor after waiting: a client that went away — an HTTP/2 stream the
 // client reset — must not be sent to the backend.
-func (b *Backend) Acquire(ctx context.Context) (release func(), err error) {
+func (b *Backend) Acquire(ctx context.Context) (Slot, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return Slot{}, err
 	}
 	s := b.st
 	s.mu.Lock()
 	if s.maxConns <= 0 || (s.inflight.Load() < int64(s.maxConns) && len(s.queue) == 0) {
 		s.inflight.Add(1)
 		s.mu.Unlock()
-		return s.releaser(), nil
+		return Slot{s}, nil
 	}
 	if len(s.queue) >= b.pool.o.QueueSize {
 		s.mu.Unlock()
 		s.queueFull.Add(1)
-		return nil, ErrQueueFull
+		return Slot{}, ErrQueueFull
 	}
 	w := &waiter{ch: make(chan struct{})}
 	s.queue = append(s.queue, w)
@@ -168,14 +191,15 @@ func (b *Backend) Acquire(ctx context.Context) (release func(), err error) {
 		defer t.Stop()
 		timeout = t.C
 	}
+	var err error
 	select {
 	case <-w.ch:
 		if err := ctx.Err(); err != nil {
 			// Granted as the client went away: pass the slot on.
 			s.release()
-			return nil, err
+			return Slot{}, err
 		}
-		return s.releaser(), nil
+		return Slot{s}, nil
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-timeout:
@@ -188,7 +212,7 @@ func (b *Backend) Acquire(ctx context.Context) (release func(), err error) {
 		// back through the normal path so the next waiter gets it.
 		s.mu.Unlock()
 		s.release()
-		return nil, err
+		return Slot{}, err
 	}
 	s.queue = slices.Delete(s.queue, i, i+1)
 	s.queued.Add(-1)
@@ -196,16 +220,7 @@ func (b *Backend) Acquire(ctx context.Context) (release func(), err error) {
 	if err == ErrQueueTimeout {
 		s.queueTimeouts.Add(1)
 	}
-	return nil, err
-}
-
-func (s *addrState) releaser() func() {
-	var done atomic.Bool
-	return func() {
-		if done.CompareAndSwap(false, true) {
-			s.release()
-		}
-	}
+	return Slot{}, err
 }
 
 // release gives a slot back, handing it to the oldest waiter if the limit

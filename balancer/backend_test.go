@@ -26,7 +26,7 @@ func TestQueue(t *testing.T) {
 		// Two waiters, in order.
 		type res struct {
 			id  int
-			rel func()
+			rel Slot
 			err error
 		}
 		got := make(chan res, 2)
@@ -46,8 +46,8 @@ func TestQueue(t *testing.T) {
 		if b.QueueFull() != 1 {
 			t.Errorf("QueueFull() = %d", b.QueueFull())
 		}
-		r1()
-		r1() // idempotent: must not free a second slot
+		r1.Release()
+		r1.Release() // idempotent: must not free a second slot
 		synctest.Wait()
 		first := <-got
 		if first.id != 3 || first.err != nil {
@@ -61,7 +61,7 @@ func TestQueue(t *testing.T) {
 			t.Fatalf("waiter %d served without a free slot", r.id)
 		default:
 		}
-		r2()
+		r2.Release()
 		synctest.Wait()
 		second := <-got
 		if second.id != 4 || second.err != nil {
@@ -89,8 +89,8 @@ func TestQueue(t *testing.T) {
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Errorf("cancelled Acquire: %v", err)
 		}
-		first.rel()
-		second.rel()
+		first.rel.Release()
+		second.rel.Release()
 		if b.InFlight() != 0 || b.QueueLen() != 0 {
 			t.Errorf("end: InFlight=%d QueueLen=%d", b.InFlight(), b.QueueLen())
 		}
@@ -109,11 +109,11 @@ func TestQueueNoQueue(t *testing.T) {
 	if _, err := b.Acquire(t.Context()); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("QueueSize 0: %v, want ErrQueueFull", err)
 	}
-	r()
+	r.Release()
 	if r, err := b.Acquire(t.Context()); err != nil {
 		t.Errorf("after release: %v", err)
 	} else {
-		r()
+		r.Release()
 	}
 }
 
@@ -320,7 +320,7 @@ func TestQueueLimitRaisedOnReload(t *testing.T) {
 			go func() {
 				r, err := b.Acquire(t.Context())
 				if err == nil {
-					defer r()
+					defer r.Release()
 				}
 				errs <- err
 			}()
@@ -337,7 +337,7 @@ func TestQueueLimitRaisedOnReload(t *testing.T) {
 				t.Errorf("waiter: %v", err)
 			}
 		}
-		rel()
+		rel.Release()
 		if b.InFlight() != 0 || b.QueueLen() != 0 {
 			t.Errorf("InFlight=%d QueueLen=%d", b.InFlight(), b.QueueLen())
 		}
@@ -355,7 +355,7 @@ func TestAcquireClientGone(t *testing.T) {
 
 	gone, cancel := context.WithCancel(t.Context())
 	cancel()
-	if r, err := b.Acquire(gone); !errors.Is(err, context.Canceled) || r != nil {
+	if r, err := b.Acquire(gone); !errors.Is(err, context.Canceled) || r.Held() {
 		t.Fatalf("Acquire with a done context: err %v; want context.Canceled and no slot", err)
 	}
 	if b.InFlight() != 0 {
@@ -375,14 +375,12 @@ func TestAcquireClientGone(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			r, err := b.Acquire(ctx)
-			if r != nil {
-				r()
-			}
+			r.Release() // nothing when refused
 			done <- err
 		}()
 		synctest.Wait() // queued
 		ctx.gone.Store(true)
-		hold()
+		hold.Release()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("waiter granted a slot after its client went away: err %v, want context.Canceled", err)
 		}
@@ -428,5 +426,30 @@ func TestCapacity(t *testing.T) {
 				t.Errorf("Capacity() = %d, want %d", got, c.want)
 			}
 		})
+	}
+}
+
+// TestAcquireAllocs: taking and releasing a slot allocates nothing, with
+// and without a max_conns limit (issue 17.5: the release closure and its
+// once-flag cost two allocations per request).
+func TestAcquireAllocs(t *testing.T) {
+	for _, mc := range []int{0, 1 << 20} {
+		o := Options{Servers: servers(1)}
+		o.Servers[0].MaxConns = mc
+		b := mustNew(t, nil, o).Backends()[0]
+		ctx := t.Context()
+		if a := testing.AllocsPerRun(200, func() {
+			s, err := b.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Release()
+			s.Release()
+		}); a != 0 {
+			t.Errorf("max_conns=%d: Acquire+Release allocates %.1f times per run, want 0", mc, a)
+		}
+		if b.InFlight() != 0 {
+			t.Errorf("max_conns=%d: InFlight = %d after release, want 0", mc, b.InFlight())
+		}
 	}
 }

@@ -67,7 +67,7 @@ func BenchmarkAcquire(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					rel()
+					rel.Release()
 				}
 			})
 		})

@@ -33,7 +33,8 @@
 // # Slots and queueing
 //
 // The caller holds a slot from [Backend.Acquire] for the whole request or
-// stream (including WebSockets) and calls the idempotent release when done.
+// stream (including WebSockets) and calls the idempotent [Slot.Release] when
+// done; taking and releasing a slot allocates nothing.
 // Slots are the in-flight load seen by least_conn and random_two. With
 // MaxConns set, excess callers wait in a bounded FIFO queue (QueueSize,
 // QueueTimeout), as HAProxy's maxconn and timeout queue.

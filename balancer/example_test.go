@@ -36,12 +36,12 @@ func Example() {
 	// A request: pick, take a slot for the whole exchange, release.
 	k := balancer.Key{Client: netip.MustParseAddr("192.0.2.7")}
 	b, sticky := pool.Pick(k)
-	release, err := b.Acquire(context.Background())
+	slot, err := b.Acquire(context.Background())
 	if err != nil {
 		panic(err) // ErrQueueFull or ErrQueueTimeout: answer 503
 	}
 	fmt.Println("picked", b.Name(), b.Addr(), "sticky:", sticky)
-	release()
+	slot.Release()
 
 	// The next request carries the cookie the proxy set to b.ID().
 	again, sticky := pool.Pick(balancer.Key{Cookie: b.ID()})

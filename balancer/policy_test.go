@@ -80,7 +80,7 @@ func TestLeastConn(t *testing.T) {
 	weights := []int{1, 2, 3}
 	t.Run("held load follows weights exactly", func(t *testing.T) {
 		p := mustNew(t, nil, Options{Policy: PolicyLeastConn, Servers: servers(weights...)})
-		var rel []func()
+		var rel []Slot
 		for range 600 {
 			b, _ := p.Pick(Key{})
 			r, err := b.Acquire(t.Context())
@@ -95,7 +95,7 @@ func TestLeastConn(t *testing.T) {
 			}
 		}
 		for _, r := range rel {
-			r()
+			r.Release()
 		}
 		for _, b := range p.Backends() {
 			if b.InFlight() != 0 {
@@ -112,7 +112,7 @@ func TestLeastConn(t *testing.T) {
 	t.Run("prefers idle", func(t *testing.T) {
 		p := mustNew(t, nil, Options{Policy: PolicyLeastConn, Servers: servers(1, 1)})
 		r, _ := byName(t, p, "s0").Acquire(t.Context())
-		defer r()
+		defer r.Release()
 		for range 20 {
 			if b, _ := p.Pick(Key{}); b.Name() != "s1" {
 				t.Fatalf("picked %s with s0 busy", b.Name())
@@ -155,7 +155,7 @@ func TestFirst(t *testing.T) {
 	if b, _ := p.Pick(Key{}); b.Name() != "s1" {
 		t.Errorf("s0 full: picked %s, want s1", b.Name())
 	}
-	r()
+	r.Release()
 	byName(t, p, "s0").SetUp(false, "test")
 	if b, _ := p.Pick(Key{}); b.Name() != "s1" {
 		t.Errorf("s0 down: picked %s, want s1", b.Name())
@@ -181,7 +181,7 @@ func TestFullServersSkipped(t *testing.T) {
 	if b, _ := p.Pick(Key{}); b == nil || b.Name() != "s0" {
 		t.Errorf("only full s0 left: picked %v, want s0 (caller queues)", b)
 	}
-	r()
+	r.Release()
 }
 
 func clientAddr(i int) netip.Addr {

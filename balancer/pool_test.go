@@ -189,7 +189,7 @@ func TestRegistryReload(t *testing.T) {
 	if a2.ID() != a.ID() || c2.ID() != c.ID() {
 		t.Error("sticky ids changed across reload")
 	}
-	rel() // release through the old generation's backend
+	rel.Release() // release through the old generation's backend
 	if a2.InFlight() != 0 {
 		t.Errorf("release via old backend not seen by new: %d", a2.InFlight())
 	}
@@ -280,8 +280,8 @@ func TestConcurrent(t *testing.T) {
 						if i%7 == 0 {
 							b.ReportFailure(time.Now())
 						}
-						rel()
-						rel()
+						rel.Release()
+						rel.Release()
 					}
 					k.Cookie = b.ID()
 				}

@@ -27,27 +27,28 @@ import (
 // figure here (and in the doc).
 const (
 	// ServeHTTP of a small GET through the whole Edge, access log off:
-	// the response head's value string and slice (2, upstream client),
-	// the balancer's release closure (2, Backend.Acquire) and the
-	// request ID's string and header slice (2, on by default: the value
-	// must outlive the pooled request state, because net/http may write
-	// the head after ServeHTTP returns). A request whose context can be
-	// cancelled (every request a net/http server serves; not this
-	// test's) adds the upstream client's context.AfterFunc registration.
-	allocsServeHTTP = 6
+	// the response head's value string and slice (2, upstream client)
+	// and the request ID's string and header slice (2, on by default: the
+	// value must outlive the pooled request state, because net/http may
+	// write the head after ServeHTTP returns). The balancer's slot
+	// (Backend.Acquire) costs nothing since issue 17.5. A request whose
+	// context can be cancelled (every request a net/http server serves;
+	// not this test's) adds the upstream client's context.AfterFunc
+	// registration.
+	allocsServeHTTP = 4
 	// The same with [request_id] enabled = false.
-	allocsServeHTTPNoID = 4
+	allocsServeHTTPNoID = 2
 	// The same with a JSON access log line (the log entry's client
 	// address string).
-	allocsServeHTTPLog = 7
+	allocsServeHTTPLog = 5
 	// ServeHTTP of a request whose context can be cancelled, as a
 	// net/http server's are: the upstream client's context.AfterFunc
 	// registration, which ends a blocked backend read when the client
 	// goes away (issue 13.3), adds 2 (its context and stop function).
-	allocsServeHTTPCancel = 8
+	allocsServeHTTPCancel = 6
 	// ServeHTTP with client = "net/http": http.Transport's own request
 	// and response objects, the header map, the trace and timers.
-	allocsServeHTTPNetHTTP = 70
+	allocsServeHTTPNetHTTP = 68
 	// ServeHTTP of a 2 KiB file from a file route (from the open-file
 	// cache's memory): the request ID (2), and http.ServeContent's own
 	// (Last-Modified, Content-Length and Accept-Ranges values, its
@@ -66,7 +67,7 @@ const (
 	// head's value string and slice.
 	allocsRoundTrip = 2
 	allocsPick      = 0 // balancer Pool.Pick, round robin
-	allocsAcquire   = 2 // balancer Backend.Acquire + release
+	allocsAcquire   = 0 // balancer Backend.Acquire + Slot.Release
 	allocsAllowAt   = 0 // ratelimit Zone.AllowAt on a tracked key
 )
 
@@ -229,11 +230,11 @@ func TestHotPathAllocs(t *testing.T) {
 	check("balancer Pick", allocsPick, func() { pool.Pick(key) })
 	be, _ := pool.Pick(key)
 	check("balancer Acquire", allocsAcquire, func() {
-		rel, err := be.Acquire(context.Background())
+		slot, err := be.Acquire(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		rel()
+		slot.Release()
 	})
 
 	z, err := ratelimit.NewZone(ratelimit.ZoneOptions{Rate: 1e9, Burst: 1 << 30})

@@ -473,11 +473,11 @@ func (q *request) logRetry(b *balancer.Backend, kind string, err error) {
 func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyGuard, replayable, more bool, deadline time.Time) (served bool, err error, kind errorKind) {
 	r := q.r
 	u := q.route.upstream
-	release, err := b.Acquire(r.Context())
+	slot, err := b.Acquire(r.Context())
 	if err != nil {
 		return false, err, classify(r.Context(), err)
 	}
-	defer release()
+	defer slot.Release()
 	if body != nil {
 		body.Rewind()
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"net"
 	"net/http"
@@ -62,7 +63,7 @@ func (q *request) serveWebSocket() {
 	var (
 		b        *balancer.Backend
 		hit      bool
-		release  func()
+		slot     balancer.Slot // the backend slot, held until the tunnel ends
 		conn     net.Conn
 		lastErr  error
 		lastKind = errNoServer
@@ -76,7 +77,7 @@ func (q *request) serveWebSocket() {
 			break
 		}
 		var err error
-		release, err = b.Acquire(r.Context())
+		slot, err = b.Acquire(r.Context())
 		if err != nil {
 			lastErr, lastKind = err, classify(r.Context(), err)
 			b = nil
@@ -87,7 +88,7 @@ func (q *request) serveWebSocket() {
 		if err == nil {
 			break
 		}
-		release()
+		slot.Release()
 		lastErr, lastKind = &uhttp.DialError{Addr: b.Addr(), Err: err}, errDial
 		if r.Context().Err() != nil {
 			lastKind = errClientGone
@@ -117,7 +118,7 @@ func (q *request) serveWebSocket() {
 	defer func() {
 		if !ok {
 			conn.Close()
-			release()
+			slot.Release()
 			releaseClient()
 		}
 	}()
@@ -199,7 +200,7 @@ func (q *request) serveWebSocket() {
 		e.wsServerAdd(tk, -1)
 		clientConn.Close()
 		conn.Close()
-		release()
+		slot.Release()
 		releaseClient()
 		q.status = StatusClientClosed
 		return
@@ -224,6 +225,12 @@ func (q *request) serveWebSocket() {
 	// by the guard; that stream is then read through the wrappers
 	// (sockio.Socket returns nil), which costs a buffer, not correctness.
 	socket := sockio.Socket(clientConn)
+	// Over TLS the same holds for the wrappers above the *tls.Conn: the
+	// tunnel reads through it and waits on the socket under it.
+	var clientTLS *tls.Conn
+	if socket == nil {
+		clientTLS = tlsUnder(clientConn)
+	}
 	e.metrics.wsUpgrades.WithLabelValues("ok").Inc()
 	start := e.now()
 	// The access log line is written when the tunnel closes, with its
@@ -244,6 +251,7 @@ func (q *request) serveWebSocket() {
 		PingTimeout:  ws.PingTimeout,
 		CloseTimeout: 5 * time.Second,
 		ClientSocket: socket,
+		ClientTLS:    clientTLS,
 		Labels: wstunnel.Labels{
 			Upstream: u.cfg.Name,
 			Server:   b.Label(),
@@ -251,7 +259,7 @@ func (q *request) serveWebSocket() {
 			Client:   q.client,
 		},
 		OnEnd: func(res wstunnel.Result) {
-			release()
+			slot.Release()
 			releaseClient()
 			e.wsServerAdd(tk, -1)
 			e.metrics.wsCloses.WithLabelValues(res.Cause, strconv.Itoa(int(res.Code))).Inc()
@@ -263,6 +271,28 @@ func (q *request) serveWebSocket() {
 			}
 		},
 	})
+}
+
+// tlsUnder returns the *tls.Conn under c's wrappers when every wrapper
+// above it can be bypassed (sockio.Unwrapper) and holds no unread bytes
+// (sockio.Bufferer), else nil.
+func tlsUnder(c net.Conn) *tls.Conn {
+	for range 16 { // bounded, against a wrapper that unwraps to itself
+		if b, ok := c.(sockio.Bufferer); ok && b.Buffered() != 0 {
+			return nil
+		}
+		if tc, ok := c.(*tls.Conn); ok {
+			return tc
+		}
+		u, ok := c.(sockio.Unwrapper)
+		if !ok {
+			return nil
+		}
+		if c = u.Unwrap(); c == nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // validUpgrade checks RFC 6455 §4.2.1: GET, a 16-byte base64 key and

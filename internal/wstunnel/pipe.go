@@ -2,6 +2,7 @@ package wstunnel
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -18,8 +19,9 @@ import (
 const bufSize = 16 << 10
 
 // fallbackBufSize is the per-direction buffer of a pipe whose source has no
-// RawConn (a *tls.Conn, a net.Pipe, a wrapper): such a pipe has to block in
-// Read with a buffer in hand, so the buffer is kept small.
+// RawConn (a net.Pipe, a wrapper, a *tls.Conn whose socket is not known):
+// such a pipe has to block in Read with a buffer in hand, so the buffer is
+// kept small.
 const fallbackBufSize = 2 << 10
 
 // markerLen is the length of the payload of the tunnel's own Pings.
@@ -58,11 +60,29 @@ type pipe struct {
 	srcSide   side
 	toBackend bool // dst is the backend: injected frames are masked
 
-	raw    syscall.RawConn    // src's RawConn, or nil
-	readFn func(uintptr) bool // p.rawRead, bound once
-	buf    *[bufSize]byte     // borrowed while a chunk is being processed
-	rn     int
-	rerr   error
+	raw    syscall.RawConn    // src's RawConn (the socket under tls, if set), or nil
+	readFn func(uintptr) bool // p.rawRead, bound once; with tls, p.waitTLS
+	tls    *tls.Conn          // src read through crypto/tls; raw is its socket's
+	drain  bool               // tls: the last read filled the buffer; more may be held
+	one    [1]byte            // tls: the first byte of a chunk, read before a buffer is borrowed
+
+	buf  *[bufSize]byte // borrowed while a chunk is being processed
+	rn   int
+	rerr error
+
+	// handoff: this pipe's work runs through crypto/tls (it reads or
+	// writes a TLS client), which grows the goroutine's stack to 4 KiB
+	// and more, and a parked goroutine's stack never shrinks back to 2
+	// KiB (the runtime halves a stack only while less than a quarter of
+	// it is in use, counting 800 bytes of margin). grown says the
+	// goroutine has done such work; when the tunnel has then been idle
+	// for a sweep interval, the sweeper sets shrink and wakes the pipe,
+	// which hands over to a fresh goroutine (small stack) and ends. A
+	// busy tunnel never hands over; an idle one once per quiet spell.
+	handoff bool
+	grown   atomic.Bool
+	shrink  atomic.Bool
+	waited  bool // tls: the socket wait has parked once in this read
 
 	w     net.Conn // dst, or its socket written with raw system calls (sockio)
 	small []byte   // fallback read buffer when raw is nil
@@ -81,8 +101,10 @@ type pipe struct {
 }
 
 // init sets the pipe up. srcSocket and dstSocket, if not nil, are the
-// sockets under src and dst, read and written in their place.
-func (p *pipe) init(t *Tunnel, src, dst, srcSocket, dstSocket net.Conn, srcSide side, first []byte) {
+// sockets under src and dst, read and written in their place. srcTLS, if
+// not nil, is the *tls.Conn under src, read in its place and waited for on
+// the socket under it (srcSocket is then nil).
+func (p *pipe) init(t *Tunnel, src, dst, srcSocket, dstSocket net.Conn, srcTLS *tls.Conn, srcSide side, first []byte) {
 	p.t, p.src, p.dst, p.srcSide, p.first = t, src, dst, srcSide, first
 	p.toBackend = srcSide == sideClient
 	p.rd = src
@@ -92,9 +114,20 @@ func (p *pipe) init(t *Tunnel, src, dst, srcSocket, dstSocket net.Conn, srcSide 
 	if dstSocket == nil {
 		dstSocket = dst
 	}
-	if raw := rawConn(p.rd); raw != nil {
-		p.raw = raw
-		p.readFn = p.rawRead
+	if srcTLS != nil && srcSocket == nil {
+		if raw := rawConn(sockio.Socket(srcTLS.NetConn())); raw != nil {
+			// Deadlines set on the TLS conn reach the socket, so wake
+			// interrupts a wait on raw as well as a read through tls.
+			p.tls, p.rd, p.raw = srcTLS, srcTLS, raw
+			p.readFn = p.waitTLS
+			p.handoff = true
+		}
+	}
+	if p.raw == nil {
+		if raw := rawConn(p.rd); raw != nil {
+			p.raw = raw
+			p.readFn = p.rawRead
+		}
 	}
 	p.w = dst
 	if rawConn(dstSocket) != nil {
@@ -145,9 +178,28 @@ var aLongTimeAgo = time.Unix(1, 0)
 // run is the pipe's goroutine, owned by the tunnel's Registry.
 func (p *pipe) run() {
 	defer p.t.r.wg.Done()
+	p.grown.Store(false)
 	failed, err := p.loop()
+	if err == errHandoff {
+		// Go on in a fresh goroutine (small stack), owned like this one.
+		p.t.r.wg.Add(1)
+		go p.run()
+		return
+	}
 	p.release()
 	p.t.pipeEnded(failed, err)
+}
+
+// errHandoff is returned by loop when the pipe goes on in a fresh
+// goroutine (see pipe.handoff).
+var errHandoff = errors.New("wstunnel: hand over to a fresh goroutine")
+
+// markGrown records that this goroutine did crypto/tls work (see
+// pipe.handoff).
+func (p *pipe) markGrown() {
+	if p.handoff && !p.grown.Load() {
+		p.grown.Store(true)
+	}
 }
 
 // loop copies until an error; it returns the side whose conn failed.
@@ -170,6 +222,7 @@ func (p *pipe) loop() (side, error) {
 		if len(b) > 0 {
 			p.bytes += int64(len(b))
 			p.t.touchSrc(p)
+			p.markGrown()
 			err := p.process(b)
 			p.release()
 			if err != nil {
@@ -185,6 +238,10 @@ func (p *pipe) loop() (side, error) {
 			if err := p.process(nil); err != nil {
 				return dstSide, err
 			}
+			if p.shrink.Swap(false) && p.handoff {
+				return p.srcSide, errHandoff
+			}
+			p.markGrown() // an injected frame went through crypto/tls
 		}
 	}
 }
@@ -192,6 +249,9 @@ func (p *pipe) loop() (side, error) {
 // read returns the next chunk from src. With a RawConn the chunk lives in a
 // pooled buffer that release returns.
 func (p *pipe) read() ([]byte, error) {
+	if p.tls != nil {
+		return p.readTLS()
+	}
 	if p.raw == nil {
 		n, err := p.src.Read(p.small)
 		return p.small[:n], err
@@ -204,6 +264,66 @@ func (p *pipe) read() ([]byte, error) {
 		p.rerr = io.EOF
 	}
 	return p.buf[:p.rn], p.rerr
+}
+
+// readTLS reads the next chunk from a TLS source. While the client is
+// quiet it waits on the socket, holding no buffer and parked at the top of
+// a small stack, not deep in crypto/tls. Once the socket is readable it
+// reads one byte through crypto/tls, which returns once a whole record has
+// arrived (a peer that trickles a record in makes it wait, still without
+// a pooled buffer); then it borrows a pooled buffer and takes whatever
+// crypto/tls already holds, the rest of that record and whole records that
+// came with it, without waiting: a read deadline in the past makes a read
+// that would have to wait for the socket fail at once (a timeout leaves a
+// tls.Conn usable). Bytes crypto/tls holds are invisible on the socket, so
+// when the buffer filled up the next call takes more the same way (drain)
+// before it waits again.
+//
+// Clearing the deadline may erase the one wake set in between; the loop
+// processes what read returns (or nothing, on a timeout) before reading
+// again, and that looks at pending as a wake would have.
+func (p *pipe) readTLS() ([]byte, error) {
+	n := 0
+	if !p.drain {
+		p.waited = false
+		if err := p.raw.Read(p.readFn); err != nil {
+			return nil, err
+		}
+		m, err := p.tls.Read(p.one[:])
+		if m == 0 {
+			return nil, err
+		}
+		p.buf = p.t.r.bufs.Get().(*[bufSize]byte)
+		p.buf[0] = p.one[0]
+		n = 1
+	} else {
+		p.buf = p.t.r.bufs.Get().(*[bufSize]byte)
+	}
+	p.drain = false
+	p.rd.SetReadDeadline(aLongTimeAgo)
+	var err error
+	for n < bufSize {
+		var m int
+		m, err = p.tls.Read(p.buf[n:])
+		n += m
+		if err != nil {
+			break
+		}
+	}
+	p.rd.SetReadDeadline(time.Time{})
+	switch {
+	case err == nil:
+		p.drain = true // full: crypto/tls may hold more
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if n > 0 {
+			err = nil // nothing more held
+		}
+	}
+	if n == 0 {
+		p.release()
+		return nil, err
+	}
+	return p.buf[:n], err
 }
 
 func (p *pipe) release() {

@@ -23,8 +23,8 @@ func testTunnel(t *testing.T, o Options) (*Tunnel, *recordConn, *recordConn) {
 	copy(tun.marker[:], "marker!!")
 	toBackend, toClient := &recordConn{}, &recordConn{}
 	tun.client, tun.backend = net.Conn(toClient), net.Conn(toBackend)
-	tun.c2b.init(tun, discardConn{}, toBackend, nil, nil, sideClient, nil)
-	tun.b2c.init(tun, discardConn{}, toClient, nil, nil, sideBackend, nil)
+	tun.c2b.init(tun, discardConn{}, toBackend, nil, nil, nil, sideClient, nil)
+	tun.b2c.init(tun, discardConn{}, toClient, nil, nil, nil, sideBackend, nil)
 	return tun, toBackend, toClient
 }
 

@@ -7,3 +7,5 @@ package wstunnel
 const hasRawIO = false
 
 func (p *pipe) rawRead(fd uintptr) bool { panic("wstunnel: raw socket I/O is unix-only") }
+
+func (p *pipe) waitTLS(fd uintptr) bool { panic("wstunnel: raw socket I/O is unix-only") }

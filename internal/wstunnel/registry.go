@@ -57,6 +57,7 @@ const (
 	actPing uint8 = iota
 	actIdle
 	actPingTimeout
+	actShrink // hand crypto/tls-grown pipes over to fresh goroutines
 )
 
 // NewRegistry returns a Registry and starts its sweeper.
@@ -86,9 +87,9 @@ func NewRegistry(o RegistryOptions) *Registry {
 // read past the handshake (from the hijacked bufio.Reader and from the
 // backend response reader), forwarded first. Start takes ownership of both
 // conns and the two slices (they must not change afterwards). When a conn
-// is a *net.TCPConn or *net.UnixConn (or Options.ClientSocket is set) the
-// tunnel waits for its data holding no buffer; other conns are read through
-// a small buffer per direction.
+// is a *net.TCPConn or *net.UnixConn (or Options.ClientSocket or
+// Options.ClientTLS is set) the tunnel waits for its data holding no
+// buffer; other conns are read through a small buffer per direction.
 //
 // If the registry is shutting down the tunnel is closed at once with
 // CauseShutdown; if it is closed, the conns are closed and the returned
@@ -113,8 +114,11 @@ func (r *Registry) Start(client net.Conn, clientBuffered []byte, backend net.Con
 	t.last.Store(now)
 	t.lastClient.Store(now)
 	t.pingAt = now
-	t.c2b.init(t, client, backend, o.ClientSocket, nil, sideClient, clientBuffered)
-	t.b2c.init(t, backend, client, nil, o.ClientSocket, sideBackend, backendBuffered)
+	t.c2b.init(t, client, backend, o.ClientSocket, nil, o.ClientTLS, sideClient, clientBuffered)
+	t.b2c.init(t, backend, client, nil, o.ClientSocket, nil, sideBackend, backendBuffered)
+	// Writes to a TLS client go through crypto/tls: that pipe hands over
+	// to a fresh goroutine before it parks, as the one reading it does.
+	t.b2c.handoff = t.c2b.tls != nil && t.b2c.raw != nil
 
 	r.mu.Lock()
 	if r.closed {
@@ -301,6 +305,11 @@ func (r *Registry) sweep(now time.Time) {
 		if t.closing.Load() {
 			continue
 		}
+		if n-t.last.Load() >= int64(r.sweepEvery) && (t.c2b.grown.Load() || t.b2c.grown.Load()) {
+			// Quiet for a sweep interval after crypto/tls work: let the
+			// pipes park on fresh, small stacks (see pipe.handoff).
+			acts = append(acts, sweepAction{t, actShrink})
+		}
 		o := &t.o
 		if o.IdleTimeout > 0 && n-t.last.Load() >= int64(o.IdleTimeout) {
 			acts = append(acts, sweepAction{t, actIdle})
@@ -324,6 +333,13 @@ func (r *Registry) sweep(now time.Time) {
 	r.mu.Unlock()
 	for i, a := range acts {
 		switch a.what {
+		case actShrink:
+			for _, p := range []*pipe{&a.t.c2b, &a.t.b2c} {
+				if p.grown.Load() {
+					p.shrink.Store(true)
+					p.wake()
+				}
+			}
 		case actPing:
 			a.t.b2c.request(injPing)
 		case actIdle:

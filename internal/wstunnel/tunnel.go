@@ -1,6 +1,7 @@
 package wstunnel
 
 import (
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"sync"
@@ -73,6 +74,17 @@ type Options struct {
 	// is done (no bytes of its own left, no decoding, no counting): never
 	// for a *tls.Conn.
 	ClientSocket net.Conn
+
+	// ClientTLS, if not nil, is the *tls.Conn under a wrapped client conn,
+	// under the same condition as ClientSocket: the wrappers above it add
+	// nothing once the handshake is done. The tunnel then reads client
+	// data through it and, while the client is quiet, waits on the socket
+	// under it (sockio.Socket of its NetConn) instead of inside
+	// crypto/tls: an idle TLS client holds no read buffer of the tunnel's
+	// and its goroutine parks on a small stack. Without such a socket, or
+	// with ClientSocket set, it is not used. Writes still go through the
+	// client conn.
+	ClientTLS *tls.Conn
 
 	// OnEnd, if not nil, is called once when the tunnel has ended, on one
 	// of the tunnel's goroutines, before Done is closed.
