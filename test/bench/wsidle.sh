@@ -6,8 +6,8 @@
 #                        [--profile DIR]
 #
 # For each run and each mode (interleaved: plain, tls, plain, tls, ...) it
-# starts a fresh gatehouse (GOMAXPROCS=1, pinned to PROXY_CPU, [runtime]
-# min_heap = "0", config as test/bench/gatehouse.sh), warms it with a few
+# starts a fresh gatehouse (GOMAXPROCS=1, pinned to PROXY_CPU, Go's default
+# GC pacing, config as test/bench/gatehouse.sh), warms it with a few
 # requests and WebSockets, reads its VmRSS (/proc/PID/status), opens N idle
 # WebSockets through it (ws:// to the plaintext listener or wss:// to the TLS
 # listener, HTTP/1.1, no ALPN) to two backends that accept and hold them,
@@ -173,9 +173,6 @@ write_config() {
 pprof = true"
 	cat >"$TMP/gatehouse.toml" <<CONF
 state_dir = "$TMP/state"
-
-[runtime]
-min_heap = "0"             # no heap floor: the figure is the real cost
 
 [log]
 level = "warn"
