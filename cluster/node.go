@@ -409,8 +409,14 @@ func (n *Node) Instances(ctx context.Context) ([]Instance, error) {
 			if json.Unmarshal([]byte(s), &in) != nil {
 				continue
 			}
-			in.Live = now.Sub(in.Heartbeat) < liveHeartbeats*n.heartbeat
-			in.Self = in.Name == n.instance && in.RunID == n.runID
+			if in.Name == n.instance && in.RunID == n.runID {
+				// This instance as it is now, not as its last heartbeat
+				// wrote it (the first one is written before any
+				// connection to Redis gives it an address).
+				in = self
+			} else {
+				in.Live = now.Sub(in.Heartbeat) < liveHeartbeats*n.heartbeat
+			}
 			out = append(out, in)
 		}
 	}
