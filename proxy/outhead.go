@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/realip"
+	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
@@ -18,7 +20,7 @@ func (q *request) forwardHeader() *uhttp.Forward {
 		Host:    q.r.Host,
 		Peer:    q.ci.Peer,
 		Client:  q.client,
-		Trusted: trustedPeer(q.rt.trusted, q.ci.Peer),
+		Trusted: realip.Trusted(q.rt.trusted, q.ci.Peer),
 		TLS:     q.ci.TLS != nil,
 		Port:    q.localPort(),
 		Sticky:  q.sticky,
@@ -52,24 +54,24 @@ func (q *request) localPort() int {
 }
 
 // upstreamTarget is the request target sent to the backend, in
-// origin-form: the normalised path (see path.go), which is the one the
+// origin-form: the normalised path (internal/reqpath), which is the one the
 // route was chosen for, and the query as the client sent it (only bytes
 // that cannot appear raw in an HTTP/1.1 request line are escaped). Every
 // way of forwarding (plain requests and WebSocket handshakes) takes the
 // target from here. A target already in normal form is returned as the
 // client sent it, without allocating.
 //
-// serve answers 400 to a path normalizePath refuses, so such a request
+// serve answers 400 to a path reqpath.Normalize refuses, so such a request
 // never gets here; should one, "/" is returned rather than anything
 // un-normalised.
 func upstreamTarget(r *http.Request) string {
-	raw, rest := requestPath(r)
-	fwd, _, reason := normalizePath(raw)
+	raw, rest := reqpath.Split(r)
+	fwd, _, reason := reqpath.Normalize(raw)
 	if reason != "" {
 		return "/"
 	}
 	if rest != "" {
-		rest = wireSafeQuery(rest)
+		rest = reqpath.WireSafeQuery(rest)
 	}
 	if u := r.RequestURI; len(fwd)+len(rest) == len(u) && u[:len(fwd)] == fwd && u[len(fwd):] == rest {
 		return u
