@@ -350,8 +350,10 @@ type guardedBody struct {
 }
 
 // keepMax is more than the Transport can have read of a body before the
-// first write to the connection: its write buffer (4 KiB) and one read.
-const keepMax = 64 << 10
+// first write to the connection (it fills its 4 KiB write buffer, head
+// included, and flushes): a body past it was never going to be sent again,
+// and keeping it would only copy an upload's first bytes for nothing.
+const keepMax = 8 << 10
 
 var (
 	errDetached     = errors.New("upstream: request body read after the exchange ended")
