@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/edgeserver"
+	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
 	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
@@ -306,26 +307,26 @@ func (q *request) finish() {
 }
 
 // logEntry is q's access log line for site s, the request having taken d.
-func (q *request) logEntry(s *site, d time.Duration) logEntry {
-	e := logEntry{
-		start:     q.start,
-		duration:  d,
-		client:    q.client.String(),
-		method:    q.r.Method,
-		host:      q.r.Host,
-		uri:       q.r.RequestURI,
-		proto:     q.r.Proto,
-		status:    q.status,
-		bytes:     q.bytes,
-		referer:   headerValue(q.r.Header, "Referer"),
-		userAgent: headerValue(q.r.Header, "User-Agent"),
-		upstream:  q.upstream,
-		site:      s.cfg.Name,
-		tls:       q.ci.TLS != nil,
-		requestID: q.requestID(),
+func (q *request) logEntry(s *site, d time.Duration) accesslog.Entry {
+	e := accesslog.Entry{
+		Start:     q.start,
+		Duration:  d,
+		Client:    q.client.String(),
+		Method:    q.r.Method,
+		Host:      q.r.Host,
+		URI:       q.r.RequestURI,
+		Proto:     q.r.Proto,
+		Status:    q.status,
+		Bytes:     q.bytes,
+		Referer:   headerValue(q.r.Header, "Referer"),
+		UserAgent: headerValue(q.r.Header, "User-Agent"),
+		Upstream:  q.upstream,
+		Site:      s.cfg.Name,
+		TLS:       q.ci.TLS != nil,
+		RequestID: q.requestID(),
 	}
 	if q.route != nil {
-		e.route = q.route.cfg.Path
+		e.Route = q.route.cfg.Path
 	}
 	return e
 }

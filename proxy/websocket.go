@@ -240,8 +240,8 @@ func (q *request) serveWebSocket() {
 		q.wsLog = true
 		le := q.logEntry(s, 0)
 		logLine = func(res wstunnel.Result) {
-			le.duration = e.now().Sub(le.start)
-			le.bytes, le.ws, le.wsBytesIn, le.wsCode, le.wsCause = res.BytesOut, true, res.BytesIn, res.Code, res.Cause
+			le.Duration = e.now().Sub(le.Start)
+			le.Bytes, le.WS, le.WSBytesIn, le.WSCode, le.WSCause = res.BytesOut, true, res.BytesIn, res.Code, res.Cause
 			s.log.write(&le)
 		}
 	}
