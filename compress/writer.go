@@ -194,7 +194,7 @@ func (w *Writer) eligible(h http.Header) eligibility {
 		// revalidating a response we compressed (its If-None-Match has
 		// the weak tag we made), the 304 keeps that tag and our Vary.
 		if et := h.Get("Etag"); len(et) >= 2 && et[0] == '"' && hasWeakTag(w.ifNoneMatch, et) {
-			addVary(h)
+			AddVary(h)
 			weakenETag(h)
 		}
 		return notEligible
@@ -221,7 +221,7 @@ func bodyAllowed(code int) bool {
 // depends on the request's Accept-Encoding, so Vary says so. ok is false
 // when this response goes out uncoded.
 func (w *Writer) chooseCoding(h http.Header) (coding Encoding, ok bool) {
-	addVary(h)
+	AddVary(h)
 	coding, _ = Negotiate(w.accept, w.c.offers)
 	if coding == Identity || w.noTx {
 		return Identity, false
@@ -550,23 +550,33 @@ func hasNoTransform(values []string) bool {
 	return false
 }
 
-// addVary adds Accept-Encoding to Vary unless it (or "*") is there.
-func addVary(h http.Header) {
-	for _, v := range h.Values("Vary") {
+// varyAcceptEncoding is the Vary value of a response that varies only by
+// Accept-Encoding; shared, never written (AddVary copies before it appends).
+var varyAcceptEncoding = []string{"Accept-Encoding"}
+
+// AddVary adds Accept-Encoding to h's Vary unless it (or "*") is there,
+// as a Writer does for a response whose type qualifies; a caller that
+// decides not to compress such a response adds it too, since the answer
+// still depends on Accept-Encoding. It allocates only to extend a Vary of
+// the response's own, and never appends into that value's slice in place
+// (it may be shared with the header it was copied from).
+func AddVary(h http.Header) {
+	vv := h["Vary"]
+	if len(vv) == 0 {
+		h["Vary"] = varyAcceptEncoding
+		return
+	}
+	for _, v := range vv {
 		for v != "" {
 			var f string
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				f, v = v[:i], v[i+1:]
-			} else {
-				f, v = v, ""
-			}
+			f, v, _ = strings.Cut(v, ",")
 			f = strings.Trim(f, " \t")
 			if f == "*" || strings.EqualFold(f, "Accept-Encoding") {
 				return
 			}
 		}
 	}
-	h.Add("Vary", "Accept-Encoding")
+	h["Vary"] = append(vv[:len(vv):len(vv)], "Accept-Encoding")
 }
 
 // hasWeakTag reports whether the If-None-Match value inm lists the weak

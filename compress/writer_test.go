@@ -347,3 +347,32 @@ func TestEarlyHintsPassThrough(t *testing.T) {
 		t.Errorf("final response: Content-Encoding %q, body not the one written", ce)
 	}
 }
+
+// TestAddVaryCopies: a Vary value copied by reference from another header
+// (as the proxy copies a backend's) is extended in a copy, never in the
+// shared backing array; Accept-Encoding or "*" already listed adds
+// nothing; an absent Vary gets the shared one-element value.
+func TestAddVaryCopies(t *testing.T) {
+	backing := make([]string, 1, 4)
+	backing[0] = "Cookie"
+	h := http.Header{"Vary": backing}
+	AddVary(h)
+	if got := h["Vary"]; len(got) != 2 || got[0] != "Cookie" || got[1] != "Accept-Encoding" {
+		t.Fatalf("Vary = %q, want [Cookie Accept-Encoding]", got)
+	}
+	if spare := backing[:2]; spare[1] != "" {
+		t.Errorf("AddVary wrote %q into the shared backing array", spare[1])
+	}
+	for _, v := range []string{"accept-encoding", "Cookie, Accept-Encoding", "*"} {
+		h := http.Header{"Vary": {v}}
+		AddVary(h)
+		if got := h["Vary"]; len(got) != 1 || got[0] != v {
+			t.Errorf("Vary %q became %q, want unchanged", v, got)
+		}
+	}
+	h = http.Header{}
+	AddVary(h)
+	if got := h["Vary"]; len(got) != 1 || got[0] != "Accept-Encoding" {
+		t.Errorf("absent Vary became %q", got)
+	}
+}

@@ -143,42 +143,16 @@ func (q *request) compressWriter(comp *compress.Compressor, h http.Header, code 
 		// The Writer gives the head the Vary and weak ETag a GET's
 		// compressed answer would have.
 	case length >= 0 && length < int64(q.rt.compMinLength):
-		addVaryAcceptEncoding(h)
+		compress.AddVary(h)
 		return nil
 	default:
 		if e, _ := comp.Negotiate(q.r); e == compress.Identity {
-			addVaryAcceptEncoding(h)
+			compress.AddVary(h)
 			return nil
 		}
 	}
 	q.sent = sentCounter{rw: q.w}
 	return comp.Wrap(&q.sent, q.r)
-}
-
-// varyAcceptEncoding is the Vary value of a response that varies only by
-// Accept-Encoding, shared (never modified in place).
-var varyAcceptEncoding = []string{"Accept-Encoding"}
-
-// addVaryAcceptEncoding adds Accept-Encoding to h's Vary, as compress
-// does for a response whose type qualifies: unless it (or "*") is there.
-// It allocates only to extend a backend's own Vary.
-func addVaryAcceptEncoding(h http.Header) {
-	vv := h["Vary"]
-	if len(vv) == 0 {
-		h["Vary"] = varyAcceptEncoding
-		return
-	}
-	for _, v := range vv {
-		for v != "" {
-			var f string
-			f, v, _ = strings.Cut(v, ",")
-			f = strings.TrimSpace(f)
-			if f == "*" || strings.EqualFold(f, "Accept-Encoding") {
-				return
-			}
-		}
-	}
-	h["Vary"] = append(vv[:len(vv):len(vv)], "Accept-Encoding")
 }
 
 // contentLength is h's Content-Length, or -1.
