@@ -60,6 +60,11 @@ servers = [{ address = "`+b.addr()+`" }]
 			}
 		}
 	}
+	// The refusal is logged by the connection's goroutine, which may still
+	// be at it when the client has its answer: wait for the fourth line.
+	waitUntil(t, 5*time.Second, "four \"head too large\" log lines", func() bool {
+		return g.countLog("request refused: head too large") >= 4
+	})
 	if n := g.countLog("request refused: head too large"); n != 4 {
 		t.Errorf("%d \"head too large\" log lines, want 4", n)
 	}
