@@ -85,8 +85,13 @@ HTTPS_PORT=$((PORT_BASE + 1))
 CSS=app.3f2a1b9c4d5e.css
 JS=app.4a5b6c7d8e9f.js
 mkdir -p "$WORK/static"
-head -c 1536 /dev/urandom | base64 -w 76 | head -c 2048 >"$WORK/static/$CSS"
-head -c 786432 /dev/urandom | base64 -w 76 | head -c 1048576 >"$WORK/static/$JS"
+# base64 of n random bytes is 4n/3 characters plus line breaks: cut to size
+# with truncate, not a second head (base64 would die of SIGPIPE, and
+# pipefail would end the script with it).
+head -c 1536 /dev/urandom | base64 -w 76 >"$WORK/static/$CSS"
+truncate -s 2048 "$WORK/static/$CSS"
+head -c 786432 /dev/urandom | base64 -w 76 >"$WORK/static/$JS"
+truncate -s 1048576 "$WORK/static/$JS"
 SIZE_CSS=$(stat -c %s "$WORK/static/$CSS")
 SIZE_JS=$(stat -c %s "$WORK/static/$JS")
 
