@@ -178,6 +178,12 @@ func serve(ctx context.Context, src source, stderr io.Writer, started func(*daem
 		return 1
 	}
 	log := newLogger(cfg, stderr)
+	// Signals are caught before the listeners open: a SIGHUP sent as soon
+	// as one is seen listening (systemctl reload right after start) waits
+	// for the loop below instead of killing the process (SIGHUP's default).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	d := &daemon{log: log, src: src, notify: newNotifier(), csrf: rand.Text()}
 	d.noteLoad(time.Now(), path, hash, nil)
 	if err := d.start(cfg); err != nil {
@@ -189,9 +195,6 @@ func serve(ctx context.Context, src source, stderr io.Writer, started func(*daem
 		started(d)
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	d.notify.send("READY=1\nSTATUS=serving")
 	for {
 		select {
