@@ -1,6 +1,10 @@
 package h1guard
 
-import "bytes"
+import (
+	"bytes"
+
+	"golang.org/x/net/http/httpguts"
+)
 
 // state is where the guard is in the inbound stream.
 type state uint8
@@ -215,7 +219,7 @@ func checkHead(h []byte) (head, reasonCode) {
 	}
 	target, version := rest[:sp], rest[sp+1:]
 	for _, b := range method {
-		if !isTchar(b) {
+		if !httpguts.IsTokenRune(rune(b)) {
 			return hd, orReason(ctlReason(b), rRequestLine)
 		}
 	}
@@ -260,7 +264,7 @@ func checkHead(h []byte) (head, reasonCode) {
 				colon = i
 				break
 			}
-			if isTchar(b) {
+			if httpguts.IsTokenRune(rune(b)) {
 				continue
 			}
 			if b == ' ' || b == '\t' {
@@ -504,7 +508,7 @@ func (c *Conn) chunked(b []byte) (int, reasonCode) {
 			switch {
 			case x == '\r':
 				c.st = stTrailerEndLF
-			case isTchar(x):
+			case httpguts.IsTokenRune(rune(x)):
 				c.st = stTrailerName
 			default:
 				return i, rTrailer
@@ -512,7 +516,7 @@ func (c *Conn) chunked(b []byte) (int, reasonCode) {
 		case stTrailerName:
 			if x == ':' {
 				c.st = stTrailerValue
-			} else if !isTchar(x) {
+			} else if !httpguts.IsTokenRune(rune(x)) {
 				return i, rTrailer
 			}
 		case stTrailerValue:
@@ -592,19 +596,6 @@ func unhex(b byte) byte {
 
 func isHostChar(b byte) bool {
 	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '.' || b == '-'
-}
-
-// isTchar reports whether b is a token character (RFC 9110 §5.6.2).
-func isTchar(b byte) bool {
-	switch {
-	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		return true
-	}
-	switch b {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }
 
 func lower(b byte) byte {

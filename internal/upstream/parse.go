@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // readStatusLine parses "HTTP/1.x NNN reason". A connection that ends
@@ -98,7 +100,7 @@ func (uc *upConn) readHeader(trailer bool) (http.Header, error) {
 				colon = i
 				break
 			}
-			if !isTokenByte(b) {
+			if !httpguts.IsTokenRune(rune(b)) {
 				return nil, &ProtocolError{"invalid header name"}
 			}
 		}
@@ -153,18 +155,6 @@ func (uc *upConn) readHeader(trailer bool) (http.Header, error) {
 // readTrailerHeader reads the trailer section after the last chunk.
 func (uc *upConn) readTrailerHeader() (http.Header, error) {
 	return uc.readHeader(true)
-}
-
-func isTokenByte(b byte) bool {
-	switch {
-	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		return true
-	}
-	switch b {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }
 
 // commonKeys interns canonical names of frequent response headers, by
