@@ -125,7 +125,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // cut off, which costs no allocation, where http.StripPrefix copies the
 // request). A name ending in a slash names a directory, served through
 // Options.Index. GET and HEAD only; conditional and Range requests are
-// answered by [http.ServeContent]. On an Internal server it answers 404.
+// answered by [http.ServeContent] (see the package doc for the plain
+// GET of a small file). On an Internal server it answers 404.
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, name string) {
 	if s.o.Internal {
 		s.fail(w, r, http.StatusNotFound)
