@@ -383,6 +383,7 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, ba
 	var content io.ReadSeeker
 	switch {
 	case direct:
+		// No reader: serveDirect writes f.data as it is.
 	case f.inMem && multi:
 		content = bytes.NewReader(f.data)
 	case f.inMem:
