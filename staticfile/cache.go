@@ -2,6 +2,7 @@ package staticfile
 
 import (
 	"io/fs"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -33,6 +34,7 @@ type file struct {
 	info    fs.FileInfo // for os.SameFile
 	etag    []string    // Etag header value, shared, never mutated
 	clen    []string    // Content-Length header value, shared, never mutated
+	lastMod []string    // Last-Modified header value, shared, never mutated; nil: none (see newFile)
 
 	// inMem: the content is data, read when the entry was built, and no
 	// descriptor is used; mem is the cache whose budget holds it.
@@ -46,7 +48,7 @@ type file struct {
 }
 
 func newFile(name string, fi fs.FileInfo, coding string) *file {
-	return &file{
+	f := &file{
 		name:    name,
 		size:    fi.Size(),
 		modTime: fi.ModTime(),
@@ -55,6 +57,12 @@ func newFile(name string, fi fs.FileInfo, coding string) *file {
 		clen:    []string{strconv.FormatInt(fi.Size(), 10)},
 		idle:    make([]*os.File, 0, maxIdle),
 	}
+	// As http.ServeContent's setLastModified: no Last-Modified for the
+	// zero time or the Unix epoch (a file whose time was reset).
+	if mt := f.modTime; !mt.IsZero() && !mt.Equal(time.Unix(0, 0)) {
+		f.lastMod = []string{mt.UTC().Format(http.TimeFormat)}
+	}
+	return f
 }
 
 // makeETag returns a strong validator from the modification time (in

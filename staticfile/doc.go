@@ -52,9 +52,15 @@
 //
 // # Headers
 //
-// Responses come from [http.ServeContent], which answers Range (206, 416),
+// Conditional and Range requests, and files sent from a descriptor, are
+// answered by [http.ServeContent], which answers Range (206, 416),
 // If-Range, If-None-Match and If-Modified-Since (304), If-Match and
-// If-Unmodified-Since (412) and HEAD. Each response carries:
+// If-Unmodified-Since (412) and HEAD. A plain GET or HEAD (none of those
+// header fields) of a small file the open-file cache holds in memory is
+// answered directly, with the same status, headers and body that
+// ServeContent would give, but with header values computed once per
+// cache entry and the content in one Write: no allocation, no system
+// call but the response's write. Each response carries:
 //
 //   - Content-Type from a built-in table of the web's types (text types
 //     in UTF-8), then [mime.TypeByExtension], then

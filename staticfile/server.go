@@ -37,8 +37,14 @@ type Server struct {
 	readers sync.Pool // of *bytes.Reader, for files in memory
 
 	// Header values shared by every response, never mutated.
-	nosniff []string
-	vary    []string
+	nosniff      []string
+	vary         []string
+	acceptRanges []string
+
+	// viaServeContent sends every response through http.ServeContent,
+	// also those serveDirect would answer: set by tests that compare
+	// the two. False (the zero value): the direct path is used.
+	viaServeContent bool
 }
 
 // New opens opts.Root and returns a Server for it. It fails when the
@@ -53,11 +59,12 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("staticfile: root: %w", err)
 	}
 	s := &Server{
-		o:       o,
-		root:    root,
-		encs:    encs,
-		nosniff: []string{"nosniff"},
-		vary:    []string{"Accept-Encoding"},
+		o:            o,
+		root:         root,
+		encs:         encs,
+		nosniff:      []string{"nosniff"},
+		vary:         []string{"Accept-Encoding"},
+		acceptRanges: []string{"bytes"},
 	}
 	if o.CacheEntries > 0 {
 		s.cache = newCache(o.CacheEntries, o.CacheValid, o.CacheInactive, o.MemoryBytes)
@@ -118,7 +125,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // cut off, which costs no allocation, where http.StripPrefix copies the
 // request). A name ending in a slash names a directory, served through
 // Options.Index. GET and HEAD only; conditional and Range requests are
-// answered by [http.ServeContent]. On an Internal server it answers 404.
+// answered by [http.ServeContent] (see the package doc for the plain
+// GET of a small file). On an Internal server it answers 404.
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, name string) {
 	if s.o.Internal {
 		s.fail(w, r, http.StatusNotFound)
@@ -347,9 +355,10 @@ func (s *Server) unchanged(e *entry) bool {
 	return true
 }
 
-// serveEntry sends e (or one of its siblings) with http.ServeContent. It
-// returns false, having written nothing, when the file on disk is no
-// longer the one e describes.
+// serveEntry sends e (or one of its siblings): a plain GET or HEAD of a
+// file held in memory directly (serveDirect), anything else with
+// http.ServeContent. It returns false, having written nothing, when the
+// file on disk is no longer the one e describes.
 func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, backend http.Header) bool {
 	f, coding := e.ident, -1
 	// A Range request gets the file itself: byte offsets then mean the
@@ -359,6 +368,10 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, ba
 			f = e.enc[coding]
 		}
 	}
+	// A Content-Encoding someone else set (not a sibling's: that is set
+	// below) makes ServeContent leave Content-Length out and send the
+	// body chunked; such a response goes the full way.
+	direct := f.inMem && !s.viaServeContent && unconditional(r.Header) && len(w.Header()["Content-Encoding"]) == 0
 	multi := false
 	if rg := r.Header["Range"]; len(rg) > 0 && strings.Contains(rg[0], ",") {
 		// Several ranges: ServeContent reads them in a goroutine of its
@@ -369,6 +382,8 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, ba
 	}
 	var content io.ReadSeeker
 	switch {
+	case direct:
+		// No reader: serveDirect writes f.data as it is.
 	case f.inMem && multi:
 		content = bytes.NewReader(f.data)
 	case f.inMem:
@@ -422,11 +437,50 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, ba
 	if backend != nil {
 		mergeBackend(h, backend)
 	}
+	if direct {
+		s.serveDirect(w, r, f)
+		return true
+	}
 	if coding >= 0 {
 		w = variantWriter{w}
 	}
 	http.ServeContent(w, r, "", f.modTime, content)
 	return true
+}
+
+// unconditional reports whether a request carries none of the header
+// fields that can make http.ServeContent answer with anything but 200
+// and the whole content: Range, If-Range and the four preconditions.
+// (ServeContent reads them by their canonical names, as here; a field
+// present with an empty value counts as present, which only sends the
+// request the full way.)
+func unconditional(h http.Header) bool {
+	return len(h["Range"]) == 0 && len(h["If-Range"]) == 0 &&
+		len(h["If-Match"]) == 0 && len(h["If-None-Match"]) == 0 &&
+		len(h["If-Modified-Since"]) == 0 && len(h["If-Unmodified-Since"]) == 0
+}
+
+// serveDirect answers a GET or HEAD without Range or preconditions for a
+// file held in memory, with the headers serveEntry set, as
+// http.ServeContent would (TestDirectMatchesServeContent compares the
+// two): 200, Last-Modified, Accept-Ranges and Content-Length, then the
+// content in one Write, none for HEAD or an empty file. Every
+// header value is a shared slice computed once per cache entry, so the
+// response costs no allocation here, and the one Write lets net/http
+// send a small file with its head in one write(2). What ServeContent
+// does on top (Content-Type sniffing, Seek for the size, parsing the
+// conditions) has nothing to do for such a request.
+func (s *Server) serveDirect(w http.ResponseWriter, r *http.Request, f *file) {
+	h := w.Header()
+	if f.lastMod != nil {
+		h["Last-Modified"] = f.lastMod
+	}
+	h["Accept-Ranges"] = s.acceptRanges
+	h["Content-Length"] = f.clen
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead && len(f.data) > 0 {
+		_, _ = w.Write(f.data) // a client gone: net/http and the proxy's writer see it
+	}
 }
 
 // variantWriter drops the Content-Length set for a precompressed variant
