@@ -6,8 +6,9 @@
 // rule, reporting all problems at once. The returned *Config is never
 // modified afterwards: a reload parses a new one.
 //
-// The package imports only the standard library and the TOML decoder, so
-// every other package can depend on it.
+// The package imports only the standard library, the TOML decoder and
+// internal/tomlstruct (the strict decoding, itself on the standard library
+// and the TOML decoder), so every other package can depend on it.
 package config
 
 import (
@@ -15,6 +16,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
 // Config is one validated configuration. All durations are positive unless
@@ -61,7 +64,7 @@ type Config struct {
 	Zones     map[string]*Zone
 
 	// lines maps key paths to lines of Source, for Problemf.
-	lines keyLines
+	lines tomlstruct.Lines
 }
 
 // Log configures the process log (not the access log).

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
 // Dump returns c as a TOML file with every default written out, that
@@ -534,7 +536,7 @@ func each(v reflect.Value, fn func(key string, f reflect.Value)) {
 		}
 		return
 	}
-	fields := tableFields(v.Type())
+	fields := tomlstruct.Fields(v.Type())
 	type kf struct {
 		key string
 		idx []int

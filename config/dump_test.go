@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
 // dumpSources are the configurations the dump tests run on: the
@@ -122,10 +124,18 @@ func rawKeys(prefix string, t reflect.Type) []string {
 		return []string{prefix}
 	}
 	var out []string
-	for key, idx := range tableFields(t) {
+	for key, idx := range tomlstruct.Fields(t) {
 		out = append(out, rawKeys(joinKey(prefix, key), t.FieldByIndex(idx).Type)...)
 	}
 	return out
+}
+
+// joinKey appends name to the key path parent.
+func joinKey(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
 }
 
 // markKeys marks the key paths of the dumped tree v (typed by t) as
@@ -148,7 +158,7 @@ func markKeys(covered map[string]bool, prefix string, t reflect.Type, v any) {
 			return
 		}
 		if t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(reflect.TypeFor[interface{ UnmarshalText([]byte) error }]()) {
-			fields := tableFields(t)
+			fields := tomlstruct.Fields(t)
 			for k, e := range x {
 				if idx, ok := fields[k]; ok {
 					markKeys(covered, joinKey(prefix, k), t.FieldByIndex(idx).Type, e)

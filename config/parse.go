@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
 //go:embed default.toml
@@ -108,12 +109,13 @@ func ParseFile(b []byte, file string) (*Config, error) {
 		}
 		return nil, Problems{{File: file, Msg: err.Error()}}
 	}
-	c := &compiler{file: file, lines: scanKeyLines(string(b))}
+	c := &compiler{file: file, lines: tomlstruct.ScanLines(string(b))}
 	if file != "" {
 		c.dir = filepath.Dir(file)
 	}
+	c.dec.Report = func(key, msg string) { c.errf(key, "%s", msg) }
 	var raw rawConfig
-	c.decode("", tree, reflect.ValueOf(&raw).Elem())
+	c.dec.Decode(tree, &raw)
 	cfg := c.compile(&raw)
 	if len(c.problems) > 0 {
 		sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].Line < c.problems[j].Line })
@@ -127,40 +129,27 @@ func ParseFile(b []byte, file string) (*Config, error) {
 type compiler struct {
 	file     string
 	dir      string
-	lines    keyLines
+	lines    tomlstruct.Lines
 	problems Problems
-	// bad holds the keys whose value could not be decoded (left unset),
-	// badTables the tables holding them: see suppressed.
-	bad, badTables map[string]bool
+	// dec decodes the file into the raw structs and remembers the values
+	// it could not decode, whose consequences errf leaves out.
+	dec tomlstruct.Decoder
 }
 
+// errf records a problem at key, unless it follows from a value that
+// could not be decoded (one problem per mistake).
 func (c *compiler) errf(key, format string, args ...any) {
-	if c.suppressed(key) {
+	if c.dec.Failed(key, c.lines.Has(key)) {
 		return
 	}
-	c.problems = append(c.problems, Problem{File: c.file, Line: c.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
-}
-
-// line is the line key is defined on, or that of the nearest enclosing key
-// that has one (0 when none has).
-func (l keyLines) line(key string) int {
-	line := l[key]
-	for k := key; line == 0 && k != ""; {
-		i := strings.LastIndexAny(k, ".[")
-		if i < 0 {
-			break
-		}
-		k = k[:i]
-		line = l[k]
-	}
-	return line
+	c.problems = append(c.problems, Problem{File: c.file, Line: c.lines.Line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 // Problemf makes a Problem about key in c's file, with the line the key is
 // on: for checks made after parsing (file permissions, the state
 // directory) that report like parse errors.
 func (c *Config) Problemf(key, format string, args ...any) Problem {
-	return Problem{File: c.Source, Line: c.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+	return Problem{File: c.Source, Line: c.lines.Line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 func (c *compiler) path(p string) string {
