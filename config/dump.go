@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
 	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
@@ -82,21 +83,21 @@ func prune(t *table) {
 }
 
 // raw is the inverse of compile: c as the file that says everything.
-func (c *Config) raw() *rawConfig {
-	r := &rawConfig{
+func (c *Config) raw() *configfile.File {
+	r := &configfile.File{
 		GracePeriod:   dur(c.GracePeriod),
-		Log:           rawLog{Level: levelName(c.Log.Level), Format: c.Log.Format},
-		Listeners:     rawListeners{HTTP: rawListenerOf(c.HTTP, false), HTTPS: rawListenerOf(c.HTTPS, true), Admin: rawAdminOf(c.Admin)},
-		Timeouts:      rawTimeouts{ClientHeader: dur(c.Timeouts.ClientHeader), ClientBody: dur(c.Timeouts.ClientBody), ClientBodyTotal: dur(c.Timeouts.ClientBodyTotal), Send: dur(c.Timeouts.Send), Keepalive: dur(c.Timeouts.Keepalive)},
-		Limits:        rawLimits{MaxBody: sz(c.Limits.MaxBody), MaxHeaderBytes: sz(int64(c.Limits.MaxHeaderBytes)), HTTP2MaxStreams: ptr(int(c.Limits.HTTP2MaxStreams)), HTTP2MaxResets: ptr(c.Limits.HTTP2MaxResets), ConnPerIP: ptr(c.Limits.ConnPerIP), IPv6Prefix: ptr(c.Limits.IPv6Prefix)},
+		Log:           configfile.Log{Level: levelName(c.Log.Level), Format: c.Log.Format},
+		Listeners:     configfile.Listeners{HTTP: rawListenerOf(c.HTTP, false), HTTPS: rawListenerOf(c.HTTPS, true), Admin: rawAdminOf(c.Admin)},
+		Timeouts:      configfile.Timeouts{ClientHeader: dur(c.Timeouts.ClientHeader), ClientBody: dur(c.Timeouts.ClientBody), ClientBodyTotal: dur(c.Timeouts.ClientBodyTotal), Send: dur(c.Timeouts.Send), Keepalive: dur(c.Timeouts.Keepalive)},
+		Limits:        configfile.Limits{MaxBody: sz(c.Limits.MaxBody), MaxHeaderBytes: sz(int64(c.Limits.MaxHeaderBytes)), HTTP2MaxStreams: ptr(int(c.Limits.HTTP2MaxStreams)), HTTP2MaxResets: ptr(c.Limits.HTTP2MaxResets), ConnPerIP: ptr(c.Limits.ConnPerIP), IPv6Prefix: ptr(c.Limits.IPv6Prefix)},
 		ACME:          rawACMEOf(c.ACME),
-		Ban:           rawBan{Enabled: c.Ban.Enabled, MaxRetry: ptr(c.Ban.MaxRetry), FindTime: dur(c.Ban.FindTime), BanTime: dur(c.Ban.BanTime), Statuses: nonNil(c.Ban.Statuses), MaxBans: ptr(c.Ban.MaxBans)},
-		RequestID:     rawRequestID{Enabled: ptr(c.RequestID.Enabled), Header: c.RequestID.Header},
-		OpenFileCache: rawOpenFileCache{Entries: ptr(c.OpenFileCache.Entries), Valid: dur(c.OpenFileCache.Valid), Inactive: dur(c.OpenFileCache.Inactive), Memory: sz(c.OpenFileCache.Memory)},
-		Sites:         map[string]rawSite{},
-		Upstreams:     map[string]rawUpstrm{},
-		Zones:         map[string]rawZone{},
-		Compression: rawCompression{
+		Ban:           configfile.Ban{Enabled: c.Ban.Enabled, MaxRetry: ptr(c.Ban.MaxRetry), FindTime: dur(c.Ban.FindTime), BanTime: dur(c.Ban.BanTime), Statuses: nonNil(c.Ban.Statuses), MaxBans: ptr(c.Ban.MaxBans)},
+		RequestID:     configfile.RequestID{Enabled: ptr(c.RequestID.Enabled), Header: c.RequestID.Header},
+		OpenFileCache: configfile.OpenFileCache{Entries: ptr(c.OpenFileCache.Entries), Valid: dur(c.OpenFileCache.Valid), Inactive: dur(c.OpenFileCache.Inactive), Memory: sz(c.OpenFileCache.Memory)},
+		Sites:         map[string]configfile.Site{},
+		Upstreams:     map[string]configfile.Upstream{},
+		Zones:         map[string]configfile.Zone{},
+		Compression: configfile.Compression{
 			Encodings: nonNil(c.Compression.Encodings), Types: nonNil(c.Compression.Types),
 			MinLength: sz(int64(c.Compression.MinLength)), GzipLevel: ptr(c.Compression.GzipLevel),
 			ZstdLevel: ptr(c.Compression.ZstdLevel), BrotliLevel: ptr(c.Compression.BrotliLevel),
@@ -104,7 +105,7 @@ func (c *Config) raw() *rawConfig {
 		},
 	}
 	if cl := c.Cluster; cl != nil {
-		r.Cluster = &rawCluster{URL: cl.URL, Username: cl.Username, PasswordFile: abs(cl.PasswordFile), PasswordEnv: cl.PasswordEnv,
+		r.Cluster = &configfile.Cluster{URL: cl.URL, Username: cl.Username, PasswordFile: abs(cl.PasswordFile), PasswordEnv: cl.PasswordEnv,
 			CAFile: abs(cl.CAFile), KeyPrefix: ptr(cl.KeyPrefix), Instance: cl.Instance,
 			Timeout: dur(cl.Timeout), Heartbeat: dur(cl.Heartbeat), BanSync: dur(cl.BanSync)}
 	}
@@ -123,16 +124,16 @@ func (c *Config) raw() *rawConfig {
 		if z.Delay {
 			mode = "delay"
 		}
-		r.Zones[name] = rawZone{Rate: z.RateText, Burst: z.Burst, Mode: mode, MaxKeys: ptr(z.MaxKeys), Status: ptr(z.Status), DryRun: z.DryRun, IPv6Prefix: ptr(z.IPv6Prefix), Scope: z.Scope}
+		r.Zones[name] = configfile.Zone{Rate: z.RateText, Burst: z.Burst, Mode: mode, MaxKeys: ptr(z.MaxKeys), Status: ptr(z.Status), DryRun: z.DryRun, IPv6Prefix: ptr(z.IPv6Prefix), Scope: z.Scope}
 	}
 	return r
 }
 
-func rawListenerOf(l *Listener, isTLS bool) rawListener {
+func rawListenerOf(l *Listener, isTLS bool) configfile.Listener {
 	if l == nil {
-		return rawListener{Address: ptr("")}
+		return configfile.Listener{Address: ptr("")}
 	}
-	r := rawListener{Address: ptr(l.Address), ProxyProtocol: l.ProxyProtocol, MaxConns: l.MaxConns}
+	r := configfile.Listener{Address: ptr(l.Address), ProxyProtocol: l.ProxyProtocol, MaxConns: l.MaxConns}
 	if !isTLS {
 		return r
 	}
@@ -149,16 +150,16 @@ func rawListenerOf(l *Listener, isTLS bool) rawListener {
 	return r
 }
 
-func rawAdminOf(a Admin) rawAdmin {
-	r := rawAdmin{Address: ptr(a.Address), Token: a.Token, Pprof: a.Pprof, Hosts: nonNil(a.Hosts)}
+func rawAdminOf(a Admin) configfile.Admin {
+	r := configfile.Admin{Address: ptr(a.Address), Token: a.Token, Pprof: a.Pprof, Hosts: nonNil(a.Hosts)}
 	if host, _, err := net.SplitHostPort(a.Address); err == nil && !isLoopback(host) {
 		r.AllowRemote = true // it could not have been compiled otherwise
 	}
 	return r
 }
 
-func rawACMEOf(a ACME) rawACME {
-	r := rawACME{
+func rawACMEOf(a ACME) configfile.ACME {
+	r := configfile.ACME{
 		Email: a.Email, Directory: a.Directory, EABKeyID: a.EABKeyID,
 		HTTP01: ptr(a.HTTP01), TLSALPN01: ptr(a.TLSALPN01), CARoots: abs(a.CARoots), Profile: a.Profile,
 		RenewRatio: ptr(a.RenewRatio), ARI: ptr(a.ARI), Storage: a.Storage, StorageDir: abs(a.StorageDir),
@@ -170,7 +171,7 @@ func rawACMEOf(a ACME) rawACME {
 		r.RenewBefore = dur(a.RenewBefore)
 	}
 	if d := a.DNS; d != nil {
-		r.DNS = &rawDNS{
+		r.DNS = &configfile.DNS{
 			Provider: d.Provider, Server: d.Server, KeyName: d.KeyName, KeyAlgorithm: d.KeyAlgorithm,
 			TokenFile: abs(d.TokenFile), TokenEnv: d.TokenEnv, Command: d.Command, Resolvers: nonNil(d.Resolvers),
 			PropagationTimeout: dur(d.PropagationTimeout), PropagationDelay: dur(d.PropagationDelay),
@@ -180,8 +181,8 @@ func rawACMEOf(a ACME) rawACME {
 	return r
 }
 
-func rawSiteOf(s *Site, isDefault bool) rawSite {
-	r := rawSite{
+func rawSiteOf(s *Site, isDefault bool) configfile.Site {
+	r := configfile.Site{
 		Hosts: nonNil(s.Hosts), Default: isDefault, TLS: string(s.TLS), CertFile: abs(s.CertFile), KeyFile: abs(s.KeyFile),
 		HSTS: ptr(s.HSTS), RedirectHTTPS: ptr(s.RedirectHTTPS), AccessFormat: s.AccessLog.Format,
 		Allow: prefixStrings(s.Allow), Deny: prefixStrings(s.Deny),
@@ -225,15 +226,15 @@ func routeIndex(key string) int {
 	return n
 }
 
-func rawRouteOf(rt *Route) rawRoute {
+func rawRouteOf(rt *Route) configfile.Route {
 	ws := rt.WebSocket
-	r := rawRoute{
+	r := configfile.Route{
 		Path: rt.Path, Upstream: rt.Upstream, AccessLog: ptr(rt.AccessLog), MaxBody: sz(rt.MaxBody),
 		Limit: nonNil(rt.Zones), Allow: prefixStrings(rt.Allow), Deny: prefixStrings(rt.Deny), BanOnStatus: rt.BanOnStatus,
 		CaseInsensitive: ptr(rt.CaseInsensitive), AllowTrace: ptr(rt.AllowTrace),
 		RespHeaders: rawHeadersOf(rt.ResponseHeaders), ReqHeaders: rawHeadersOf(rt.RequestHeaders),
 		Internal: rt.Internal, Compress: ptr(rt.Compress),
-		WebSocket: rawWebSocket{
+		WebSocket: configfile.WebSocket{
 			Enabled: ws.Enabled, Origins: nonNil(ws.Origins), IdleTimeout: dur(ws.IdleTimeout), PingInterval: dur(ws.PingInterval),
 			PingTimeout: dur(ws.PingTimeout), MaxPerClient: ws.MaxPerClient, CloseDelay: dur(ws.CloseDelay),
 			CloseSpread: dur(ws.CloseSpread), ConnectTimeout: dur(ws.ConnectTimeout),
@@ -269,13 +270,13 @@ func rawRouteOf(rt *Route) rawRoute {
 	return r
 }
 
-func rawHeadersOf(h HeaderRules) rawHeaders {
-	r := rawHeaders{Remove: h.Remove}
-	field := func(fs []HeaderField) map[string]headerValues {
+func rawHeadersOf(h HeaderRules) configfile.Headers {
+	r := configfile.Headers{Remove: h.Remove}
+	field := func(fs []HeaderField) map[string]configfile.HeaderValues {
 		if len(fs) == 0 {
 			return nil
 		}
-		m := map[string]headerValues{}
+		m := map[string]configfile.HeaderValues{}
 		for _, f := range fs {
 			for _, v := range f.Values {
 				m[f.Name] = append(m[f.Name], v.String())
@@ -287,8 +288,8 @@ func rawHeadersOf(h HeaderRules) rawHeaders {
 	return r
 }
 
-func rawUpstreamOf(u *Upstream) rawUpstrm {
-	r := rawUpstrm{
+func rawUpstreamOf(u *Upstream) configfile.Upstream {
+	r := configfile.Upstream{
 		Policy: u.Policy, Client: u.Client, Keepalive: ptr(u.Keepalive), KeepaliveTimeout: dur(u.KeepaliveTimeout),
 		ConnectTimeout: dur(u.ConnectTimeout), ResponseHeaderTimeout: dur(u.ResponseHeaderTimeout), ReadTimeout: dur(u.ReadTimeout),
 		MaxFails: ptr(u.MaxFails), FailTimeout: dur(u.FailTimeout), FailStatuses: nonNil(u.FailStatuses),
@@ -297,14 +298,14 @@ func rawUpstreamOf(u *Upstream) rawUpstrm {
 		ResolveInterval: dur(u.ResolveInterval), SlowStart: dur(u.SlowStart), XAccelRedirect: u.XAccelRedirect,
 	}
 	for _, s := range u.Servers {
-		r.Servers = append(r.Servers, rawServer{Name: s.Name, Address: net.JoinHostPort(s.Host, strconv.Itoa(s.Port)),
+		r.Servers = append(r.Servers, configfile.Server{Name: s.Name, Address: net.JoinHostPort(s.Host, strconv.Itoa(s.Port)),
 			Weight: ptr(s.Weight), Backup: s.Backup, MaxConns: s.MaxConns, Drain: s.Drain})
 	}
 	if st := u.Sticky; st != nil {
-		r.Sticky = &rawSticky{Cookie: st.Cookie, Secret: st.Secret, MaxAge: dur(st.MaxAge), Domain: st.Domain, SameSite: st.SameSite}
+		r.Sticky = &configfile.Sticky{Cookie: st.Cookie, Secret: st.Secret, MaxAge: dur(st.MaxAge), Domain: st.Domain, SameSite: st.SameSite}
 	}
 	if h := u.Health; h != nil {
-		r.Health = &rawHealth{Method: h.Method, Path: h.Path, Host: h.Host, Expect: nonNil(h.Expect), Body: h.Body,
+		r.Health = &configfile.Health{Method: h.Method, Path: h.Path, Host: h.Host, Expect: nonNil(h.Expect), Body: h.Body,
 			Interval: dur(h.Interval), Timeout: dur(h.Timeout), Rise: ptr(h.Rise), Fall: ptr(h.Fall), StartDown: h.StartDown}
 	}
 	return r
@@ -325,9 +326,9 @@ func abs(p string) string {
 	return p
 }
 
-func dur(d time.Duration) duration { return duration{d: d, set: true} }
+func dur(d time.Duration) configfile.Duration { return configfile.Duration{Value: d, Set: true} }
 
-func sz(n int64) size { return size{n: n, set: true} }
+func sz(n int64) configfile.Size { return configfile.Size{Value: n, Set: true} }
 
 // nonNil is s, or an empty slice for nil: an absent list and an empty
 // one mean the same to these keys, and the dump writes every key.
@@ -384,42 +385,9 @@ func curveName(id tls.CurveID) string {
 }
 
 // text is a value type written as a TOML value of its own (duration,
-// size); ok false means unset (the key is not written).
-type text interface{ tomlText() (string, bool) }
-
-func (d duration) tomlText() (string, bool) { return tomlString(formatDuration(d.d)), d.set }
-
-func (s size) tomlText() (string, bool) { return tomlSize(s.n), s.set }
-
-// formatDuration writes d as ParseDuration reads it, shortest first:
-// "7d", "90s", "1h30m".
-func formatDuration(d time.Duration) string {
-	const day = 24 * time.Hour
-	if d > 0 && d%day == 0 {
-		return strconv.FormatInt(int64(d/day), 10) + "d"
-	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
-
-// tomlSize writes n in the largest binary unit that divides it.
-func tomlSize(n int64) string {
-	for _, u := range []struct {
-		unit string
-		mult int64
-	}{{"G", 1 << 30}, {"M", 1 << 20}, {"k", 1 << 10}} {
-		if n > 0 && n%u.mult == 0 {
-			return strconv.Quote(strconv.FormatInt(n/u.mult, 10) + u.unit)
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
+// size): v is the value to write, and ok false means unset (the key is not
+// written).
+type text interface{ TOMLValue() (v any, ok bool) }
 
 // table is a TOML table being written: its entries in order.
 type table struct{ entries []entry }
@@ -562,7 +530,7 @@ const (
 
 func valueKind(f reflect.Value) kind {
 	if t, ok := f.Interface().(text); ok {
-		if _, set := t.tomlText(); !set {
+		if _, set := t.TOMLValue(); !set {
 			return kindOmit
 		}
 		return kindValue
@@ -596,8 +564,8 @@ func valueKind(f reflect.Value) kind {
 
 func tomlValue(f reflect.Value) string {
 	if t, ok := f.Interface().(text); ok {
-		s, _ := t.tomlText()
-		return s
+		v, _ := t.TOMLValue()
+		return tomlValue(reflect.ValueOf(v))
 	}
 	switch f.Kind() {
 	case reflect.Pointer, reflect.Interface:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
 	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
@@ -97,10 +98,10 @@ func TestDumpWritesEveryKey(t *testing.T) {
 		if _, err := toml.Decode(string(c.Dump()), &tree); err != nil {
 			t.Fatal(err)
 		}
-		markKeys(covered, "", reflect.TypeFor[rawConfig](), tree)
+		markKeys(covered, "", reflect.TypeFor[configfile.File](), tree)
 	}
 	var missing []string
-	for _, k := range rawKeys("", reflect.TypeFor[rawConfig]()) {
+	for _, k := range rawKeys("", reflect.TypeFor[configfile.File]()) {
 		if !covered[k] && !slices.Contains(notDumped, k) {
 			missing = append(missing, k)
 		}

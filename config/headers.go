@@ -5,6 +5,8 @@ import (
 	"net/textproto"
 	"sort"
 	"strings"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
 )
 
 // Header rules ([sites.X.response_headers], [sites.X.request_headers] and
@@ -178,7 +180,7 @@ func isVarByte(c byte) bool {
 // headers compiles one rules table at key ("sites.a.response_headers");
 // request says it is a request_headers table. requestID is the request ID
 // header's canonical name, "" when request IDs are off.
-func (c *compiler) headers(key string, r rawHeaders, request bool, requestID string) HeaderRules {
+func (c *compiler) headers(key string, r configfile.Headers, request bool, requestID string) HeaderRules {
 	var hr HeaderRules
 	seen := map[string]string{} // canonical name -> "remove", "set" or "add:<written name>"
 	check := func(k, op, raw string) (string, bool) {
@@ -212,7 +214,7 @@ func (c *compiler) headers(key string, r rawHeaders, request bool, requestID str
 		seen[name] = "remove"
 		hr.Remove = append(hr.Remove, name)
 	}
-	field := func(op string, m map[string]headerValues) []HeaderField {
+	field := func(op string, m map[string]configfile.HeaderValues) []HeaderField {
 		var out []HeaderField
 		for _, raw := range sortedKeys(m) {
 			k := key + "." + op + "." + raw

@@ -21,6 +21,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
 	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
@@ -114,7 +115,7 @@ func ParseFile(b []byte, file string) (*Config, error) {
 		c.dir = filepath.Dir(file)
 	}
 	c.dec.Report = func(key, msg string) { c.errf(key, "%s", msg) }
-	var raw rawConfig
+	var raw configfile.File
 	c.dec.Decode(tree, &raw)
 	cfg := c.compile(&raw)
 	if len(c.problems) > 0 {
@@ -159,10 +160,10 @@ func (c *compiler) path(p string) string {
 	return filepath.Join(c.dir, p)
 }
 
-func (c *compiler) compile(r *rawConfig) *Config {
+func (c *compiler) compile(r *configfile.File) *Config {
 	cfg := &Config{
 		StateDir:    DefaultStateDir,
-		GracePeriod: r.GracePeriod.or(DefaultGracePeriod),
+		GracePeriod: r.GracePeriod.Or(DefaultGracePeriod),
 		Upstreams:   map[string]*Upstream{},
 		Zones:       map[string]*Zone{},
 	}
@@ -208,13 +209,13 @@ func (c *compiler) compile(r *rawConfig) *Config {
 		Keepalive:       c.positive("timeouts.keepalive", r.Timeouts.Keepalive, DefaultKeepaliveTimeout),
 	}
 
-	if r.Runtime.MinHeap.set {
+	if r.Runtime.MinHeap.Set {
 		c.errf("runtime.min_heap", "removed: Gatehouse leaves garbage-collector pacing to Go; for the same effect set GOGC in the service's environment (GOGC=800 lets the heap reach about 32 MiB before a collection, as min_heap = \"32M\" did)")
 	}
 
 	cfg.Limits = Limits{
-		MaxBody:         r.Limits.MaxBody.or(DefaultMaxBody),
-		MaxHeaderBytes:  int(r.Limits.MaxHeaderBytes.or(DefaultMaxHeaderBytes)),
+		MaxBody:         r.Limits.MaxBody.Or(DefaultMaxBody),
+		MaxHeaderBytes:  int(r.Limits.MaxHeaderBytes.Or(DefaultMaxHeaderBytes)),
 		HTTP2MaxStreams: DefaultHTTP2MaxStreams,
 		HTTP2MaxResets:  DefaultHTTP2MaxResets,
 		ConnPerIP:       DefaultConnPerIP,
@@ -309,9 +310,9 @@ func (c *compiler) compile(r *rawConfig) *Config {
 	}
 	cfg.OpenFileCache = OpenFileCache{
 		Entries:  DefaultOpenFileCacheEntries,
-		Valid:    r.OpenFileCache.Valid.or(DefaultOpenFileCacheValid),
+		Valid:    r.OpenFileCache.Valid.Or(DefaultOpenFileCacheValid),
 		Inactive: c.positive("open_file_cache.inactive", r.OpenFileCache.Inactive, DefaultOpenFileCacheInactive),
-		Memory:   r.OpenFileCache.Memory.or(DefaultOpenFileCacheMemory),
+		Memory:   r.OpenFileCache.Memory.Or(DefaultOpenFileCacheMemory),
 	}
 	if v := r.OpenFileCache.Entries; v != nil {
 		if *v < 0 {
@@ -344,15 +345,15 @@ func (c *compiler) compile(r *rawConfig) *Config {
 	return cfg
 }
 
-func (c *compiler) positive(key string, d duration, def time.Duration) time.Duration {
-	v := d.or(def)
-	if d.set && v <= 0 {
+func (c *compiler) positive(key string, d configfile.Duration, def time.Duration) time.Duration {
+	v := d.Or(def)
+	if d.Set && v <= 0 {
 		c.errf(key, "must be greater than zero")
 	}
 	return v
 }
 
-func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *Listener {
+func (c *compiler) listener(key string, r configfile.Listener, def string, isTLS bool) *Listener {
 	l := &Listener{Address: def, ProxyProtocol: r.ProxyProtocol, MaxConns: r.MaxConns, HTTP2: true}
 	if r.Address != nil {
 		if *r.Address == "" {
@@ -480,7 +481,7 @@ func cipherSuite(name string) (uint16, error) {
 	return 0, fmt.Errorf("cipher %q is not allowed: use forward-secret AEAD suites such as ECDHE-ECDSA-AES128-GCM-SHA256 or ECDHE-RSA-CHACHA20-POLY1305", name)
 }
 
-func (c *compiler) admin(r rawAdmin) Admin {
+func (c *compiler) admin(r configfile.Admin) Admin {
 	a := Admin{Address: DefaultAdminAddress, Token: r.Token, Pprof: r.Pprof}
 	if r.Address != nil {
 		a.Address = *r.Address
@@ -515,12 +516,12 @@ func isLoopback(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-func (c *compiler) acme(r rawACME, cluster bool) ACME {
+func (c *compiler) acme(r configfile.ACME, cluster bool) ACME {
 	a := ACME{
 		Email:       r.Email,
 		Directory:   r.Directory,
 		EABKeyID:    r.EABKeyID,
-		RenewBefore: r.RenewBefore.or(DefaultRenewBefore),
+		RenewBefore: r.RenewBefore.Or(DefaultRenewBefore),
 		HTTP01:      r.HTTP01 == nil || *r.HTTP01,
 		TLSALPN01:   r.TLSALPN01 == nil || *r.TLSALPN01,
 		CARoots:     c.path(r.CARoots),
@@ -546,7 +547,7 @@ func (c *compiler) acme(r rawACME, cluster bool) ACME {
 	if !a.HTTP01 && !a.TLSALPN01 && r.DNS == nil {
 		c.errf("acme.http01", "http01 and tls_alpn01 are both off: no challenge could be answered")
 	}
-	a.RenewBeforeSet = r.RenewBefore.set
+	a.RenewBeforeSet = r.RenewBefore.Set
 	a.Profile = r.Profile
 	if r.Profile != "" && !validProfile(r.Profile) {
 		c.errf("acme.profile", "%q is not a profile name (letters, digits, '-', '_', '.')", r.Profile)
@@ -582,7 +583,7 @@ func (c *compiler) acme(r rawACME, cluster bool) ACME {
 }
 
 // cluster compiles [cluster].
-func (c *compiler) cluster(r rawCluster) *Cluster {
+func (c *compiler) cluster(r configfile.Cluster) *Cluster {
 	const key = "cluster"
 	cl := &Cluster{
 		URL:          r.URL,
@@ -664,14 +665,14 @@ func validProfile(s string) bool {
 // tsigAlgorithms are the TSIG algorithms an rfc2136 key may use.
 var tsigAlgorithms = []string{"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"}
 
-func (c *compiler) acmeDNS(r rawDNS) *DNS {
+func (c *compiler) acmeDNS(r configfile.DNS) *DNS {
 	const key = "acme.dns"
 	d := &DNS{
 		Provider: r.Provider, Server: r.Server, KeyName: r.KeyName, KeyAlgorithm: strings.ToLower(r.KeyAlgorithm),
 		TokenFile: c.path(r.TokenFile), TokenEnv: r.TokenEnv, Command: r.Command, Resolvers: r.Resolvers,
-		PropagationTimeout: r.PropagationTimeout.or(DefaultDNSPropagationTimeout),
+		PropagationTimeout: r.PropagationTimeout.Or(DefaultDNSPropagationTimeout),
 		PropagationCheck:   r.PropagationCheck == nil || *r.PropagationCheck,
-		PropagationDelay:   r.PropagationDelay.or(0),
+		PropagationDelay:   r.PropagationDelay.Or(0),
 	}
 	needToken := false
 	switch d.Provider {
@@ -743,7 +744,7 @@ func validEnvName(s string) bool {
 	return s != ""
 }
 
-func (c *compiler) zone(name string, r rawZone, v6 int, cluster bool) *Zone {
+func (c *compiler) zone(name string, r configfile.Zone, v6 int, cluster bool) *Zone {
 	key := "zones." + name
 	z := &Zone{Name: name, RateText: r.Rate, Burst: r.Burst, MaxKeys: DefaultZoneMaxKeys, Status: DefaultRejectStatus, DryRun: r.DryRun, IPv6Prefix: v6, Scope: ScopeLocal}
 	switch r.Scope {
@@ -795,6 +796,15 @@ func (c *compiler) zone(name string, r rawZone, v6 int, cluster bool) *Zone {
 	return z
 }
 
+// ParseDuration accepts Go durations ("1m30s") plus whole days ("7d"),
+// as the file's duration keys do.
+func ParseDuration(s string) (time.Duration, error) { return configfile.ParseDuration(s) }
+
+// ParseSize parses "10M", "10MiB", "10MB", "512k", "1024" into bytes, as
+// the file's size keys do. Every unit is binary (nginx's convention: 1M =
+// 1,048,576 bytes).
+func ParseSize(s string) (int64, error) { return configfile.ParseSize(s) }
+
 // parseRate parses nginx-style rates: "5r/m", "20r/s", "5/m", "10/s".
 func parseRate(s string) (float64, error) {
 	if s == "" {
@@ -819,7 +829,7 @@ func parseRate(s string) (float64, error) {
 
 var policies = []string{"round_robin", "least_conn", "ip_hash", "random_two", "first"}
 
-func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
+func (c *compiler) upstream(name string, r configfile.Upstream) *Upstream {
 	key := "upstreams." + name
 	u := &Upstream{
 		Name:                  name,
@@ -828,7 +838,7 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 		KeepaliveTimeout:      c.positive(key+".keepalive_timeout", r.KeepaliveTimeout, DefaultUpstreamKeepaliveTimeout),
 		ConnectTimeout:        c.positive(key+".connect_timeout", r.ConnectTimeout, DefaultConnectTimeout),
 		ResponseHeaderTimeout: c.positive(key+".response_header_timeout", r.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
-		ReadTimeout:           r.ReadTimeout.or(DefaultReadTimeout),
+		ReadTimeout:           r.ReadTimeout.Or(DefaultReadTimeout),
 		MaxFails:              DefaultMaxFails,
 		FailTimeout:           c.positive(key+".fail_timeout", r.FailTimeout, DefaultFailTimeout),
 		FailStatuses:          r.FailStatuses,
@@ -837,9 +847,9 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 		ClientShare:           DefaultClientShare,
 		Retries:               DefaultRetries,
 		RetryBudget:           c.positive(key+".retry_budget", r.RetryBudget, DefaultRetryBudget),
-		RetryBodyLimit:        r.RetryBodyLimit.or(DefaultRetryBodyLimit),
+		RetryBodyLimit:        r.RetryBodyLimit.Or(DefaultRetryBodyLimit),
 		ResolveInterval:       c.positive(key+".resolve_interval", r.ResolveInterval, DefaultResolveInterval),
-		SlowStart:             r.SlowStart.or(0),
+		SlowStart:             r.SlowStart.Or(0),
 		XAccelRedirect:        r.XAccelRedirect,
 	}
 	if u.Policy == "" {
@@ -929,7 +939,7 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 		c.errf(key+".servers", "every server is a backup; at least one must be primary")
 	}
 	if r.Sticky != nil {
-		st := &Sticky{Cookie: r.Sticky.Cookie, Secret: r.Sticky.Secret, MaxAge: r.Sticky.MaxAge.or(0), Domain: r.Sticky.Domain, SameSite: r.Sticky.SameSite}
+		st := &Sticky{Cookie: r.Sticky.Cookie, Secret: r.Sticky.Secret, MaxAge: r.Sticky.MaxAge.Or(0), Domain: r.Sticky.Domain, SameSite: r.Sticky.SameSite}
 		if st.Cookie == "" {
 			st.Cookie = DefaultStickyCookie
 		} else if !validCookieName(st.Cookie) {
@@ -1009,7 +1019,7 @@ func validCookieName(s string) bool {
 	return true
 }
 
-func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *Site {
+func (c *compiler) site(name string, r configfile.Site, cfg *Config, idHeader string) *Site {
 	key := "sites." + name
 	s := &Site{Name: name, TLS: TLSMode(r.TLS), CertFile: c.path(r.CertFile), KeyFile: c.path(r.KeyFile), HSTS: DefaultHSTS, RedirectHTTPS: true, ErrorPages: map[int][]byte{}, ErrorPageFiles: map[int]string{}}
 	if len(r.Hosts) == 0 && !r.Default {
@@ -1115,7 +1125,7 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 	default:
 		c.errf(key+".access_log_format", "must be json or combined, not %q", r.AccessFormat)
 	}
-	siteMaxBody := r.MaxBody.or(cfg.Limits.MaxBody)
+	siteMaxBody := r.MaxBody.Or(cfg.Limits.MaxBody)
 	for code, file := range r.ErrorPages {
 		n, err := strconv.Atoi(code)
 		if err != nil || n < 400 || n > 599 {
@@ -1158,16 +1168,16 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 			Path:                  rr.Path,
 			Upstream:              rr.Upstream,
 			AccessLog:             rr.AccessLog == nil || *rr.AccessLog,
-			MaxBody:               rr.MaxBody.or(siteMaxBody),
+			MaxBody:               rr.MaxBody.Or(siteMaxBody),
 			Zones:                 rr.Limit,
 			Allow:                 c.prefixes(rk+".allow", rr.Allow),
 			Deny:                  c.prefixes(rk+".deny", rr.Deny),
 			BanOnStatus:           rr.BanOnStatus,
-			ResponseHeaderTimeout: rr.ResponseHeaderTimeout.or(0),
+			ResponseHeaderTimeout: rr.ResponseHeaderTimeout.Or(0),
 			CaseInsensitive:       DefaultCaseInsensitive,
 			AllowTrace:            siteTrace,
-			ReadTimeout:           rr.ReadTimeout.or(0),
-			ReadTimeoutSet:        rr.ReadTimeout.set,
+			ReadTimeout:           rr.ReadTimeout.Or(0),
+			ReadTimeoutSet:        rr.ReadTimeout.Set,
 			Compress:              s.Compress,
 		}
 		if rr.Compress != nil {
@@ -1218,11 +1228,11 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 			Enabled:        ws.Enabled,
 			Origins:        ws.Origins,
 			IdleTimeout:    c.positive(rk+".websocket.idle_timeout", ws.IdleTimeout, DefaultWebSocketIdleTimeout),
-			PingInterval:   ws.PingInterval.or(0),
+			PingInterval:   ws.PingInterval.Or(0),
 			PingTimeout:    c.positive(rk+".websocket.ping_timeout", ws.PingTimeout, DefaultPingTimeout),
 			MaxPerClient:   ws.MaxPerClient,
-			CloseDelay:     ws.CloseDelay.or(DefaultWebSocketCloseDelay),
-			CloseSpread:    ws.CloseSpread.or(DefaultWebSocketCloseSpread),
+			CloseDelay:     ws.CloseDelay.Or(DefaultWebSocketCloseDelay),
+			CloseSpread:    ws.CloseSpread.Or(DefaultWebSocketCloseSpread),
 			ConnectTimeout: c.positive(rk+".websocket.connect_timeout", ws.ConnectTimeout, DefaultConnectTimeout),
 		}
 		if ws.MaxPerClient < 0 {
@@ -1244,7 +1254,7 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 }
 
 // files compiles a route's file keys; nil when it is not a file route.
-func (c *compiler) files(rk string, rr rawRoute) *Files {
+func (c *compiler) files(rk string, rr configfile.Route) *Files {
 	if rr.Alias == nil && rr.Root == nil {
 		for k, set := range map[string]bool{"index": rr.Index != nil, "cache_control": rr.CacheControl != nil,
 			"immutable_cache_control": rr.ImmutableCacheControl != nil, "ignore_hashes": rr.IgnoreHashes,
@@ -1396,7 +1406,7 @@ func checkHostName(h string) error {
 }
 
 // crossChecks are the rules that span sections.
-func (c *compiler) crossChecks(cfg *Config, r *rawConfig) {
+func (c *compiler) crossChecks(cfg *Config, r *configfile.File) {
 	hostOwner := map[string]string{}
 	for _, s := range cfg.Sites {
 		for i, h := range s.Hosts {

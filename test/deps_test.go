@@ -93,7 +93,7 @@ func TestDependencies(t *testing.T) {
 	// The libraries split out of config (issue 13): config may import
 	// them, and they import nothing but the standard library and the
 	// TOML decoder, so config stays importable by every package.
-	configLibs := map[string]bool{"internal/tomlstruct": true}
+	configLibs := map[string]bool{"internal/tomlstruct": true, "internal/configfile": true}
 	for _, p := range pkgs {
 		if p.Error != nil {
 			t.Logf("note: go list reports for %s: %s", p.ImportPath, p.Error.Err)
