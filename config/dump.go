@@ -9,13 +9,11 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
 	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
@@ -38,11 +36,11 @@ func (c *Config) Dump() []byte {
 	b.WriteString("# The effective Gatehouse configuration: every default written out.\n")
 	if !c.StateDirSet {
 		b.WriteString("# state_dir is not set, so the daemon uses systemd's $STATE_DIRECTORY, or:\n")
-		fmt.Fprintf(&b, "# state_dir = %s\n", tomlString(DefaultStateDir))
+		fmt.Fprintf(&b, "# state_dir = %s\n", tomlstruct.Quote(DefaultStateDir))
 	}
-	t := tableOf(reflect.ValueOf(c.raw()))
+	t := tomlstruct.Encode(c.raw())
 	prune(t)
-	t.write(&b, "")
+	b.Write(t.Bytes())
 	return b.Bytes()
 }
 
@@ -51,32 +49,23 @@ func (c *Config) Dump() []byte {
 // certificate keys of a site that does not use them, the file keys of a
 // route that serves no files, and the settings of a WebSocket that is
 // off.
-func prune(t *table) {
-	t.get("listeners").get("http").drop("min_version", "max_version", "session_tickets")
-	sites := t.get("sites")
-	if sites == nil {
-		return
-	}
-	for _, e := range sites.entries {
-		site := e.sub
-		if site.value("tls") != `"files"` {
-			site.drop("cert_file", "key_file")
+func prune(t *tomlstruct.Table) {
+	t.Table("listeners").Table("http").Drop("min_version", "max_version", "session_tickets")
+	sites := t.Table("sites")
+	for _, name := range sites.Keys() {
+		site := sites.Table(name)
+		if site.Value("tls") != `"files"` {
+			site.Drop("cert_file", "key_file")
 		}
-		if site.value("tls") != `"acme"` {
-			site.drop("acme_profile", "acme_challenge")
+		if site.Value("tls") != `"acme"` {
+			site.Drop("acme_profile", "acme_challenge")
 		}
-		for _, s := range site.entries {
-			if s.key != "routes" {
-				continue
+		for _, rt := range site.Tables("routes") {
+			if !rt.Has("root") && !rt.Has("alias") {
+				rt.Drop("internal", "ignore_hashes", "allow_dot_files")
 			}
-			for _, rt := range s.subs {
-				if !rt.has("root") && !rt.has("alias") {
-					rt.drop("internal", "ignore_hashes", "allow_dot_files")
-				}
-				if ws := rt.get("websocket"); ws != nil && ws.value("enabled") == "false" {
-					ws.entries = ws.entries[:0]
-					ws.entries = append(ws.entries, entry{key: "enabled", text: "false"})
-				}
+			if ws := rt.Table("websocket"); ws != nil && ws.Value("enabled") == "false" {
+				ws.Drop(slices.DeleteFunc(ws.Keys(), func(k string) bool { return k == "enabled" })...)
 			}
 		}
 	}
@@ -382,253 +371,4 @@ func curveName(id tls.CurveID) string {
 		return "P384"
 	}
 	return id.String()
-}
-
-// text is a value type written as a TOML value of its own (duration,
-// size): v is the value to write, and ok false means unset (the key is not
-// written).
-type text interface{ TOMLValue() (v any, ok bool) }
-
-// table is a TOML table being written: its entries in order.
-type table struct{ entries []entry }
-
-// entry is one key of a table: a value (text), a sub-table (sub) or an
-// array of tables (subs).
-type entry struct {
-	key  string
-	text string
-	sub  *table
-	subs []*table
-}
-
-// tableOf builds the table for the struct or map v, leaving out unset
-// keys.
-func tableOf(v reflect.Value) *table {
-	t := &table{}
-	each(v, func(key string, f reflect.Value) {
-		switch valueKind(f) {
-		case kindOmit:
-		case kindTable:
-			t.entries = append(t.entries, entry{key: key, sub: tableOf(f)})
-		case kindTables:
-			e := entry{key: key}
-			for i := range f.Len() {
-				e.subs = append(e.subs, tableOf(f.Index(i)))
-			}
-			t.entries = append(t.entries, e)
-		default:
-			t.entries = append(t.entries, entry{key: key, text: tomlValue(f)})
-		}
-	})
-	return t
-}
-
-// get is the sub-table at key, or nil.
-func (t *table) get(key string) *table {
-	if t == nil {
-		return nil
-	}
-	for _, e := range t.entries {
-		if e.key == key {
-			return e.sub
-		}
-	}
-	return nil
-}
-
-// value is the text of the value at key ("" when there is none).
-func (t *table) value(key string) string {
-	for _, e := range t.entries {
-		if e.key == key && e.sub == nil && e.subs == nil {
-			return e.text
-		}
-	}
-	return ""
-}
-
-// has reports whether t has key.
-func (t *table) has(key string) bool {
-	for _, e := range t.entries {
-		if e.key == key {
-			return true
-		}
-	}
-	return false
-}
-
-// drop removes keys from t.
-func (t *table) drop(keys ...string) {
-	if t == nil {
-		return
-	}
-	t.entries = slices.DeleteFunc(t.entries, func(e entry) bool { return slices.Contains(keys, e.key) })
-}
-
-// write writes t as the body of the table named name ("" is the
-// document): its values first, then its sub-tables and arrays of tables.
-func (t *table) write(b *bytes.Buffer, name string) {
-	for _, e := range t.entries {
-		if e.sub == nil && e.subs == nil {
-			fmt.Fprintf(b, "%s = %s\n", e.key, e.text)
-		}
-	}
-	for _, e := range t.entries {
-		full := e.key
-		if name != "" {
-			full = name + "." + e.key
-		}
-		switch {
-		case e.sub != nil:
-			if slices.ContainsFunc(e.sub.entries, func(e entry) bool { return e.sub == nil && e.subs == nil }) {
-				fmt.Fprintf(b, "\n[%s]\n", full)
-			}
-			e.sub.write(b, full)
-		case e.subs != nil:
-			for _, s := range e.subs {
-				fmt.Fprintf(b, "\n[[%s]]\n", full)
-				s.write(b, full)
-			}
-		}
-	}
-}
-
-// each calls fn for every key of the struct or map v, with its value
-// (pointers followed).
-func each(v reflect.Value, fn func(key string, f reflect.Value)) {
-	v = reflect.Indirect(v)
-	if v.Kind() == reflect.Map {
-		keys := v.MapKeys()
-		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
-		for _, k := range keys {
-			fn(tomlKey(k.String()), v.MapIndex(k))
-		}
-		return
-	}
-	fields := tomlstruct.Fields(v.Type())
-	type kf struct {
-		key string
-		idx []int
-	}
-	var order []kf
-	for k, idx := range fields {
-		order = append(order, kf{k, idx})
-	}
-	sort.Slice(order, func(i, j int) bool { return slices.Compare(order[i].idx, order[j].idx) < 0 })
-	for _, o := range order {
-		fn(tomlKey(o.key), v.FieldByIndex(o.idx))
-	}
-}
-
-type kind int
-
-const (
-	kindOmit   kind = iota // nil, or an unset duration or size
-	kindValue              // key = value
-	kindTable              // [name]
-	kindTables             // [[name]]
-)
-
-func valueKind(f reflect.Value) kind {
-	if t, ok := f.Interface().(text); ok {
-		if _, set := t.TOMLValue(); !set {
-			return kindOmit
-		}
-		return kindValue
-	}
-	switch f.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		if f.IsNil() {
-			return kindOmit
-		}
-		return valueKind(f.Elem())
-	case reflect.Map:
-		if f.IsNil() {
-			return kindOmit
-		}
-		return kindTable
-	case reflect.Struct:
-		return kindTable
-	case reflect.Slice:
-		if f.IsNil() {
-			return kindOmit
-		}
-		if f.Type().Elem().Kind() == reflect.Struct {
-			if f.Len() == 0 {
-				return kindOmit
-			}
-			return kindTables
-		}
-	}
-	return kindValue
-}
-
-func tomlValue(f reflect.Value) string {
-	if t, ok := f.Interface().(text); ok {
-		v, _ := t.TOMLValue()
-		return tomlValue(reflect.ValueOf(v))
-	}
-	switch f.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		return tomlValue(f.Elem())
-	case reflect.String:
-		return tomlString(f.String())
-	case reflect.Bool:
-		return strconv.FormatBool(f.Bool())
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return strconv.FormatInt(f.Int(), 10)
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return strconv.FormatUint(f.Uint(), 10)
-	case reflect.Float32, reflect.Float64:
-		s := strconv.FormatFloat(f.Float(), 'g', -1, 64)
-		if !strings.ContainsAny(s, ".eEn") { // n: NaN, Inf
-			s += ".0"
-		}
-		return s
-	case reflect.Slice:
-		parts := make([]string, f.Len())
-		for i := range parts {
-			parts[i] = tomlValue(f.Index(i))
-		}
-		return "[" + strings.Join(parts, ", ") + "]"
-	}
-	panic("config: cannot write " + f.Type().String() + " as TOML")
-}
-
-// tomlKey is k as a TOML key: bare when it can be.
-func tomlKey(k string) string {
-	if k == "" {
-		return `""`
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return tomlString(k)
-		}
-	}
-	return k
-}
-
-// tomlString is s as a TOML basic string.
-func tomlString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f || r == utf8.RuneError:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
