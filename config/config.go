@@ -266,7 +266,7 @@ type Site struct {
 	Routes []*Route
 
 	// ErrorPageFiles maps a status to the path its page was read from
-	// (for Dump).
+	// (for configdump).
 	ErrorPageFiles map[int]string
 }
 

@@ -1,4 +1,8 @@
-package config
+// Package configdump prints a Gatehouse configuration as the TOML file
+// that says everything: every default written out, every relative path
+// made absolute (`gatehouse check -dump`, like nginx -T). Parsing the
+// output gives the same configuration.
+package configdump
 
 import (
 	"bytes"
@@ -15,13 +19,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
 	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
 // Dump returns c as a TOML file with every default written out, that
-// Parse accepts and compiles back to the same configuration (`gatehouse
-// check -dump`, like nginx -T). Relative paths are written as the absolute
+// config.Parse accepts and compiles back to the same configuration
+// (`gatehouse check -dump`, like nginx -T). Relative paths are written as the absolute
 // paths they were resolved to. Secrets the file holds (the admin token,
 // sticky secrets, the EAB key) are written as they are: treat the dump
 // like the file.
@@ -31,14 +36,14 @@ import (
 // acme.renew_before unless the file set it (it is no longer used). When
 // the file did not set state_dir, it is written as a comment, since
 // setting it would make it win over $STATE_DIRECTORY.
-func (c *Config) Dump() []byte {
+func Dump(c *config.Config) []byte {
 	var b bytes.Buffer
 	b.WriteString("# The effective Gatehouse configuration: every default written out.\n")
 	if !c.StateDirSet {
 		b.WriteString("# state_dir is not set, so the daemon uses systemd's $STATE_DIRECTORY, or:\n")
-		fmt.Fprintf(&b, "# state_dir = %s\n", tomlstruct.Quote(DefaultStateDir))
+		fmt.Fprintf(&b, "# state_dir = %s\n", tomlstruct.Quote(config.DefaultStateDir))
 	}
-	t := tomlstruct.Encode(c.raw())
+	t := tomlstruct.Encode(fileOf(c))
 	prune(t)
 	b.Write(t.Bytes())
 	return b.Bytes()
@@ -71,15 +76,16 @@ func prune(t *tomlstruct.Table) {
 	}
 }
 
-// raw is the inverse of compile: c as the file that says everything.
-func (c *Config) raw() *configfile.File {
+// fileOf is the inverse of config's compile: c as the file that says
+// everything.
+func fileOf(c *config.Config) *configfile.File {
 	r := &configfile.File{
 		GracePeriod:   dur(c.GracePeriod),
 		Log:           configfile.Log{Level: levelName(c.Log.Level), Format: c.Log.Format},
-		Listeners:     configfile.Listeners{HTTP: rawListenerOf(c.HTTP, false), HTTPS: rawListenerOf(c.HTTPS, true), Admin: rawAdminOf(c.Admin)},
+		Listeners:     configfile.Listeners{HTTP: listenerOf(c.HTTP, false), HTTPS: listenerOf(c.HTTPS, true), Admin: adminOf(c.Admin)},
 		Timeouts:      configfile.Timeouts{ClientHeader: dur(c.Timeouts.ClientHeader), ClientBody: dur(c.Timeouts.ClientBody), ClientBodyTotal: dur(c.Timeouts.ClientBodyTotal), Send: dur(c.Timeouts.Send), Keepalive: dur(c.Timeouts.Keepalive)},
 		Limits:        configfile.Limits{MaxBody: sz(c.Limits.MaxBody), MaxHeaderBytes: sz(int64(c.Limits.MaxHeaderBytes)), HTTP2MaxStreams: ptr(int(c.Limits.HTTP2MaxStreams)), HTTP2MaxResets: ptr(c.Limits.HTTP2MaxResets), ConnPerIP: ptr(c.Limits.ConnPerIP), IPv6Prefix: ptr(c.Limits.IPv6Prefix)},
-		ACME:          rawACMEOf(c.ACME),
+		ACME:          acmeOf(c.ACME),
 		Ban:           configfile.Ban{Enabled: c.Ban.Enabled, MaxRetry: ptr(c.Ban.MaxRetry), FindTime: dur(c.Ban.FindTime), BanTime: dur(c.Ban.BanTime), Statuses: nonNil(c.Ban.Statuses), MaxBans: ptr(c.Ban.MaxBans)},
 		RequestID:     configfile.RequestID{Enabled: ptr(c.RequestID.Enabled), Header: c.RequestID.Header},
 		OpenFileCache: configfile.OpenFileCache{Entries: ptr(c.OpenFileCache.Entries), Valid: dur(c.OpenFileCache.Valid), Inactive: dur(c.OpenFileCache.Inactive), Memory: sz(c.OpenFileCache.Memory)},
@@ -103,10 +109,10 @@ func (c *Config) raw() *configfile.File {
 	}
 	r.TrustedProxies = prefixStrings(c.TrustedProxies)
 	for _, s := range c.Sites {
-		r.Sites[s.Name] = rawSiteOf(s, s == c.DefaultSite)
+		r.Sites[s.Name] = siteOf(s, s == c.DefaultSite)
 	}
 	for name, u := range c.Upstreams {
-		r.Upstreams[name] = rawUpstreamOf(u)
+		r.Upstreams[name] = upstreamOf(u)
 	}
 	for name, z := range c.Zones {
 		mode := "nodelay"
@@ -118,7 +124,7 @@ func (c *Config) raw() *configfile.File {
 	return r
 }
 
-func rawListenerOf(l *Listener, isTLS bool) configfile.Listener {
+func listenerOf(l *config.Listener, isTLS bool) configfile.Listener {
 	if l == nil {
 		return configfile.Listener{Address: ptr("")}
 	}
@@ -139,7 +145,7 @@ func rawListenerOf(l *Listener, isTLS bool) configfile.Listener {
 	return r
 }
 
-func rawAdminOf(a Admin) configfile.Admin {
+func adminOf(a config.Admin) configfile.Admin {
 	r := configfile.Admin{Address: ptr(a.Address), Token: a.Token, Pprof: a.Pprof, Hosts: nonNil(a.Hosts)}
 	if host, _, err := net.SplitHostPort(a.Address); err == nil && !isLoopback(host) {
 		r.AllowRemote = true // it could not have been compiled otherwise
@@ -147,7 +153,7 @@ func rawAdminOf(a Admin) configfile.Admin {
 	return r
 }
 
-func rawACMEOf(a ACME) configfile.ACME {
+func acmeOf(a config.ACME) configfile.ACME {
 	r := configfile.ACME{
 		Email: a.Email, Directory: a.Directory, EABKeyID: a.EABKeyID,
 		HTTP01: ptr(a.HTTP01), TLSALPN01: ptr(a.TLSALPN01), CARoots: abs(a.CARoots), Profile: a.Profile,
@@ -170,18 +176,18 @@ func rawACMEOf(a ACME) configfile.ACME {
 	return r
 }
 
-func rawSiteOf(s *Site, isDefault bool) configfile.Site {
+func siteOf(s *config.Site, isDefault bool) configfile.Site {
 	r := configfile.Site{
 		Hosts: nonNil(s.Hosts), Default: isDefault, TLS: string(s.TLS), CertFile: abs(s.CertFile), KeyFile: abs(s.KeyFile),
 		HSTS: ptr(s.HSTS), RedirectHTTPS: ptr(s.RedirectHTTPS), AccessFormat: s.AccessLog.Format,
 		Allow: prefixStrings(s.Allow), Deny: prefixStrings(s.Deny),
-		RespHeaders: rawHeadersOf(s.ResponseHeaders), ReqHeaders: rawHeadersOf(s.RequestHeaders),
+		RespHeaders: headersOf(s.ResponseHeaders), ReqHeaders: headersOf(s.RequestHeaders),
 		Compress: ptr(s.Compress),
 	}
 	if s.HSTS == "" {
 		r.HSTS = ptr("off")
 	}
-	if s.TLS == TLSACME {
+	if s.TLS == config.TLSACME {
 		r.ACMEProfile, r.ACMEChallenge = s.ACMEProfile, s.ACMEChallenge
 	}
 	switch p := s.AccessLog.Path; p {
@@ -203,7 +209,7 @@ func rawSiteOf(s *Site, isDefault bool) configfile.Site {
 	routes := slices.Clone(s.Routes)
 	sort.SliceStable(routes, func(i, j int) bool { return routeIndex(routes[i].Key) < routeIndex(routes[j].Key) })
 	for _, rt := range routes {
-		r.Routes = append(r.Routes, rawRouteOf(rt))
+		r.Routes = append(r.Routes, routeOf(rt))
 	}
 	return r
 }
@@ -215,13 +221,13 @@ func routeIndex(key string) int {
 	return n
 }
 
-func rawRouteOf(rt *Route) configfile.Route {
+func routeOf(rt *config.Route) configfile.Route {
 	ws := rt.WebSocket
 	r := configfile.Route{
 		Path: rt.Path, Upstream: rt.Upstream, AccessLog: ptr(rt.AccessLog), MaxBody: sz(rt.MaxBody),
 		Limit: nonNil(rt.Zones), Allow: prefixStrings(rt.Allow), Deny: prefixStrings(rt.Deny), BanOnStatus: rt.BanOnStatus,
 		CaseInsensitive: ptr(rt.CaseInsensitive), AllowTrace: ptr(rt.AllowTrace),
-		RespHeaders: rawHeadersOf(rt.ResponseHeaders), ReqHeaders: rawHeadersOf(rt.RequestHeaders),
+		RespHeaders: headersOf(rt.ResponseHeaders), ReqHeaders: headersOf(rt.RequestHeaders),
 		Internal: rt.Internal, Compress: ptr(rt.Compress),
 		WebSocket: configfile.WebSocket{
 			Enabled: ws.Enabled, Origins: nonNil(ws.Origins), IdleTimeout: dur(ws.IdleTimeout), PingInterval: dur(ws.PingInterval),
@@ -259,9 +265,9 @@ func rawRouteOf(rt *Route) configfile.Route {
 	return r
 }
 
-func rawHeadersOf(h HeaderRules) configfile.Headers {
+func headersOf(h config.HeaderRules) configfile.Headers {
 	r := configfile.Headers{Remove: h.Remove}
-	field := func(fs []HeaderField) map[string]configfile.HeaderValues {
+	field := func(fs []config.HeaderField) map[string]configfile.HeaderValues {
 		if len(fs) == 0 {
 			return nil
 		}
@@ -277,7 +283,7 @@ func rawHeadersOf(h HeaderRules) configfile.Headers {
 	return r
 }
 
-func rawUpstreamOf(u *Upstream) configfile.Upstream {
+func upstreamOf(u *config.Upstream) configfile.Upstream {
 	r := configfile.Upstream{
 		Policy: u.Policy, Client: u.Client, Keepalive: ptr(u.Keepalive), KeepaliveTimeout: dur(u.KeepaliveTimeout),
 		ConnectTimeout: dur(u.ConnectTimeout), ResponseHeaderTimeout: dur(u.ResponseHeaderTimeout), ReadTimeout: dur(u.ReadTimeout),
@@ -371,4 +377,14 @@ func curveName(id tls.CurveID) string {
 		return "P384"
 	}
 	return id.String()
+}
+
+// isLoopback is config's test for an admin address that needs no
+// allow_remote.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
