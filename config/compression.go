@@ -108,3 +108,14 @@ func compressionType(p string) (string, error) {
 	}
 	return p, nil
 }
+
+// formatSize writes n bytes the way sizes are written in messages.
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
