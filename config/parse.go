@@ -22,6 +22,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
+	"github.com/gatehouse-proxy/gatehouse/internal/headerpolicy"
 	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
@@ -294,12 +295,11 @@ func (c *compiler) compile(r *configfile.File) *Config {
 	if h := r.RequestID.Header; h != "" {
 		name := textproto.CanonicalMIMEHeaderKey(h)
 		switch {
-		case !validFieldName(h):
+		case !headerpolicy.ValidName(h):
 			c.errf("request_id.header", "%q is not a header name", h)
 		case strings.IndexByte(h, '_') >= 0:
 			c.errf("request_id.header", "%q: no underscores (Django reads them as dashes, and nginx drops such headers)", h)
-		case hopByHop[name] || forwardingHeaders[name] || name == "Host" || name == "Content-Length" ||
-			name == "Cookie" || name == "Set-Cookie" || name == "Expect" || protectedResponse(name, "") != "":
+		case headerpolicy.Reserved(name):
 			c.errf("request_id.header", "%q already has a meaning in HTTP or to Gatehouse; use a name such as X-Request-ID", h)
 		}
 		cfg.RequestID.Header = name
@@ -1312,7 +1312,7 @@ func (c *compiler) files(rk string, rr configfile.Route) *Files {
 		if v == nil {
 			continue
 		}
-		if why := checkFieldValue(*v); why != "" {
+		if why := headerpolicy.CheckValue(*v); why != "" {
 			c.errf(rk+"."+k, "value %q %s", *v, why)
 		}
 		if k == "cache_control" {
