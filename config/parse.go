@@ -23,6 +23,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
 	"github.com/gatehouse-proxy/gatehouse/internal/headerpolicy"
+	"github.com/gatehouse-proxy/gatehouse/internal/tlsnames"
 	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
@@ -380,14 +381,14 @@ func (c *compiler) listener(key string, r configfile.Listener, def string, isTLS
 	l.MinVersion = tls.VersionTLS12
 	l.MaxVersion = tls.VersionTLS13
 	if r.MinVersion != "" {
-		v, ok := tlsVersion(r.MinVersion)
+		v, ok := tlsnames.Version(r.MinVersion)
 		if !ok {
 			c.errf(key+".min_version", "must be \"1.2\" or \"1.3\", not %q", r.MinVersion)
 		}
 		l.MinVersion = v
 	}
 	if r.MaxVersion != "" {
-		v, ok := tlsVersion(r.MaxVersion)
+		v, ok := tlsnames.Version(r.MaxVersion)
 		if !ok {
 			c.errf(key+".max_version", "must be \"1.2\" or \"1.3\", not %q", r.MaxVersion)
 		}
@@ -400,7 +401,7 @@ func (c *compiler) listener(key string, r configfile.Listener, def string, isTLS
 	if r.Ciphers != nil {
 		l.CipherSuites = nil
 		for i, name := range r.Ciphers {
-			id, err := cipherSuite(name)
+			id, err := tlsnames.CipherSuite(name, defaultCipherSuites)
 			if err != nil {
 				c.errf(fmt.Sprintf("%s.ciphers[%d]", key, i), "%v", err)
 				continue
@@ -412,7 +413,7 @@ func (c *compiler) listener(key string, r configfile.Listener, def string, isTLS
 		}
 	}
 	for i, name := range r.Curves {
-		id, ok := curveByName(name)
+		id, ok := tlsnames.Curve(name)
 		if !ok {
 			c.errf(fmt.Sprintf("%s.curves[%d]", key, i), "unknown key exchange %q (X25519MLKEM768, X25519, P256, P384)", name)
 			continue
@@ -431,54 +432,6 @@ func (c *compiler) listener(key string, r configfile.Listener, def string, isTLS
 		l.OCSPStapling = *r.OCSPStapling
 	}
 	return l
-}
-
-func curveByName(s string) (tls.CurveID, bool) {
-	switch strings.ToLower(strings.ReplaceAll(strings.ReplaceAll(s, "-", ""), "_", "")) {
-	case "x25519mlkem768":
-		return tls.X25519MLKEM768, true
-	case "x25519":
-		return tls.X25519, true
-	case "p256", "prime256v1", "secp256r1":
-		return tls.CurveP256, true
-	case "p384", "secp384r1":
-		return tls.CurveP384, true
-	}
-	return 0, false
-}
-
-func tlsVersion(s string) (uint16, bool) {
-	switch strings.TrimPrefix(strings.ToLower(s), "tls") {
-	case "1.2", "v1.2":
-		return tls.VersionTLS12, true
-	case "1.3", "v1.3":
-		return tls.VersionTLS13, true
-	}
-	return 0, false
-}
-
-// cipherSuite accepts Go names (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) and
-// the OpenSSL names nginx and HAProxy use (ECDHE-RSA-AES128-GCM-SHA256).
-// Only forward-secret AEAD suites are allowed.
-func cipherSuite(name string) (uint16, error) {
-	openssl := map[string]string{
-		"ECDHE-ECDSA-AES128-GCM-SHA256": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-		"ECDHE-RSA-AES128-GCM-SHA256":   "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-		"ECDHE-ECDSA-AES256-GCM-SHA384": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-		"ECDHE-RSA-AES256-GCM-SHA384":   "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-		"ECDHE-ECDSA-CHACHA20-POLY1305": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-		"ECDHE-RSA-CHACHA20-POLY1305":   "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-	}
-	goName := name
-	if n, ok := openssl[strings.ToUpper(name)]; ok {
-		goName = n
-	}
-	for _, id := range defaultCipherSuites {
-		if tls.CipherSuiteName(id) == goName {
-			return id, nil
-		}
-	}
-	return 0, fmt.Errorf("cipher %q is not allowed: use forward-secret AEAD suites such as ECDHE-ECDSA-AES128-GCM-SHA256 or ECDHE-RSA-CHACHA20-POLY1305", name)
 }
 
 func (c *compiler) admin(r configfile.Admin) Admin {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
+	"github.com/gatehouse-proxy/gatehouse/internal/tlsnames"
 	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
@@ -132,13 +133,13 @@ func listenerOf(l *config.Listener, isTLS bool) configfile.Listener {
 	if !isTLS {
 		return r
 	}
-	r.MinVersion, r.MaxVersion = versionName(l.MinVersion), versionName(l.MaxVersion)
+	r.MinVersion, r.MaxVersion = tlsnames.VersionName(l.MinVersion), tlsnames.VersionName(l.MaxVersion)
 	r.Ciphers = []string{}
 	for _, id := range l.CipherSuites {
 		r.Ciphers = append(r.Ciphers, tls.CipherSuiteName(id))
 	}
 	for _, id := range l.Curves {
-		r.Curves = append(r.Curves, curveName(id))
+		r.Curves = append(r.Curves, tlsnames.CurveName(id))
 	}
 	r.SessionTickets = l.SessionTickets
 	r.HTTP2, r.OCSPStapling = ptr(l.HTTP2), ptr(l.OCSPStapling)
@@ -356,27 +357,6 @@ func levelName(l slog.Level) string {
 		return "warn"
 	}
 	return "error"
-}
-
-func versionName(v uint16) string {
-	if v == tls.VersionTLS13 {
-		return "1.3"
-	}
-	return "1.2"
-}
-
-func curveName(id tls.CurveID) string {
-	switch id {
-	case tls.X25519MLKEM768:
-		return "X25519MLKEM768"
-	case tls.X25519:
-		return "X25519"
-	case tls.CurveP256:
-		return "P256"
-	case tls.CurveP384:
-		return "P384"
-	}
-	return id.String()
 }
 
 // isLoopback is config's test for an admin address that needs no
