@@ -7,8 +7,12 @@
 // modified afterwards: a reload parses a new one.
 //
 // The package imports only the standard library, the TOML decoder and
-// internal/tomlstruct (the strict decoding, itself on the standard library
-// and the TOML decoder), so every other package can depend on it.
+// the libraries split out of it, which import nothing else:
+// internal/configfile (the file format), internal/tomlstruct (strict
+// decoding with key paths and lines), internal/regularfile (reading the
+// files the configuration names), internal/headerpolicy (which header
+// fields a rule may name) and internal/tlsnames. So every other package
+// can depend on it. config/configdump prints a Config back as TOML.
 package config
 
 import (

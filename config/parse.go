@@ -134,7 +134,7 @@ type compiler struct {
 	dir      string
 	lines    tomlstruct.Lines
 	problems Problems
-	// dec decodes the file into the raw structs and remembers the values
+	// dec decodes the file into configfile.File and remembers the values
 	// it could not decode, whose consequences errf leaves out.
 	dec tomlstruct.Decoder
 }
