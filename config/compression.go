@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
 )
 
 // The [compression] section: how responses are compressed, for the whole
@@ -11,21 +13,10 @@ import (
 // Whether a response may be compressed at all is the site's and route's
 // compress key.
 
-type rawCompression struct {
-	Encodings   []string `toml:"encodings"`
-	Types       []string `toml:"types"`
-	MinLength   size     `toml:"min_length"`
-	GzipLevel   *int     `toml:"gzip_level"`
-	ZstdLevel   *int     `toml:"zstd_level"`
-	BrotliLevel *int     `toml:"brotli_level"`
-	MaxEncoders *int     `toml:"max_encoders"`
-	MaxFileSize size     `toml:"max_file_size"`
-}
-
 // compressionCodings are the codings [compression] encodings may list.
 var compressionCodings = map[string]bool{"gzip": true, "zstd": true, "br": true}
 
-func (c *compiler) compression(r rawCompression) Compression {
+func (c *compiler) compression(r configfile.Compression) Compression {
 	const key = "compression"
 	cc := Compression{
 		Encodings:   DefaultCompressionEncodings(),
@@ -35,7 +26,7 @@ func (c *compiler) compression(r rawCompression) Compression {
 		ZstdLevel:   DefaultCompressionZstdLevel,
 		BrotliLevel: DefaultCompressionBrotliLevel,
 		MaxEncoders: DefaultCompressionMaxEncoders,
-		MaxFileSize: r.MaxFileSize.or(DefaultCompressionMaxFileSize),
+		MaxFileSize: r.MaxFileSize.Or(DefaultCompressionMaxFileSize),
 	}
 	if r.Encodings != nil {
 		cc.Encodings = nil
@@ -70,7 +61,7 @@ func (c *compiler) compression(r rawCompression) Compression {
 			c.errf(key+".types", "must not be empty (to turn compression off, set compress = false on the sites or routes)")
 		}
 	}
-	if n := r.MinLength.or(DefaultCompressionMinLength); n > MaxCompressionMinLength {
+	if n := r.MinLength.Or(DefaultCompressionMinLength); n > MaxCompressionMinLength {
 		c.errf(key+".min_length", "at most %s: a body of unknown length is held in memory until it reaches min_length", formatSize(MaxCompressionMinLength))
 	} else {
 		cc.MinLength = int(n)
@@ -116,4 +107,15 @@ func compressionType(p string) (string, error) {
 		return "", fmt.Errorf("%q: a wildcard subtype must be the whole subtype", p)
 	}
 	return p, nil
+}
+
+// formatSize writes n bytes the way sizes are written in messages.
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

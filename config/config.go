@@ -6,8 +6,13 @@
 // rule, reporting all problems at once. The returned *Config is never
 // modified afterwards: a reload parses a new one.
 //
-// The package imports only the standard library and the TOML decoder, so
-// every other package can depend on it.
+// The package imports only the standard library, the TOML decoder and
+// the libraries split out of it, which import nothing else:
+// internal/configfile (the file format), internal/tomlstruct (strict
+// decoding with key paths and lines), internal/regularfile (reading the
+// files the configuration names), internal/headerpolicy (which header
+// fields a rule may name) and internal/tlsnames. So every other package
+// can depend on it. config/configdump prints a Config back as TOML.
 package config
 
 import (
@@ -15,6 +20,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
 // Config is one validated configuration. All durations are positive unless
@@ -61,7 +68,7 @@ type Config struct {
 	Zones     map[string]*Zone
 
 	// lines maps key paths to lines of Source, for Problemf.
-	lines keyLines
+	lines tomlstruct.Lines
 }
 
 // Log configures the process log (not the access log).
@@ -263,7 +270,7 @@ type Site struct {
 	Routes []*Route
 
 	// ErrorPageFiles maps a status to the path its page was read from
-	// (for Dump).
+	// (for configdump).
 	ErrorPageFiles map[int]string
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
 // TestInvalid runs every testdata/invalid-*.toml and checks that the error
@@ -353,7 +355,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil && err.Error() == "" {
 			t.Fatal("empty error")
 		}
-		scanKeyLines(string(b)) // must not panic or loop on any input
+		tomlstruct.ScanLines(string(b)) // must not panic or loop on any input
 	})
 }
 

@@ -5,6 +5,9 @@ import (
 	"net/textproto"
 	"sort"
 	"strings"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
+	"github.com/gatehouse-proxy/gatehouse/internal/headerpolicy"
 )
 
 // Header rules ([sites.X.response_headers], [sites.X.request_headers] and
@@ -15,7 +18,9 @@ import (
 //
 // Some headers are Gatehouse's to write, because a rule could put the
 // response or the backend's view of the client into an unsafe state;
-// naming one in a rule is a configuration error that says why.
+// naming one in a rule is a configuration error that says why
+// (internal/headerpolicy decides which, and the syntax of names and
+// values).
 
 // headerVars are the variables of request header values.
 var headerVars = map[string]Var{
@@ -27,102 +32,6 @@ var headerVars = map[string]Var{
 }
 
 const headerVarList = "$remote_addr, $scheme, $host, $request_id, $ssl_protocol"
-
-// hopByHop are the hop-by-hop fields (RFC 9110 §7.6.1 and the legacy ones
-// every proxy strips): they describe one connection.
-var hopByHop = map[string]bool{
-	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true,
-	"Upgrade": true, "Http2-Settings": true,
-}
-
-// forwardingHeaders are the request fields Gatehouse writes from the
-// connection and trusted_proxies.
-var forwardingHeaders = map[string]bool{
-	"X-Forwarded-For": true, "X-Forwarded-Proto": true, "X-Forwarded-Host": true,
-	"X-Forwarded-Port": true, "X-Real-Ip": true,
-}
-
-// isAccelHeader reports whether a response field is an instruction from a
-// backend to the proxy (staticfile.IsAccelHeader, which a proxy test keeps
-// in step with this).
-func isAccelHeader(name string) bool {
-	return strings.HasPrefix(name, "X-Accel-") || name == "X-Sendfile" || name == "X-Sendfile-Type" || name == "X-Lighttpd-Send-File"
-}
-
-// protectedResponse says why a rule may not touch the response field
-// name (canonical), or "" when it may.
-func protectedResponse(name, requestID string) string {
-	switch {
-	case hopByHop[name]:
-		return "is hop-by-hop (it describes one connection); Gatehouse writes it"
-	case name == "Content-Length":
-		return "frames the body; Gatehouse writes it"
-	case name == "Content-Encoding" || name == "Content-Range":
-		return "describes the body as it is sent; changing it would make clients misread the bytes"
-	case name == "Strict-Transport-Security":
-		return "is set with the site's hsts key (and sent over TLS only)"
-	case isAccelHeader(name):
-		return "is an instruction from a backend to the proxy, removed from every response"
-	case requestID != "" && name == requestID:
-		return "carries the request ID ([request_id] header); Gatehouse sets it"
-	}
-	return ""
-}
-
-// protectedRequest says why a rule may not touch the request field name
-// (canonical) in the given way ("set", "add" or "remove"), or "".
-func protectedRequest(name, op, requestID string) string {
-	switch {
-	case name == "Host":
-		return "is passed as the client sent it (nginx's proxy_set_header Host $host); it cannot be changed"
-	case forwardingHeaders[name]:
-		return "is written by Gatehouse from the connection and trusted_proxies; a rule cannot change it"
-	case hopByHop[name] || name == "Content-Length" || name == "Expect":
-		return "is hop-by-hop or frames the body; Gatehouse writes it"
-	case name == "Cookie" && op != "remove":
-		return "carries the client's cookies (the sticky cookie taken out); a rule may only remove it"
-	case requestID != "" && name == requestID:
-		return "carries the request ID ([request_id] header); Gatehouse sets it"
-	}
-	if strings.IndexByte(name, '_') >= 0 {
-		alias := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name, "_", "-"))
-		if alias != name && protectedRequest(alias, op, requestID) != "" {
-			return fmt.Sprintf("is %s spelled with underscores, which Django reads as the same header", alias)
-		}
-	}
-	return ""
-}
-
-// validFieldName reports whether s is an RFC 9110 token.
-func validFieldName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// checkFieldValue returns why v cannot be a field value, or "".
-func checkFieldValue(v string) string {
-	if v == "" {
-		return "is empty (to drop the header, list it in remove)"
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return fmt.Sprintf("contains the control character %q", c)
-		}
-	}
-	if v[0] == ' ' || v[0] == '\t' || v[len(v)-1] == ' ' || v[len(v)-1] == '\t' {
-		return "starts or ends with white space"
-	}
-	return ""
-}
 
 // parseValue splits a request header value into literals and variables
 // ($name or ${name}). A "$" not followed by a letter or "{" is literal.
@@ -178,20 +87,20 @@ func isVarByte(c byte) bool {
 // headers compiles one rules table at key ("sites.a.response_headers");
 // request says it is a request_headers table. requestID is the request ID
 // header's canonical name, "" when request IDs are off.
-func (c *compiler) headers(key string, r rawHeaders, request bool, requestID string) HeaderRules {
+func (c *compiler) headers(key string, r configfile.Headers, request bool, requestID string) HeaderRules {
 	var hr HeaderRules
 	seen := map[string]string{} // canonical name -> "remove", "set" or "add:<written name>"
 	check := func(k, op, raw string) (string, bool) {
-		if !validFieldName(raw) {
+		if !headerpolicy.ValidName(raw) {
 			c.errf(k, "%q is not a header name", raw)
 			return "", false
 		}
 		name := textproto.CanonicalMIMEHeaderKey(raw)
 		var why string
 		if request {
-			why = protectedRequest(name, op, requestID)
+			why = headerpolicy.Request(name, op, requestID)
 		} else {
-			why = protectedResponse(name, requestID)
+			why = headerpolicy.Response(name, requestID)
 		}
 		if why != "" {
 			c.errf(k, "%s %s", raw, why)
@@ -212,7 +121,7 @@ func (c *compiler) headers(key string, r rawHeaders, request bool, requestID str
 		seen[name] = "remove"
 		hr.Remove = append(hr.Remove, name)
 	}
-	field := func(op string, m map[string]headerValues) []HeaderField {
+	field := func(op string, m map[string]configfile.HeaderValues) []HeaderField {
 		var out []HeaderField
 		for _, raw := range sortedKeys(m) {
 			k := key + "." + op + "." + raw
@@ -230,7 +139,7 @@ func (c *compiler) headers(key string, r rawHeaders, request bool, requestID str
 				c.errf(k, "has no value")
 			}
 			for _, v := range m[raw] {
-				if why := checkFieldValue(v); why != "" {
+				if why := headerpolicy.CheckValue(v); why != "" {
 					c.errf(k, "value %q %s", v, why)
 					continue
 				}

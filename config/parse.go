@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -21,6 +20,11 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
+	"github.com/gatehouse-proxy/gatehouse/internal/headerpolicy"
+	"github.com/gatehouse-proxy/gatehouse/internal/tlsnames"
+	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
 //go:embed default.toml
@@ -108,12 +112,13 @@ func ParseFile(b []byte, file string) (*Config, error) {
 		}
 		return nil, Problems{{File: file, Msg: err.Error()}}
 	}
-	c := &compiler{file: file, lines: scanKeyLines(string(b))}
+	c := &compiler{file: file, lines: tomlstruct.ScanLines(string(b))}
 	if file != "" {
 		c.dir = filepath.Dir(file)
 	}
-	var raw rawConfig
-	c.decode("", tree, reflect.ValueOf(&raw).Elem())
+	c.dec.Report = func(key, msg string) { c.errf(key, "%s", msg) }
+	var raw configfile.File
+	c.dec.Decode(tree, &raw)
 	cfg := c.compile(&raw)
 	if len(c.problems) > 0 {
 		sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].Line < c.problems[j].Line })
@@ -127,40 +132,27 @@ func ParseFile(b []byte, file string) (*Config, error) {
 type compiler struct {
 	file     string
 	dir      string
-	lines    keyLines
+	lines    tomlstruct.Lines
 	problems Problems
-	// bad holds the keys whose value could not be decoded (left unset),
-	// badTables the tables holding them: see suppressed.
-	bad, badTables map[string]bool
+	// dec decodes the file into configfile.File and remembers the values
+	// it could not decode, whose consequences errf leaves out.
+	dec tomlstruct.Decoder
 }
 
+// errf records a problem at key, unless it follows from a value that
+// could not be decoded (one problem per mistake).
 func (c *compiler) errf(key, format string, args ...any) {
-	if c.suppressed(key) {
+	if c.dec.Failed(key, c.lines.Has(key)) {
 		return
 	}
-	c.problems = append(c.problems, Problem{File: c.file, Line: c.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
-}
-
-// line is the line key is defined on, or that of the nearest enclosing key
-// that has one (0 when none has).
-func (l keyLines) line(key string) int {
-	line := l[key]
-	for k := key; line == 0 && k != ""; {
-		i := strings.LastIndexAny(k, ".[")
-		if i < 0 {
-			break
-		}
-		k = k[:i]
-		line = l[k]
-	}
-	return line
+	c.problems = append(c.problems, Problem{File: c.file, Line: c.lines.Line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 // Problemf makes a Problem about key in c's file, with the line the key is
 // on: for checks made after parsing (file permissions, the state
 // directory) that report like parse errors.
 func (c *Config) Problemf(key, format string, args ...any) Problem {
-	return Problem{File: c.Source, Line: c.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+	return Problem{File: c.Source, Line: c.lines.Line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 func (c *compiler) path(p string) string {
@@ -170,10 +162,10 @@ func (c *compiler) path(p string) string {
 	return filepath.Join(c.dir, p)
 }
 
-func (c *compiler) compile(r *rawConfig) *Config {
+func (c *compiler) compile(r *configfile.File) *Config {
 	cfg := &Config{
 		StateDir:    DefaultStateDir,
-		GracePeriod: r.GracePeriod.or(DefaultGracePeriod),
+		GracePeriod: r.GracePeriod.Or(DefaultGracePeriod),
 		Upstreams:   map[string]*Upstream{},
 		Zones:       map[string]*Zone{},
 	}
@@ -219,13 +211,13 @@ func (c *compiler) compile(r *rawConfig) *Config {
 		Keepalive:       c.positive("timeouts.keepalive", r.Timeouts.Keepalive, DefaultKeepaliveTimeout),
 	}
 
-	if r.Runtime.MinHeap.set {
+	if r.Runtime.MinHeap.Set {
 		c.errf("runtime.min_heap", "removed: Gatehouse leaves garbage-collector pacing to Go; for the same effect set GOGC in the service's environment (GOGC=800 lets the heap reach about 32 MiB before a collection, as min_heap = \"32M\" did)")
 	}
 
 	cfg.Limits = Limits{
-		MaxBody:         r.Limits.MaxBody.or(DefaultMaxBody),
-		MaxHeaderBytes:  int(r.Limits.MaxHeaderBytes.or(DefaultMaxHeaderBytes)),
+		MaxBody:         r.Limits.MaxBody.Or(DefaultMaxBody),
+		MaxHeaderBytes:  int(r.Limits.MaxHeaderBytes.Or(DefaultMaxHeaderBytes)),
 		HTTP2MaxStreams: DefaultHTTP2MaxStreams,
 		HTTP2MaxResets:  DefaultHTTP2MaxResets,
 		ConnPerIP:       DefaultConnPerIP,
@@ -304,12 +296,11 @@ func (c *compiler) compile(r *rawConfig) *Config {
 	if h := r.RequestID.Header; h != "" {
 		name := textproto.CanonicalMIMEHeaderKey(h)
 		switch {
-		case !validFieldName(h):
+		case !headerpolicy.ValidName(h):
 			c.errf("request_id.header", "%q is not a header name", h)
 		case strings.IndexByte(h, '_') >= 0:
 			c.errf("request_id.header", "%q: no underscores (Django reads them as dashes, and nginx drops such headers)", h)
-		case hopByHop[name] || forwardingHeaders[name] || name == "Host" || name == "Content-Length" ||
-			name == "Cookie" || name == "Set-Cookie" || name == "Expect" || protectedResponse(name, "") != "":
+		case headerpolicy.Reserved(name):
 			c.errf("request_id.header", "%q already has a meaning in HTTP or to Gatehouse; use a name such as X-Request-ID", h)
 		}
 		cfg.RequestID.Header = name
@@ -320,9 +311,9 @@ func (c *compiler) compile(r *rawConfig) *Config {
 	}
 	cfg.OpenFileCache = OpenFileCache{
 		Entries:  DefaultOpenFileCacheEntries,
-		Valid:    r.OpenFileCache.Valid.or(DefaultOpenFileCacheValid),
+		Valid:    r.OpenFileCache.Valid.Or(DefaultOpenFileCacheValid),
 		Inactive: c.positive("open_file_cache.inactive", r.OpenFileCache.Inactive, DefaultOpenFileCacheInactive),
-		Memory:   r.OpenFileCache.Memory.or(DefaultOpenFileCacheMemory),
+		Memory:   r.OpenFileCache.Memory.Or(DefaultOpenFileCacheMemory),
 	}
 	if v := r.OpenFileCache.Entries; v != nil {
 		if *v < 0 {
@@ -355,15 +346,15 @@ func (c *compiler) compile(r *rawConfig) *Config {
 	return cfg
 }
 
-func (c *compiler) positive(key string, d duration, def time.Duration) time.Duration {
-	v := d.or(def)
-	if d.set && v <= 0 {
+func (c *compiler) positive(key string, d configfile.Duration, def time.Duration) time.Duration {
+	v := d.Or(def)
+	if d.Set && v <= 0 {
 		c.errf(key, "must be greater than zero")
 	}
 	return v
 }
 
-func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *Listener {
+func (c *compiler) listener(key string, r configfile.Listener, def string, isTLS bool) *Listener {
 	l := &Listener{Address: def, ProxyProtocol: r.ProxyProtocol, MaxConns: r.MaxConns, HTTP2: true}
 	if r.Address != nil {
 		if *r.Address == "" {
@@ -390,14 +381,14 @@ func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *
 	l.MinVersion = tls.VersionTLS12
 	l.MaxVersion = tls.VersionTLS13
 	if r.MinVersion != "" {
-		v, ok := tlsVersion(r.MinVersion)
+		v, ok := tlsnames.Version(r.MinVersion)
 		if !ok {
 			c.errf(key+".min_version", "must be \"1.2\" or \"1.3\", not %q", r.MinVersion)
 		}
 		l.MinVersion = v
 	}
 	if r.MaxVersion != "" {
-		v, ok := tlsVersion(r.MaxVersion)
+		v, ok := tlsnames.Version(r.MaxVersion)
 		if !ok {
 			c.errf(key+".max_version", "must be \"1.2\" or \"1.3\", not %q", r.MaxVersion)
 		}
@@ -410,7 +401,7 @@ func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *
 	if r.Ciphers != nil {
 		l.CipherSuites = nil
 		for i, name := range r.Ciphers {
-			id, err := cipherSuite(name)
+			id, err := tlsnames.CipherSuite(name, defaultCipherSuites)
 			if err != nil {
 				c.errf(fmt.Sprintf("%s.ciphers[%d]", key, i), "%v", err)
 				continue
@@ -422,7 +413,7 @@ func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *
 		}
 	}
 	for i, name := range r.Curves {
-		id, ok := curveByName(name)
+		id, ok := tlsnames.Curve(name)
 		if !ok {
 			c.errf(fmt.Sprintf("%s.curves[%d]", key, i), "unknown key exchange %q (X25519MLKEM768, X25519, P256, P384)", name)
 			continue
@@ -443,55 +434,7 @@ func (c *compiler) listener(key string, r rawListener, def string, isTLS bool) *
 	return l
 }
 
-func curveByName(s string) (tls.CurveID, bool) {
-	switch strings.ToLower(strings.ReplaceAll(strings.ReplaceAll(s, "-", ""), "_", "")) {
-	case "x25519mlkem768":
-		return tls.X25519MLKEM768, true
-	case "x25519":
-		return tls.X25519, true
-	case "p256", "prime256v1", "secp256r1":
-		return tls.CurveP256, true
-	case "p384", "secp384r1":
-		return tls.CurveP384, true
-	}
-	return 0, false
-}
-
-func tlsVersion(s string) (uint16, bool) {
-	switch strings.TrimPrefix(strings.ToLower(s), "tls") {
-	case "1.2", "v1.2":
-		return tls.VersionTLS12, true
-	case "1.3", "v1.3":
-		return tls.VersionTLS13, true
-	}
-	return 0, false
-}
-
-// cipherSuite accepts Go names (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) and
-// the OpenSSL names nginx and HAProxy use (ECDHE-RSA-AES128-GCM-SHA256).
-// Only forward-secret AEAD suites are allowed.
-func cipherSuite(name string) (uint16, error) {
-	openssl := map[string]string{
-		"ECDHE-ECDSA-AES128-GCM-SHA256": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-		"ECDHE-RSA-AES128-GCM-SHA256":   "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-		"ECDHE-ECDSA-AES256-GCM-SHA384": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-		"ECDHE-RSA-AES256-GCM-SHA384":   "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-		"ECDHE-ECDSA-CHACHA20-POLY1305": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-		"ECDHE-RSA-CHACHA20-POLY1305":   "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-	}
-	goName := name
-	if n, ok := openssl[strings.ToUpper(name)]; ok {
-		goName = n
-	}
-	for _, id := range defaultCipherSuites {
-		if tls.CipherSuiteName(id) == goName {
-			return id, nil
-		}
-	}
-	return 0, fmt.Errorf("cipher %q is not allowed: use forward-secret AEAD suites such as ECDHE-ECDSA-AES128-GCM-SHA256 or ECDHE-RSA-CHACHA20-POLY1305", name)
-}
-
-func (c *compiler) admin(r rawAdmin) Admin {
+func (c *compiler) admin(r configfile.Admin) Admin {
 	a := Admin{Address: DefaultAdminAddress, Token: r.Token, Pprof: r.Pprof}
 	if r.Address != nil {
 		a.Address = *r.Address
@@ -526,12 +469,12 @@ func isLoopback(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-func (c *compiler) acme(r rawACME, cluster bool) ACME {
+func (c *compiler) acme(r configfile.ACME, cluster bool) ACME {
 	a := ACME{
 		Email:       r.Email,
 		Directory:   r.Directory,
 		EABKeyID:    r.EABKeyID,
-		RenewBefore: r.RenewBefore.or(DefaultRenewBefore),
+		RenewBefore: r.RenewBefore.Or(DefaultRenewBefore),
 		HTTP01:      r.HTTP01 == nil || *r.HTTP01,
 		TLSALPN01:   r.TLSALPN01 == nil || *r.TLSALPN01,
 		CARoots:     c.path(r.CARoots),
@@ -557,7 +500,7 @@ func (c *compiler) acme(r rawACME, cluster bool) ACME {
 	if !a.HTTP01 && !a.TLSALPN01 && r.DNS == nil {
 		c.errf("acme.http01", "http01 and tls_alpn01 are both off: no challenge could be answered")
 	}
-	a.RenewBeforeSet = r.RenewBefore.set
+	a.RenewBeforeSet = r.RenewBefore.Set
 	a.Profile = r.Profile
 	if r.Profile != "" && !validProfile(r.Profile) {
 		c.errf("acme.profile", "%q is not a profile name (letters, digits, '-', '_', '.')", r.Profile)
@@ -593,7 +536,7 @@ func (c *compiler) acme(r rawACME, cluster bool) ACME {
 }
 
 // cluster compiles [cluster].
-func (c *compiler) cluster(r rawCluster) *Cluster {
+func (c *compiler) cluster(r configfile.Cluster) *Cluster {
 	const key = "cluster"
 	cl := &Cluster{
 		URL:          r.URL,
@@ -675,14 +618,14 @@ func validProfile(s string) bool {
 // tsigAlgorithms are the TSIG algorithms an rfc2136 key may use.
 var tsigAlgorithms = []string{"hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"}
 
-func (c *compiler) acmeDNS(r rawDNS) *DNS {
+func (c *compiler) acmeDNS(r configfile.DNS) *DNS {
 	const key = "acme.dns"
 	d := &DNS{
 		Provider: r.Provider, Server: r.Server, KeyName: r.KeyName, KeyAlgorithm: strings.ToLower(r.KeyAlgorithm),
 		TokenFile: c.path(r.TokenFile), TokenEnv: r.TokenEnv, Command: r.Command, Resolvers: r.Resolvers,
-		PropagationTimeout: r.PropagationTimeout.or(DefaultDNSPropagationTimeout),
+		PropagationTimeout: r.PropagationTimeout.Or(DefaultDNSPropagationTimeout),
 		PropagationCheck:   r.PropagationCheck == nil || *r.PropagationCheck,
-		PropagationDelay:   r.PropagationDelay.or(0),
+		PropagationDelay:   r.PropagationDelay.Or(0),
 	}
 	needToken := false
 	switch d.Provider {
@@ -754,7 +697,7 @@ func validEnvName(s string) bool {
 	return s != ""
 }
 
-func (c *compiler) zone(name string, r rawZone, v6 int, cluster bool) *Zone {
+func (c *compiler) zone(name string, r configfile.Zone, v6 int, cluster bool) *Zone {
 	key := "zones." + name
 	z := &Zone{Name: name, RateText: r.Rate, Burst: r.Burst, MaxKeys: DefaultZoneMaxKeys, Status: DefaultRejectStatus, DryRun: r.DryRun, IPv6Prefix: v6, Scope: ScopeLocal}
 	switch r.Scope {
@@ -806,6 +749,15 @@ func (c *compiler) zone(name string, r rawZone, v6 int, cluster bool) *Zone {
 	return z
 }
 
+// ParseDuration accepts Go durations ("1m30s") plus whole days ("7d"),
+// as the file's duration keys do.
+func ParseDuration(s string) (time.Duration, error) { return configfile.ParseDuration(s) }
+
+// ParseSize parses "10M", "10MiB", "10MB", "512k", "1024" into bytes, as
+// the file's size keys do. Every unit is binary (nginx's convention: 1M =
+// 1,048,576 bytes).
+func ParseSize(s string) (int64, error) { return configfile.ParseSize(s) }
+
 // parseRate parses nginx-style rates: "5r/m", "20r/s", "5/m", "10/s".
 func parseRate(s string) (float64, error) {
 	if s == "" {
@@ -830,7 +782,7 @@ func parseRate(s string) (float64, error) {
 
 var policies = []string{"round_robin", "least_conn", "ip_hash", "random_two", "first"}
 
-func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
+func (c *compiler) upstream(name string, r configfile.Upstream) *Upstream {
 	key := "upstreams." + name
 	u := &Upstream{
 		Name:                  name,
@@ -839,7 +791,7 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 		KeepaliveTimeout:      c.positive(key+".keepalive_timeout", r.KeepaliveTimeout, DefaultUpstreamKeepaliveTimeout),
 		ConnectTimeout:        c.positive(key+".connect_timeout", r.ConnectTimeout, DefaultConnectTimeout),
 		ResponseHeaderTimeout: c.positive(key+".response_header_timeout", r.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
-		ReadTimeout:           r.ReadTimeout.or(DefaultReadTimeout),
+		ReadTimeout:           r.ReadTimeout.Or(DefaultReadTimeout),
 		MaxFails:              DefaultMaxFails,
 		FailTimeout:           c.positive(key+".fail_timeout", r.FailTimeout, DefaultFailTimeout),
 		FailStatuses:          r.FailStatuses,
@@ -848,9 +800,9 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 		ClientShare:           DefaultClientShare,
 		Retries:               DefaultRetries,
 		RetryBudget:           c.positive(key+".retry_budget", r.RetryBudget, DefaultRetryBudget),
-		RetryBodyLimit:        r.RetryBodyLimit.or(DefaultRetryBodyLimit),
+		RetryBodyLimit:        r.RetryBodyLimit.Or(DefaultRetryBodyLimit),
 		ResolveInterval:       c.positive(key+".resolve_interval", r.ResolveInterval, DefaultResolveInterval),
-		SlowStart:             r.SlowStart.or(0),
+		SlowStart:             r.SlowStart.Or(0),
 		XAccelRedirect:        r.XAccelRedirect,
 	}
 	if u.Policy == "" {
@@ -940,7 +892,7 @@ func (c *compiler) upstream(name string, r rawUpstrm) *Upstream {
 		c.errf(key+".servers", "every server is a backup; at least one must be primary")
 	}
 	if r.Sticky != nil {
-		st := &Sticky{Cookie: r.Sticky.Cookie, Secret: r.Sticky.Secret, MaxAge: r.Sticky.MaxAge.or(0), Domain: r.Sticky.Domain, SameSite: r.Sticky.SameSite}
+		st := &Sticky{Cookie: r.Sticky.Cookie, Secret: r.Sticky.Secret, MaxAge: r.Sticky.MaxAge.Or(0), Domain: r.Sticky.Domain, SameSite: r.Sticky.SameSite}
 		if st.Cookie == "" {
 			st.Cookie = DefaultStickyCookie
 		} else if !validCookieName(st.Cookie) {
@@ -1020,7 +972,7 @@ func validCookieName(s string) bool {
 	return true
 }
 
-func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *Site {
+func (c *compiler) site(name string, r configfile.Site, cfg *Config, idHeader string) *Site {
 	key := "sites." + name
 	s := &Site{Name: name, TLS: TLSMode(r.TLS), CertFile: c.path(r.CertFile), KeyFile: c.path(r.KeyFile), HSTS: DefaultHSTS, RedirectHTTPS: true, ErrorPages: map[int][]byte{}, ErrorPageFiles: map[int]string{}}
 	if len(r.Hosts) == 0 && !r.Default {
@@ -1126,7 +1078,7 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 	default:
 		c.errf(key+".access_log_format", "must be json or combined, not %q", r.AccessFormat)
 	}
-	siteMaxBody := r.MaxBody.or(cfg.Limits.MaxBody)
+	siteMaxBody := r.MaxBody.Or(cfg.Limits.MaxBody)
 	for code, file := range r.ErrorPages {
 		n, err := strconv.Atoi(code)
 		if err != nil || n < 400 || n > 599 {
@@ -1169,16 +1121,16 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 			Path:                  rr.Path,
 			Upstream:              rr.Upstream,
 			AccessLog:             rr.AccessLog == nil || *rr.AccessLog,
-			MaxBody:               rr.MaxBody.or(siteMaxBody),
+			MaxBody:               rr.MaxBody.Or(siteMaxBody),
 			Zones:                 rr.Limit,
 			Allow:                 c.prefixes(rk+".allow", rr.Allow),
 			Deny:                  c.prefixes(rk+".deny", rr.Deny),
 			BanOnStatus:           rr.BanOnStatus,
-			ResponseHeaderTimeout: rr.ResponseHeaderTimeout.or(0),
+			ResponseHeaderTimeout: rr.ResponseHeaderTimeout.Or(0),
 			CaseInsensitive:       DefaultCaseInsensitive,
 			AllowTrace:            siteTrace,
-			ReadTimeout:           rr.ReadTimeout.or(0),
-			ReadTimeoutSet:        rr.ReadTimeout.set,
+			ReadTimeout:           rr.ReadTimeout.Or(0),
+			ReadTimeoutSet:        rr.ReadTimeout.Set,
 			Compress:              s.Compress,
 		}
 		if rr.Compress != nil {
@@ -1229,11 +1181,11 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 			Enabled:        ws.Enabled,
 			Origins:        ws.Origins,
 			IdleTimeout:    c.positive(rk+".websocket.idle_timeout", ws.IdleTimeout, DefaultWebSocketIdleTimeout),
-			PingInterval:   ws.PingInterval.or(0),
+			PingInterval:   ws.PingInterval.Or(0),
 			PingTimeout:    c.positive(rk+".websocket.ping_timeout", ws.PingTimeout, DefaultPingTimeout),
 			MaxPerClient:   ws.MaxPerClient,
-			CloseDelay:     ws.CloseDelay.or(DefaultWebSocketCloseDelay),
-			CloseSpread:    ws.CloseSpread.or(DefaultWebSocketCloseSpread),
+			CloseDelay:     ws.CloseDelay.Or(DefaultWebSocketCloseDelay),
+			CloseSpread:    ws.CloseSpread.Or(DefaultWebSocketCloseSpread),
 			ConnectTimeout: c.positive(rk+".websocket.connect_timeout", ws.ConnectTimeout, DefaultConnectTimeout),
 		}
 		if ws.MaxPerClient < 0 {
@@ -1255,7 +1207,7 @@ func (c *compiler) site(name string, r rawSite, cfg *Config, idHeader string) *S
 }
 
 // files compiles a route's file keys; nil when it is not a file route.
-func (c *compiler) files(rk string, rr rawRoute) *Files {
+func (c *compiler) files(rk string, rr configfile.Route) *Files {
 	if rr.Alias == nil && rr.Root == nil {
 		for k, set := range map[string]bool{"index": rr.Index != nil, "cache_control": rr.CacheControl != nil,
 			"immutable_cache_control": rr.ImmutableCacheControl != nil, "ignore_hashes": rr.IgnoreHashes,
@@ -1313,7 +1265,7 @@ func (c *compiler) files(rk string, rr rawRoute) *Files {
 		if v == nil {
 			continue
 		}
-		if why := checkFieldValue(*v); why != "" {
+		if why := headerpolicy.CheckValue(*v); why != "" {
 			c.errf(rk+"."+k, "value %q %s", *v, why)
 		}
 		if k == "cache_control" {
@@ -1407,7 +1359,7 @@ func checkHostName(h string) error {
 }
 
 // crossChecks are the rules that span sections.
-func (c *compiler) crossChecks(cfg *Config, r *rawConfig) {
+func (c *compiler) crossChecks(cfg *Config, r *configfile.File) {
 	hostOwner := map[string]string{}
 	for _, s := range cfg.Sites {
 		for i, h := range s.Hosts {

@@ -90,6 +90,12 @@ func TestDependencies(t *testing.T) {
 		"internal/requestid", "internal/hostname", "internal/errorpage", "internal/headerrules", "internal/supervise"} {
 		splitOut[d] = false
 	}
+	// The libraries split out of config (issue 13): config may import
+	// them, and they import nothing but the standard library and the
+	// TOML decoder, so config stays importable by every package.
+	// config/configdump (the printer) sits on top: it imports config and
+	// these, and config never imports it.
+	configLibs := map[string]bool{"internal/tomlstruct": true, "internal/configfile": true, "internal/regularfile": true, "internal/headerpolicy": true, "internal/tlsnames": true}
 	for _, p := range pkgs {
 		if p.Error != nil {
 			t.Logf("note: go list reports for %s: %s", p.ImportPath, p.Error.Err)
@@ -108,8 +114,10 @@ func TestDependencies(t *testing.T) {
 			project := strings.HasPrefix(d, modulePath+"/")
 			dep := rel(d)
 			switch {
-			case under(me, "config") && project:
-				t.Errorf("%s depends on project package %s: config must import no project package", p.ImportPath, d)
+			case under(me, "config") && project && !configLibs[dep] && !(dep == "config" && me != "config"):
+				t.Errorf("%s depends on project package %s: config imports no project package but the libraries split out of it (its subpackages also config)", p.ImportPath, d)
+			case configLibs[me] && (project || strings.Contains(strings.SplitN(d, "/", 2)[0], ".") && !strings.HasPrefix(d, "github.com/BurntSushi/toml")):
+				t.Errorf("%s depends on %s: the libraries split out of config use the standard library and the TOML decoder only", p.ImportPath, d)
 			case (under(me, "balancer") || under(me, "ratelimit")) &&
 				(d == "net/http" || strings.HasPrefix(d, "net/http/") || strings.HasPrefix(d, "github.com/prometheus/")):
 				t.Errorf("%s depends on %s: balancer and ratelimit must stay free of net/http and Prometheus", p.ImportPath, d)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/config/configdump"
 	"github.com/gatehouse-proxy/gatehouse/tlsedge"
 )
 
@@ -93,7 +94,7 @@ given as the only argument.`)
 	}
 	fmt.Fprintln(summary)
 	if *dump {
-		stdout.Write(cfg.Dump())
+		stdout.Write(configdump.Dump(cfg))
 	}
 	return 0
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/config/configdump"
 )
 
 // cmdProxy is the one-line quick start (Caddy's reverse-proxy):
@@ -84,7 +85,7 @@ Flags:`)
 			printLoadError(stderr, "gatehouse proxy", err)
 			return 1
 		}
-		stdout.Write(cfg.Dump())
+		stdout.Write(configdump.Dump(cfg))
 		return 0
 	}
 	return serve(ctx, src, stderr, nil)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/config/configdump"
 )
 
 // proxyCfg is the configuration `gatehouse proxy` would run for o.
@@ -109,7 +110,7 @@ func TestProxyDump(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the dump does not parse: %v\n%s", err, out)
 	}
-	if string(cfg.Dump()) != out {
+	if string(configdump.Dump(cfg)) != out {
 		t.Errorf("the dump does not dump to itself:\n%s", out)
 	}
 	for _, want := range []string{"tls = \"acme\"", "hsts = \"max-age=31536000; includeSubDomains; preload\"", "redirect_https = true", "address = \"127.0.0.1:8000\"", "enabled = true"} {

@@ -1,4 +1,4 @@
-package config
+package configdump
 
 import (
 	"bytes"
@@ -13,17 +13,22 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/configfile"
+	"github.com/gatehouse-proxy/gatehouse/internal/tomlstruct"
 )
 
 // dumpSources are the configurations the dump tests run on: the
-// embedded one, every example, and testdata/dump-all.toml, which sets
-// nearly every key (with dump-cloudflare.toml and dump-exec.toml, every
-// key: the DNS providers exclude each other).
+// embedded one, every example, and config/testdata/dump-all.toml, which
+// sets nearly every key (with dump-cloudflare.toml and dump-exec.toml,
+// every key: the DNS providers exclude each other). They stay in config's
+// testdata, where FuzzParse takes them as seeds.
 func dumpSources(t *testing.T) map[string][]byte {
 	t.Helper()
-	out := map[string][]byte{"embedded": DefaultTOML()}
-	files, _ := filepath.Glob("../examples/*.toml")
-	more, _ := filepath.Glob("testdata/dump-*.toml")
+	out := map[string][]byte{"embedded": config.DefaultTOML()}
+	files, _ := filepath.Glob("../../examples/*.toml")
+	more, _ := filepath.Glob("../testdata/dump-*.toml")
 	files = append(files, more...)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -46,17 +51,17 @@ func TestDumpRoundTrip(t *testing.T) {
 				// dump writes them.
 				file, _ = filepath.Abs(name)
 			}
-			c1, err := ParseFile(src, file)
+			c1, err := config.ParseFile(src, file)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d1 := c1.Dump()
+			d1 := Dump(c1)
 			// Parsed from another directory: the dump's paths are absolute.
-			c2, err := ParseFile(d1, filepath.Join(t.TempDir(), "dump.toml"))
+			c2, err := config.ParseFile(d1, filepath.Join(t.TempDir(), "dump.toml"))
 			if err != nil {
 				t.Fatalf("the dump does not parse: %v\n%s", err, d1)
 			}
-			if d2 := c2.Dump(); !bytes.Equal(d1, d2) {
+			if d2 := Dump(c2); !bytes.Equal(d1, d2) {
 				t.Errorf("dump of the dump differs:\n%s", lineDiff(string(d1), string(d2)))
 			}
 			if diffs := configDiff(c1, c2); len(diffs) > 0 {
@@ -68,8 +73,8 @@ func TestDumpRoundTrip(t *testing.T) {
 
 // TestDumpWritesEveryKey: every key of the file format appears, with a
 // value other than its zero value, in the dump of some configuration, so
-// a key added to raw.go without its line in dump.go (Config.raw) is caught
-// here (testdata/dump-all.toml sets each key to a value other than its
+// a key added to internal/configfile without its line in dump.go (fileOf)
+// is caught here (config/testdata/dump-all.toml sets each key to a value other than its
 // zero value). The keys listed are not dumped on purpose (see Dump).
 func TestDumpWritesEveryKey(t *testing.T) {
 	notDumped := []string{
@@ -87,25 +92,25 @@ func TestDumpWritesEveryKey(t *testing.T) {
 		if name != "embedded" {
 			file = name
 		}
-		c, err := ParseFile(src, file)
+		c, err := config.ParseFile(src, file)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var tree map[string]any
-		if _, err := toml.Decode(string(c.Dump()), &tree); err != nil {
+		if _, err := toml.Decode(string(Dump(c)), &tree); err != nil {
 			t.Fatal(err)
 		}
-		markKeys(covered, "", reflect.TypeFor[rawConfig](), tree)
+		markKeys(covered, "", reflect.TypeFor[configfile.File](), tree)
 	}
 	var missing []string
-	for _, k := range rawKeys("", reflect.TypeFor[rawConfig]()) {
+	for _, k := range rawKeys("", reflect.TypeFor[configfile.File]()) {
 		if !covered[k] && !slices.Contains(notDumped, k) {
 			missing = append(missing, k)
 		}
 	}
 	sort.Strings(missing)
 	if len(missing) > 0 {
-		t.Errorf("keys never written by Config.Dump (add them to Config.raw in dump.go, and a value to testdata/dump-all.toml):\n  %s", strings.Join(missing, "\n  "))
+		t.Errorf("keys never written by Dump (add them to fileOf in dump.go, and a value to config/testdata/dump-all.toml):\n  %s", strings.Join(missing, "\n  "))
 	}
 }
 
@@ -122,10 +127,18 @@ func rawKeys(prefix string, t reflect.Type) []string {
 		return []string{prefix}
 	}
 	var out []string
-	for key, idx := range tableFields(t) {
+	for key, idx := range tomlstruct.Fields(t) {
 		out = append(out, rawKeys(joinKey(prefix, key), t.FieldByIndex(idx).Type)...)
 	}
 	return out
+}
+
+// joinKey appends name to the key path parent.
+func joinKey(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "." + name
 }
 
 // markKeys marks the key paths of the dumped tree v (typed by t) as
@@ -148,7 +161,7 @@ func markKeys(covered map[string]bool, prefix string, t reflect.Type, v any) {
 			return
 		}
 		if t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(reflect.TypeFor[interface{ UnmarshalText([]byte) error }]()) {
-			fields := tableFields(t)
+			fields := tomlstruct.Fields(t)
 			for k, e := range x {
 				if idx, ok := fields[k]; ok {
 					markKeys(covered, joinKey(prefix, k), t.FieldByIndex(idx).Type, e)
@@ -164,7 +177,7 @@ func markKeys(covered map[string]bool, prefix string, t reflect.Type, v any) {
 
 // zeroValue reports whether a dumped value is empty: "", false, 0, []. A
 // key is covered only by a dump that shows a real value, so a key whose
-// value Config.raw forgets (and leaves at its zero value, which the dump
+// value fileOf forgets (and leaves at its zero value, which the dump
 // writes) is caught too.
 func zeroValue(v any) bool {
 	switch x := v.(type) {
@@ -184,7 +197,7 @@ func zeroValue(v any) bool {
 
 // configDiff lists where a and b differ, treating a nil and an empty
 // slice or map alike and ignoring where they were read from.
-func configDiff(a, b *Config) []string {
+func configDiff(a, b *config.Config) []string {
 	var out []string
 	var walk func(path string, x, y reflect.Value)
 	walk = func(path string, x, y reflect.Value) {
@@ -232,7 +245,7 @@ func configDiff(a, b *Config) []string {
 			}
 		}
 	}
-	norm := func(c *Config) {
+	norm := func(c *config.Config) {
 		for _, s := range c.Sites {
 			for _, r := range s.Routes {
 				if r.Files != nil && r.Files.Precompressed == nil {

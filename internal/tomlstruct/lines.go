@@ -1,31 +1,53 @@
-package config
+package tomlstruct
 
 import (
 	"strconv"
 	"strings"
 )
 
-// keyLines maps the key paths of a TOML document to the line they are
+// Lines maps the key paths of a TOML document to the line they are
 // defined on, so validation errors can name a line. Paths look like
 // "sites.main.routes[0].upstream", with the index of every array element
-// (the decoder names keys the same way).
-//
-// It is a small scanner, not a TOML parser: the decoder has already
-// accepted the document, so it only needs to follow tables, arrays of
-// tables, dotted keys, inline tables and arrays, and skip strings.
-type keyLines map[string]int
+// (Decoder names keys the same way).
+type Lines map[string]int
 
-func scanKeyLines(src string) keyLines {
-	s := &lineScanner{src: src, line: 1, out: keyLines{}, arrays: map[string]int{}}
+// ScanLines finds the line of every key path of src. It is a small
+// scanner, not a TOML parser: src should be a document the TOML library
+// has accepted, so it only needs to follow tables, arrays of tables, dotted
+// keys, inline tables and arrays, and skip strings. On any other input it
+// returns what it found, without panicking or looping.
+func ScanLines(src string) Lines {
+	s := &lineScanner{src: src, line: 1, out: Lines{}, arrays: map[string]int{}}
 	s.document()
 	return s.out
+}
+
+// Line is the line key is defined on, or that of the nearest enclosing
+// key that has one (0 when none has).
+func (l Lines) Line(key string) int {
+	line := l[key]
+	for k := key; line == 0 && k != ""; {
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+		line = l[k]
+	}
+	return line
+}
+
+// Has reports whether key is defined in the document.
+func (l Lines) Has(key string) bool {
+	_, ok := l[key]
+	return ok
 }
 
 type lineScanner struct {
 	src    string
 	pos    int
 	line   int
-	out    keyLines
+	out    Lines
 	arrays map[string]int // array-of-tables path -> count seen
 }
 

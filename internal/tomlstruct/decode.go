@@ -1,10 +1,12 @@
-package config
+package tomlstruct
 
 import (
 	"encoding"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,17 +14,17 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// The TOML library parses the file into a tree (map[string]any); decode
-// then fills the raw* structs from it one value at a time, so that a bad
-// value (a duration that does not parse, a string where a number belongs,
-// an unknown key) is reported with its full key path, array indexes
-// included, and decoding goes on with the next value. The bad value is left
-// unset, and compile's own checks of that key are not reported again: one
-// problem per mistake.
+// Decoder fills a struct from a parsed TOML tree (the map[string]any that
+// toml.Decode produces) one value at a time, so that a bad value (a
+// duration that does not parse, a string where a number belongs, an
+// unknown key) is reported with its full key path, array indexes included,
+// and decoding goes on with the next value. The bad value is left unset,
+// and the Decoder remembers it, so that the caller's own checks of that key
+// can be left out (see Failed): one problem per mistake.
 //
-// Keys are declared as before: a struct field with a `toml:"name"` tag
-// (no tag: the field's name; "-": never decoded; options after a comma
-// are ignored), of any of these types:
+// Keys are declared as for the TOML library: a struct field with a
+// `toml:"name"` tag (no tag: the field's name; "-": never decoded; options
+// after a comma are ignored), of any of these types:
 //
 //   - string, bool, the integer kinds (range-checked), float32/64 (an
 //     integer is accepted);
@@ -35,6 +37,30 @@ import (
 //     given the value as the library parsed it, or with UnmarshalText,
 //     given a string (or the text of a number or boolean);
 //   - any, which receives the parsed value as it is.
+//
+// A type outside this list is a programming error: Decode panics.
+type Decoder struct {
+	// Report receives each value that could not be decoded: its key
+	// path (e.g. "sites.main.routes[0].upstream") and what is wrong with
+	// it ("unknown key", "must be a string, not the integer 3"). It is
+	// called in the order of the file's keys, sorted within a table.
+	// Required.
+	Report func(key, msg string)
+
+	// bad holds the keys whose value could not be decoded (left unset),
+	// badTables the tables holding them: see Failed.
+	bad, badTables map[string]bool
+}
+
+// Decode stores tree, a TOML document as toml.Decode parses it into a
+// map[string]any, in the struct v points to.
+func (d *Decoder) Decode(tree map[string]any, v any) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		panic("tomlstruct: Decode needs a non-nil pointer, not " + rv.Type().String())
+	}
+	d.decode("", tree, rv.Elem())
+}
 
 // joinKey appends name to the key path parent.
 func joinKey(parent, name string) string {
@@ -48,10 +74,10 @@ func joinKey(parent, name string) string {
 // reports whether v was accepted at rv's level: false leaves rv as it was
 // (the caller then keeps the key unset). Problems below rv's level (a bad
 // element, a bad field) are reported without making the whole value bad.
-func (c *compiler) decode(key string, v any, rv reflect.Value) bool {
+func (d *Decoder) decode(key string, v any, rv reflect.Value) bool {
 	if rv.Kind() == reflect.Pointer {
 		nv := reflect.New(rv.Type().Elem())
-		if !c.decode(key, v, nv.Elem()) {
+		if !d.decode(key, v, nv.Elem()) {
 			return false
 		}
 		rv.Set(nv)
@@ -61,7 +87,7 @@ func (c *compiler) decode(key string, v any, rv reflect.Value) bool {
 		switch u := rv.Addr().Interface().(type) {
 		case toml.Unmarshaler:
 			if err := u.UnmarshalTOML(v); err != nil {
-				c.badValue(key, "%v", err)
+				d.badValue(key, "%v", err)
 				return false
 			}
 			return true
@@ -73,11 +99,11 @@ func (c *compiler) decode(key string, v any, rv reflect.Value) bool {
 			case int64, float64, bool:
 				s = fmt.Sprint(x)
 			default:
-				c.badValue(key, "must be a string, not %s", describe(v))
+				d.badValue(key, "must be a string, not %s", describe(v))
 				return false
 			}
 			if err := u.UnmarshalText([]byte(s)); err != nil {
-				c.badValue(key, "%v", err)
+				d.badValue(key, "%v", err)
 				return false
 			}
 			return true
@@ -91,34 +117,34 @@ func (c *compiler) decode(key string, v any, rv reflect.Value) bool {
 		}
 		m, ok := v.(map[string]any)
 		if !ok {
-			c.badValue(key, "must be a table, not %s", describe(v))
+			d.badValue(key, "must be a table, not %s", describe(v))
 			return false
 		}
-		fields := tableFields(rv.Type())
-		for _, name := range sortedKeys(m) {
+		fields := Fields(rv.Type())
+		for _, name := range slices.Sorted(maps.Keys(m)) {
 			f, ok := fields[name]
 			if !ok {
-				c.badValue(joinKey(key, name), "unknown key")
+				d.badValue(joinKey(key, name), "unknown key")
 				continue
 			}
-			c.decode(joinKey(key, name), m[name], rv.FieldByIndex(f))
+			d.decode(joinKey(key, name), m[name], rv.FieldByIndex(f))
 		}
 		return true
 	case reflect.Map:
 		if rv.Type().Key().Kind() != reflect.String {
-			panic("config: a map key type must be a string: " + rv.Type().String())
+			panic("tomlstruct: a map key type must be a string: " + rv.Type().String())
 		}
 		m, ok := v.(map[string]any)
 		if !ok {
-			c.badValue(key, "must be a table, not %s", describe(v))
+			d.badValue(key, "must be a table, not %s", describe(v))
 			return false
 		}
 		if rv.IsNil() {
 			rv.Set(reflect.MakeMapWithSize(rv.Type(), len(m)))
 		}
-		for _, name := range sortedKeys(m) {
+		for _, name := range slices.Sorted(maps.Keys(m)) {
 			ev := reflect.New(rv.Type().Elem()).Elem()
-			if c.decode(joinKey(key, name), m[name], ev) {
+			if d.decode(joinKey(key, name), m[name], ev) {
 				rv.SetMapIndex(reflect.ValueOf(name).Convert(rv.Type().Key()), ev)
 			}
 		}
@@ -134,21 +160,21 @@ func (c *compiler) decode(key string, v any, rv reflect.Value) bool {
 				items[i] = t
 			}
 		default:
-			c.badValue(key, "must be an array, not %s", describe(v))
+			d.badValue(key, "must be an array, not %s", describe(v))
 			return false
 		}
 		// A bad element keeps its place (as a zero value, not checked
 		// again) so that later elements keep their index in messages.
 		s := reflect.MakeSlice(rv.Type(), len(items), len(items))
 		for i, item := range items {
-			c.decode(key+"["+strconv.Itoa(i)+"]", item, s.Index(i))
+			d.decode(key+"["+strconv.Itoa(i)+"]", item, s.Index(i))
 		}
 		rv.Set(s)
 		return true
 	case reflect.String:
 		s, ok := v.(string)
 		if !ok {
-			c.badValue(key, "must be a string, not %s", describe(v))
+			d.badValue(key, "must be a string, not %s", describe(v))
 			return false
 		}
 		rv.SetString(s)
@@ -156,7 +182,7 @@ func (c *compiler) decode(key string, v any, rv reflect.Value) bool {
 	case reflect.Bool:
 		b, ok := v.(bool)
 		if !ok {
-			c.badValue(key, "must be true or false, not %s", describe(v))
+			d.badValue(key, "must be true or false, not %s", describe(v))
 			return false
 		}
 		rv.SetBool(b)
@@ -164,11 +190,11 @@ func (c *compiler) decode(key string, v any, rv reflect.Value) bool {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, ok := v.(int64)
 		if !ok {
-			c.badValue(key, "must be an integer, not %s", describe(v))
+			d.badValue(key, "must be an integer, not %s", describe(v))
 			return false
 		}
 		if rv.OverflowInt(n) {
-			c.badValue(key, "%d is out of range", n)
+			d.badValue(key, "%d is out of range", n)
 			return false
 		}
 		rv.SetInt(n)
@@ -176,11 +202,11 @@ func (c *compiler) decode(key string, v any, rv reflect.Value) bool {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		n, ok := v.(int64)
 		if !ok {
-			c.badValue(key, "must be an integer, not %s", describe(v))
+			d.badValue(key, "must be an integer, not %s", describe(v))
 			return false
 		}
 		if n < 0 || rv.OverflowUint(uint64(n)) {
-			c.badValue(key, "%d is out of range", n)
+			d.badValue(key, "%d is out of range", n)
 			return false
 		}
 		rv.SetUint(uint64(n))
@@ -193,11 +219,11 @@ func (c *compiler) decode(key string, v any, rv reflect.Value) bool {
 		case int64:
 			f = float64(x)
 		default:
-			c.badValue(key, "must be a number, not %s", describe(v))
+			d.badValue(key, "must be a number, not %s", describe(v))
 			return false
 		}
 		if rv.OverflowFloat(f) {
-			c.badValue(key, "%v is out of range", f)
+			d.badValue(key, "%v is out of range", f)
 			return false
 		}
 		rv.SetFloat(f)
@@ -210,33 +236,33 @@ func (c *compiler) decode(key string, v any, rv reflect.Value) bool {
 			return true
 		}
 	}
-	panic("config: cannot decode TOML into " + rv.Type().String())
+	panic("tomlstruct: cannot decode TOML into " + rv.Type().String())
 }
 
-// badValue records a problem with the value at key and marks key, so that
-// compile does not report the same mistake again (see suppressed).
-func (c *compiler) badValue(key, format string, args ...any) {
-	c.errf(key, format, args...)
-	if c.bad == nil {
-		c.bad, c.badTables = map[string]bool{}, map[string]bool{}
+// badValue reports a problem with the value at key and marks key, so that
+// the caller can leave out later problems it causes (see Failed).
+func (d *Decoder) badValue(key, format string, args ...any) {
+	d.Report(key, fmt.Sprintf(format, args...))
+	if d.bad == nil {
+		d.bad, d.badTables = map[string]bool{}, map[string]bool{}
 	}
-	c.bad[key] = true
+	d.bad[key] = true
 	if i := strings.LastIndexByte(key, '.'); i > 0 {
-		c.badTables[key[:i]] = true
+		d.badTables[key[:i]] = true
 	}
 }
 
-// suppressed reports whether a problem at key is a consequence of a value
-// that could not be decoded, and so is not reported: key is that value or
-// inside it, or key is absent from the file and sits in a table (not the
-// top level) that holds such a value — a route whose root is a number is
-// not also told that it lacks an upstream.
-func (c *compiler) suppressed(key string) bool {
-	if len(c.bad) == 0 {
+// Failed reports whether a problem at key is a consequence of a value
+// that could not be decoded, and so should not be reported: key is that
+// value or inside it, or key is absent from the file (inFile false) and
+// sits in a table (not the top level) that holds such a value — a route
+// whose root is a number is not also told that it lacks an upstream.
+func (d *Decoder) Failed(key string, inFile bool) bool {
+	if len(d.bad) == 0 {
 		return false
 	}
 	for k := key; k != ""; {
-		if c.bad[k] {
+		if d.bad[k] {
 			return true
 		}
 		i := strings.LastIndexAny(k, ".[")
@@ -245,15 +271,18 @@ func (c *compiler) suppressed(key string) bool {
 		}
 		k = k[:i]
 	}
-	if _, present := c.lines[key]; present {
+	if inFile {
 		return false
 	}
 	i := strings.LastIndexByte(key, '.')
-	return i > 0 && c.badTables[key[:i]]
+	return i > 0 && d.badTables[key[:i]]
 }
 
-// tableFields maps the TOML keys of struct type t to field index paths.
-func tableFields(t reflect.Type) map[string][]int {
+// Fields maps the TOML keys of struct type t to field index paths (for
+// reflect.Value.FieldByIndex), as Decoder and Encode see them: the fields
+// of an untagged embedded struct are its parent's, and the first field to
+// claim a key has it.
+func Fields(t reflect.Type) map[string][]int {
 	out := map[string][]int{}
 	var walk func(t reflect.Type, index []int)
 	walk = func(t reflect.Type, index []int) {
