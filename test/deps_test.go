@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -90,6 +91,13 @@ func TestDependencies(t *testing.T) {
 		"internal/requestid", "internal/hostname", "internal/errorpage", "internal/headerrules", "internal/supervise"} {
 		splitOut[d] = false
 	}
+	// The pieces split out of tlsedge are libraries on the standard
+	// library plus the modules their one job needs; they import no project
+	// package (checked below for all of internal/).
+	tlsSplit := map[string][]string{
+		"internal/slogzap": {"go.uber.org/zap", "go.uber.org/multierr"},
+	}
+	tlsSplitSeen := map[string]bool{}
 	for _, p := range pkgs {
 		if p.Error != nil {
 			t.Logf("note: go list reports for %s: %s", p.ImportPath, p.Error.Err)
@@ -101,6 +109,17 @@ func TestDependencies(t *testing.T) {
 			for _, d := range p.Deps {
 				if strings.HasPrefix(d, modulePath+"/") || strings.Contains(strings.SplitN(d, "/", 2)[0], ".") {
 					t.Errorf("%s depends on %s: the packages split out of proxy use the standard library only", p.ImportPath, d)
+				}
+			}
+		}
+		if allowed, ok := tlsSplit[me]; ok {
+			tlsSplitSeen[me] = true
+			for _, d := range p.Deps {
+				if !strings.Contains(strings.SplitN(d, "/", 2)[0], ".") || strings.HasPrefix(d, modulePath+"/") {
+					continue // standard library; project packages: the internal/ rule
+				}
+				if !slices.ContainsFunc(allowed, func(m string) bool { return d == m || strings.HasPrefix(d, m+"/") }) {
+					t.Errorf("%s depends on %s: it may use only the standard library and %s", p.ImportPath, d, strings.Join(allowed, ", "))
 				}
 			}
 		}
@@ -152,6 +171,11 @@ func TestDependencies(t *testing.T) {
 	for _, want := range []string{"config", "proxy", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "compress", "staticfile", "cluster", "cmd"} {
 		if !found[want] {
 			t.Errorf("go list found no package under %s/: the guard would check nothing there", want)
+		}
+	}
+	for dir := range tlsSplit {
+		if !tlsSplitSeen[dir] {
+			t.Errorf("go list found no package %s: the guard would check nothing there (renamed? update the list)", dir)
 		}
 	}
 	for dir, seen := range splitOut {

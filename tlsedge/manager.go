@@ -20,6 +20,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/slogzap"
 )
 
 // DefaultPollInterval is how often [Manager.Run] looks at certificate files,
@@ -212,7 +214,7 @@ func New(o Options) (*Manager, error) {
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	m.zlog = newZapLogger(m.log.Handler())
+	m.zlog = slogzap.New(m.log.Handler(), "certmagic")
 	if m.storage == nil {
 		dir := o.StorageDir
 		if dir == "" {
