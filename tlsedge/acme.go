@@ -163,7 +163,7 @@ func (m *Manager) newGroup(a ACME, k acmeGroupKey, orders bool) (*acmeGroup, err
 		Storage:            m.storage,
 		Logger:             m.zlog,
 		DisableARI:         a.DisableARI,
-		// Gatehouse staples itself (ocsp.go): a revoked answer drops the
+		// Gatehouse staples itself (ocsp.go, internal/ocspstaple): a revoked answer drops the
 		// staple, and stapling follows the listener's switch.
 		OCSP: certmagic.OCSPConfig{DisableStapling: true},
 	})
@@ -509,7 +509,7 @@ func (m *Manager) indexACME() []*entry {
 			}
 			if !st.cfg.DisableOCSP {
 				if s := m.loadStaple(e, now); s != nil {
-					e.staple.Store(s)
+					e.ocsp.SetStaple(s)
 				}
 			}
 			byLeaf[c.Leaf] = e

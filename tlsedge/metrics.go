@@ -178,8 +178,8 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(mt.notAfterDesc, prometheus.GaugeValue, float64(e.leaf.NotAfter.Unix()), n)
 		ch <- prometheus.MustNewConstMetric(mt.notBeforeDesc, prometheus.GaugeValue, float64(e.leaf.NotBefore.Unix()), n)
-		if s := e.staple.Load(); s != nil && !st.cfg.DisableOCSP && now.Before(s.nextUpdate) {
-			ch <- prometheus.MustNewConstMetric(mt.nextUpdateDesc, prometheus.GaugeValue, float64(s.nextUpdate.Unix()), n)
+		if s := e.ocsp.Staple(); s != nil && !st.cfg.DisableOCSP && now.Before(s.NextUpdate) {
+			ch <- prometheus.MustNewConstMetric(mt.nextUpdateDesc, prometheus.GaugeValue, float64(s.NextUpdate.Unix()), n)
 		}
 	}
 }
