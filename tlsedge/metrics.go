@@ -9,6 +9,8 @@ import (
 
 	"github.com/mholt/acmez/v3/acme"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/autocertimport"
 )
 
 // Handshake failure reasons, the fixed label set of
@@ -86,7 +88,7 @@ func newMetrics(m *Manager, reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"success", "failure", "overdue"} {
 		mt.renewals.WithLabelValues(r)
 	}
-	for _, k := range []string{cacheKindAccountKey, cacheKindCertificate} {
+	for _, k := range []string{autocertimport.KindAccountKey, autocertimport.KindCertificate} {
 		mt.cacheCorrupt.WithLabelValues(k)
 	}
 	if reg != nil {
