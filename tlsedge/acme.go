@@ -177,8 +177,9 @@ func (m *Manager) newGroup(a ACME, k acmeGroupKey, orders bool) (*acmeGroup, err
 		Storage:            m.storage,
 		Logger:             m.zlog,
 		DisableARI:         a.DisableARI,
-		// Gatehouse staples itself (ocsp.go, internal/ocspstaple): a revoked answer drops the
-		// staple, and stapling follows the listener's switch.
+		// Gatehouse staples itself (ocsp.go, internal/ocspstaple): a
+		// revoked answer drops the staple, and stapling follows the
+		// listener's switch.
 		OCSP: certmagic.OCSPConfig{DisableStapling: true},
 	})
 	tmpl := certmagic.ACMEIssuer{
