@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +97,16 @@ func TestDependencies(t *testing.T) {
 	// config/configdump (the printer) sits on top: it imports config and
 	// these, and config never imports it.
 	configLibs := map[string]bool{"internal/tomlstruct": true, "internal/configfile": true, "internal/regularfile": true, "internal/headerpolicy": true, "internal/tlsnames": true}
+	// The pieces split out of tlsedge are libraries on the standard
+	// library plus the modules their one job needs (their direct imports
+	// are checked; project packages: the internal/ rule below).
+	tlsSplit := map[string][]string{
+		"internal/slogzap":        {"go.uber.org/zap"},
+		"internal/ocspstaple":     {"golang.org/x/crypto/ocsp"},
+		"internal/autocertimport": {"github.com/caddyserver/certmagic", "github.com/mholt/acmez/v3/acme"},
+		"internal/devcert":        nil,
+	}
+	tlsSplitSeen := map[string]bool{}
 	for _, p := range pkgs {
 		if p.Error != nil {
 			t.Logf("note: go list reports for %s: %s", p.ImportPath, p.Error.Err)
@@ -107,6 +118,17 @@ func TestDependencies(t *testing.T) {
 			for _, d := range p.Deps {
 				if strings.HasPrefix(d, modulePath+"/") || strings.Contains(strings.SplitN(d, "/", 2)[0], ".") {
 					t.Errorf("%s depends on %s: the packages split out of proxy use the standard library only", p.ImportPath, d)
+				}
+			}
+		}
+		if allowed, ok := tlsSplit[me]; ok {
+			tlsSplitSeen[me] = true
+			for _, d := range p.Imports {
+				if !strings.Contains(strings.SplitN(d, "/", 2)[0], ".") || strings.HasPrefix(d, modulePath+"/") {
+					continue
+				}
+				if !slices.ContainsFunc(allowed, func(m string) bool { return d == m || strings.HasPrefix(d, m+"/") }) {
+					t.Errorf("%s imports %s: it may import only the standard library %v", p.ImportPath, d, allowed)
 				}
 			}
 		}
@@ -160,6 +182,11 @@ func TestDependencies(t *testing.T) {
 	for _, want := range []string{"config", "proxy", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "compress", "staticfile", "cluster", "cmd"} {
 		if !found[want] {
 			t.Errorf("go list found no package under %s/: the guard would check nothing there", want)
+		}
+	}
+	for dir := range tlsSplit {
+		if !tlsSplitSeen[dir] {
+			t.Errorf("go list found no package %s: the guard would check nothing there (renamed? update the list)", dir)
 		}
 	}
 	for dir, seen := range splitOut {

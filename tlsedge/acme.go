@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/autocertimport"
 )
 
 // acmeHandshakeWait bounds how long a handshake for an ACME name with no
@@ -150,7 +153,18 @@ func (m *Manager) newACME(c *Config) (*acmeInstance, error) {
 		inst.groups[def] = g
 	}
 	inst.any = inst.groups[acmeGroupKey{profile: a.Profile}]
-	m.importAutocert(inst)
+	// The autocert cache of earlier versions (StateDir/acme) goes into
+	// the storage, so an upgrade orders nothing.
+	autocertimport.Import(context.Background(), autocertimport.Options{
+		Dir:          filepath.Join(m.stateDir, "acme"),
+		Storage:      m.storage,
+		IssuerKey:    inst.any.iss.IssuerKey(),
+		DirectoryURL: a.DirectoryURL,
+		Email:        a.Email,
+		Now:          m.now,
+		Logger:       m.log,
+		Corrupt:      func(kind string) { m.met.cacheCorrupt.WithLabelValues(kind).Inc() },
+	})
 	return inst, nil
 }
 
@@ -163,8 +177,9 @@ func (m *Manager) newGroup(a ACME, k acmeGroupKey, orders bool) (*acmeGroup, err
 		Storage:            m.storage,
 		Logger:             m.zlog,
 		DisableARI:         a.DisableARI,
-		// Gatehouse staples itself (ocsp.go): a revoked answer drops the
-		// staple, and stapling follows the listener's switch.
+		// Gatehouse staples itself (ocsp.go, internal/ocspstaple): a
+		// revoked answer drops the staple, and stapling follows the
+		// listener's switch.
 		OCSP: certmagic.OCSPConfig{DisableStapling: true},
 	})
 	tmpl := certmagic.ACMEIssuer{
@@ -509,7 +524,7 @@ func (m *Manager) indexACME() []*entry {
 			}
 			if !st.cfg.DisableOCSP {
 				if s := m.loadStaple(e, now); s != nil {
-					e.staple.Store(s)
+					e.ocsp.SetStaple(s)
 				}
 			}
 			byLeaf[c.Leaf] = e
@@ -638,7 +653,7 @@ func (m *Manager) storedARI(ctx context.Context, inst *acmeInstance, name string
 // logs and counts it, so a new certificate can be ordered.
 func (m *Manager) moveAsideStored(ctx context.Context, inst *acmeInstance, name string, problem error) {
 	ik := inst.any.iss.IssuerKey()
-	stamp := m.now().UTC().Format(badStampLayout)
+	stamp := m.now().UTC().Format(autocertimport.BadStampLayout)
 	for _, k := range []string{certmagic.StorageKeys.SiteCert(ik, name), certmagic.StorageKeys.SitePrivateKey(ik, name), certmagic.StorageKeys.SiteMeta(ik, name)} {
 		data, err := m.storage.Load(ctx, k)
 		if err != nil {
@@ -652,7 +667,7 @@ func (m *Manager) moveAsideStored(ctx context.Context, inst *acmeInstance, name 
 			m.log.Error("unusable stored acme certificate could not be removed", "name", name, "key", k, "err", err)
 		}
 	}
-	m.met.cacheCorrupt.WithLabelValues(cacheKindCertificate).Inc()
+	m.met.cacheCorrupt.WithLabelValues(autocertimport.KindCertificate).Inc()
 	m.log.Error("stored acme certificate unusable; kept aside and a new certificate is being ordered",
 		"name", name, "moved_to_suffix", ".bad-"+stamp, "problem", problem)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/ocspstaple"
 )
 
 // LetsEncryptURL is the Let's Encrypt production ACME directory, the
@@ -147,25 +148,6 @@ type EAB struct {
 type FilePair struct {
 	CertFile string
 	KeyFile  string
-}
-
-// oidTLSFeature is id-pe-tlsfeature (RFC 7633); status_request is 5.
-var oidTLSFeature = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 24}
-
-// mustStaple reports whether c carries the TLS feature extension with
-// status_request (OCSP Must-Staple).
-func mustStaple(c *x509.Certificate) bool {
-	for _, ext := range c.Extensions {
-		if !ext.Id.Equal(oidTLSFeature) {
-			continue
-		}
-		var features []int
-		if _, err := asn1.Unmarshal(ext.Value, &features); err != nil {
-			return false
-		}
-		return slices.Contains(features, 5)
-	}
-	return false
 }
 
 // normName lower-cases a host name and drops a trailing dot.
@@ -356,7 +338,7 @@ func newEntry(certPEM, keyPEM []byte, now time.Time, src string) (*entry, error)
 	if len(e.leaf.DNSNames) == 0 && len(e.leaf.IPAddresses) == 0 {
 		return nil, errors.New("certificate has no DNS or IP subject alternative names")
 	}
-	if e.mustStaple && e.ocspURL == "" {
+	if e.mustStaple && e.ocsp.Responder() == "" {
 		return nil, errors.New("certificate requires OCSP stapling (must-staple) but names no OCSP responder")
 	}
 	return e, nil
@@ -375,18 +357,11 @@ func entryFor(cert *tls.Certificate, src string) (*entry, error) {
 		}
 		leaf = l
 	}
-	e := &entry{cert: cert, leaf: leaf, src: src, mustStaple: mustStaple(leaf), fp: sha256.Sum256(leaf.Raw)}
-	if len(cert.Certificate) > 1 {
-		iss, err := x509.ParseCertificate(cert.Certificate[1])
-		if err != nil {
-			return nil, fmt.Errorf("issuer certificate: %w", err)
-		}
-		e.issuer = iss
+	oc, err := ocspstaple.NewCert(cert, leaf)
+	if err != nil {
+		return nil, err
 	}
-	if len(leaf.OCSPServer) > 0 {
-		e.ocspURL = leaf.OCSPServer[0]
-	}
-	return e, nil
+	return &entry{cert: cert, leaf: leaf, src: src, mustStaple: ocspstaple.MustStaple(leaf), ocsp: oc}, nil
 }
 
 // tsigAlgorithms are the TSIG algorithms an rfc2136 key may use.

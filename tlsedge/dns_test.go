@@ -50,33 +50,3 @@ func TestCheckACMEDNS(t *testing.T) {
 		}
 	}
 }
-
-// TestZapLogLevels: certmagic's info lines arrive at debug level with
-// their fields, warnings and errors keep their level, and zap debug is
-// dropped by a debug-level handler.
-func TestZapLogLevels(t *testing.T) {
-	logger, logs := newLogBuffer(t)
-	z := newZapLogger(logger.Handler()).Named("obtain").With(zap.String("identifier", "a.example"))
-	z.Debug("noise")
-	z.Info("lock acquired", zap.Int("attempt", 2))
-	z.Warn("slow")
-	z.Error("failed", zap.Error(errTest))
-	if _, ok := logs.find("DEBUG", `msg="lock acquired"`, "logger=certmagic.obtain", "identifier=a.example", "attempt=2"); !ok {
-		t.Error("info line not logged at debug with its fields")
-	}
-	if _, ok := logs.find("WARN", "slow"); !ok {
-		t.Error("warning lost")
-	}
-	if _, ok := logs.find("ERROR", "failed", "error=boom"); !ok {
-		t.Error("error lost")
-	}
-	if _, ok := logs.find("DEBUG", "noise"); ok {
-		t.Error("zap debug logged")
-	}
-}
-
-var errTest = errString("boom")
-
-type errString string
-
-func (e errString) Error() string { return string(e) }

@@ -2,7 +2,11 @@
 // certificate for each TLS handshake, obtains and renews ACME certificates
 // (through github.com/caddyserver/certmagic: ARI, profiles, dns-01,
 // storage shared between instances), reloads certificate files from
-// disk, staples OCSP responses and sets the TLS protocol policy.
+// disk, staples OCSP responses and sets the TLS protocol policy. Parts
+// with one job of their own are internal packages: ocspstaple (asking
+// responders, verifying answers, when to refresh), autocertimport (the
+// autocert cache of earlier versions), devcert (the self-signed
+// certificate) and slogzap (certmagic's logging into slog).
 //
 // # Lifecycle
 //

@@ -125,7 +125,8 @@ func (ca *testCA) issue(t testing.TB, o issueOpts) ([]byte, []byte, *x509.Certif
 	}
 	if o.mustStaple {
 		v, _ := asn1.Marshal([]int{5})
-		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidTLSFeature, Value: v}}
+		// id-pe-tlsfeature (RFC 7633) with status_request (5).
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 24}, Value: v}}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
 	if err != nil {

@@ -20,6 +20,9 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/ocspstaple"
+	"github.com/gatehouse-proxy/gatehouse/internal/slogzap"
 )
 
 // DefaultPollInterval is how often [Manager.Run] looks at certificate files,
@@ -83,7 +86,7 @@ type Manager struct {
 	now        func() time.Time
 	stateDir   string
 	hostPolicy func(ctx context.Context, host string) error
-	httpClient *http.Client
+	stapler    *ocspstaple.Stapler
 	poll       time.Duration
 	rotation   time.Duration
 	met        *metrics
@@ -124,7 +127,6 @@ type Manager struct {
 
 	// maintMu guards the maintenance-owned fields below.
 	maintMu     sync.Mutex
-	ocspNext    map[[32]byte]time.Time   // fingerprint → earliest next fetch after a failure or a revoked answer
 	acmeSeen    map[string]acmeObserved  // name → last observed ACME certificate
 	acmeFailing map[string]bool          // names whose last obtain or renewal failed
 	managing    map[string]*acmeManaged  // names with a managing goroutine
@@ -142,23 +144,17 @@ type fileSig struct {
 	certMod, keyMod   time.Time
 }
 
-// entry is one loaded certificate. Everything but staple and fetching is
+// entry is one loaded certificate. Everything but ocsp's staple is
 // immutable after publication.
 type entry struct {
 	cert       *tls.Certificate // as loaded, never carries a staple
 	leaf       *x509.Certificate
-	issuer     *x509.Certificate // nil when the chain has no issuer
-	src        string            // file name, "self-signed" or "acme"
-	ocspURL    string
+	src        string // file name, "self-signed" or "acme"
 	mustStaple bool
-	fp         [32]byte // sha256 of the leaf; staple key
 	pair       FilePair // for files
 	sum        [32]byte // sha256 of the PEM files, for the poller
-
-	staple atomic.Pointer[staple]
-	// fetching is set while a goroutine asks the responder about this
-	// entry, so the start-up fetch and Run's pass do not both ask.
-	fetching atomic.Bool
+	// ocsp holds the responder, the issuer and the current staple.
+	ocsp *ocspstaple.Cert
 }
 
 // state is one published generation.
@@ -195,7 +191,6 @@ func New(o Options) (*Manager, error) {
 		now:           o.Now,
 		stateDir:      o.StateDir,
 		hostPolicy:    o.HostPolicy,
-		httpClient:    o.HTTPClient,
 		poll:          o.PollInterval,
 		rotation:      o.TicketRotation,
 		renewCheck:    o.RenewCheckInterval,
@@ -203,7 +198,6 @@ func New(o Options) (*Manager, error) {
 		kick:          make(chan struct{}, 1),
 		sentinelReady: make(chan struct{}, 1),
 		watch:         map[FilePair]fileSig{},
-		ocspNext:      map[[32]byte]time.Time{},
 		acmeSeen:      map[string]acmeObserved{},
 		acmeFailing:   map[string]bool{},
 		managing:      map[string]*acmeManaged{},
@@ -212,7 +206,7 @@ func New(o Options) (*Manager, error) {
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	m.zlog = newZapLogger(m.log.Handler())
+	m.zlog = slogzap.New(m.log.Handler(), "certmagic")
 	if m.storage == nil {
 		dir := o.StorageDir
 		if dir == "" {
@@ -223,9 +217,11 @@ func New(o Options) (*Manager, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
-	if m.httpClient == nil {
-		m.httpClient = &http.Client{Timeout: 30 * time.Second}
+	client := o.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
 	}
+	m.stapler = ocspstaple.NewStapler(client, m.now)
 	if m.poll <= 0 {
 		m.poll = DefaultPollInterval
 	}
@@ -424,8 +420,8 @@ func lookupName(s string) string {
 // current staple exists. (ACME entries outlive generations, so a staple
 // they hold is ignored here once a reload turns stapling off.)
 func (m *Manager) serve(st *state, e *entry) (*tls.Certificate, error) {
-	if s := e.staple.Load(); s != nil && !st.cfg.DisableOCSP && m.now().Before(s.nextUpdate) {
-		return s.cert, nil
+	if s := e.ocsp.Staple(); s != nil && !st.cfg.DisableOCSP && m.now().Before(s.NextUpdate) {
+		return s.Cert, nil
 	}
 	if e.mustStaple {
 		m.met.fail(reasonMustStaple)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/mholt/acmez/v3/acme"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/autocertimport"
 )
 
 // Handshake failure reasons, the fixed label set of
@@ -86,7 +88,7 @@ func newMetrics(m *Manager, reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"success", "failure", "overdue"} {
 		mt.renewals.WithLabelValues(r)
 	}
-	for _, k := range []string{cacheKindAccountKey, cacheKindCertificate} {
+	for _, k := range []string{autocertimport.KindAccountKey, autocertimport.KindCertificate} {
 		mt.cacheCorrupt.WithLabelValues(k)
 	}
 	if reg != nil {
@@ -178,8 +180,8 @@ func (mt *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(mt.notAfterDesc, prometheus.GaugeValue, float64(e.leaf.NotAfter.Unix()), n)
 		ch <- prometheus.MustNewConstMetric(mt.notBeforeDesc, prometheus.GaugeValue, float64(e.leaf.NotBefore.Unix()), n)
-		if s := e.staple.Load(); s != nil && !st.cfg.DisableOCSP && now.Before(s.nextUpdate) {
-			ch <- prometheus.MustNewConstMetric(mt.nextUpdateDesc, prometheus.GaugeValue, float64(s.nextUpdate.Unix()), n)
+		if s := e.ocsp.Staple(); s != nil && !st.cfg.DisableOCSP && now.Before(s.NextUpdate) {
+			ch <- prometheus.MustNewConstMetric(mt.nextUpdateDesc, prometheus.GaugeValue, float64(s.NextUpdate.Unix()), n)
 		}
 	}
 }

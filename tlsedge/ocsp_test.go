@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/ocspstaple"
 )
 
 // stapleOf handshakes and returns the stapled OCSP response.
@@ -109,7 +111,7 @@ func TestOCSPStapling(t *testing.T) {
 	}
 	// The responder returns: stapled again.
 	resp.down.Store(false)
-	clock.Advance(ocspRetryAfter)
+	clock.Advance(ocspstaple.RetryAfter)
 	m2.maintain(context.Background())
 	if got := stapleOf(t, addr2, "stapled.test", ca); got == nil {
 		t.Error("no staple after the responder came back")
@@ -190,7 +192,7 @@ func TestMustStaple(t *testing.T) {
 		t.Errorf("GetCertificate error = %v, want a must-staple reason", err)
 	}
 	resp.down.Store(false)
-	clock.Advance(ocspRetryAfter)
+	clock.Advance(ocspstaple.RetryAfter)
 	m.maintain(context.Background())
 	if got := stapleOf(t, addr, "ms.test", ca); got == nil {
 		t.Error("must-staple certificate served without staple")
@@ -259,7 +261,7 @@ func TestOCSPRevokedReplacesStaple(t *testing.T) {
 	// a certificate hold was lifted) is a failed fetch too.
 	resp.ca.Store(ca)
 	resp.stale.Store(true)
-	clock.Advance(ocspRetryAfter)
+	clock.Advance(ocspstaple.RetryAfter)
 	m.maintain(context.Background())
 	if got := stapleOf(t, addr, "rev.test", ca); !bytes.Equal(got, good) {
 		t.Error("a revoked answer older than the staple changed the staple")
@@ -270,7 +272,7 @@ func TestOCSPRevokedReplacesStaple(t *testing.T) {
 
 	// The real answer: the Good staple is gone.
 	resp.stale.Store(false)
-	clock.Advance(ocspRetryAfter)
+	clock.Advance(ocspstaple.RetryAfter)
 	m.maintain(context.Background())
 	got := stapleOf(t, addr, "rev.test", ca)
 	if bytes.Equal(got, good) {
@@ -288,7 +290,7 @@ func TestOCSPRevokedReplacesStaple(t *testing.T) {
 
 	// The responder is not asked again at every pass.
 	hits := resp.hits.Load()
-	clock.Advance(ocspRetryAfter)
+	clock.Advance(ocspstaple.RetryAfter)
 	m.maintain(context.Background())
 	if got := resp.hits.Load(); got != hits {
 		t.Errorf("responder asked %d more times right after a revoked answer", got-hits)

@@ -1,26 +1,18 @@
 package tlsedge
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/devcert"
 )
 
-// selfSignedLifetime is the validity of the development certificate; it is
-// regenerated when less than selfSignedMinLeft remains or names change.
-const (
-	selfSignedLifetime = 365 * 24 * time.Hour
-	selfSignedMinLeft  = 30 * 24 * time.Hour
-)
+// selfSignedMinLeft: the development certificate (valid for
+// devcert.Lifetime) is regenerated when less than this remains or names
+// change.
+const selfSignedMinLeft = 30 * 24 * time.Hour
 
 // coversAll reports whether e is valid for every name for a while yet.
 func coversAll(e *entry, names []string, now time.Time) bool {
@@ -36,7 +28,8 @@ func coversAll(e *entry, names []string, now time.Time) bool {
 }
 
 // selfSigned loads the development certificate from StateDir/selfsigned
-// when it covers names, else generates and persists a new one.
+// when it covers names, else generates (package devcert) and persists a
+// new one.
 func (m *Manager) selfSigned(names []string, now time.Time) (*entry, error) {
 	dir, err := m.ensureDir("selfsigned")
 	if err != nil {
@@ -50,40 +43,10 @@ func (m *Manager) selfSigned(names []string, now time.Time) (*entry, error) {
 			}
 		}
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := devcert.Generate(names, now)
 	if err != nil {
-		return nil, fmt.Errorf("self-signed key: %w", err)
+		return nil, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("self-signed serial: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: names[0], Organization: []string{"Gatehouse development certificate"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(selfSignedLifetime),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("self-signed certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("self-signed key: %w", err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	if err := writeFileAtomic(keyPath, keyPEM); err != nil {
 		return nil, fmt.Errorf("self-signed key: %w", err)
 	}

@@ -1,4 +1,9 @@
-package tlsedge
+// Package slogzap gives libraries that log through zap (certmagic and
+// acmez) a *zap.Logger that writes into a log/slog handler, so their
+// lines land in Gatehouse's log with its format and level filter. Such
+// libraries narrate every step at info level, so levels are shifted down
+// one step (see [New]).
+package slogzap
 
 import (
 	"context"
@@ -9,22 +14,23 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// newZapLogger returns a zap logger (what certmagic and acmez log through)
-// that writes into h. certmagic narrates every step of its work at info
-// level ("acquiring lock", "waiting on internal rate limiter", ...), so
-// its levels are shifted down one step: zap info becomes slog debug and
-// zap debug is dropped below slog debug (visible only with a handler
-// that enables slog.LevelDebug-4). Warnings and errors keep their level.
-// The events an operator needs at info level (certificate obtained,
-// renewed, failed) are logged by the Manager itself from certmagic's
-// events.
-func newZapLogger(h slog.Handler) *zap.Logger {
-	return zap.New(&slogCore{h: h})
+// New returns a zap logger that writes into h. Every record carries the
+// attribute logger=name, or logger=name.sub for a logger from
+// Named("sub"). certmagic narrates every step of its work at info level
+// ("acquiring lock", "waiting on internal rate limiter", ...), so levels
+// are shifted down one step: zap info becomes slog debug and zap debug is
+// dropped below slog debug (visible only with a handler that enables
+// slog.LevelDebug-4). Warnings and errors keep their level. The events an
+// operator needs at info level (for certmagic: certificate obtained,
+// renewed, failed) are the caller's to log.
+func New(h slog.Handler, name string) *zap.Logger {
+	return zap.New(&slogCore{h: h, name: name})
 }
 
 // slogCore is a zapcore.Core writing records to a slog.Handler.
 type slogCore struct {
 	h     slog.Handler
+	name  string      // value of the logger attribute
 	attrs []slog.Attr // from With
 }
 
@@ -47,7 +53,7 @@ func (c *slogCore) Enabled(l zapcore.Level) bool {
 }
 
 func (c *slogCore) With(fields []zapcore.Field) zapcore.Core {
-	return &slogCore{h: c.h, attrs: append(slices.Clip(c.attrs), fieldAttrs(fields)...)}
+	return &slogCore{h: c.h, name: c.name, attrs: append(slices.Clip(c.attrs), fieldAttrs(fields)...)}
 }
 
 func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -60,9 +66,9 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
 	if e.LoggerName != "" {
-		r.AddAttrs(slog.String("logger", "certmagic."+e.LoggerName))
+		r.AddAttrs(slog.String("logger", c.name+"."+e.LoggerName))
 	} else {
-		r.AddAttrs(slog.String("logger", "certmagic"))
+		r.AddAttrs(slog.String("logger", c.name))
 	}
 	r.AddAttrs(c.attrs...)
 	r.AddAttrs(fieldAttrs(fields)...)

@@ -1,4 +1,4 @@
-package tlsedge
+package autocertimport
 
 import (
 	"crypto"
@@ -18,27 +18,28 @@ import (
 // is a certificate: "example.com", "example.com+rsa" or a tls-alpn-01
 // "example.com+token", each a PEM private key followed by the PEM chain.
 const (
-	acmeAccountKeyName       = "acme_account+key"
-	acmeLegacyAccountKeyName = "acme_account.key"
-	acmeHTTPTokenSuffix      = "+http-01"
+	accountKeyName       = "acme_account+key"
+	legacyAccountKeyName = "acme_account.key"
+	httpTokenSuffix      = "+http-01"
 )
 
-// Kinds of cache entry, the label values of
-// gatehouse_tls_acme_cache_corrupt_total.
+// Kinds of cache entry moved aside, as passed to Options.Corrupt (and
+// the label values of gatehouse_tls_acme_cache_corrupt_total).
 const (
-	cacheKindAccountKey  = "account_key"
-	cacheKindCertificate = "certificate"
+	KindAccountKey  = "account_key"
+	KindCertificate = "certificate"
 )
 
-// badStampLayout is the UTC timestamp in the name of a file moved aside.
-const badStampLayout = "20060102T150405Z"
+// BadStampLayout is the UTC timestamp in the name of a file moved aside
+// (<name>.bad-<timestamp>).
+const BadStampLayout = "20060102T150405Z"
 
-// moveAside renames the corrupt entry name of the autocert cache dir to
-// a free <name>.bad-<timestamp>[-N] and reports it (logged at error level
-// with both paths, counted). The file is never deleted.
-func (m *Manager) moveAside(dir, name, kind string, problem error) error {
-	src := filepath.Join(dir, filepath.Clean("/"+name))
-	stamp := m.now().UTC().Format(badStampLayout)
+// moveAside renames the corrupt entry name of the cache directory to a
+// free <name>.bad-<timestamp>[-N] and reports it (logged at error level
+// with both paths, passed to Corrupt). The file is never deleted.
+func (im *importer) moveAside(name, kind string, problem error) error {
+	src := filepath.Join(im.Dir, filepath.Clean("/"+name))
+	stamp := im.Now().UTC().Format(BadStampLayout)
 	dst := src + ".bad-" + stamp
 	for i := 2; ; i++ {
 		if _, err := os.Lstat(dst); err != nil {
@@ -47,34 +48,36 @@ func (m *Manager) moveAside(dir, name, kind string, problem error) error {
 		dst = fmt.Sprintf("%s.bad-%s-%d", src, stamp, i)
 	}
 	if err := os.Rename(src, dst); err != nil {
-		m.log.Error("corrupt acme cache file could not be moved aside; move or delete it by hand",
+		im.Logger.Error("corrupt acme cache file could not be moved aside; move or delete it by hand",
 			"file", src, "kind", kind, "problem", problem, "err", err)
-		return fmt.Errorf("tlsedge: acme cache %s is corrupt (%v) and could not be moved aside: %w", src, problem, err)
+		return fmt.Errorf("autocertimport: acme cache %s is corrupt (%v) and could not be moved aside: %w", src, problem, err)
 	}
-	m.met.cacheCorrupt.WithLabelValues(kind).Inc()
+	if im.Corrupt != nil {
+		im.Corrupt(kind)
+	}
 	switch kind {
-	case cacheKindAccountKey:
-		m.log.Error("corrupt acme account key moved aside; it is not imported and a new account is created when one is needed",
+	case KindAccountKey:
+		im.Logger.Error("corrupt acme account key moved aside; it is not imported and a new account is created when one is needed",
 			"file", src, "moved_to", dst, "problem", problem)
 	default:
-		m.log.Error("corrupt cached acme certificate moved aside; it is not imported and a new certificate is ordered",
+		im.Logger.Error("corrupt cached acme certificate moved aside; it is not imported and a new certificate is ordered",
 			"file", src, "moved_to", dst, "problem", problem)
 	}
 	return nil
 }
 
-// checkCacheEntry parses data as autocert would read the entry name and
+// checkEntry parses data as autocert would read the entry name and
 // returns the entry's kind and what makes it unusable (nil when usable or
 // not checked: http-01 tokens are opaque).
-func checkCacheEntry(name string, data []byte) (kind string, problem error) {
+func checkEntry(name string, data []byte) (kind string, problem error) {
 	switch {
-	case name == acmeAccountKeyName || name == acmeLegacyAccountKeyName:
+	case name == accountKeyName || name == legacyAccountKeyName:
 		_, err := parseCachedKey(data)
-		return cacheKindAccountKey, err
-	case strings.HasSuffix(name, acmeHTTPTokenSuffix):
+		return KindAccountKey, err
+	case strings.HasSuffix(name, httpTokenSuffix):
 		return "", nil
 	}
-	return cacheKindCertificate, checkCachedCert(data)
+	return KindCertificate, checkCachedCert(data)
 }
 
 // parseCachedKey reads the first PEM block of data as autocert does
