@@ -461,8 +461,14 @@ func TestClusterThreeInstances(t *testing.T) {
 		if outcomes["error"] > 0 || len(outcomes) > 2 {
 			t.Errorf("outcomes after recovery: %v", outcomes)
 		}
-		if after := fallbacks(t, gs); sum(after) != sum(before) {
-			t.Errorf("decisions still fall back after Redis returned: %v → %v", sum(before), sum(after))
+		// Recovered: decisions go to Redis again. One that misses the
+		// latency budget on a loaded machine still falls back (as it
+		// should); an instance that never went back to Redis would fall
+		// back for all of its third of the 120 decisions.
+		if after := fallbacks(t, gs); sum(after)-sum(before) > 12 {
+			t.Errorf("decisions still fall back after Redis returned: %v → %v of about 120", sum(before), sum(after))
+		} else if sum(after) != sum(before) {
+			t.Logf("note: %v decisions fell back after Redis returned (a loaded machine)", sum(after)-sum(before))
 		}
 		if p.ordersFor("one.example.com") != 1 {
 			t.Errorf("orders = %d after the outage and a restart, want still 1", p.ordersFor("one.example.com"))
