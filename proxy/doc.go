@@ -18,7 +18,9 @@
 // route's files (files.go: package staticfile, with a hand-over of missing
 // names to the route's upstream when it has one) or the client's share of
 // the upstream's slots (clientshare.go) and forwarding with retries or a
-// WebSocket tunnel. A backend response naming a file with
+// WebSocket tunnel (websocket.go picks and dials the backend; package
+// wsproxy checks the handshake, relays the 101 and starts the tunnel). A
+// backend response naming a file with
 // X-Accel-Redirect is served from the site's internal file route once the
 // backend is released. Every request gets a request ID first
 // (requestid.go); the header rules of the site and route (headers.go) are

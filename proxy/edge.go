@@ -3,13 +3,13 @@ package proxy
 import (
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/clientshare"
+	"github.com/gatehouse-proxy/gatehouse/internal/wsproxy"
 	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
 )
 
@@ -25,7 +25,7 @@ type Edge struct {
 
 	// Tunnels owns live WebSocket streams; they outlive Runtime
 	// generations (a reload does not close them).
-	Tunnels *wstunnel.Registry
+	Tunnels *wsproxy.Tunnels
 
 	// httpsPort is the bound HTTPS port when the server knows it (a
 	// configured ":0" binds a random one); redirects use it.
@@ -35,18 +35,12 @@ type Edge struct {
 	timers  map[*time.Timer]struct{}
 	closed  bool
 
-	wsMu        sync.Mutex
-	wsPerClient map[netip.Addr]int
-	wsPerServer map[tunnelKey]int
-
 	// shares counts each client's requests per upstream
 	// (upstreams.X.client_share). It lives on the Edge, outliving Runtime
 	// generations, so a reload does not hand a client a fresh share
 	// while its requests still run.
 	shares clientshare.Shares[shareKey]
 }
-
-type tunnelKey struct{ upstream, server string }
 
 // EdgeOptions configure NewEdge.
 type EdgeOptions struct {
@@ -72,13 +66,11 @@ func NewEdge(o EdgeOptions) *Edge {
 		o.Now = time.Now
 	}
 	e := &Edge{
-		metrics:     o.Metrics,
-		log:         o.Logger,
-		now:         o.Now,
-		Tunnels:     wstunnel.NewRegistry(wstunnel.RegistryOptions{SweepInterval: o.TunnelSweep}),
-		wsPerClient: map[netip.Addr]int{},
-		wsPerServer: map[tunnelKey]int{},
-		timers:      map[*time.Timer]struct{}{},
+		metrics: o.Metrics,
+		log:     o.Logger,
+		now:     o.Now,
+		Tunnels: wsproxy.NewTunnels(wstunnel.RegistryOptions{SweepInterval: o.TunnelSweep}),
+		timers:  map[*time.Timer]struct{}{},
 	}
 	o.Metrics.edge.Store(e)
 	return e

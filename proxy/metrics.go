@@ -288,8 +288,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if j := rt.deps.Jail; j != nil {
 		ch <- prometheus.MustNewConstMetric(descBansActive, prometheus.GaugeValue, float64(j.Len()))
 	}
-	for key, n := range e.tunnelCounts() {
-		ch <- prometheus.MustNewConstMetric(descWSActive, prometheus.GaugeValue, float64(n), key.upstream, key.server)
+	for key, n := range e.Tunnels.Counts() {
+		ch <- prometheus.MustNewConstMetric(descWSActive, prometheus.GaugeValue, float64(n), key.Upstream, key.Server)
 	}
 }
 

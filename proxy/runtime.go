@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	"github.com/gatehouse-proxy/gatehouse/internal/supervise"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
+	"github.com/gatehouse-proxy/gatehouse/internal/wsproxy"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
@@ -123,8 +123,7 @@ type route struct {
 	// route's own; readTimeout likewise for the body gap (0: none).
 	headerTimeout time.Duration
 	readTimeout   time.Duration
-	origins       map[string]bool // nil: the site's default
-	anyOrigin     bool
+	origins       wsproxy.Origins // WebSocket upgrades' Origin policy
 	zones         []*routeZone
 	// comp is the generation's Compressor, or nil where compress is off.
 	comp *compress.Compressor
@@ -239,7 +238,8 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		for _, rc := range sc.Routes {
 			r := &route{cfg: rc, site: s, metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream),
 				respRules: compileResponse(sc.ResponseHeaders, rc.ResponseHeaders),
-				reqRules:  compileRequest(idHeader, sc.RequestHeaders, rc.RequestHeaders)}
+				reqRules:  compileRequest(idHeader, sc.RequestHeaders, rc.RequestHeaders),
+				origins:   wsproxy.NewOrigins(rc.WebSocket.Origins, s.defaultOrigins)}
 			if rc.Compress {
 				r.comp = rt.comp
 			}
@@ -270,15 +270,6 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			}
 			if rc.ReadTimeoutSet {
 				r.readTimeout = rc.ReadTimeout
-			}
-			if len(rc.WebSocket.Origins) > 0 {
-				r.origins = map[string]bool{}
-				for _, o := range rc.WebSocket.Origins {
-					if o == "*" {
-						r.anyOrigin = true
-					}
-					r.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
-				}
 			}
 			if u.healthHost == "" && len(sc.Hosts) > 0 && !strings.HasPrefix(sc.Hosts[0], "*.") {
 				u.healthHost = sc.Hosts[0]
@@ -538,22 +529,4 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func hostOnly(hostport string) string {
-	if hostport == "" {
-		return ""
-	}
-	if hostport[0] == '[' {
-		if i := strings.IndexByte(hostport, ']'); i > 0 {
-			return hostport[1:i]
-		}
-		return hostport
-	}
-	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && strings.IndexByte(hostport, ':') == i {
-		if _, err := strconv.Atoi(hostport[i+1:]); err == nil || i+1 == len(hostport) {
-			return hostport[:i]
-		}
-	}
-	return hostport
 }

@@ -131,12 +131,27 @@ func TestDependencies(t *testing.T) {
 			}
 		}
 		// proxy knows no concrete connection type: the framing guard and
-		// the accept gates are edgeserver's (it may still depend on them
-		// through edgeserver).
+		// the accept gates are edgeserver's, the conn wrappers and the
+		// socket under them internal/wsproxy's to look through (it may
+		// still depend on them through those packages).
 		if under(me, "proxy") {
 			for _, d := range p.Imports {
-				if dep := rel(d); strings.HasPrefix(d, modulePath+"/") && under(dep, "internal/h1guard") {
+				dep := rel(d)
+				switch {
+				case !strings.HasPrefix(d, modulePath+"/"):
+				case under(dep, "internal/h1guard"):
 					t.Errorf("%s imports %s: the framing guard is edgeserver's; proxy reads ConnInfo", p.ImportPath, d)
+				case under(dep, "internal/sockio"):
+					t.Errorf("%s imports %s: finding the socket under a hijacked conn is internal/wsproxy's", p.ImportPath, d)
+				}
+			}
+		}
+		// The WebSocket side of the proxy reports through callbacks: no
+		// Prometheus (the proxy records the metrics in OnEnd).
+		if under(me, "internal/wsproxy") || under(me, "internal/wstunnel") {
+			for _, d := range p.Deps {
+				if strings.HasPrefix(d, "github.com/prometheus/") {
+					t.Errorf("%s depends on %s: the WebSocket packages report through callbacks, the proxy owns the metrics", p.ImportPath, d)
 				}
 			}
 		}
