@@ -359,13 +359,13 @@ func (q *request) serveAccel() {
 		}
 	}
 	if ir == nil {
-		q.e.metrics.upstreamErrs.WithLabelValues(u, "x_accel").Inc()
+		q.e.metrics.UpstreamErrors.WithLabelValues(u, "x_accel").Inc()
 		q.fail(http.StatusBadGateway, false)
 		return
 	}
 	q.rules = ir.respRules
 	if !realip.Allowed(ir.cfg.Allow, ir.cfg.Deny, q.client) {
-		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
+		q.e.metrics.Rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return
 	}

@@ -77,7 +77,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// goroutine (which then grows its stack sooner).
 	q := requestPool.Get().(*request)
 	q.e, q.rt, q.ci, q.w, q.r, q.start = e, rt, edgeserver.ConnInfoOf(r), w, r, e.now()
-	e.metrics.inFlight.Inc()
+	e.metrics.InFlight.Inc()
 	// Deferred, so that a response aborted with panic(http.ErrAbortHandler)
 	// is still counted and logged, and the gauge comes back.
 	defer q.end()
@@ -98,7 +98,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (q *request) end() {
 	// A file response cut off by a panic gives its encoder back.
 	q.fw.abort()
-	q.e.metrics.inFlight.Dec()
+	q.e.metrics.InFlight.Dec()
 	q.finish()
 	*q = request{}
 	requestPool.Put(q)
@@ -111,13 +111,13 @@ func (q *request) serve() {
 		// Too large rather than malformed: 431 (RFC 6585), on HTTP/1
 		// and HTTP/2 alike, with the connection closed on HTTP/1 (the
 		// rest of the head was never read).
-		q.e.metrics.rejected.WithLabelValues("head_too_large").Inc()
+		q.e.metrics.Rejected.WithLabelValues("head_too_large").Inc()
 		q.e.log.Info("request refused: head too large", "client", q.ci.Peer, "proto", r.Proto)
 		q.fail(http.StatusRequestHeaderFieldsTooLarge, r.ProtoMajor == 1)
 		return
 	}
 	if reason, bad := q.ci.FramingRejected(r); bad {
-		q.e.metrics.smuggling.Inc()
+		q.e.metrics.Smuggling.Inc()
 		q.e.log.Info("request refused: ambiguous framing", "client", q.ci.Peer, "reason", reason)
 		q.fail(http.StatusBadRequest, true)
 		return
@@ -128,20 +128,20 @@ func (q *request) serve() {
 		// proxy (or on a keep-alive connection that outlived the ban's
 		// start) the client is only known here.
 		if banned, _ := j.BannedAt(ratelimit.AddrKey(q.client), q.start); banned {
-			q.e.metrics.rejected.WithLabelValues("banned").Inc()
+			q.e.metrics.Rejected.WithLabelValues("banned").Inc()
 			q.fail(http.StatusForbidden, true)
 			return
 		}
 	}
 	host, ok := hostname.Canonical(r.Host)
 	if !ok {
-		q.e.metrics.rejected.WithLabelValues("bad_host").Inc()
+		q.e.metrics.Rejected.WithLabelValues("bad_host").Inc()
 		q.fail(http.StatusBadRequest, false)
 		return
 	}
 	s := q.rt.siteFor(host)
 	if s == nil {
-		q.e.metrics.rejected.WithLabelValues("unknown_host").Inc()
+		q.e.metrics.Rejected.WithLabelValues("unknown_host").Inc()
 		q.fail(http.StatusMisdirectedRequest, false)
 		return
 	}
@@ -151,7 +151,7 @@ func (q *request) serve() {
 		return
 	}
 	if !realip.Allowed(s.cfg.Allow, s.cfg.Deny, q.client) {
-		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
+		q.e.metrics.Rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return
 	}
@@ -166,7 +166,7 @@ func (q *request) serve() {
 	raw, _ := reqpath.Split(r)
 	_, path, reason := reqpath.Normalize(raw)
 	if reason != "" {
-		q.e.metrics.rejected.WithLabelValues("bad_path").Inc()
+		q.e.metrics.Rejected.WithLabelValues("bad_path").Inc()
 		q.e.log.Debug("request refused: bad path", "client", q.client, "uri", r.RequestURI, "reason", reason)
 		q.fail(http.StatusBadRequest, false)
 		return
@@ -178,7 +178,7 @@ func (q *request) serve() {
 	}
 	q.route, q.rules = rt, rt.respRules
 	if !realip.Allowed(rt.cfg.Allow, rt.cfg.Deny, q.client) {
-		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
+		q.e.metrics.Rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return
 	}
@@ -189,7 +189,7 @@ func (q *request) serve() {
 	if r.ContentLength > rt.cfg.MaxBody {
 		// Refuse before contacting any backend, and close: the body is
 		// not read.
-		q.e.metrics.bodyLimit.Inc()
+		q.e.metrics.BodyLimit.Inc()
 		q.fail(http.StatusRequestEntityTooLarge, true)
 		return
 	}
@@ -253,7 +253,7 @@ var allowedMethods = []string{"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
 // refuseMethod answers 405 to a method Gatehouse does not forward (TRACE
 // unless the route allows it, CONNECT), as nginx does.
 func (q *request) refuseMethod() {
-	q.e.metrics.rejected.WithLabelValues("method_not_allowed").Inc()
+	q.e.metrics.Rejected.WithLabelValues("method_not_allowed").Inc()
 	q.w.Header()["Allow"] = allowedMethods
 	q.fail(http.StatusMethodNotAllowed, false)
 }
@@ -290,10 +290,9 @@ func (q *request) finish() {
 		q.backend.ObserveResponse(q.status, d) // the status page's per-server rates
 	}
 	if q.route != nil {
-		q.route.metrics.requests[methodIndex(q.r.Method)][classIndex(q.status)].Inc()
-		q.route.metrics.duration.Observe(d.Seconds())
+		q.route.metrics.Done(q.r.Method, q.status, d)
 	} else {
-		q.e.metrics.requests.WithLabelValues(siteName(q.site), "", "", methods[methodIndex(q.r.Method)], classes[classIndex(q.status)]).Inc()
+		q.e.metrics.Unrouted(siteName(q.site), q.r.Method, q.status)
 	}
 	s := q.site
 	if s == nil {
@@ -411,7 +410,7 @@ func (q *request) forward() {
 		if err == nil {
 			// A retryable status, not passed on: next server.
 			key.Tried.Add(b)
-			q.e.metrics.retries.WithLabelValues(u.cfg.Name).Inc()
+			q.e.metrics.Retries.WithLabelValues(u.cfg.Name).Inc()
 			q.logRetry(b, "status", nil)
 			continue
 		}
@@ -426,7 +425,7 @@ func (q *request) forward() {
 			break
 		}
 		key.Tried.Add(b)
-		q.e.metrics.retries.WithLabelValues(u.cfg.Name).Inc()
+		q.e.metrics.Retries.WithLabelValues(u.cfg.Name).Inc()
 		q.logRetry(b, kind.String(), err)
 	}
 	code := kind.status(lastErr)
@@ -441,7 +440,7 @@ func (q *request) forward() {
 		q.w.Header()["Retry-After"] = retryAfter1
 	}
 	if kind == errBodyLimit {
-		q.e.metrics.bodyLimit.Inc()
+		q.e.metrics.BodyLimit.Inc()
 	}
 	q.fail(code, kind == errBodyLimit || kind == errBodyRead)
 }
@@ -499,7 +498,7 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 		if kind.countsAgainstBackend() {
 			b.ReportFailure(q.e.now())
 		}
-		q.e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, kind.String()).Inc()
+		q.e.metrics.UpstreamErrors.WithLabelValues(u.cfg.Name, kind.String()).Inc()
 		return false, err, kind
 	}
 	defer resp.Body.Close()
@@ -508,7 +507,7 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 		// needs no time.
 		now := q.e.now()
 		b.ReportFailure(now)
-		q.e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, "status").Inc()
+		q.e.metrics.UpstreamErrors.WithLabelValues(u.cfg.Name, "status").Inc()
 		if resp.StatusCode >= 502 && resp.StatusCode <= 504 && more && now.Before(deadline) && replayable {
 			return false, nil, 0
 		}
@@ -541,7 +540,7 @@ func (q *request) bodyFailed(b *balancer.Backend, err error) {
 	if errors.Is(err, uhttp.ErrBodyTimeout) {
 		kind = "body_timeout"
 	}
-	q.e.metrics.upstreamErrs.WithLabelValues(name, kind).Inc()
+	q.e.metrics.UpstreamErrors.WithLabelValues(name, kind).Inc()
 	q.e.log.Warn("upstream response body failed; aborting the response", "upstream", name, "server", b.Label(), "err", err)
 }
 

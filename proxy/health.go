@@ -83,12 +83,12 @@ func (hc *healthChecker) checkAll(ctx context.Context) {
 				return // the generation ended: not the server's fault
 			}
 			name := hc.u.cfg.Name
-			hc.m.checkTime.WithLabelValues(name).Observe(time.Since(start).Seconds())
+			hc.m.CheckTime.WithLabelValues(name).Observe(time.Since(start).Seconds())
 			result := "pass"
 			if !ok {
 				result = "fail"
 			}
-			hc.m.checks.WithLabelValues(name, b.Label(), result).Inc()
+			hc.m.Checks.WithLabelValues(name, b.Label(), result).Inc()
 			b.ReportCheck(ok, reason)
 		}(b)
 	}

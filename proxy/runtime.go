@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
 	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
+	"github.com/gatehouse-proxy/gatehouse/internal/proxymetrics"
 	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	"github.com/gatehouse-proxy/gatehouse/internal/supervise"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
@@ -114,7 +115,7 @@ type route struct {
 	site     *site
 	upstream *upstream          // nil: a file route without fallback
 	files    *staticfile.Server // nil: not a file route
-	metrics  *routeMetrics
+	metrics  *proxymetrics.Route
 	// respRules and reqRules are the site's header rules followed by
 	// the route's.
 	respRules respRules
@@ -236,7 +237,7 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			s.log = &accessLog{l}
 		}
 		for _, rc := range sc.Routes {
-			r := &route{cfg: rc, site: s, metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream),
+			r := &route{cfg: rc, site: s, metrics: d.Metrics.ForRoute(sc.Name, rc.Path, rc.Upstream),
 				respRules: compileResponse(sc.ResponseHeaders, rc.ResponseHeaders),
 				reqRules:  compileRequest(idHeader, sc.RequestHeaders, rc.RequestHeaders),
 				origins:   wsproxy.NewOrigins(rc.WebSocket.Origins, s.defaultOrigins)}
@@ -362,7 +363,7 @@ type upstreamClient interface {
 // newClient builds the configured client of an upstream, keeping at most
 // keepalive idle connections per server.
 func (rt *Runtime) newClient(uc *config.Upstream, keepalive int) upstreamClient {
-	unsolicited := rt.deps.Metrics.unsolicited.WithLabelValues(uc.Name)
+	unsolicited := rt.deps.Metrics.Unsolicited.WithLabelValues(uc.Name)
 	o := uhttp.Options{
 		ConnectTimeout: uc.ConnectTimeout,
 		MaxIdle:        keepalive,
@@ -416,7 +417,7 @@ const loopRestartDelay = time.Second
 // silently would leave every server's state frozen. The loop ends, and is
 // not restarted, when the generation is closed.
 func (rt *Runtime) goLoop(kind, upstreamName string, f func(ctx context.Context)) {
-	panics := rt.deps.Metrics.loopPanics.WithLabelValues(kind, upstreamName)
+	panics := rt.deps.Metrics.LoopPanics.WithLabelValues(kind, upstreamName)
 	rt.wg.Add(1)
 	go func() {
 		defer rt.wg.Done()

@@ -24,18 +24,18 @@ func (q *request) serveWebSocket() {
 	r, e := q.r, q.e
 	ws := &q.route.cfg.WebSocket
 	if !wsproxy.ValidUpgrade(r) {
-		e.metrics.wsUpgrades.WithLabelValues("bad_request").Inc()
+		e.metrics.WSUpgrades.WithLabelValues("bad_request").Inc()
 		q.fail(http.StatusBadRequest, true)
 		return
 	}
 	if !q.route.origins.Allow(headerValue(r.Header, "Origin"), q.ci.TLS != nil) {
-		e.metrics.wsUpgrades.WithLabelValues("origin_rejected").Inc()
+		e.metrics.WSUpgrades.WithLabelValues("origin_rejected").Inc()
 		e.log.Info("websocket origin rejected", "origin", headerValue(r.Header, "Origin"), "site", q.site.cfg.Name)
 		q.fail(http.StatusForbidden, true)
 		return
 	}
 	if ws.MaxPerClient > 0 && !e.Tunnels.AcquireClient(q.client, ws.MaxPerClient) {
-		e.metrics.wsUpgrades.WithLabelValues("capped").Inc()
+		e.metrics.WSUpgrades.WithLabelValues("capped").Inc()
 		q.w.Header()["Retry-After"] = retryAfter1
 		q.fail(http.StatusTooManyRequests, true)
 		return
@@ -93,13 +93,13 @@ func (q *request) serveWebSocket() {
 			break
 		}
 		b.ReportFailure(e.now())
-		e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, "dial").Inc()
+		e.metrics.UpstreamErrors.WithLabelValues(u.cfg.Name, "dial").Inc()
 		key.Tried.Add(b)
 		b = nil
 	}
 	if conn == nil {
 		releaseClient()
-		e.metrics.wsUpgrades.WithLabelValues("backend_error").Inc()
+		e.metrics.WSUpgrades.WithLabelValues("backend_error").Inc()
 		code := lastKind.status(lastErr)
 		if lastKind == errClientGone {
 			q.status = StatusClientClosed
@@ -132,7 +132,7 @@ func (q *request) serveWebSocket() {
 		if kind.countsAgainstBackend() {
 			b.ReportFailure(e.now())
 		}
-		e.metrics.wsUpgrades.WithLabelValues("backend_error").Inc()
+		e.metrics.WSUpgrades.WithLabelValues("backend_error").Inc()
 		q.fail(kind.status(err), true)
 		return
 	}
@@ -145,7 +145,7 @@ func (q *request) serveWebSocket() {
 	if !wsproxy.Switched(resp) {
 		// The backend refused (Channels answers 403 to a rejected
 		// handshake): pass its answer on and close.
-		e.metrics.wsUpgrades.WithLabelValues("backend_refused").Inc()
+		e.metrics.WSUpgrades.WithLabelValues("backend_refused").Inc()
 		q.w.Header()["Connection"] = closeValue
 		if err := q.copyResponse(resp, cookie); err != nil {
 			q.bodyFailed(b, err)
@@ -196,10 +196,10 @@ func (q *request) serveWebSocket() {
 			OnEnd: func(res wstunnel.Result) {
 				slot.Release()
 				releaseClient()
-				e.metrics.wsCloses.WithLabelValues(res.Cause, strconv.Itoa(int(res.Code))).Inc()
-				e.metrics.wsLifetime.Observe(e.now().Sub(start).Seconds())
-				e.metrics.wsBytes.WithLabelValues("in").Add(float64(res.BytesIn))
-				e.metrics.wsBytes.WithLabelValues("out").Add(float64(res.BytesOut))
+				e.metrics.WSCloses.WithLabelValues(res.Cause, strconv.Itoa(int(res.Code))).Inc()
+				e.metrics.WSLifetime.Observe(e.now().Sub(start).Seconds())
+				e.metrics.WSBytes.WithLabelValues("in").Add(float64(res.BytesIn))
+				e.metrics.WSBytes.WithLabelValues("out").Add(float64(res.BytesOut))
 				if logLine != nil {
 					logLine(res)
 				}
@@ -211,13 +211,13 @@ func (q *request) serveWebSocket() {
 		q.status = StatusClientClosed
 		return
 	case err != nil:
-		e.metrics.wsUpgrades.WithLabelValues("backend_error").Inc()
+		e.metrics.WSUpgrades.WithLabelValues("backend_error").Inc()
 		q.fail(http.StatusInternalServerError, true)
 		return
 	}
 	ok = true
 	q.wsLog = logLine != nil
-	e.metrics.wsUpgrades.WithLabelValues("ok").Inc()
+	e.metrics.WSUpgrades.WithLabelValues("ok").Inc()
 }
 
 // orphaned reports whether a tunnel's route or backend server no longer
