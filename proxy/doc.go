@@ -29,7 +29,8 @@
 // (upstream.Forward). A request whose client has gone (an
 // HTTP/2 stream it reset) is not forwarded, and an HTTP/2 connection over
 // its reset budget gets no answer (edgeserver.ConnInfo.StreamStart).
-// Every write of the response is bounded by the send timeout (send.go).
+// Every write of the response is bounded by the send timeout (package
+// sendbound).
 // Proxied and file responses of routes with compress on are compressed
 // (package compress, through compress.go) once their head is complete,
 // after the header rules; the encoders in use are capped for the whole

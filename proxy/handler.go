@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -18,6 +17,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
 	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
+	"github.com/gatehouse-proxy/gatehouse/internal/sendbound"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
@@ -54,7 +54,7 @@ type request struct {
 
 	// sent is the writer under a compressed response: w, counting the
 	// bytes sent (compress.go).
-	sent sentCounter
+	sent sendbound.Counter
 
 	// wsLog is set when a WebSocket tunnel writes the access log line
 	// when it closes, instead of ServeHTTP at the 101.
@@ -68,7 +68,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := e.rt.Load()
 	if rt == nil {
 		writeError(w, errorpage.Builtin(http.StatusServiceUnavailable), nil, "", http.StatusServiceUnavailable, false,
-			sendBound{send: config.DefaultSendTimeout, now: e.now, h2: r.ProtoMajor == 2})
+			sendbound.Bound{Send: config.DefaultSendTimeout, Now: e.now, H2: r.ProtoMajor == 2})
 		return
 	}
 	// Field by field: the pool hands out zeroed state (end), and a
@@ -243,7 +243,7 @@ func (q *request) redirect(host string) {
 	q.rules.Apply(h)
 	q.status = http.StatusMovedPermanently
 	q.w.WriteHeader(http.StatusMovedPermanently)
-	_ = q.sendBound().end(http.NewResponseController(q.w), false)
+	_ = q.sendBound().End(http.NewResponseController(q.w), false)
 }
 
 // allowedMethods is the Allow header of a 405: the methods Gatehouse
@@ -595,25 +595,27 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 		defer cw.Abort()
 		out = cw
 	}
-	// The head goes out with the first body write, or at sb.end: both
-	// bounded by the send timeout (send.go).
+	// The head goes out with the first body write, or at End: both
+	// bounded by the send timeout (package sendbound).
 	out.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || unbuffered || strings.HasPrefix(headerValue(resp.Header, "Content-Type"), "text/event-stream")
-	n, armed, err := q.copyBody(out, resp.Body, streaming, resp.ContentLength)
+	bp := copyBufPool.Get().(*[]byte)
+	n, armed, err := q.sendBound().Copy(out, resp.Body, *bp, streaming, resp.ContentLength)
+	copyBufPool.Put(bp)
 	q.bytes = n
 	if err == nil && cw != nil {
 		// The coded stream's last block, under the send bound.
-		q.sendBound().arm(http.NewResponseController(w))
+		q.sendBound().Arm(http.NewResponseController(w))
 		armed = true
 		if cw.Close() != nil {
-			err = errClientWrite
+			err = sendbound.ErrClientWrite
 		}
 	}
 	if cw != nil {
-		q.bytes = q.sent.n
+		q.bytes = q.sent.N
 	}
 	if err != nil {
-		if errors.Is(err, errClientWrite) || q.r.Context().Err() != nil {
+		if errors.Is(err, sendbound.ErrClientWrite) || q.r.Context().Err() != nil {
 			q.status = StatusClientClosed
 			return nil
 		}
@@ -622,7 +624,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
-	if q.sendBound().end(http.NewResponseController(w), armed) != nil {
+	if q.sendBound().End(http.NewResponseController(w), armed) != nil {
 		q.status = StatusClientClosed
 	}
 	return nil
@@ -653,9 +655,9 @@ func (q *request) Interim(code int, h http.Header) error {
 	}
 	rc := http.NewResponseController(q.w)
 	sb := q.sendBound()
-	sb.arm(rc)
+	sb.Arm(rc)
 	q.w.WriteHeader(code)
-	sb.idle(rc)
+	sb.Idle(rc)
 	clear(wh)
 	for k, vv := range saved {
 		wh[k] = vv
@@ -663,54 +665,11 @@ func (q *request) Interim(code int, h http.Header) error {
 	return nil
 }
 
-var errClientWrite = errors.New("client write failed")
-
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// copyBody copies to w (q.w, or the compress.Writer over it) with an
-// idle-based send timeout: each write may block at most timeouts.send,
-// so a slow client is cut but a long download or event stream that
-// keeps moving is not. The first write is bounded like every other
-// (send.go); copyResponse ends the bound.
-//
-// length is the body's length when known (-1 when not). The write that
-// completes the body — the source said io.EOF with it, or length bytes
-// have been read — is not followed by a wait for the backend, so its
-// bound is left armed (armed reports it) for sendBound.end: a small
-// response sets the deadline once. On HTTP/2 each setting is a hand-off
-// to the connection's serve loop (and disarming, then re-arming, a new
-// timer), which a response that ends here does not need.
-func (q *request) copyBody(w http.ResponseWriter, src io.Reader, flush bool, length int64) (written int64, armed bool, err error) {
-	bp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(bp)
-	buf := *bp
-	rc := http.NewResponseController(w)
-	sb := q.sendBound()
-	for {
-		nr, rerr := src.Read(buf)
-		if nr > 0 {
-			sb.arm(rc)
-			nw, werr := w.Write(buf[:nr])
-			written += int64(nw)
-			if werr != nil {
-				return written, false, errClientWrite
-			}
-			if flush {
-				if err := rc.Flush(); err != nil {
-					return written, false, errClientWrite
-				}
-			}
-			if armed = rerr == io.EOF || length >= 0 && written >= length; !armed {
-				sb.idle(rc)
-			}
-		}
-		if rerr == io.EOF {
-			return written, armed, nil
-		}
-		if rerr != nil {
-			return written, false, rerr
-		}
-	}
+// sendBound is the bound of q's response (package sendbound).
+func (q *request) sendBound() sendbound.Bound {
+	return sendbound.Bound{Send: q.rt.cfg.Timeouts.Send, Now: q.e.now, H2: q.r.ProtoMajor == 2}
 }
 
 // ownHeaders sets the fields Gatehouse owns on a response: HSTS over TLS
