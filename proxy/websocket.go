@@ -281,7 +281,7 @@ func (e *Edge) closeOrphanTunnels(rt *Runtime) {
 			spread = max(spread, r.WebSocket.CloseSpread)
 		}
 	}
-	e.after(delay, func() {
+	e.Tunnels.Later(delay, func() {
 		cur := e.rt.Load()
 		if cur == nil {
 			return // shutting down: ShutdownTunnels closes them with 1001
@@ -314,7 +314,7 @@ func (e *Edge) DrainServer(upstream, server string, deadline time.Time, spread t
 	if deadline.IsZero() || delay < 0 {
 		delay = 0
 	}
-	e.after(delay, func() {
+	e.Tunnels.Later(delay, func() {
 		n := e.Tunnels.CloseServer(upstream, server, wstunnel.CloseServiceRestart, "service restart", "drain", spread)
 		if n > 0 {
 			e.log.Info("closing websocket tunnels of a drained server", "upstream", upstream, "server", server, "tunnels", n)

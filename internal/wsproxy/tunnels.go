@@ -24,16 +24,21 @@ type Server struct {
 }
 
 // Tunnels owns the live WebSocket tunnels of a process. It embeds the
-// wstunnel.Registry that runs them (Len, Range, CloseMatching, Shutdown,
-// Close) and keeps the counts per client address (for a per-client cap)
-// and per backend server (for the status page and metrics). Create it with
-// NewTunnels and Close it when done; it is safe for concurrent use.
+// wstunnel.Registry that runs them (Len, Range, CloseMatching, Shutdown),
+// keeps the counts per client address (for a per-client cap) and per
+// backend server (for the status page and metrics), and owns the timers
+// of delayed closes (Later). Create it with NewTunnels and Close it when
+// done; it is safe for concurrent use.
 type Tunnels struct {
 	*wstunnel.Registry
 
 	mu        sync.Mutex // guards perClient and perServer
 	perClient map[netip.Addr]int
 	perServer map[Server]int
+
+	timerMu sync.Mutex // guards timers and closed
+	timers  map[*time.Timer]struct{}
+	closed  bool
 }
 
 // NewTunnels returns an empty registry; o configures its sweeper.
@@ -42,7 +47,42 @@ func NewTunnels(o wstunnel.RegistryOptions) *Tunnels {
 		Registry:  wstunnel.NewRegistry(o),
 		perClient: map[netip.Addr]int{},
 		perServer: map[Server]int{},
+		timers:    map[*time.Timer]struct{}{},
 	}
+}
+
+// Later runs f (a close of some tunnels: a drain's deadline, a reload's
+// close delay) once d has passed, unless Close comes first.
+func (t *Tunnels) Later(d time.Duration, f func()) {
+	t.timerMu.Lock()
+	defer t.timerMu.Unlock()
+	if t.closed {
+		return
+	}
+	var tm *time.Timer
+	tm = time.AfterFunc(d, func() {
+		t.timerMu.Lock()
+		_, live := t.timers[tm]
+		delete(t.timers, tm)
+		t.timerMu.Unlock()
+		if live {
+			f()
+		}
+	})
+	t.timers[tm] = struct{}{}
+}
+
+// Close stops the pending Later calls, then closes every remaining tunnel
+// at once (wstunnel.Registry.Close) and stops the sweeper.
+func (t *Tunnels) Close() error {
+	t.timerMu.Lock()
+	t.closed = true
+	for tm := range t.timers {
+		tm.Stop()
+	}
+	t.timers = nil
+	t.timerMu.Unlock()
+	return t.Registry.Close()
 }
 
 // AcquireClient takes one of max tunnel slots of client a, and reports

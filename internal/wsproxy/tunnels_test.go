@@ -3,6 +3,8 @@ package wsproxy
 import (
 	"net/netip"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
 )
@@ -43,4 +45,24 @@ func TestClientSlots(t *testing.T) {
 	if !tu.AcquireClient(a, 2) {
 		t.Error("a refused after releasing a slot")
 	}
+}
+
+// TestLaterStoppedByClose: a delayed close runs after its delay; Close
+// stops the pending ones, and a Later after Close never runs.
+func TestLaterStoppedByClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tu := NewTunnels(wstunnel.RegistryOptions{})
+		var ran []string
+		tu.Later(time.Second, func() { ran = append(ran, "first") })
+		tu.Later(time.Minute, func() { ran = append(ran, "pending at Close") })
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		tu.Close()
+		tu.Later(0, func() { ran = append(ran, "after Close") })
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if len(ran) != 1 || ran[0] != "first" {
+			t.Errorf("ran %v, want only [first]", ran)
+		}
+	})
 }
