@@ -397,8 +397,7 @@ func (rt *Runtime) Start() {
 			rt.goLoop("resolve", name, func(ctx context.Context) { u.pool.Run(ctx) })
 		}
 		if u.cfg.Health != nil {
-			hc := newHealthChecker(rt, u)
-			rt.goLoop("health", name, hc.run)
+			rt.goLoop("health", name, newHealthChecker(rt, u).Run)
 		}
 		if r, ok := u.client.(interface{ Run(context.Context) }); ok {
 			rt.goLoop("reap", name, r.Run)
