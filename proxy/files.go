@@ -4,12 +4,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
-	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
@@ -84,16 +82,8 @@ func (r *route) fileName(p string) string {
 // internalRoute is the site's internal file route for an X-Accel-Redirect
 // target (longest prefix), or nil.
 func (s *site) internalRoute(target string) *route {
-	for _, r := range s.internal {
-		if r.cfg.CaseInsensitive {
-			if reqpath.HasPrefixFold(target, r.cfg.Path) {
-				return r
-			}
-		} else if strings.HasPrefix(target, r.cfg.Path) {
-			return r
-		}
-	}
-	return nil
+	r, _ := s.internal.Match(target)
+	return r
 }
 
 // serveFile answers a client's request on a file route; path is the

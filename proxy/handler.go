@@ -296,7 +296,7 @@ func (q *request) finish() {
 	}
 	s := q.site
 	if s == nil {
-		s = q.rt.defaultSite
+		s = q.rt.hosts.Default()
 	}
 	if s == nil || s.log == nil || (q.route != nil && !q.route.cfg.AccessLog) || q.wsLog {
 		return

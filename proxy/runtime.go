@@ -20,7 +20,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
 	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
 	"github.com/gatehouse-proxy/gatehouse/internal/proxymetrics"
-	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
+	"github.com/gatehouse-proxy/gatehouse/internal/routing"
 	"github.com/gatehouse-proxy/gatehouse/internal/supervise"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/internal/wsproxy"
@@ -67,13 +67,11 @@ type Runtime struct {
 	deps  Deps
 	log   *slog.Logger
 	sites []*site
-	// exact maps a lower-case host name to its site; wildcards holds
-	// "*.example.com" entries by their ".example.com" suffix.
-	exact       map[string]*site
-	wildcards   map[string]*site
-	defaultSite *site
-	trusted     []netip.Prefix
-	httpsPort   string // for redirects; "" when there is no https listener
+	// hosts finds a host's site: exact names, "*.example.com" wildcards,
+	// the default site.
+	hosts     routing.Hosts[*site]
+	trusted   []netip.Prefix
+	httpsPort string // for redirects; "" when there is no https listener
 
 	upstreams     map[string]*upstream
 	upstreamNames []string
@@ -94,7 +92,8 @@ type Runtime struct {
 
 type site struct {
 	cfg    *config.Site
-	routes []*route
+	routes []*route // longest path first
+	paths  routing.Prefixes[*route]
 	log    *accessLog // nil: access log off
 	// hstsValue is the precomputed Strict-Transport-Security value.
 	hstsValue []string
@@ -107,7 +106,7 @@ type site struct {
 	respRules respRules
 	// internal are the internal file routes, longest prefix first
 	// (X-Accel-Redirect targets).
-	internal []*route
+	internal routing.Prefixes[*route]
 }
 
 type route struct {
@@ -169,8 +168,6 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		cfg:       cfg,
 		deps:      d,
 		log:       d.Logger,
-		exact:     map[string]*site{},
-		wildcards: map[string]*site{},
 		trusted:   cfg.TrustedProxies,
 		upstreams: map[string]*upstream{},
 	}
@@ -218,15 +215,11 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			s.hstsValue = []string{sc.HSTS}
 		}
 		for _, h := range sc.Hosts {
-			if strings.HasPrefix(h, "*.") {
-				rt.wildcards[h[1:]] = s
-			} else {
-				key := h
-				if c, ok := hostname.Canonical(h); ok {
-					key = c // an IPv6 address in canonical form
-				}
-				rt.exact[key] = s
+			key := h
+			if c, ok := hostname.Canonical(h); ok && !strings.HasPrefix(h, "*.") {
+				key = c // an IPv6 address in canonical form
 			}
+			rt.hosts.Add(key, s)
 			s.defaultOrigins[h] = true
 		}
 		if sc.AccessLog.Path != "" {
@@ -251,13 +244,14 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 				}
 				r.files = fs
 				if rc.Internal {
-					s.internal = append(s.internal, r)
+					s.internal.Add(rc.Path, rc.CaseInsensitive, r)
 				}
 			}
 			if err := rt.buildZones(r); err != nil {
 				return nil, fmt.Errorf("sites.%s: route %s: %w", sc.Name, rc.Path, err)
 			}
 			s.routes = append(s.routes, r)
+			s.paths.Add(rc.Path, rc.CaseInsensitive, r)
 			if rc.Upstream == "" {
 				continue
 			}
@@ -278,7 +272,7 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		}
 		rt.sites = append(rt.sites, s)
 		if cfg.DefaultSite == sc {
-			rt.defaultSite = s
+			rt.hosts.SetDefault(s)
 		}
 	}
 	// Zones no longer configured here (gone, or now of scope cluster)
@@ -479,45 +473,23 @@ func (rt *Runtime) Pools() map[string]*balancer.Pool {
 // request's Host is (see hostname.Canonical): "Secret.Test." is secret.test.
 func (rt *Runtime) HostAllowed(host string) bool {
 	h, ok := hostname.Canonical(host)
-	return ok && rt.siteClaiming(h) != nil
-}
-
-// siteClaiming finds the site that names a host in hostname.Canonical's
-// form: an exact name first, then a one-label wildcard.
-func (rt *Runtime) siteClaiming(host string) *site {
-	if s := rt.exact[host]; s != nil {
-		return s
+	if !ok {
+		return false
 	}
-	if i := strings.IndexByte(host, '.'); i > 0 {
-		return rt.wildcards[host[i:]]
-	}
-	return nil
+	_, ok = rt.hosts.Claiming(h)
+	return ok
 }
 
 // siteFor finds the site serving a host in hostname.Canonical's form: the
 // one claiming it, else the default site.
-func (rt *Runtime) siteFor(host string) *site {
-	if s := rt.siteClaiming(host); s != nil {
-		return s
-	}
-	return rt.defaultSite
-}
+func (rt *Runtime) siteFor(host string) *site { return rt.hosts.Lookup(host) }
 
 // match returns the route of a normalised, decoded path (reqpath.Normalize's
-// match form): the longest prefix (routes are sorted longest first).
-// Matching is case-sensitive, as nginx's prefix locations are, except on
-// routes with case_insensitive, which compare ASCII letters without case.
+// match form): the longest prefix, compared with case unless the route
+// has case_insensitive.
 func (s *site) match(path string) *route {
-	for _, r := range s.routes {
-		if r.cfg.CaseInsensitive {
-			if reqpath.HasPrefixFold(path, r.cfg.Path) {
-				return r
-			}
-		} else if strings.HasPrefix(path, r.cfg.Path) {
-			return r
-		}
-	}
-	return nil
+	r, _ := s.paths.Match(path)
+	return r
 }
 
 var errNoBackend = errors.New("no upstream server available")

@@ -175,7 +175,7 @@ func TestDependencies(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"config", "proxy", "internal/wsproxy", "internal/proxymetrics", "internal/healthcheck", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "compress", "staticfile", "cluster", "cmd"} {
+	for _, want := range []string{"config", "proxy", "internal/wsproxy", "internal/proxymetrics", "internal/healthcheck", "internal/routing", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "compress", "staticfile", "cluster", "cmd"} {
 		if !found[want] {
 			t.Errorf("go list found no package under %s/: the guard would check nothing there", want)
 		}
