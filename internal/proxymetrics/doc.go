@@ -6,7 +6,9 @@
 //
 // The families are created once per process ([New]) on a Registerer the
 // caller passes in (no default registry), and live across configuration
-// reloads. State that belongs to one Runtime generation (servers up,
-// queues, tunnels) is not here: the proxy reports it through a collector
-// read at scrape time, which New registers alongside.
+// reloads. State that belongs to one configuration generation (servers
+// up, queues, rate-limit zones, bans, tunnels) is not kept here: at each
+// scrape the caller's read function reports it into a [State], so a
+// reload leaves no stale series. Every metric name Gatehouse's proxy
+// exports is defined in this package.
 package proxymetrics

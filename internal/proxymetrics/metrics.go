@@ -86,9 +86,10 @@ func classIndex(status int) int {
 }
 
 // New creates the families and, when reg is not nil, registers them, a
-// gatehouse_build_info gauge reporting version, and state (nil: none), the
-// collector of what is read from the current Runtime at scrape time.
-func New(reg prometheus.Registerer, version string, state prometheus.Collector) *Set {
+// gatehouse_build_info gauge reporting version, and the state metrics:
+// at each scrape, read (nil: none) reports the state of the current
+// generation into a State.
+func New(reg prometheus.Registerer, version string, read func(*State)) *Set {
 	m := &Set{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_http_requests_total",
@@ -197,8 +198,8 @@ func New(reg prometheus.Registerer, version string, state prometheus.Collector) 
 		reg.MustRegister(m.Requests, m.Duration, m.InFlight, m.UpstreamErrors,
 			m.Retries, m.reloads, m.reloadOK, m.reloadTime, m.Rejected, m.WSUpgrades, m.WSCloses,
 			m.WSLifetime, m.WSBytes, m.Limited, m.bans, m.BodyLimit, m.Smuggling, m.Checks, m.CheckTime, m.Unsolicited, m.LoopPanics, build)
-		if state != nil {
-			reg.MustRegister(state)
+		if read != nil {
+			reg.MustRegister(stateCollector{read})
 		}
 	}
 	for _, r := range []string{"success", "failure"} {
@@ -251,4 +252,110 @@ func (rm *Route) Done(method string, status int, d time.Duration) {
 // claimed it); it is not timed.
 func (m *Set) Unrouted(site, method string, status int) {
 	m.Requests.WithLabelValues(site, "", "", methods[methodIndex(method)], classes[classIndex(status)]).Inc()
+}
+
+// Server is an upstream server as the state metrics read it
+// (*balancer.Backend is one).
+type Server interface {
+	Label() string
+	Available(now time.Time) bool
+	Draining() bool
+	InFlight() int64
+	QueueLen() int64
+	Picks() uint64
+	Failures() uint64
+	QueueTimeouts() uint64
+}
+
+// Zone is a rate-limit zone as the state metrics read it (*ratelimit.Zone
+// is one).
+type Zone interface {
+	Name() string
+	Len() int
+	Evictions() uint64
+}
+
+// State is what a scrape reports of the current generation: the read
+// function given to New calls its methods (during the scrape only), so a
+// reload leaves no stale series.
+type State struct {
+	ch  chan<- prometheus.Metric
+	now time.Time
+}
+
+// Server reports server b of upstream: available, draining, in flight,
+// queue length, picks, failures and queue timeouts, labelled by upstream
+// and b.Label() (name@ip:port when a name has several addresses: one
+// series each).
+func (s *State) Server(upstream string, b Server) {
+	l := []string{upstream, b.Label()}
+	s.ch <- prometheus.MustNewConstMetric(descServerUp, prometheus.GaugeValue, boolFloat(b.Available(s.now)), l...)
+	s.ch <- prometheus.MustNewConstMetric(descServerDraining, prometheus.GaugeValue, boolFloat(b.Draining()), l...)
+	s.ch <- prometheus.MustNewConstMetric(descServerInFlight, prometheus.GaugeValue, float64(b.InFlight()), l...)
+	s.ch <- prometheus.MustNewConstMetric(descServerQueue, prometheus.GaugeValue, float64(b.QueueLen()), l...)
+	s.ch <- prometheus.MustNewConstMetric(descServerPicks, prometheus.CounterValue, float64(b.Picks()), l...)
+	s.ch <- prometheus.MustNewConstMetric(descServerFailures, prometheus.CounterValue, float64(b.Failures()), l...)
+	s.ch <- prometheus.MustNewConstMetric(descServerQueueTimeouts, prometheus.CounterValue, float64(b.QueueTimeouts()), l...)
+}
+
+// Zone reports a local rate-limit zone's keys and evictions.
+func (s *State) Zone(z Zone) {
+	s.ch <- prometheus.MustNewConstMetric(descZoneKeys, prometheus.GaugeValue, float64(z.Len()), z.Name())
+	s.ch <- prometheus.MustNewConstMetric(descZoneEvictions, prometheus.CounterValue, float64(z.Evictions()), z.Name())
+}
+
+// Bans reports how many bans are held.
+func (s *State) Bans(n int) {
+	s.ch <- prometheus.MustNewConstMetric(descBansActive, prometheus.GaugeValue, float64(n))
+}
+
+// Tunnels reports the open WebSocket tunnels to a server.
+func (s *State) Tunnels(upstream, server string, n int) {
+	s.ch <- prometheus.MustNewConstMetric(descWSActive, prometheus.GaugeValue, float64(n), upstream, server)
+}
+
+// stateCollector reports, at scrape time, what its read function finds.
+type stateCollector struct{ read func(*State) }
+
+var (
+	descServerUp = prometheus.NewDesc("gatehouse_upstream_server_up",
+		"1 if the server is available for new requests (healthy, not draining).", []string{"upstream", "server"}, nil)
+	descServerDraining = prometheus.NewDesc("gatehouse_upstream_server_draining",
+		"1 if the server is draining.", []string{"upstream", "server"}, nil)
+	descServerInFlight = prometheus.NewDesc("gatehouse_upstream_server_in_flight",
+		"Requests and WebSocket streams in flight to the server.", []string{"upstream", "server"}, nil)
+	descServerQueue = prometheus.NewDesc("gatehouse_upstream_server_queue_length",
+		"Requests waiting for a slot of the server (max_conns).", []string{"upstream", "server"}, nil)
+	descServerPicks = prometheus.NewDesc("gatehouse_upstream_server_picks_total",
+		"Times the balancer picked the server.", []string{"upstream", "server"}, nil)
+	descServerFailures = prometheus.NewDesc("gatehouse_upstream_server_failures_total",
+		"Failures counted against the server (passive health).", []string{"upstream", "server"}, nil)
+	descServerQueueTimeouts = prometheus.NewDesc("gatehouse_upstream_server_queue_timeouts_total",
+		"Requests that timed out waiting in the server's queue.", []string{"upstream", "server"}, nil)
+	descZoneKeys = prometheus.NewDesc("gatehouse_ratelimit_zone_keys",
+		"Client keys tracked by a rate-limit zone.", []string{"zone"}, nil)
+	descZoneEvictions = prometheus.NewDesc("gatehouse_ratelimit_zone_evictions_total",
+		"Keys evicted from a full rate-limit zone (least recently used).", []string{"zone"}, nil)
+	descBansActive = prometheus.NewDesc("gatehouse_bans_active",
+		"Bans held: addresses and prefixes refused (an ended ban leaves at the next sweep, every 30 s).", nil, nil)
+	descWSActive = prometheus.NewDesc("gatehouse_websocket_active",
+		"Open WebSocket tunnels per upstream server.", []string{"upstream", "server"}, nil)
+)
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descServerUp, descServerDraining, descServerInFlight, descServerQueue,
+		descServerPicks, descServerFailures, descServerQueueTimeouts, descWSActive, descZoneKeys, descZoneEvictions, descBansActive} {
+		ch <- d
+	}
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.read(&State{ch: ch, now: time.Now()})
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
