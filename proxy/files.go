@@ -8,6 +8,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
+	"github.com/gatehouse-proxy/gatehouse/internal/stickycookie"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
@@ -299,7 +300,7 @@ func (q *request) takeAccel(resp *http.Response, cookie *http.Cookie) {
 	if cookie != nil {
 		h["Set-Cookie"] = append(h["Set-Cookie"], cookie.String())
 		if cc := h["Cache-Control"]; len(cc) > 0 {
-			h["Cache-Control"] = []string{mergePrivate(cc)}
+			h["Cache-Control"] = []string{stickycookie.MergePrivate(cc)}
 		}
 	}
 	q.accel = accel{pending: true, target: target, err: err, header: h}

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
 	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
 	"github.com/gatehouse-proxy/gatehouse/internal/sendbound"
+	"github.com/gatehouse-proxy/gatehouse/internal/stickycookie"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
@@ -366,7 +367,7 @@ func (q *request) forward() {
 	key := balancer.Key{Client: q.client}
 	if u.cfg.Sticky != nil {
 		q.sticky = u.cfg.Sticky.Cookie
-		key.Cookie = cookieValue(r.Header, q.sticky)
+		key.Cookie = stickycookie.Value(r.Header, q.sticky)
 	}
 	var body *uhttp.BodyGuard
 	tries := 1 + u.cfg.Retries
@@ -575,7 +576,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	// Gatehouse's own fields, after the rules: no rule removes them.
 	if cookie != nil {
 		h["Set-Cookie"] = append(h["Set-Cookie"], cookie.String())
-		h["Cache-Control"] = []string{mergePrivate(h["Cache-Control"])}
+		h["Cache-Control"] = []string{stickycookie.MergePrivate(h["Cache-Control"])}
 	}
 	q.ownHeaders(h)
 	if len(resp.Trailer) > 0 {
@@ -684,54 +685,9 @@ func (q *request) ownHeaders(h http.Header) {
 	}
 }
 
-// mergePrivate adds "private" to a Cache-Control value (HAProxy's
-// nocache), dropping "public" so no shared cache stores a response that
-// sets a server cookie.
-func mergePrivate(vv []string) string {
-	var parts []string
-	for _, v := range vv {
-		for _, p := range strings.Split(v, ",") {
-			p = strings.TrimSpace(p)
-			if p == "" || strings.EqualFold(p, "public") || strings.EqualFold(p, "private") {
-				continue
-			}
-			parts = append(parts, p)
-		}
-	}
-	return strings.Join(append([]string{"private"}, parts...), ", ")
-}
-
-// cookieValue returns the value of the named cookie, without parsing every
-// cookie into objects.
-func cookieValue(h http.Header, name string) string {
-	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			if k, v, ok := strings.Cut(part, "="); ok && k == name {
-				return strings.Trim(v, `"`)
-			}
-		}
-	}
-	return ""
-}
-
 // stickyCookie is the persistence cookie for a backend id.
 func (q *request) stickyCookie(id string) *http.Cookie {
 	st := q.route.upstream.cfg.Sticky
-	c := &http.Cookie{Name: st.Cookie, Value: id, Path: "/", HttpOnly: true, Secure: q.ci.TLS != nil, Domain: st.Domain}
-	switch st.SameSite {
-	case "strict":
-		c.SameSite = http.SameSiteStrictMode
-	case "none":
-		c.SameSite = http.SameSiteNoneMode
-		c.Secure = true
-	default:
-		c.SameSite = http.SameSiteLaxMode
-	}
-	if st.MaxAge > 0 {
-		c.MaxAge = int(st.MaxAge / time.Second)
-	}
-	return c
+	c := stickycookie.Cookie{Name: st.Cookie, Domain: st.Domain, SameSite: st.SameSite, MaxAge: st.MaxAge}
+	return c.For(id, q.ci.TLS != nil)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/stickycookie"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/internal/wsproxy"
 	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
@@ -55,7 +56,7 @@ func (q *request) serveWebSocket() {
 	var stickyName string
 	if u.cfg.Sticky != nil {
 		stickyName = u.cfg.Sticky.Cookie
-		key.Cookie = cookieValue(r.Header, stickyName)
+		key.Cookie = stickycookie.Value(r.Header, stickyName)
 	}
 	tries := 1 + u.cfg.Retries
 	var (

@@ -87,7 +87,7 @@ func TestDependencies(t *testing.T) {
 	// grow back into a second proxy or pull the request type along.
 	splitOut := map[string]bool{}
 	for _, d := range []string{"internal/reqpath", "internal/realip", "internal/accesslog", "internal/clientshare",
-		"internal/requestid", "internal/hostname", "internal/errorpage", "internal/headerrules", "internal/supervise", "internal/sendbound"} {
+		"internal/requestid", "internal/hostname", "internal/errorpage", "internal/headerrules", "internal/supervise", "internal/sendbound", "internal/stickycookie"} {
 		splitOut[d] = false
 	}
 	for _, p := range pkgs {
