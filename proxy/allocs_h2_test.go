@@ -28,7 +28,7 @@ import (
 // context (its done channel and child map), and one send-timeout setting
 // on the stream (the closure handed to the connection's serve loop and
 // the timer it starts). Before the body's last write kept its bound
-// (copyBody), a small response set it three times: 18.
+// (sendbound.Bound.Copy), a small response set it three times: 18.
 const allocsH2Edge = allocsServeHTTPCancel + 6
 
 // TestH2RequestAllocs is the allocation guard of the HTTP/2 request path:

@@ -65,7 +65,7 @@ func (q *request) forwardShared() {
 			q.status = StatusClientClosed
 			return
 		}
-		q.e.metrics.rejected.WithLabelValues("client_share").Inc()
+		q.e.metrics.Rejected.WithLabelValues("client_share").Inc()
 		q.w.Header()["Retry-After"] = retryAfter1
 		q.fail(http.StatusServiceUnavailable, false)
 		return

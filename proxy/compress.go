@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/sendbound"
 )
 
 // Compression of responses (package compress), on routes whose compress
@@ -34,7 +35,7 @@ import (
 //     compress.Writer, which applies the package's rules (no-transform,
 //     sniffing a missing type, streams, the encoder cap, weak ETags on
 //     304 and HEAD).
-//   - The compress.Writer writes to sentCounter over the client's
+//   - The compress.Writer writes to a sendbound.Counter over the client's
 //     writer, so the access log's bytes are those sent (nginx's
 //     $body_bytes_sent), and http.ResponseController reaches the real
 //     writer through the Unwrap of both (the send bound's deadlines,
@@ -72,25 +73,6 @@ func newCompressor(cc config.Compression, limit *compress.EncoderLimit) (*compre
 	}
 	return compress.New(o)
 }
-
-// sentCounter is the writer a compress.Writer writes to: the client's,
-// counting the bytes that reach it.
-type sentCounter struct {
-	rw http.ResponseWriter
-	n  int64
-}
-
-func (s *sentCounter) Header() http.Header  { return s.rw.Header() }
-func (s *sentCounter) WriteHeader(code int) { s.rw.WriteHeader(code) }
-
-func (s *sentCounter) Write(p []byte) (int, error) {
-	n, err := s.rw.Write(p)
-	s.n += int64(n)
-	return n, err
-}
-
-// Unwrap gives http.ResponseController the client's writer.
-func (s *sentCounter) Unwrap() http.ResponseWriter { return s.rw }
 
 // noMaxLength is compressWriter's maxLength for proxied responses.
 const noMaxLength = -1
@@ -151,7 +133,7 @@ func (q *request) compressWriter(comp *compress.Compressor, h http.Header, code 
 			return nil
 		}
 	}
-	q.sent = sentCounter{rw: q.w}
+	q.sent = sendbound.Counter{W: q.w}
 	return comp.Wrap(&q.sent, q.r)
 }
 
@@ -164,5 +146,3 @@ func contentLength(h http.Header) int64 {
 	}
 	return -1
 }
-
-var _ http.ResponseWriter = (*sentCounter)(nil)

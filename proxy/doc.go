@@ -18,7 +18,9 @@
 // route's files (files.go: package staticfile, with a hand-over of missing
 // names to the route's upstream when it has one) or the client's share of
 // the upstream's slots (clientshare.go) and forwarding with retries or a
-// WebSocket tunnel. A backend response naming a file with
+// WebSocket tunnel (websocket.go picks and dials the backend; package
+// wsproxy checks the handshake, relays the 101 and starts the tunnel). A
+// backend response naming a file with
 // X-Accel-Redirect is served from the site's internal file route once the
 // backend is released. Every request gets a request ID first
 // (requestid.go); the header rules of the site and route (headers.go) are
@@ -27,7 +29,8 @@
 // (upstream.Forward). A request whose client has gone (an
 // HTTP/2 stream it reset) is not forwarded, and an HTTP/2 connection over
 // its reset budget gets no answer (edgeserver.ConnInfo.StreamStart).
-// Every write of the response is bounded by the send timeout (send.go).
+// Every write of the response is bounded by the send timeout (package
+// sendbound).
 // Proxied and file responses of routes with compress on are compressed
 // (package compress, through compress.go) once their head is complete,
 // after the header rules; the encoders in use are capped for the whole

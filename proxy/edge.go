@@ -3,13 +3,12 @@ package proxy
 import (
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/clientshare"
+	"github.com/gatehouse-proxy/gatehouse/internal/wsproxy"
 	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
 )
 
@@ -25,19 +24,11 @@ type Edge struct {
 
 	// Tunnels owns live WebSocket streams; they outlive Runtime
 	// generations (a reload does not close them).
-	Tunnels *wstunnel.Registry
+	Tunnels *wsproxy.Tunnels
 
 	// httpsPort is the bound HTTPS port when the server knows it (a
 	// configured ":0" binds a random one); redirects use it.
 	httpsPort atomic.Pointer[string]
-
-	timerMu sync.Mutex
-	timers  map[*time.Timer]struct{}
-	closed  bool
-
-	wsMu        sync.Mutex
-	wsPerClient map[netip.Addr]int
-	wsPerServer map[tunnelKey]int
 
 	// shares counts each client's requests per upstream
 	// (upstreams.X.client_share). It lives on the Edge, outliving Runtime
@@ -45,8 +36,6 @@ type Edge struct {
 	// while its requests still run.
 	shares clientshare.Shares[shareKey]
 }
-
-type tunnelKey struct{ upstream, server string }
 
 // EdgeOptions configure NewEdge.
 type EdgeOptions struct {
@@ -72,13 +61,10 @@ func NewEdge(o EdgeOptions) *Edge {
 		o.Now = time.Now
 	}
 	e := &Edge{
-		metrics:     o.Metrics,
-		log:         o.Logger,
-		now:         o.Now,
-		Tunnels:     wstunnel.NewRegistry(wstunnel.RegistryOptions{SweepInterval: o.TunnelSweep}),
-		wsPerClient: map[netip.Addr]int{},
-		wsPerServer: map[tunnelKey]int{},
-		timers:      map[*time.Timer]struct{}{},
+		metrics: o.Metrics,
+		log:     o.Logger,
+		now:     o.Now,
+		Tunnels: wsproxy.NewTunnels(wstunnel.RegistryOptions{SweepInterval: o.TunnelSweep}),
 	}
 	o.Metrics.edge.Store(e)
 	return e
@@ -102,38 +88,9 @@ func (e *Edge) Swap(rt *Runtime) (old *Runtime) {
 // SetHTTPSPort tells redirects which port HTTPS really listens on.
 func (e *Edge) SetHTTPSPort(port string) { e.httpsPort.Store(&port) }
 
-// Close stops the WebSocket registry, closing any remaining tunnel.
-func (e *Edge) Close() {
-	e.timerMu.Lock()
-	e.closed = true
-	for t := range e.timers {
-		t.Stop()
-	}
-	e.timers = nil
-	e.timerMu.Unlock()
-	e.Tunnels.Close()
-}
-
-// after runs f once d has passed, unless the Edge is closed first. The
-// Edge owns these timers (drain and reload closes of WebSocket tunnels).
-func (e *Edge) after(d time.Duration, f func()) {
-	e.timerMu.Lock()
-	defer e.timerMu.Unlock()
-	if e.closed {
-		return
-	}
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		e.timerMu.Lock()
-		_, live := e.timers[t]
-		delete(e.timers, t)
-		e.timerMu.Unlock()
-		if live {
-			f()
-		}
-	})
-	e.timers[t] = struct{}{}
-}
+// Close stops the WebSocket registry (and the pending delayed closes of
+// its tunnels), closing any remaining tunnel.
+func (e *Edge) Close() { e.Tunnels.Close() }
 
 func hasToken(vv []string, token string) bool {
 	for _, v := range vv {

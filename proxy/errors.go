@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
+	"github.com/gatehouse-proxy/gatehouse/internal/sendbound"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 )
 
@@ -130,7 +131,7 @@ func pageFor(s *site, code int) *errorpage.Page {
 // its writes bounded by sb as a proxied response's are. id is the request
 // ID shown on the page ("" for none). close asks the server to close the
 // connection afterwards.
-func writeError(w http.ResponseWriter, page *errorpage.Page, rules respRules, id string, code int, close bool, sb sendBound) {
+func writeError(w http.ResponseWriter, page *errorpage.Page, rules respRules, id string, code int, close bool, sb sendbound.Bound) {
 	if code == StatusClientClosed {
 		return
 	}
@@ -149,10 +150,10 @@ func writeError(w http.ResponseWriter, page *errorpage.Page, rules respRules, id
 	w.WriteHeader(code)
 	rc := http.NewResponseController(w)
 	if page != nil {
-		sb.arm(rc)
+		sb.Arm(rc)
 		page.Write(w, id)
 	}
-	_ = sb.end(rc, page != nil)
+	_ = sb.End(rc, page != nil)
 }
 
 var (

@@ -4,12 +4,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 
 	"github.com/gatehouse-proxy/gatehouse/compress"
 	"github.com/gatehouse-proxy/gatehouse/config"
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
-	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
+	"github.com/gatehouse-proxy/gatehouse/internal/stickycookie"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
@@ -22,7 +21,7 @@ import (
 //   - The file server writes through fileWriter, which applies the route's
 //     response header rules when the status is written, bounds every
 //     write by timeouts.send, counts the bytes for the access log, and
-//     passes the file to net/http's ReadFrom in pieces of fileChunk, so
+//     passes the file to net/http's ReadFrom in pieces of sendbound.FileChunk, so
 //     sendfile(2) still moves the bytes on plaintext HTTP/1 while no
 //     single write may block longer than the send timeout.
 //   - The file server's own errors (404, 405, 500, 503) come back through
@@ -84,16 +83,8 @@ func (r *route) fileName(p string) string {
 // internalRoute is the site's internal file route for an X-Accel-Redirect
 // target (longest prefix), or nil.
 func (s *site) internalRoute(target string) *route {
-	for _, r := range s.internal {
-		if r.cfg.CaseInsensitive {
-			if reqpath.HasPrefixFold(target, r.cfg.Path) {
-				return r
-			}
-		} else if strings.HasPrefix(target, r.cfg.Path) {
-			return r
-		}
-	}
-	return nil
+	r, _ := s.internal.Match(target)
+	return r
 }
 
 // serveFile answers a client's request on a file route; path is the
@@ -142,11 +133,6 @@ func (q *request) fileFailed(fw *fileWriter, status int) {
 	q.fail(status, false)
 }
 
-// fileChunk is the most a single ReadFrom passes to net/http at once: a
-// client must take this much within timeouts.send (6.4 KiB/s at the
-// default 10 s), while sendfile(2) still moves the bytes.
-const fileChunk = 64 << 10
-
 // fileWriter is the http.ResponseWriter a file server writes to: q's, with
 // the route's response header rules applied at WriteHeader, every write
 // bounded by the send timeout, and the bytes counted. A file without a
@@ -164,7 +150,7 @@ type fileWriter struct {
 	chunk  io.LimitedReader
 	cw     *compress.Writer // the response is compressed through it
 	// armed: a write was bounded by the send timeout and nothing is
-	// waited for between writes of a file (sendBound.end keeps it).
+	// waited for between writes of a file (sendbound.Bound.End keeps it).
 	armed bool
 }
 
@@ -198,7 +184,7 @@ func (f *fileWriter) Write(p []byte) (int, error) {
 	if !f.wrote {
 		f.WriteHeader(http.StatusOK)
 	}
-	f.q.sendBound().arm(http.NewResponseController(f.q.w))
+	f.q.sendBound().Arm(http.NewResponseController(f.q.w))
 	f.armed = true
 	n, err := f.out().Write(p)
 	f.q.bytes += int64(n)
@@ -209,7 +195,7 @@ func (f *fileWriter) Write(p []byte) (int, error) {
 }
 
 // ReadFrom hands a file to net/http's ReadFrom (sendfile on plaintext
-// HTTP/1) fileChunk bytes at a time, re-arming the send timeout before
+// HTTP/1) sendbound.FileChunk bytes at a time, re-arming the send timeout before
 // each: http.ServeContent passes an *io.LimitedReader over the *os.File,
 // and a LimitedReader over a file is what sendfile accepts.
 func (f *fileWriter) ReadFrom(src io.Reader) (int64, error) {
@@ -230,27 +216,13 @@ func (f *fileWriter) ReadFrom(src io.Reader) (int64, error) {
 		defer copyBufPool.Put(bp)
 		return io.CopyBuffer(fileWrites{f}, src, *bp)
 	}
-	rc := http.NewResponseController(f.q.w)
-	sb := f.q.sendBound()
-	var total int64
-	for lr.N > 0 {
-		want := min(lr.N, fileChunk)
-		f.chunk = io.LimitedReader{R: lr.R, N: want}
-		sb.arm(rc)
-		f.armed = true
-		n, err := rf.ReadFrom(&f.chunk)
-		lr.N -= n
-		total += n
-		f.q.bytes += n
-		if err != nil {
-			f.failed = true
-			return total, err
-		}
-		if n < want {
-			break // the file ended early
-		}
+	total, armed, err := f.q.sendBound().SendFile(http.NewResponseController(f.q.w), rf, lr, &f.chunk)
+	f.armed = f.armed || armed
+	f.q.bytes += total
+	if err != nil {
+		f.failed = true
 	}
-	return total, nil
+	return total, err
 }
 
 // Unwrap gives http.ResponseController the writer underneath.
@@ -266,18 +238,18 @@ func (f *fileWriter) finish() {
 	}
 	if f.cw != nil {
 		if !f.failed && q.r.Context().Err() == nil {
-			q.sendBound().arm(http.NewResponseController(q.w))
+			q.sendBound().Arm(http.NewResponseController(q.w))
 			f.armed = true
 			f.failed = f.cw.Close() != nil
 		}
 		f.abort()
-		q.bytes = q.sent.n
+		q.bytes = q.sent.N
 	}
 	if f.failed || q.r.Context().Err() != nil {
 		q.status = StatusClientClosed
 		return
 	}
-	if q.sendBound().end(http.NewResponseController(q.w), f.armed) != nil {
+	if q.sendBound().End(http.NewResponseController(q.w), f.armed) != nil {
 		q.status = StatusClientClosed
 	}
 }
@@ -328,7 +300,7 @@ func (q *request) takeAccel(resp *http.Response, cookie *http.Cookie) {
 	if cookie != nil {
 		h["Set-Cookie"] = append(h["Set-Cookie"], cookie.String())
 		if cc := h["Cache-Control"]; len(cc) > 0 {
-			h["Cache-Control"] = []string{mergePrivate(cc)}
+			h["Cache-Control"] = []string{stickycookie.MergePrivate(cc)}
 		}
 	}
 	q.accel = accel{pending: true, target: target, err: err, header: h}
@@ -359,13 +331,13 @@ func (q *request) serveAccel() {
 		}
 	}
 	if ir == nil {
-		q.e.metrics.upstreamErrs.WithLabelValues(u, "x_accel").Inc()
+		q.e.metrics.UpstreamErrors.WithLabelValues(u, "x_accel").Inc()
 		q.fail(http.StatusBadGateway, false)
 		return
 	}
 	q.rules = ir.respRules
 	if !realip.Allowed(ir.cfg.Allow, ir.cfg.Deny, q.client) {
-		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
+		q.e.metrics.Rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/config"
+	"github.com/gatehouse-proxy/gatehouse/internal/sendbound"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
 
@@ -570,7 +571,7 @@ func (l readFromListener) Accept() (net.Conn, error) {
 // TestFileSendfilePath (issue 14.1): through the proxy's file writer, a
 // large file still reaches the TCP conn's ReadFrom as an *os.File inside
 // an *io.LimitedReader (what sendfile takes), in pieces of at most
-// fileChunk that add up to the file.
+// sendbound.FileChunk that add up to the file.
 func TestFileSendfilePath(t *testing.T) {
 	const size = 1 << 20
 	dir := bigFile(t, "app.js", size)
@@ -603,16 +604,16 @@ func TestFileSendfilePath(t *testing.T) {
 	defer mu.Unlock()
 	var sum int64
 	for _, n := range pieces {
-		if n > fileChunk {
-			t.Errorf("a piece of %d bytes, more than fileChunk", n)
+		if n > sendbound.FileChunk {
+			t.Errorf("a piece of %d bytes, more than sendbound.FileChunk", n)
 		}
 		sum += n
 	}
 	// net/http writes the first 512 bytes itself, then hands over the
 	// rest of the first piece.
-	if others != 0 || sum != size-512 || len(pieces) != (size+fileChunk-1)/fileChunk {
+	if others != 0 || sum != size-512 || len(pieces) != (size+sendbound.FileChunk-1)/sendbound.FileChunk {
 		t.Errorf("the conn's ReadFrom got %d file pieces adding to %d (and %d other readers); want %d adding to %d",
-			len(pieces), sum, others, (size+fileChunk-1)/fileChunk, size-512)
+			len(pieces), sum, others, (size+sendbound.FileChunk-1)/sendbound.FileChunk, size-512)
 	}
 }
 

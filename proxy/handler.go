@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -18,6 +17,8 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
 	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
+	"github.com/gatehouse-proxy/gatehouse/internal/sendbound"
+	"github.com/gatehouse-proxy/gatehouse/internal/stickycookie"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
@@ -54,7 +55,7 @@ type request struct {
 
 	// sent is the writer under a compressed response: w, counting the
 	// bytes sent (compress.go).
-	sent sentCounter
+	sent sendbound.Counter
 
 	// wsLog is set when a WebSocket tunnel writes the access log line
 	// when it closes, instead of ServeHTTP at the 101.
@@ -68,7 +69,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := e.rt.Load()
 	if rt == nil {
 		writeError(w, errorpage.Builtin(http.StatusServiceUnavailable), nil, "", http.StatusServiceUnavailable, false,
-			sendBound{send: config.DefaultSendTimeout, now: e.now, h2: r.ProtoMajor == 2})
+			sendbound.Bound{Send: config.DefaultSendTimeout, Now: e.now, H2: r.ProtoMajor == 2})
 		return
 	}
 	// Field by field: the pool hands out zeroed state (end), and a
@@ -77,7 +78,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// goroutine (which then grows its stack sooner).
 	q := requestPool.Get().(*request)
 	q.e, q.rt, q.ci, q.w, q.r, q.start = e, rt, edgeserver.ConnInfoOf(r), w, r, e.now()
-	e.metrics.inFlight.Inc()
+	e.metrics.InFlight.Inc()
 	// Deferred, so that a response aborted with panic(http.ErrAbortHandler)
 	// is still counted and logged, and the gauge comes back.
 	defer q.end()
@@ -98,7 +99,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (q *request) end() {
 	// A file response cut off by a panic gives its encoder back.
 	q.fw.abort()
-	q.e.metrics.inFlight.Dec()
+	q.e.metrics.InFlight.Dec()
 	q.finish()
 	*q = request{}
 	requestPool.Put(q)
@@ -111,13 +112,13 @@ func (q *request) serve() {
 		// Too large rather than malformed: 431 (RFC 6585), on HTTP/1
 		// and HTTP/2 alike, with the connection closed on HTTP/1 (the
 		// rest of the head was never read).
-		q.e.metrics.rejected.WithLabelValues("head_too_large").Inc()
+		q.e.metrics.Rejected.WithLabelValues("head_too_large").Inc()
 		q.e.log.Info("request refused: head too large", "client", q.ci.Peer, "proto", r.Proto)
 		q.fail(http.StatusRequestHeaderFieldsTooLarge, r.ProtoMajor == 1)
 		return
 	}
 	if reason, bad := q.ci.FramingRejected(r); bad {
-		q.e.metrics.smuggling.Inc()
+		q.e.metrics.Smuggling.Inc()
 		q.e.log.Info("request refused: ambiguous framing", "client", q.ci.Peer, "reason", reason)
 		q.fail(http.StatusBadRequest, true)
 		return
@@ -128,20 +129,20 @@ func (q *request) serve() {
 		// proxy (or on a keep-alive connection that outlived the ban's
 		// start) the client is only known here.
 		if banned, _ := j.BannedAt(ratelimit.AddrKey(q.client), q.start); banned {
-			q.e.metrics.rejected.WithLabelValues("banned").Inc()
+			q.e.metrics.Rejected.WithLabelValues("banned").Inc()
 			q.fail(http.StatusForbidden, true)
 			return
 		}
 	}
 	host, ok := hostname.Canonical(r.Host)
 	if !ok {
-		q.e.metrics.rejected.WithLabelValues("bad_host").Inc()
+		q.e.metrics.Rejected.WithLabelValues("bad_host").Inc()
 		q.fail(http.StatusBadRequest, false)
 		return
 	}
 	s := q.rt.siteFor(host)
 	if s == nil {
-		q.e.metrics.rejected.WithLabelValues("unknown_host").Inc()
+		q.e.metrics.Rejected.WithLabelValues("unknown_host").Inc()
 		q.fail(http.StatusMisdirectedRequest, false)
 		return
 	}
@@ -151,7 +152,7 @@ func (q *request) serve() {
 		return
 	}
 	if !realip.Allowed(s.cfg.Allow, s.cfg.Deny, q.client) {
-		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
+		q.e.metrics.Rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return
 	}
@@ -166,7 +167,7 @@ func (q *request) serve() {
 	raw, _ := reqpath.Split(r)
 	_, path, reason := reqpath.Normalize(raw)
 	if reason != "" {
-		q.e.metrics.rejected.WithLabelValues("bad_path").Inc()
+		q.e.metrics.Rejected.WithLabelValues("bad_path").Inc()
 		q.e.log.Debug("request refused: bad path", "client", q.client, "uri", r.RequestURI, "reason", reason)
 		q.fail(http.StatusBadRequest, false)
 		return
@@ -178,7 +179,7 @@ func (q *request) serve() {
 	}
 	q.route, q.rules = rt, rt.respRules
 	if !realip.Allowed(rt.cfg.Allow, rt.cfg.Deny, q.client) {
-		q.e.metrics.rejected.WithLabelValues("access_denied").Inc()
+		q.e.metrics.Rejected.WithLabelValues("access_denied").Inc()
 		q.fail(http.StatusForbidden, false)
 		return
 	}
@@ -189,7 +190,7 @@ func (q *request) serve() {
 	if r.ContentLength > rt.cfg.MaxBody {
 		// Refuse before contacting any backend, and close: the body is
 		// not read.
-		q.e.metrics.bodyLimit.Inc()
+		q.e.metrics.BodyLimit.Inc()
 		q.fail(http.StatusRequestEntityTooLarge, true)
 		return
 	}
@@ -243,7 +244,7 @@ func (q *request) redirect(host string) {
 	q.rules.Apply(h)
 	q.status = http.StatusMovedPermanently
 	q.w.WriteHeader(http.StatusMovedPermanently)
-	_ = q.sendBound().end(http.NewResponseController(q.w), false)
+	_ = q.sendBound().End(http.NewResponseController(q.w), false)
 }
 
 // allowedMethods is the Allow header of a 405: the methods Gatehouse
@@ -253,7 +254,7 @@ var allowedMethods = []string{"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
 // refuseMethod answers 405 to a method Gatehouse does not forward (TRACE
 // unless the route allows it, CONNECT), as nginx does.
 func (q *request) refuseMethod() {
-	q.e.metrics.rejected.WithLabelValues("method_not_allowed").Inc()
+	q.e.metrics.Rejected.WithLabelValues("method_not_allowed").Inc()
 	q.w.Header()["Allow"] = allowedMethods
 	q.fail(http.StatusMethodNotAllowed, false)
 }
@@ -290,14 +291,13 @@ func (q *request) finish() {
 		q.backend.ObserveResponse(q.status, d) // the status page's per-server rates
 	}
 	if q.route != nil {
-		q.route.metrics.requests[methodIndex(q.r.Method)][classIndex(q.status)].Inc()
-		q.route.metrics.duration.Observe(d.Seconds())
+		q.route.metrics.Done(q.r.Method, q.status, d)
 	} else {
-		q.e.metrics.requests.WithLabelValues(siteName(q.site), "", "", methods[methodIndex(q.r.Method)], classes[classIndex(q.status)]).Inc()
+		q.e.metrics.Unrouted(siteName(q.site), q.r.Method, q.status)
 	}
 	s := q.site
 	if s == nil {
-		s = q.rt.defaultSite
+		s = q.rt.hosts.Default()
 	}
 	if s == nil || s.log == nil || (q.route != nil && !q.route.cfg.AccessLog) || q.wsLog {
 		return
@@ -367,7 +367,7 @@ func (q *request) forward() {
 	key := balancer.Key{Client: q.client}
 	if u.cfg.Sticky != nil {
 		q.sticky = u.cfg.Sticky.Cookie
-		key.Cookie = cookieValue(r.Header, q.sticky)
+		key.Cookie = stickycookie.Value(r.Header, q.sticky)
 	}
 	var body *uhttp.BodyGuard
 	tries := 1 + u.cfg.Retries
@@ -411,7 +411,7 @@ func (q *request) forward() {
 		if err == nil {
 			// A retryable status, not passed on: next server.
 			key.Tried.Add(b)
-			q.e.metrics.retries.WithLabelValues(u.cfg.Name).Inc()
+			q.e.metrics.Retries.WithLabelValues(u.cfg.Name).Inc()
 			q.logRetry(b, "status", nil)
 			continue
 		}
@@ -426,7 +426,7 @@ func (q *request) forward() {
 			break
 		}
 		key.Tried.Add(b)
-		q.e.metrics.retries.WithLabelValues(u.cfg.Name).Inc()
+		q.e.metrics.Retries.WithLabelValues(u.cfg.Name).Inc()
 		q.logRetry(b, kind.String(), err)
 	}
 	code := kind.status(lastErr)
@@ -441,7 +441,7 @@ func (q *request) forward() {
 		q.w.Header()["Retry-After"] = retryAfter1
 	}
 	if kind == errBodyLimit {
-		q.e.metrics.bodyLimit.Inc()
+		q.e.metrics.BodyLimit.Inc()
 	}
 	q.fail(code, kind == errBodyLimit || kind == errBodyRead)
 }
@@ -499,7 +499,7 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 		if kind.countsAgainstBackend() {
 			b.ReportFailure(q.e.now())
 		}
-		q.e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, kind.String()).Inc()
+		q.e.metrics.UpstreamErrors.WithLabelValues(u.cfg.Name, kind.String()).Inc()
 		return false, err, kind
 	}
 	defer resp.Body.Close()
@@ -508,7 +508,7 @@ func (q *request) attempt(b *balancer.Backend, stickyHit bool, body *uhttp.BodyG
 		// needs no time.
 		now := q.e.now()
 		b.ReportFailure(now)
-		q.e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, "status").Inc()
+		q.e.metrics.UpstreamErrors.WithLabelValues(u.cfg.Name, "status").Inc()
 		if resp.StatusCode >= 502 && resp.StatusCode <= 504 && more && now.Before(deadline) && replayable {
 			return false, nil, 0
 		}
@@ -541,7 +541,7 @@ func (q *request) bodyFailed(b *balancer.Backend, err error) {
 	if errors.Is(err, uhttp.ErrBodyTimeout) {
 		kind = "body_timeout"
 	}
-	q.e.metrics.upstreamErrs.WithLabelValues(name, kind).Inc()
+	q.e.metrics.UpstreamErrors.WithLabelValues(name, kind).Inc()
 	q.e.log.Warn("upstream response body failed; aborting the response", "upstream", name, "server", b.Label(), "err", err)
 }
 
@@ -576,7 +576,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	// Gatehouse's own fields, after the rules: no rule removes them.
 	if cookie != nil {
 		h["Set-Cookie"] = append(h["Set-Cookie"], cookie.String())
-		h["Cache-Control"] = []string{mergePrivate(h["Cache-Control"])}
+		h["Cache-Control"] = []string{stickycookie.MergePrivate(h["Cache-Control"])}
 	}
 	q.ownHeaders(h)
 	if len(resp.Trailer) > 0 {
@@ -596,25 +596,27 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 		defer cw.Abort()
 		out = cw
 	}
-	// The head goes out with the first body write, or at sb.end: both
-	// bounded by the send timeout (send.go).
+	// The head goes out with the first body write, or at End: both
+	// bounded by the send timeout (package sendbound).
 	out.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || unbuffered || strings.HasPrefix(headerValue(resp.Header, "Content-Type"), "text/event-stream")
-	n, armed, err := q.copyBody(out, resp.Body, streaming, resp.ContentLength)
+	bp := copyBufPool.Get().(*[]byte)
+	n, armed, err := q.sendBound().Copy(out, resp.Body, *bp, streaming, resp.ContentLength)
+	copyBufPool.Put(bp)
 	q.bytes = n
 	if err == nil && cw != nil {
 		// The coded stream's last block, under the send bound.
-		q.sendBound().arm(http.NewResponseController(w))
+		q.sendBound().Arm(http.NewResponseController(w))
 		armed = true
 		if cw.Close() != nil {
-			err = errClientWrite
+			err = sendbound.ErrClientWrite
 		}
 	}
 	if cw != nil {
-		q.bytes = q.sent.n
+		q.bytes = q.sent.N
 	}
 	if err != nil {
-		if errors.Is(err, errClientWrite) || q.r.Context().Err() != nil {
+		if errors.Is(err, sendbound.ErrClientWrite) || q.r.Context().Err() != nil {
 			q.status = StatusClientClosed
 			return nil
 		}
@@ -623,7 +625,7 @@ func (q *request) copyResponse(resp *http.Response, cookie *http.Cookie) error {
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
-	if q.sendBound().end(http.NewResponseController(w), armed) != nil {
+	if q.sendBound().End(http.NewResponseController(w), armed) != nil {
 		q.status = StatusClientClosed
 	}
 	return nil
@@ -654,9 +656,9 @@ func (q *request) Interim(code int, h http.Header) error {
 	}
 	rc := http.NewResponseController(q.w)
 	sb := q.sendBound()
-	sb.arm(rc)
+	sb.Arm(rc)
 	q.w.WriteHeader(code)
-	sb.idle(rc)
+	sb.Idle(rc)
 	clear(wh)
 	for k, vv := range saved {
 		wh[k] = vv
@@ -664,54 +666,11 @@ func (q *request) Interim(code int, h http.Header) error {
 	return nil
 }
 
-var errClientWrite = errors.New("client write failed")
-
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// copyBody copies to w (q.w, or the compress.Writer over it) with an
-// idle-based send timeout: each write may block at most timeouts.send,
-// so a slow client is cut but a long download or event stream that
-// keeps moving is not. The first write is bounded like every other
-// (send.go); copyResponse ends the bound.
-//
-// length is the body's length when known (-1 when not). The write that
-// completes the body — the source said io.EOF with it, or length bytes
-// have been read — is not followed by a wait for the backend, so its
-// bound is left armed (armed reports it) for sendBound.end: a small
-// response sets the deadline once. On HTTP/2 each setting is a hand-off
-// to the connection's serve loop (and disarming, then re-arming, a new
-// timer), which a response that ends here does not need.
-func (q *request) copyBody(w http.ResponseWriter, src io.Reader, flush bool, length int64) (written int64, armed bool, err error) {
-	bp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(bp)
-	buf := *bp
-	rc := http.NewResponseController(w)
-	sb := q.sendBound()
-	for {
-		nr, rerr := src.Read(buf)
-		if nr > 0 {
-			sb.arm(rc)
-			nw, werr := w.Write(buf[:nr])
-			written += int64(nw)
-			if werr != nil {
-				return written, false, errClientWrite
-			}
-			if flush {
-				if err := rc.Flush(); err != nil {
-					return written, false, errClientWrite
-				}
-			}
-			if armed = rerr == io.EOF || length >= 0 && written >= length; !armed {
-				sb.idle(rc)
-			}
-		}
-		if rerr == io.EOF {
-			return written, armed, nil
-		}
-		if rerr != nil {
-			return written, false, rerr
-		}
-	}
+// sendBound is the bound of q's response (package sendbound).
+func (q *request) sendBound() sendbound.Bound {
+	return sendbound.Bound{Send: q.rt.cfg.Timeouts.Send, Now: q.e.now, H2: q.r.ProtoMajor == 2}
 }
 
 // ownHeaders sets the fields Gatehouse owns on a response: HSTS over TLS
@@ -726,54 +685,9 @@ func (q *request) ownHeaders(h http.Header) {
 	}
 }
 
-// mergePrivate adds "private" to a Cache-Control value (HAProxy's
-// nocache), dropping "public" so no shared cache stores a response that
-// sets a server cookie.
-func mergePrivate(vv []string) string {
-	var parts []string
-	for _, v := range vv {
-		for _, p := range strings.Split(v, ",") {
-			p = strings.TrimSpace(p)
-			if p == "" || strings.EqualFold(p, "public") || strings.EqualFold(p, "private") {
-				continue
-			}
-			parts = append(parts, p)
-		}
-	}
-	return strings.Join(append([]string{"private"}, parts...), ", ")
-}
-
-// cookieValue returns the value of the named cookie, without parsing every
-// cookie into objects.
-func cookieValue(h http.Header, name string) string {
-	for _, line := range h["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			if k, v, ok := strings.Cut(part, "="); ok && k == name {
-				return strings.Trim(v, `"`)
-			}
-		}
-	}
-	return ""
-}
-
 // stickyCookie is the persistence cookie for a backend id.
 func (q *request) stickyCookie(id string) *http.Cookie {
 	st := q.route.upstream.cfg.Sticky
-	c := &http.Cookie{Name: st.Cookie, Value: id, Path: "/", HttpOnly: true, Secure: q.ci.TLS != nil, Domain: st.Domain}
-	switch st.SameSite {
-	case "strict":
-		c.SameSite = http.SameSiteStrictMode
-	case "none":
-		c.SameSite = http.SameSiteNoneMode
-		c.Secure = true
-	default:
-		c.SameSite = http.SameSiteLaxMode
-	}
-	if st.MaxAge > 0 {
-		c.MaxAge = int(st.MaxAge / time.Second)
-	}
-	return c
+	c := stickycookie.Cookie{Name: st.Cookie, Domain: st.Domain, SameSite: st.SameSite, MaxAge: st.MaxAge}
+	return c.For(id, q.ci.TLS != nil)
 }

@@ -71,7 +71,7 @@ func checkEdgeDrained(t *testing.T, e *Edge, rts func() []*Runtime) {
 	})
 	leakcheck.Zero(t, "WebSocket tunnels", func() (int64, error) { return int64(e.Tunnels.Len()), nil })
 	leakcheck.Zero(t, "gatehouse_http_requests_in_flight", func() (int64, error) {
-		return int64(testutil.ToFloat64(e.metrics.inFlight)), nil
+		return int64(testutil.ToFloat64(e.metrics.InFlight)), nil
 	})
 }
 

@@ -154,9 +154,9 @@ func (rt *Runtime) buildZones(r *route) error {
 			shared:   shared,
 			cfg:      zc,
 			status:   zc.Status,
-			rejected: m.limited.WithLabelValues(name, "rejected"),
-			dryRun:   m.limited.WithLabelValues(name, "dry_run"),
-			delayed:  m.limited.WithLabelValues(name, "delayed"),
+			rejected: m.Limited.WithLabelValues(name, "rejected"),
+			dryRun:   m.Limited.WithLabelValues(name, "dry_run"),
+			delayed:  m.Limited.WithLabelValues(name, "delayed"),
 		})
 	}
 	return nil

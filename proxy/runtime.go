@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,9 +19,11 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/accesslog"
 	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
 	"github.com/gatehouse-proxy/gatehouse/internal/hostname"
-	"github.com/gatehouse-proxy/gatehouse/internal/reqpath"
+	"github.com/gatehouse-proxy/gatehouse/internal/proxymetrics"
+	"github.com/gatehouse-proxy/gatehouse/internal/routing"
 	"github.com/gatehouse-proxy/gatehouse/internal/supervise"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
+	"github.com/gatehouse-proxy/gatehouse/internal/wsproxy"
 	"github.com/gatehouse-proxy/gatehouse/ratelimit"
 	"github.com/gatehouse-proxy/gatehouse/staticfile"
 )
@@ -66,13 +67,11 @@ type Runtime struct {
 	deps  Deps
 	log   *slog.Logger
 	sites []*site
-	// exact maps a lower-case host name to its site; wildcards holds
-	// "*.example.com" entries by their ".example.com" suffix.
-	exact       map[string]*site
-	wildcards   map[string]*site
-	defaultSite *site
-	trusted     []netip.Prefix
-	httpsPort   string // for redirects; "" when there is no https listener
+	// hosts finds a host's site: exact names, "*.example.com" wildcards,
+	// the default site.
+	hosts     routing.Hosts[*site]
+	trusted   []netip.Prefix
+	httpsPort string // for redirects; "" when there is no https listener
 
 	upstreams     map[string]*upstream
 	upstreamNames []string
@@ -93,7 +92,8 @@ type Runtime struct {
 
 type site struct {
 	cfg    *config.Site
-	routes []*route
+	routes []*route // longest path first
+	paths  routing.Prefixes[*route]
 	log    *accessLog // nil: access log off
 	// hstsValue is the precomputed Strict-Transport-Security value.
 	hstsValue []string
@@ -106,7 +106,7 @@ type site struct {
 	respRules respRules
 	// internal are the internal file routes, longest prefix first
 	// (X-Accel-Redirect targets).
-	internal []*route
+	internal routing.Prefixes[*route]
 }
 
 type route struct {
@@ -114,7 +114,7 @@ type route struct {
 	site     *site
 	upstream *upstream          // nil: a file route without fallback
 	files    *staticfile.Server // nil: not a file route
-	metrics  *routeMetrics
+	metrics  *proxymetrics.Route
 	// respRules and reqRules are the site's header rules followed by
 	// the route's.
 	respRules respRules
@@ -123,8 +123,7 @@ type route struct {
 	// route's own; readTimeout likewise for the body gap (0: none).
 	headerTimeout time.Duration
 	readTimeout   time.Duration
-	origins       map[string]bool // nil: the site's default
-	anyOrigin     bool
+	origins       wsproxy.Origins // WebSocket upgrades' Origin policy
 	zones         []*routeZone
 	// comp is the generation's Compressor, or nil where compress is off.
 	comp *compress.Compressor
@@ -169,8 +168,6 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 		cfg:       cfg,
 		deps:      d,
 		log:       d.Logger,
-		exact:     map[string]*site{},
-		wildcards: map[string]*site{},
 		trusted:   cfg.TrustedProxies,
 		upstreams: map[string]*upstream{},
 	}
@@ -218,15 +215,11 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			s.hstsValue = []string{sc.HSTS}
 		}
 		for _, h := range sc.Hosts {
-			if strings.HasPrefix(h, "*.") {
-				rt.wildcards[h[1:]] = s
-			} else {
-				key := h
-				if c, ok := hostname.Canonical(h); ok {
-					key = c // an IPv6 address in canonical form
-				}
-				rt.exact[key] = s
+			key := h
+			if c, ok := hostname.Canonical(h); ok && !strings.HasPrefix(h, "*.") {
+				key = c // an IPv6 address in canonical form
 			}
+			rt.hosts.Add(key, s)
 			s.defaultOrigins[h] = true
 		}
 		if sc.AccessLog.Path != "" {
@@ -237,9 +230,10 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			s.log = &accessLog{l}
 		}
 		for _, rc := range sc.Routes {
-			r := &route{cfg: rc, site: s, metrics: d.Metrics.forRoute(sc.Name, rc.Path, rc.Upstream),
+			r := &route{cfg: rc, site: s, metrics: d.Metrics.ForRoute(sc.Name, rc.Path, rc.Upstream),
 				respRules: compileResponse(sc.ResponseHeaders, rc.ResponseHeaders),
-				reqRules:  compileRequest(idHeader, sc.RequestHeaders, rc.RequestHeaders)}
+				reqRules:  compileRequest(idHeader, sc.RequestHeaders, rc.RequestHeaders),
+				origins:   wsproxy.NewOrigins(rc.WebSocket.Origins, s.defaultOrigins)}
 			if rc.Compress {
 				r.comp = rt.comp
 			}
@@ -250,13 +244,14 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 				}
 				r.files = fs
 				if rc.Internal {
-					s.internal = append(s.internal, r)
+					s.internal.Add(rc.Path, rc.CaseInsensitive, r)
 				}
 			}
 			if err := rt.buildZones(r); err != nil {
 				return nil, fmt.Errorf("sites.%s: route %s: %w", sc.Name, rc.Path, err)
 			}
 			s.routes = append(s.routes, r)
+			s.paths.Add(rc.Path, rc.CaseInsensitive, r)
 			if rc.Upstream == "" {
 				continue
 			}
@@ -271,22 +266,13 @@ func Build(ctx context.Context, cfg *config.Config, d Deps) (*Runtime, error) {
 			if rc.ReadTimeoutSet {
 				r.readTimeout = rc.ReadTimeout
 			}
-			if len(rc.WebSocket.Origins) > 0 {
-				r.origins = map[string]bool{}
-				for _, o := range rc.WebSocket.Origins {
-					if o == "*" {
-						r.anyOrigin = true
-					}
-					r.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
-				}
-			}
 			if u.healthHost == "" && len(sc.Hosts) > 0 && !strings.HasPrefix(sc.Hosts[0], "*.") {
 				u.healthHost = sc.Hosts[0]
 			}
 		}
 		rt.sites = append(rt.sites, s)
 		if cfg.DefaultSite == sc {
-			rt.defaultSite = s
+			rt.hosts.SetDefault(s)
 		}
 	}
 	// Zones no longer configured here (gone, or now of scope cluster)
@@ -371,7 +357,7 @@ type upstreamClient interface {
 // newClient builds the configured client of an upstream, keeping at most
 // keepalive idle connections per server.
 func (rt *Runtime) newClient(uc *config.Upstream, keepalive int) upstreamClient {
-	unsolicited := rt.deps.Metrics.unsolicited.WithLabelValues(uc.Name)
+	unsolicited := rt.deps.Metrics.Unsolicited.WithLabelValues(uc.Name)
 	o := uhttp.Options{
 		ConnectTimeout: uc.ConnectTimeout,
 		MaxIdle:        keepalive,
@@ -405,8 +391,7 @@ func (rt *Runtime) Start() {
 			rt.goLoop("resolve", name, func(ctx context.Context) { u.pool.Run(ctx) })
 		}
 		if u.cfg.Health != nil {
-			hc := newHealthChecker(rt, u)
-			rt.goLoop("health", name, hc.run)
+			rt.goLoop("health", name, newHealthChecker(rt, u).Run)
 		}
 		if r, ok := u.client.(interface{ Run(context.Context) }); ok {
 			rt.goLoop("reap", name, r.Run)
@@ -425,7 +410,7 @@ const loopRestartDelay = time.Second
 // silently would leave every server's state frozen. The loop ends, and is
 // not restarted, when the generation is closed.
 func (rt *Runtime) goLoop(kind, upstreamName string, f func(ctx context.Context)) {
-	panics := rt.deps.Metrics.loopPanics.WithLabelValues(kind, upstreamName)
+	panics := rt.deps.Metrics.LoopPanics.WithLabelValues(kind, upstreamName)
 	rt.wg.Add(1)
 	go func() {
 		defer rt.wg.Done()
@@ -488,45 +473,23 @@ func (rt *Runtime) Pools() map[string]*balancer.Pool {
 // request's Host is (see hostname.Canonical): "Secret.Test." is secret.test.
 func (rt *Runtime) HostAllowed(host string) bool {
 	h, ok := hostname.Canonical(host)
-	return ok && rt.siteClaiming(h) != nil
-}
-
-// siteClaiming finds the site that names a host in hostname.Canonical's
-// form: an exact name first, then a one-label wildcard.
-func (rt *Runtime) siteClaiming(host string) *site {
-	if s := rt.exact[host]; s != nil {
-		return s
+	if !ok {
+		return false
 	}
-	if i := strings.IndexByte(host, '.'); i > 0 {
-		return rt.wildcards[host[i:]]
-	}
-	return nil
+	_, ok = rt.hosts.Claiming(h)
+	return ok
 }
 
 // siteFor finds the site serving a host in hostname.Canonical's form: the
 // one claiming it, else the default site.
-func (rt *Runtime) siteFor(host string) *site {
-	if s := rt.siteClaiming(host); s != nil {
-		return s
-	}
-	return rt.defaultSite
-}
+func (rt *Runtime) siteFor(host string) *site { return rt.hosts.Lookup(host) }
 
 // match returns the route of a normalised, decoded path (reqpath.Normalize's
-// match form): the longest prefix (routes are sorted longest first).
-// Matching is case-sensitive, as nginx's prefix locations are, except on
-// routes with case_insensitive, which compare ASCII letters without case.
+// match form): the longest prefix, compared with case unless the route
+// has case_insensitive.
 func (s *site) match(path string) *route {
-	for _, r := range s.routes {
-		if r.cfg.CaseInsensitive {
-			if reqpath.HasPrefixFold(path, r.cfg.Path) {
-				return r
-			}
-		} else if strings.HasPrefix(path, r.cfg.Path) {
-			return r
-		}
-	}
-	return nil
+	r, _ := s.paths.Match(path)
+	return r
 }
 
 var errNoBackend = errors.New("no upstream server available")
@@ -538,22 +501,4 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func hostOnly(hostport string) string {
-	if hostport == "" {
-		return ""
-	}
-	if hostport[0] == '[' {
-		if i := strings.IndexByte(hostport, ']'); i > 0 {
-			return hostport[1:i]
-		}
-		return hostport
-	}
-	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && strings.IndexByte(hostport, ':') == i {
-		if _, err := strconv.Atoi(hostport[i+1:]); err == nil || i+1 == len(hostport) {
-			return hostport[:i]
-		}
-	}
-	return hostport
 }

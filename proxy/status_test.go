@@ -47,20 +47,3 @@ func TestResponseStatsPerServer(t *testing.T) {
 		t.Errorf("Failures after a refused connection = %d, want 1", b.Failures())
 	}
 }
-
-// TestOpenTunnelsCopy: OpenTunnels reports the per-server tunnel counts
-// under exported keys and hands out a copy.
-func TestOpenTunnelsCopy(t *testing.T) {
-	e := NewEdge(EdgeOptions{})
-	defer e.Close()
-	e.wsServerAdd(tunnelKey{"app", "b1"}, 2)
-	got := e.OpenTunnels()
-	if got[TunnelServer{"app", "b1"}] != 2 || len(got) != 1 {
-		t.Errorf("OpenTunnels = %v, want app/b1: 2", got)
-	}
-	got[TunnelServer{"app", "b1"}] = 7
-	e.wsServerAdd(tunnelKey{"app", "b1"}, -2)
-	if got := e.OpenTunnels(); len(got) != 0 {
-		t.Errorf("OpenTunnels after the tunnels ended = %v, want none", got)
-	}
-}

@@ -2,19 +2,18 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/base64"
+	"errors"
 	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/config"
-	"github.com/gatehouse-proxy/gatehouse/internal/sockio"
+	"github.com/gatehouse-proxy/gatehouse/internal/stickycookie"
 	uhttp "github.com/gatehouse-proxy/gatehouse/internal/upstream"
+	"github.com/gatehouse-proxy/gatehouse/internal/wsproxy"
 	"github.com/gatehouse-proxy/gatehouse/internal/wstunnel"
 )
 
@@ -25,19 +24,19 @@ import (
 func (q *request) serveWebSocket() {
 	r, e := q.r, q.e
 	ws := &q.route.cfg.WebSocket
-	if !validUpgrade(r) {
-		e.metrics.wsUpgrades.WithLabelValues("bad_request").Inc()
+	if !wsproxy.ValidUpgrade(r) {
+		e.metrics.WSUpgrades.WithLabelValues("bad_request").Inc()
 		q.fail(http.StatusBadRequest, true)
 		return
 	}
-	if !q.originAllowed(headerValue(r.Header, "Origin")) {
-		e.metrics.wsUpgrades.WithLabelValues("origin_rejected").Inc()
+	if !q.route.origins.Allow(headerValue(r.Header, "Origin"), q.ci.TLS != nil) {
+		e.metrics.WSUpgrades.WithLabelValues("origin_rejected").Inc()
 		e.log.Info("websocket origin rejected", "origin", headerValue(r.Header, "Origin"), "site", q.site.cfg.Name)
 		q.fail(http.StatusForbidden, true)
 		return
 	}
-	if ws.MaxPerClient > 0 && !e.wsClientAcquire(q.client, ws.MaxPerClient) {
-		e.metrics.wsUpgrades.WithLabelValues("capped").Inc()
+	if ws.MaxPerClient > 0 && !e.Tunnels.AcquireClient(q.client, ws.MaxPerClient) {
+		e.metrics.WSUpgrades.WithLabelValues("capped").Inc()
 		q.w.Header()["Retry-After"] = retryAfter1
 		q.fail(http.StatusTooManyRequests, true)
 		return
@@ -48,7 +47,7 @@ func (q *request) serveWebSocket() {
 	client := q.client
 	releaseClient := func() {
 		if clientSlot {
-			e.wsClientRelease(client)
+			e.Tunnels.ReleaseClient(client)
 		}
 	}
 
@@ -57,7 +56,7 @@ func (q *request) serveWebSocket() {
 	var stickyName string
 	if u.cfg.Sticky != nil {
 		stickyName = u.cfg.Sticky.Cookie
-		key.Cookie = cookieValue(r.Header, stickyName)
+		key.Cookie = stickycookie.Value(r.Header, stickyName)
 	}
 	tries := 1 + u.cfg.Retries
 	var (
@@ -95,13 +94,13 @@ func (q *request) serveWebSocket() {
 			break
 		}
 		b.ReportFailure(e.now())
-		e.metrics.upstreamErrs.WithLabelValues(u.cfg.Name, "dial").Inc()
+		e.metrics.UpstreamErrors.WithLabelValues(u.cfg.Name, "dial").Inc()
 		key.Tried.Add(b)
 		b = nil
 	}
 	if conn == nil {
 		releaseClient()
-		e.metrics.wsUpgrades.WithLabelValues("backend_error").Inc()
+		e.metrics.WSUpgrades.WithLabelValues("backend_error").Inc()
 		code := lastKind.status(lastErr)
 		if lastKind == errClientGone {
 			q.status = StatusClientClosed
@@ -127,15 +126,14 @@ func (q *request) serveWebSocket() {
 	// connection is dialled here, not taken from the upstream client's
 	// pool: after a 101 it is the tunnel's (see uhttp.Upgrade).
 	q.sticky = stickyName
-	_ = conn.SetDeadline(e.now().Add(ws.ConnectTimeout))
-	resp, br, err := uhttp.Upgrade(conn, &uhttp.Request{Method: r.Method, Target: upstreamTarget(r), Host: r.Host,
-		Header: q.forwardHeader()}, "websocket")
+	resp, br, err := wsproxy.Handshake(conn, &uhttp.Request{Method: r.Method, Target: upstreamTarget(r), Host: r.Host,
+		Header: q.forwardHeader()}, e.now().Add(ws.ConnectTimeout))
 	if err != nil {
 		kind := classify(r.Context(), err)
 		if kind.countsAgainstBackend() {
 			b.ReportFailure(e.now())
 		}
-		e.metrics.wsUpgrades.WithLabelValues("backend_error").Inc()
+		e.metrics.WSUpgrades.WithLabelValues("backend_error").Inc()
 		q.fail(kind.status(err), true)
 		return
 	}
@@ -145,10 +143,10 @@ func (q *request) serveWebSocket() {
 	if stickyName != "" && !hit {
 		cookie = q.stickyCookie(b.ID())
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols || !strings.EqualFold(headerValue(resp.Header, "Upgrade"), "websocket") {
+	if !wsproxy.Switched(resp) {
 		// The backend refused (Channels answers 403 to a rejected
 		// handshake): pass its answer on and close.
-		e.metrics.wsUpgrades.WithLabelValues("backend_refused").Inc()
+		e.metrics.WSUpgrades.WithLabelValues("backend_refused").Inc()
 		q.w.Header()["Connection"] = closeValue
 		if err := q.copyResponse(resp, cookie); err != nil {
 			q.bodyFailed(b, err)
@@ -156,88 +154,20 @@ func (q *request) serveWebSocket() {
 		}
 		return
 	}
-	_ = conn.SetDeadline(time.Time{})
 
-	clientConn, brw, err := http.NewResponseController(q.w).Hijack()
-	if err != nil {
-		e.metrics.wsUpgrades.WithLabelValues("backend_error").Inc()
-		q.fail(http.StatusInternalServerError, true)
-		return
-	}
-	ok = true
-	_ = clientConn.SetDeadline(time.Time{})
-	head := make([]byte, 0, 512)
-	head = append(head, "HTTP/1.1 101 Switching Protocols\r\n"...)
 	idHeader := q.rt.cfg.RequestID.Header
-	for k, vv := range resp.Header {
-		if uhttp.HopByHop(k) && k != "Upgrade" && k != "Connection" || accelHeader(k) || q.id != nil && k == idHeader {
-			continue
-		}
-		for _, v := range vv {
-			head = append(head, k...)
-			head = append(head, ": "...)
-			head = append(head, v...)
-			head = append(head, "\r\n"...)
-		}
-	}
+	var extra []string
 	if cookie != nil {
-		head = append(head, "Set-Cookie: "...)
-		head = append(head, cookie.String()...)
-		head = append(head, "\r\nCache-Control: private\r\n"...)
+		extra = append(extra, "Set-Cookie: "+cookie.String(), "Cache-Control: private")
 	}
 	if q.id != nil {
-		head = append(head, idHeader...)
-		head = append(head, ": "...)
-		head = append(head, q.id[0]...)
-		head = append(head, "\r\n"...)
+		extra = append(extra, idHeader+": "+q.id[0])
 	}
-	head = append(head, "\r\n"...)
-	// Count the stream before the client can see the 101, so the active
-	// gauge never lags behind what clients observe.
-	tk := tunnelKey{u.cfg.Name, b.Label()}
-	e.wsServerAdd(tk, 1)
-	if _, err := clientConn.Write(head); err != nil {
-		e.wsServerAdd(tk, -1)
-		clientConn.Close()
-		conn.Close()
-		slot.Release()
-		releaseClient()
-		q.status = StatusClientClosed
-		return
-	}
-	q.status = http.StatusSwitchingProtocols
-
-	var clientBuf []byte
-	if n := brw.Reader.Buffered(); n > 0 {
-		clientBuf, _ = brw.Reader.Peek(n)
-		clientBuf = append([]byte(nil), clientBuf...)
-	}
-	var backendBuf []byte
-	if n := br.Buffered(); n > 0 {
-		backendBuf, _ = br.Peek(n)
-		backendBuf = append([]byte(nil), backendBuf...)
-	}
-	// A plaintext client conn is wrapped (framing guard, accept-gate
-	// conn, counter). When none of them holds unread bytes (the usual
-	// case: a browser sends nothing before the 101), the tunnel gets the
-	// TCP socket underneath and waits for data without holding a buffer.
-	// A client that sent its first frame with the handshake leaves it held
-	// by the guard; that stream is then read through the wrappers
-	// (sockio.Socket returns nil), which costs a buffer, not correctness.
-	socket := sockio.Socket(clientConn)
-	// Over TLS the same holds for the wrappers above the *tls.Conn: the
-	// tunnel reads through it and waits on the socket under it.
-	var clientTLS *tls.Conn
-	if socket == nil {
-		clientTLS = tlsUnder(clientConn)
-	}
-	e.metrics.wsUpgrades.WithLabelValues("ok").Inc()
-	start := e.now()
 	// The access log line is written when the tunnel closes, with its
 	// lifetime, bytes and close code (ServeHTTP skips it at the 101).
+	q.status = http.StatusSwitchingProtocols
 	var logLine func(res wstunnel.Result)
 	if s := q.site; s.log != nil && q.route.cfg.AccessLog {
-		q.wsLog = true
 		le := q.logEntry(s, 0)
 		logLine = func(res wstunnel.Result) {
 			le.Duration = e.now().Sub(le.Start)
@@ -245,146 +175,50 @@ func (q *request) serveWebSocket() {
 			s.log.write(&le)
 		}
 	}
-	e.Tunnels.Start(clientConn, clientBuf, conn, backendBuf, wstunnel.Options{
-		IdleTimeout:  ws.IdleTimeout,
-		PingInterval: ws.PingInterval,
-		PingTimeout:  ws.PingTimeout,
-		CloseTimeout: 5 * time.Second,
-		ClientSocket: socket,
-		ClientTLS:    clientTLS,
-		Labels: wstunnel.Labels{
-			Upstream: u.cfg.Name,
-			Server:   b.Label(),
-			Route:    q.site.cfg.Name + " " + q.route.cfg.Path,
-			Client:   q.client,
-		},
-		OnEnd: func(res wstunnel.Result) {
-			slot.Release()
-			releaseClient()
-			e.wsServerAdd(tk, -1)
-			e.metrics.wsCloses.WithLabelValues(res.Cause, strconv.Itoa(int(res.Code))).Inc()
-			e.metrics.wsLifetime.Observe(e.now().Sub(start).Seconds())
-			e.metrics.wsBytes.WithLabelValues("in").Add(float64(res.BytesIn))
-			e.metrics.wsBytes.WithLabelValues("out").Add(float64(res.BytesOut))
-			if logLine != nil {
-				logLine(res)
-			}
+	start := e.now()
+	err = e.Tunnels.Accept(q.w, &wsproxy.Accepted{
+		Response: resp,
+		Backend:  conn,
+		Reader:   br,
+		Skip:     func(k string) bool { return accelHeader(k) || q.id != nil && k == idHeader },
+		Extra:    extra,
+		Server:   wsproxy.Server{Upstream: u.cfg.Name, Server: b.Label()},
+		Tunnel: wstunnel.Options{
+			IdleTimeout:  ws.IdleTimeout,
+			PingInterval: ws.PingInterval,
+			PingTimeout:  ws.PingTimeout,
+			CloseTimeout: 5 * time.Second,
+			Labels: wstunnel.Labels{
+				Upstream: u.cfg.Name,
+				Server:   b.Label(),
+				Route:    q.site.cfg.Name + " " + q.route.cfg.Path,
+				Client:   q.client,
+			},
+			OnEnd: func(res wstunnel.Result) {
+				slot.Release()
+				releaseClient()
+				e.metrics.WSCloses.WithLabelValues(res.Cause, strconv.Itoa(int(res.Code))).Inc()
+				e.metrics.WSLifetime.Observe(e.now().Sub(start).Seconds())
+				e.metrics.WSBytes.WithLabelValues("in").Add(float64(res.BytesIn))
+				e.metrics.WSBytes.WithLabelValues("out").Add(float64(res.BytesOut))
+				if logLine != nil {
+					logLine(res)
+				}
+			},
 		},
 	})
-}
-
-// tlsUnder returns the *tls.Conn under c's wrappers when every wrapper
-// above it can be bypassed (sockio.Unwrapper) and holds no unread bytes
-// (sockio.Bufferer), else nil.
-func tlsUnder(c net.Conn) *tls.Conn {
-	for range 16 { // bounded, against a wrapper that unwraps to itself
-		if b, ok := c.(sockio.Bufferer); ok && b.Buffered() != 0 {
-			return nil
-		}
-		if tc, ok := c.(*tls.Conn); ok {
-			return tc
-		}
-		u, ok := c.(sockio.Unwrapper)
-		if !ok {
-			return nil
-		}
-		if c = u.Unwrap(); c == nil {
-			return nil
-		}
+	switch {
+	case errors.Is(err, wsproxy.ErrClientGone):
+		q.status = StatusClientClosed
+		return
+	case err != nil:
+		e.metrics.WSUpgrades.WithLabelValues("backend_error").Inc()
+		q.fail(http.StatusInternalServerError, true)
+		return
 	}
-	return nil
-}
-
-// validUpgrade checks RFC 6455 §4.2.1: GET, a 16-byte base64 key and
-// version 13.
-func validUpgrade(r *http.Request) bool {
-	if r.Method != http.MethodGet {
-		return false
-	}
-	key := r.Header["Sec-Websocket-Key"]
-	if len(key) != 1 {
-		return false
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(key[0]))
-	if err != nil || len(raw) != 16 {
-		return false
-	}
-	v := r.Header["Sec-Websocket-Version"]
-	return len(v) == 1 && strings.TrimSpace(v[0]) == "13"
-}
-
-// originAllowed applies the route's origin policy. With no list, the
-// origin's host must be one of the site's host names and its scheme https
-// (http when the request came over plain HTTP), like Channels'
-// AllowedHostsOriginValidator. A missing Origin is refused unless "*" is
-// configured: browsers always send it.
-func (q *request) originAllowed(origin string) bool {
-	rt := q.route
-	if rt.anyOrigin {
-		return true
-	}
-	if origin == "" || origin == "null" {
-		return false
-	}
-	o := strings.TrimSuffix(strings.ToLower(origin), "/")
-	if rt.origins != nil {
-		return rt.origins[o]
-	}
-	scheme, hostport, ok := strings.Cut(o, "://")
-	if !ok {
-		return false
-	}
-	if scheme != "https" && !(scheme == "http" && q.ci.TLS == nil) {
-		return false
-	}
-	host := hostOnly(hostport)
-	if q.site.defaultOrigins[host] {
-		return true
-	}
-	if i := strings.IndexByte(host, '.'); i > 0 {
-		return q.site.defaultOrigins["*"+host[i:]]
-	}
-	return false
-}
-
-func (e *Edge) wsClientAcquire(a netip.Addr, max int) bool {
-	e.wsMu.Lock()
-	defer e.wsMu.Unlock()
-	if e.wsPerClient[a] >= max {
-		return false
-	}
-	e.wsPerClient[a]++
-	return true
-}
-
-func (e *Edge) wsClientRelease(a netip.Addr) {
-	e.wsMu.Lock()
-	defer e.wsMu.Unlock()
-	if n := e.wsPerClient[a] - 1; n > 0 {
-		e.wsPerClient[a] = n
-	} else {
-		delete(e.wsPerClient, a)
-	}
-}
-
-func (e *Edge) wsServerAdd(k tunnelKey, d int) {
-	e.wsMu.Lock()
-	defer e.wsMu.Unlock()
-	if n := e.wsPerServer[k] + d; n > 0 {
-		e.wsPerServer[k] = n
-	} else {
-		delete(e.wsPerServer, k)
-	}
-}
-
-func (e *Edge) tunnelCounts() map[tunnelKey]int {
-	e.wsMu.Lock()
-	defer e.wsMu.Unlock()
-	out := make(map[tunnelKey]int, len(e.wsPerServer))
-	for k, v := range e.wsPerServer {
-		out[k] = v
-	}
-	return out
+	ok = true
+	q.wsLog = logLine != nil
+	e.metrics.WSUpgrades.WithLabelValues("ok").Inc()
 }
 
 // orphaned reports whether a tunnel's route or backend server no longer
@@ -448,7 +282,7 @@ func (e *Edge) closeOrphanTunnels(rt *Runtime) {
 			spread = max(spread, r.WebSocket.CloseSpread)
 		}
 	}
-	e.after(delay, func() {
+	e.Tunnels.Later(delay, func() {
 		cur := e.rt.Load()
 		if cur == nil {
 			return // shutting down: ShutdownTunnels closes them with 1001
@@ -481,12 +315,8 @@ func (e *Edge) DrainServer(upstream, server string, deadline time.Time, spread t
 	if deadline.IsZero() || delay < 0 {
 		delay = 0
 	}
-	e.after(delay, func() {
-		n := e.Tunnels.CloseMatching(func(t *wstunnel.Tunnel) bool {
-			l := t.Labels()
-			name, _, _ := strings.Cut(l.Server, "@")
-			return l.Upstream == upstream && name == server
-		}, wstunnel.CloseServiceRestart, "service restart", "drain", spread)
+	e.Tunnels.Later(delay, func() {
+		n := e.Tunnels.CloseServer(upstream, server, wstunnel.CloseServiceRestart, "service restart", "drain", spread)
 		if n > 0 {
 			e.log.Info("closing websocket tunnels of a drained server", "upstream", upstream, "server", server, "tunnels", n)
 		}

@@ -88,7 +88,7 @@ func TestDependencies(t *testing.T) {
 	// grow back into a second proxy or pull the request type along.
 	splitOut := map[string]bool{}
 	for _, d := range []string{"internal/reqpath", "internal/realip", "internal/accesslog", "internal/clientshare",
-		"internal/requestid", "internal/hostname", "internal/errorpage", "internal/headerrules", "internal/supervise"} {
+		"internal/requestid", "internal/hostname", "internal/errorpage", "internal/headerrules", "internal/supervise", "internal/sendbound", "internal/stickycookie"} {
 		splitOut[d] = false
 	}
 	// The libraries split out of config (issue 13): config may import
@@ -113,6 +113,7 @@ func TestDependencies(t *testing.T) {
 		}
 		me := rel(p.ImportPath)
 		found[strings.SplitN(me, "/", 2)[0]] = true
+		found[me] = true
 		if _, ok := splitOut[me]; ok {
 			splitOut[me] = true
 			for _, d := range p.Deps {
@@ -161,12 +162,37 @@ func TestDependencies(t *testing.T) {
 			}
 		}
 		// proxy knows no concrete connection type: the framing guard and
-		// the accept gates are edgeserver's (it may still depend on them
-		// through edgeserver).
+		// the accept gates are edgeserver's, the conn wrappers and the
+		// socket under them internal/wsproxy's to look through (it may
+		// still depend on them through those packages).
 		if under(me, "proxy") {
 			for _, d := range p.Imports {
-				if dep := rel(d); strings.HasPrefix(d, modulePath+"/") && under(dep, "internal/h1guard") {
+				dep := rel(d)
+				switch {
+				case !strings.HasPrefix(d, modulePath+"/"):
+				case under(dep, "internal/h1guard"):
 					t.Errorf("%s imports %s: the framing guard is edgeserver's; proxy reads ConnInfo", p.ImportPath, d)
+				case under(dep, "internal/sockio"):
+					t.Errorf("%s imports %s: finding the socket under a hijacked conn is internal/wsproxy's", p.ImportPath, d)
+				}
+			}
+		}
+		// The metric families are a leaf: Prometheus and the standard
+		// library, no project package (the Runtime's state reaches them
+		// through a collector the proxy passes in).
+		if under(me, "internal/proxymetrics") {
+			for _, d := range p.Deps {
+				if strings.HasPrefix(d, modulePath+"/") {
+					t.Errorf("%s depends on %s: proxymetrics defines families only and imports no project package", p.ImportPath, d)
+				}
+			}
+		}
+		// The WebSocket side of the proxy reports through callbacks: no
+		// Prometheus (the proxy records the metrics in OnEnd).
+		if under(me, "internal/wsproxy") || under(me, "internal/wstunnel") {
+			for _, d := range p.Deps {
+				if strings.HasPrefix(d, "github.com/prometheus/") {
+					t.Errorf("%s depends on %s: the WebSocket packages report through callbacks, the proxy owns the metrics", p.ImportPath, d)
 				}
 			}
 		}
@@ -179,7 +205,7 @@ func TestDependencies(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"config", "proxy", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "compress", "staticfile", "cluster", "cmd"} {
+	for _, want := range []string{"config", "proxy", "internal/wsproxy", "internal/proxymetrics", "internal/healthcheck", "internal/routing", "edgeserver", "internal", "balancer", "ratelimit", "tlsedge", "compress", "staticfile", "cluster", "cmd"} {
 		if !found[want] {
 			t.Errorf("go list found no package under %s/: the guard would check nothing there", want)
 		}

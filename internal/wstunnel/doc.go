@@ -2,10 +2,11 @@
 // and a backend once the HTTP handshake is done, and closes it cleanly.
 //
 // The proxy validates the upgrade, dials the backend, relays the 101
-// response and hijacks the client conn; then [Registry.Start] takes both
-// conns and runs two copy goroutines, one per direction, until the stream
-// ends. The package imports no net/http and no Prometheus: it reports
-// through [Result] (via [Options.OnEnd]) and counters on [Registry].
+// response and hijacks the client conn (package wsproxy); then
+// [Registry.Start] takes both conns and runs two copy goroutines, one per
+// direction, until the stream ends. The package imports no net/http and
+// no Prometheus: it reports through [Result] (via [Options.OnEnd]) and
+// counters on [Registry].
 //
 // # Frames
 //

@@ -1,4 +1,4 @@
-package proxy
+package wsproxy
 
 import (
 	"crypto/tls"
