@@ -50,10 +50,10 @@ const (
 	// and response objects, the header map, the trace and timers.
 	allocsServeHTTPNetHTTP = 68
 	// ServeHTTP of a 2 KiB file from a file route (from the open-file
-	// cache's memory): the request ID (2), and http.ServeContent's own
-	// (Last-Modified, Content-Length and Accept-Ranges values, its
-	// LimitedReader: 6).
-	allocsServeFile = 8
+	// cache's memory): the request ID (2). A plain GET is answered
+	// directly with the header values cached per file (staticfile's
+	// direct path, issue 14); through http.ServeContent it was 8.
+	allocsServeFile = 2
 	// Compression (compress.go) adds nothing to a response it does not
 	// compress: a request without Accept-Encoding, or a browser's whose
 	// answer is not compressed (too short: its Vary is a shared value;
@@ -62,7 +62,7 @@ const (
 	// and for a strong ETag (a file's) the weakened tag's string and
 	// slice; the encoder and the buffers come from pools.
 	allocsServeHTTPCompressed = allocsServeHTTP + 2
-	allocsServeFileCompressed = allocsServeFile + 4
+	allocsServeFileCompressed = allocsServeFile + 3 // the file's Vary is cached with it
 	// One upstream round trip on a pooled connection: the response
 	// head's value string and slice.
 	allocsRoundTrip = 2
