@@ -7,6 +7,15 @@
 # and per MiB, with Gatehouse's ratio to nginx. Lower is better; the bar of
 # issue 14 is ≤ 1.5× nginx for the small file.
 #
+# The servers run side by side, each on its own ports, and every cell is
+# measured on each server in turn, round after round (--repeat), so that a
+# change of the machine's speed during the run (a shared VM's figures move
+# by 2× from one minute to the next) touches all servers alike; the table
+# gives each cell's median. A third server, nethttp (test/bench/nethttpfloor:
+# Go's net/http serving the files from memory with nothing else), is the
+# floor of any net/http server: "floor / nginx" is what is not Gatehouse's,
+# "Gatehouse / floor" what is.
+#
 #   test/bench/static.sh                 # full run, about 2 minutes
 #   test/bench/static.sh --quick         # smoke run: proves the script works, measures little
 #   test/bench/static.sh --duration 20 --repeat 3
@@ -20,8 +29,8 @@
 # (wrk keeps its connections: the handshakes are a few per run).
 #
 # Needs: wrk, nginx, openssl, taskset, curl, getconf, awk; Go unless
-# GATEHOUSE_BIN names a built binary. Runs as any user; ports PORT_BASE+0..3
-# (default 28180-28183) must be free.
+# GATEHOUSE_BIN names a built binary (and for nethttp). Runs as any user;
+# ports PORT_BASE+0..5 (default 28180-28185) must be free.
 set -euo pipefail
 
 DURATION=10
@@ -32,7 +41,7 @@ CONNS_LARGE=16
 PORT_BASE=${PORT_BASE:-28180}
 PROXY_CPU=${PROXY_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-ONLY="nginx,gatehouse"
+ONLY="nginx,gatehouse,nethttp"
 KEEP=0
 
 usage() {
@@ -70,6 +79,7 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-static-bench.XXXXXX")
 PIDS=()
+declare -A SERVER_PID
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -78,8 +88,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-HTTP_PORT=$PORT_BASE
-HTTPS_PORT=$((PORT_BASE + 1))
+# ports NAME: sets HTTP_PORT and HTTPS_PORT to NAME's.
+ports() {
+	case $1 in
+	nginx) HTTP_PORT=$PORT_BASE ;;
+	gatehouse) HTTP_PORT=$((PORT_BASE + 2)) ;;
+	nethttp) HTTP_PORT=$((PORT_BASE + 4)) ;;
+	*) echo "static.sh: unknown server $1 (nginx, gatehouse, nethttp)" >&2; exit 2 ;;
+	esac
+	HTTPS_PORT=$((HTTP_PORT + 1))
+}
 
 # The files: what ManifestStaticFilesStorage would name them.
 CSS=app.3f2a1b9c4d5e.css
@@ -141,8 +159,17 @@ path = "/static/"
 alias = "$WORK/static"
 CONF
 	GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$bin" run -config "$WORK/gatehouse.toml" >"$WORK/gatehouse.log" 2>&1 &
-	SERVER_PID=$!
-	PIDS+=("$SERVER_PID")
+	SERVER_PID[gatehouse]=$!
+	PIDS+=("$!")
+}
+
+start_nethttp() {
+	(cd "$SRC" && ${GO:-go} build -trimpath -o "$WORK/nethttpfloor" ./test/bench/nethttpfloor) >&2
+	GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$WORK/nethttpfloor" -root "$WORK/static" \
+		-http "127.0.0.1:$HTTP_PORT" -https "127.0.0.1:$HTTPS_PORT" -cert "$WORK/cert.pem" -key "$WORK/key.pem" \
+		>"$WORK/nethttp.log" 2>&1 &
+	SERVER_PID[nethttp]=$!
+	PIDS+=("$!")
 }
 
 start_nginx() {
@@ -191,13 +218,8 @@ http {
 }
 CONF
 	taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.log" 2>&1 &
-	SERVER_PID=$!
-	PIDS+=("$SERVER_PID")
-}
-
-stop_server() {
-	kill "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID[nginx]=$!
+	PIDS+=("$!")
 }
 
 # tree_ticks PID: utime+stime (clock ticks) of PID and its descendants.
@@ -214,7 +236,7 @@ wait_ready() {
 	local i
 	for i in $(seq 1 200); do
 		curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/static/$CSS" && return 0
-		kill -0 "$SERVER_PID" 2>/dev/null || { echo "static.sh: $1 exited:" >&2; cat "$WORK/$1.log" >&2; return 1; }
+		kill -0 "${SERVER_PID[$1]}" 2>/dev/null || { echo "static.sh: $1 exited:" >&2; cat "$WORK/$1.log" >&2; return 1; }
 		sleep 0.05
 	done
 	echo "static.sh: $1 did not answer on :$HTTP_PORT" >&2
@@ -241,13 +263,14 @@ check() {
 # measure NAME SCHEME FILE CONNS: prints "us_per_req req_per_s"
 measure() {
 	local name=$1 scheme=$2 file=$3 conns=$4 port url before after out n secs non2xx errs
+	ports "$name"
 	port=$HTTP_PORT
 	[ "$scheme" = https ] && port=$HTTPS_PORT
 	url="$scheme://localhost:$port/static/$file"
 	taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
-	before=$(tree_ticks "$SERVER_PID")
+	before=$(tree_ticks "${SERVER_PID[$name]}")
 	out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" "$url" 2>&1)
-	after=$(tree_ticks "$SERVER_PID")
+	after=$(tree_ticks "${SERVER_PID[$name]}")
 	echo "$out" >>"$WORK/wrk-$name.txt"
 	n=$(echo "$out" | awk '/requests in/ {print $1}')
 	non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
@@ -264,26 +287,34 @@ measure() {
 
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print a[int((NR + 1) / 2)]}'; }
 
-declare -A RES
+declare -A RES US RPS
 IFS=, read -r -a SERVERS <<<"$ONLY"
 for name in "${SERVERS[@]}"; do
+	ports "$name"
 	"start_$name"
+done
+for name in "${SERVERS[@]}"; do
+	ports "$name"
 	wait_ready "$name"
 	check "$name"
+done
+# Round after round, each cell on each server in turn (see the top).
+for _ in $(seq 1 "$REPEAT"); do
 	for scheme in http https; do
 		for f in css js; do
 			file=$CSS conns=$CONNS_SMALL
 			[ $f = js ] && file=$JS conns=$CONNS_LARGE
-			us=() rps=()
-			for _ in $(seq 1 "$REPEAT"); do
+			for name in "${SERVERS[@]}"; do
 				read -r u r < <(measure "$name" "$scheme" "$file" "$conns")
-				us+=("$u") rps+=("$r")
+				US[$name,$scheme,$f]+="$u "
+				RPS[$name,$scheme,$f]+="$r "
 			done
-			RES[$name,$scheme,$f,us]=$(printf '%s\n' "${us[@]}" | median)
-			RES[$name,$scheme,$f,rps]=$(printf '%s\n' "${rps[@]}" | median)
 		done
 	done
-	stop_server
+done
+for k in "${!US[@]}"; do
+	RES[$k,us]=$(printf '%s\n' ${US[$k]} | median)
+	RES[$k,rps]=$(printf '%s\n' ${RPS[$k]} | median)
 done
 
 echo
@@ -302,13 +333,18 @@ for name in "${SERVERS[@]}"; do
 		echo "$line"
 	done
 done
-if [[ ",$ONLY," == *,nginx,* && ",$ONLY," == *,gatehouse,* ]]; then
+# ratios A B TITLE: A's CPU per request over B's, per cell.
+ratios() {
+	[[ ",$ONLY," == *,$1,* && ",$ONLY," == *,$2,* ]] || return 0
 	echo
-	echo "Gatehouse / nginx (CPU per request; ≤ 1.5 is issue 14's bar for the small file)"
+	echo "$3"
 	for scheme in http https; do
 		for f in css js; do
-			awk -v g="${RES[gatehouse,$scheme,$f,us]}" -v n="${RES[nginx,$scheme,$f,us]}" -v s="$scheme" -v f="$f" \
+			awk -v g="${RES[$1,$scheme,$f,us]}" -v n="${RES[$2,$scheme,$f,us]}" -v s="$scheme" -v f="$f" \
 				'BEGIN {if (g == "-" || n == "-" || n == 0) r = "-"; else r = sprintf("%.2f", g / n); printf "  %-6s %-4s %s\n", s, f, r}'
 		done
 	done
-fi
+}
+ratios gatehouse nginx "Gatehouse / nginx (CPU per request; ≤ 1.5 is issue 14's bar for the small file)"
+ratios nethttp nginx "net/http floor / nginx (what is not Gatehouse's)"
+ratios gatehouse nethttp "Gatehouse / net/http floor (what is)"
