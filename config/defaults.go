@@ -73,6 +73,12 @@ const (
 	// DefaultWebSocketCloseSpread spreads closes of many streams so clients
 	// do not reconnect in the same second.
 	DefaultWebSocketCloseSpread = 10 * time.Second
+	// WebSocketCloseTimeout is how long a WebSocket closed by Gatehouse
+	// (reload, drain, shutdown, ping timeout) waits for the peers' Close
+	// replies before its connections are closed: a browser answers within
+	// a round trip, and a peer that does not answer must not hold the
+	// stream. Not configurable.
+	WebSocketCloseTimeout = 5 * time.Second
 	// DefaultPingTimeout is how long a client has to answer a proxy ping.
 	DefaultPingTimeout = 20 * time.Second
 )

@@ -187,7 +187,7 @@ func (q *request) serveWebSocket() {
 			IdleTimeout:  ws.IdleTimeout,
 			PingInterval: ws.PingInterval,
 			PingTimeout:  ws.PingTimeout,
-			CloseTimeout: 5 * time.Second,
+			CloseTimeout: config.WebSocketCloseTimeout,
 			Labels: wstunnel.Labels{
 				Upstream: u.cfg.Name,
 				Server:   b.Label(),
