@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"syscall"
 
 	"github.com/gatehouse-proxy/gatehouse/balancer"
 	"github.com/gatehouse-proxy/gatehouse/internal/errorpage"
@@ -64,11 +63,8 @@ func classify(reqCtx context.Context, err error) errorKind {
 	case errors.Is(err, errNoBackend):
 		return errNoServer
 	case errors.As(err, &de):
-		if isTimeout(de.Err) {
-			// A connect timeout is still "nothing sent": retryable, but
-			// reported as 504 when it is the last try.
-			return errDial
-		}
+		// A connect timeout is still "nothing sent": retryable, but
+		// reported as 504 when it is the last try (status).
 		return errDial
 	case isTimeout(err):
 		return errTimeout
@@ -92,10 +88,7 @@ func (k errorKind) status(lastErr error) int {
 		if errors.As(lastErr, &de) && isTimeout(de.Err) {
 			return http.StatusGatewayTimeout
 		}
-		if errors.Is(lastErr, syscall.ECONNREFUSED) {
-			return http.StatusBadGateway
-		}
-		return http.StatusBadGateway
+		return http.StatusBadGateway // refused, unreachable, reset
 	case errTimeout:
 		return http.StatusGatewayTimeout
 	case errClientGone:
