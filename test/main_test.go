@@ -308,21 +308,58 @@ func (g *gatehouse) listeners() map[string]string {
 // logged, and records every listener's address.
 func (g *gatehouse) waitListening() {
 	g.t.Helper()
+	if err := g.tryWaitListening(); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// tryWaitListening is waitListening returning its failure.
+func (g *gatehouse) tryWaitListening() error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		l := g.listeners()
 		if l["admin"] != "" {
 			g.httpAddr, g.httpsAddr, g.adminAddr = l["http"], l["https"], l["admin"]
-			return
+			return nil
 		}
 		select {
 		case <-g.done:
-			g.t.Fatalf("gatehouse exited before listening (%v); log:\n%s", g.waitErr, g.logs.String())
+			return fmt.Errorf("gatehouse exited before listening (%v); log:\n%s", g.waitErr, g.logs.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			g.t.Fatalf("gatehouse did not log its listeners within 20s; log:\n%s", g.logs.String())
+			return fmt.Errorf("gatehouse did not log its listeners within 20s; log:\n%s", g.logs.String())
 		}
+	}
+}
+
+// startGatehouseOnPort starts a daemon whose configuration must name a
+// fixed port (cfgFor makes it from a port that was free a moment ago).
+// Between finding the port free and the daemon binding it, a test running
+// in parallel may take it; the start is then tried again with another
+// port, up to five times. It returns the daemon and its port.
+func startGatehouseOnPort(t *testing.T, dir string, cfgFor func(port string) string) (*gatehouse, string) {
+	t.Helper()
+	for try := 1; ; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		l.Close()
+		cfgPath := filepath.Join(dir, "gatehouse.toml")
+		writeFileAtomic(t, cfgPath, strings.ReplaceAll(cfgFor(port), "$DIR", dir))
+		g := runGatehouse(t, dir, "run", "-config", cfgPath)
+		g.cfgPath = cfgPath
+		err = g.tryWaitListening()
+		if err == nil {
+			g.checkDrained()
+			return g, port
+		}
+		if try == 5 || !strings.Contains(g.logs.String(), ":"+port+": bind: address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("port %s was taken before gatehouse bound it; again with another", port)
 	}
 }
 

@@ -318,17 +318,6 @@ keepalive = "60s"
 
 // tlsEdgeFreePort returns a loopback port that was free a moment ago (the
 // redirect names the configured HTTPS port, so ":0" will not do).
-func tlsEdgeFreePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, p, _ := net.SplitHostPort(l.Addr().String())
-	return p
-}
-
 // TestTLSEdgeRedirectHSTS: the plain listener redirects to the same URL on
 // the HTTPS port with 301, except ACME HTTP-01 challenges; HSTS is on every
 // HTTPS response, error pages included, and never on plain HTTP.
@@ -338,10 +327,10 @@ func TestTLSEdgeRedirectHSTS(t *testing.T) {
 	dir := t.TempDir()
 	ca := newTestCA(t)
 	certFile, keyFile := ca.issue(t, dir, "app.test")
-	port := tlsEdgeFreePort(t)
 	// An ACME site makes the HTTP-01 handler live; its directory is a
 	// closed loopback port, so no order can succeed (nor leave the host).
-	cfg := strings.Replace(baseListeners, "[listeners.https]\naddress = \"127.0.0.1:0\"", "[listeners.https]\naddress = \"127.0.0.1:"+port+"\"", 1) + `
+	// The HTTPS port is fixed in the config: the redirect names it.
+	cfg := strings.Replace(baseListeners, "[listeners.https]\naddress = \"127.0.0.1:0\"", "[listeners.https]\naddress = \"127.0.0.1:$PORT\"", 1) + `
 [acme]
 email = "admin@app.test"
 directory = "https://127.0.0.1:1/directory"
@@ -361,7 +350,7 @@ upstream = "app"
 `
 	// "/" catches everything on app; for a 404 use a site without "/".
 	cfg = strings.Replace(cfg, "[[sites.app.routes]]\npath = \"/\"\nupstream = \"app\"\n", "", 1)
-	g := startGatehouseIn(t, dir, cfg)
+	g, port := startGatehouseOnPort(t, dir, func(port string) string { return strings.ReplaceAll(cfg, "$PORT", port) })
 	if !strings.HasSuffix(g.httpsAddr, ":"+port) {
 		t.Fatalf("https listener on %s, want port %s", g.httpsAddr, port)
 	}
