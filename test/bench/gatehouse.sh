@@ -42,10 +42,14 @@ gatehouse_bin() {
 
 adapter_version() { "$(gatehouse_bin)" version 2>/dev/null | sed 's/^gatehouse //' || echo unknown; }
 
-adapter_start() {
-	local bin
-	bin=$(gatehouse_bin) || return 1
-	cat >"$WORKDIR/gatehouse.toml" <<CONF
+# gatehouse_config FILE writes the benchmark configuration to FILE, from
+# the harness's variables (WORKDIR, HTTP_PORT, HTTPS_PORT, TLS_CERT,
+# TLS_KEY, BACKEND1, BACKEND2). GATEHOUSE_ADMIN, when set, is the body of
+# the admin listener's table (default: none, so nothing else runs on the
+# proxy CPU). test/bench/wsidle.sh measures with this configuration too.
+gatehouse_config() {
+	local admin=${GATEHOUSE_ADMIN:-'address = ""'}
+	cat >"$1" <<CONF
 state_dir = "$WORKDIR/state"
 
 [log]
@@ -62,7 +66,7 @@ curves = ["X25519"]        # the harness compares X25519 handshakes (nginx/HAPro
                            # has no ML-KEM); Gatehouse's default offers X25519MLKEM768 first
 
 [listeners.admin]
-address = ""               # no admin listener: nothing else on the proxy CPU
+$admin
 
 [limits]
 conn_per_ip = 0            # every benchmark connection comes from 127.0.0.1
@@ -94,5 +98,11 @@ servers = [
   { name = "b2", address = "$BACKEND2" },
 ]
 CONF
+}
+
+adapter_start() {
+	local bin
+	bin=$(gatehouse_bin) || return 1
+	gatehouse_config "$WORKDIR/gatehouse.toml"
 	launch "$bin" run -config "$WORKDIR/gatehouse.toml"
 }

@@ -7,7 +7,7 @@
 #
 # For each run and each mode (interleaved: plain, tls, plain, tls, ...) it
 # starts a fresh gatehouse (GOMAXPROCS=1, pinned to PROXY_CPU, Go's default
-# GC pacing, config as test/bench/gatehouse.sh), warms it with a few
+# GC pacing, the config of test/bench/gatehouse.sh), warms it with a few
 # requests and WebSockets, reads its VmRSS (/proc/PID/status), opens N idle
 # WebSockets through it (ws:// to the plaintext listener or wss:// to the TLS
 # listener, HTTP/1.1, no ALPN) to two backends that accept and hold them,
@@ -167,59 +167,14 @@ for b in "$BACKEND1" "$BACKEND2"; do
 	wait_http "http://$b/health/" || die "backend $b did not start: $(tail -2 "$TMP/backend-${b##*:}.log")"
 done
 
-write_config() {
-	local ADMIN='address = ""'
-	[ -z "$PROFILE" ] || ADMIN="address = \"127.0.0.1:$((PORT_BASE + 90))\"
+# The configuration of the shared harness's adapter (test/bench/gatehouse.sh),
+# with an admin listener for --profile.
+# shellcheck source=gatehouse.sh
+. "$SRC/test/bench/gatehouse.sh"
+ADMIN='address = ""'
+[ -z "$PROFILE" ] || ADMIN="address = \"127.0.0.1:$((PORT_BASE + 90))\"
 pprof = true"
-	cat >"$TMP/gatehouse.toml" <<CONF
-state_dir = "$TMP/state"
-
-[log]
-level = "warn"
-
-[listeners.http]
-address = "127.0.0.1:$HTTP_PORT"
-
-[listeners.https]
-address = "127.0.0.1:$HTTPS_PORT"
-http2 = true
-session_tickets = false
-curves = ["X25519"]
-
-[listeners.admin]
-$ADMIN
-
-[limits]
-conn_per_ip = 0            # every connection comes from 127.0.0.1
-
-[timeouts]
-keepalive = "75s"
-
-[sites.bench]
-hosts = ["localhost"]
-default = true
-tls = "files"
-cert_file = "$TMP/cert.pem"
-key_file = "$TMP/key.pem"
-hsts = "off"
-redirect_https = false
-access_log = "off"
-
-[[sites.bench.routes]]
-path = "/"
-upstream = "backends"
-websocket = { enabled = true, origins = ["*"], idle_timeout = "1h" }
-
-[upstreams.backends]
-policy = "round_robin"
-keepalive = 64
-servers = [
-  { name = "b1", address = "$BACKEND1" },
-  { name = "b2", address = "$BACKEND2" },
-]
-CONF
-}
-write_config
+WORKDIR=$TMP TLS_CERT=$TMP/cert.pem TLS_KEY=$TMP/key.pem GATEHOUSE_ADMIN=$ADMIN gatehouse_config "$TMP/gatehouse.toml"
 
 # measure MODE RUN: one measurement; prints "KIB OK RSS0 RSS1"
 measure() {
