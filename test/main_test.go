@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -341,17 +342,12 @@ func (g *gatehouse) tryWaitListening() error {
 func startGatehouseOnPort(t *testing.T, dir string, cfgFor func(port string) string) (*gatehouse, string) {
 	t.Helper()
 	for try := 1; ; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, port, _ := net.SplitHostPort(l.Addr().String())
-		l.Close()
+		port := strconv.Itoa(freePort(t))
 		cfgPath := filepath.Join(dir, "gatehouse.toml")
 		writeFileAtomic(t, cfgPath, strings.ReplaceAll(cfgFor(port), "$DIR", dir))
 		g := runGatehouse(t, dir, "run", "-config", cfgPath)
 		g.cfgPath = cfgPath
-		err = g.tryWaitListening()
+		err := g.tryWaitListening()
 		if err == nil {
 			g.checkDrained()
 			return g, port
