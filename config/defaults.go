@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/regularfile"
+)
 
 // Every default of the configuration lives here, each with the reason it has
 // the value it has. Package code elsewhere never carries a literal timeout:
@@ -161,8 +165,9 @@ const (
 	// every site and sent in place of a response: real ones are a few KiB.
 	MaxErrorPageSize = 1 << 20
 	// MaxPEMFileSize bounds a certificate chain, key or CA bundle: a chain
-	// is a few KiB and a system root bundle about 200 KiB.
-	MaxPEMFileSize = 4 << 20
+	// is a few KiB and a system root bundle about 200 KiB. tlsedge reads
+	// certificates and keys under the same limit.
+	MaxPEMFileSize = regularfile.MaxPEMBytes
 )
 
 // Rate limits and bans.

@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/ocspstaple"
+	"github.com/gatehouse-proxy/gatehouse/internal/regularfile"
 )
 
 // LetsEncryptURL is the Let's Encrypt production ACME directory, the
@@ -300,13 +300,19 @@ func prepare(c Config, now time.Time) (*prepared, error) {
 	return p, nil
 }
 
-// loadPair reads and validates one certificate/key pair.
+// loadPair reads and validates one certificate/key pair. The files are
+// read as regular files only, under a size limit, without blocking
+// (internal/regularfile): at a reload and when pollFiles finds them
+// changed, a path that became a FIFO, or a link to /dev/zero, is an
+// error rather than a read that never ends while holding updateMu.
+// Links are followed (certbot's live/ holds links into archive/).
 func loadPair(fp FilePair, now time.Time) (*entry, error) {
-	certPEM, err := os.ReadFile(fp.CertFile)
+	rule := regularfile.Rule{MaxBytes: regularfile.MaxPEMBytes}
+	certPEM, err := regularfile.Read(fp.CertFile, rule)
 	if err != nil {
 		return nil, fmt.Errorf("certificate file: %w", err)
 	}
-	keyPEM, err := os.ReadFile(fp.KeyFile)
+	keyPEM, err := regularfile.Read(fp.KeyFile, rule)
 	if err != nil {
 		return nil, fmt.Errorf("key file: %w", err)
 	}

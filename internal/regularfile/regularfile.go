@@ -12,6 +12,12 @@ import (
 	"os"
 )
 
+// MaxPEMBytes bounds a certificate chain, key or CA bundle: a chain is a
+// few KiB and a system root bundle about 200 KiB. config checks the files
+// it names with it, and tlsedge reads certificates and keys under it, at
+// load and when it finds them changed.
+const MaxPEMBytes = 4 << 20
+
 // Rule says how a file named in the configuration may be read.
 //
 // Every file Gatehouse reads because the configuration names it (the
