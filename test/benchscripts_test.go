@@ -1,11 +1,13 @@
 package test
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,5 +59,139 @@ func TestStaticBenchSmoke(t *testing.T) {
 		if r, err := strconv.ParseFloat(string(c[3]), 64); err != nil || r <= 0 {
 			t.Errorf("ratio %s %s = %q, want a positive number", c[1], c[2], c[3])
 		}
+	}
+}
+
+// sharedBench returns the shared benchmark harness (../shared/bench next
+// to the repository, or BENCH_DIR), skipping when there is none: it is
+// not part of this repository and not a program .ci/run can install, so
+// its absence skips even under GATEHOUSE_REQUIRE_TOOLS=1.
+func sharedBench(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("BENCH_DIR")
+	if dir == "" {
+		dir = filepath.Join(moduleRoot, "..", "shared", "bench")
+	}
+	for _, p := range []string{"run", "backend", "wsload"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Skipf("the shared benchmark harness is not at %s (not part of this repository; set BENCH_DIR): %v", dir, err)
+		}
+	}
+	return dir
+}
+
+// runScript runs a benchmark script with env added, killing it after
+// limit, and returns its combined output.
+func runScript(t *testing.T, limit time.Duration, env []string, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(limit):
+			if cmd.Process != nil {
+				cmd.Process.Kill()
+			}
+		}
+	}()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TestHarnessAdapterSmoke runs the shared harness in its quick mode with
+// Gatehouse's adapter (test/bench/gatehouse.sh) alone, against the binary
+// TestMain built, so that the adapter cannot rot: every column must have
+// a figure and no check of the harness may fail (wrong responses, failed
+// requests, backends not both used, idle WebSockets not held). The
+// figures of a quick run mean nothing and are not asserted.
+func TestHarnessAdapterSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a one-minute benchmark smoke run; not with -short")
+	}
+	needBinary(t)
+	bench := sharedBench(t)
+	for _, tool := range [][2]string{{"wrk", "wrk"}, {"h2load", "nghttp2-client"}, {"openssl", "openssl"}, {"curl", "curl"}, {"ss", "iproute2"}, {"taskset", "util-linux"}} {
+		requireTool(t, tool[0], tool[1])
+	}
+	adapters, err := filepath.Abs("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	js := filepath.Join(tmp, "out.json")
+	out := runScript(t, 5*time.Minute, []string{"GATEHOUSE_BIN=" + binPath, "BENCH_ADAPTERS=" + adapters, "BENCH_BIN=" + filepath.Join(tmp, "bin"), "TMPDIR=" + tmp},
+		"bash", filepath.Join(bench, "run"), "--quick", "--only", "gatehouse", "--port-base", "27600", "--json", js)
+	raw, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatalf("the harness wrote no JSON: %v\n%s", err, out)
+	}
+	var res struct {
+		Columns []string `json:"columns"`
+		Results map[string]struct {
+			Runs         map[string][]float64 `json:"runs"`
+			ChecksFailed []string             `json:"checks_failed"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatalf("harness JSON: %v\n%s", err, raw)
+	}
+	g, ok := res.Results["gatehouse"]
+	if !ok {
+		t.Fatalf("no gatehouse results in the harness's JSON:\n%s\n%s", raw, out)
+	}
+	if len(g.ChecksFailed) > 0 {
+		t.Errorf("harness checks failed for gatehouse: %q\n%s", g.ChecksFailed, out)
+	}
+	if len(res.Columns) == 0 {
+		t.Fatalf("no columns in the harness's JSON:\n%s", raw)
+	}
+	for _, c := range res.Columns {
+		if v := g.Runs[c]; len(v) != 1 || !(v[0] > 0) {
+			t.Errorf("column %q: %v, want one positive figure", c, v)
+		}
+	}
+}
+
+// TestWSIdleScriptSmoke runs test/bench/wsidle.sh in its quick mode (500
+// idle WebSockets through plaintext and TLS) against the binary TestMain
+// built, so the per-connection memory measurement of docs/performance.md
+// cannot rot: each mode must report a figure for every connection opened.
+func TestWSIdleScriptSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 30-second benchmark smoke run; not with -short")
+	}
+	needBinary(t)
+	bench := sharedBench(t)
+	requireTool(t, "taskset", "util-linux")
+	requireTool(t, "openssl", "openssl")
+	requireTool(t, "curl", "curl")
+	script, err := filepath.Abs("bench/wsidle.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	out := runScript(t, 4*time.Minute, []string{"GATEHOUSE_BIN=" + binPath, "BENCH_DIR=" + bench, "TMPDIR=" + tmp},
+		"bash", script, "--quick", "--port-base", "29600")
+	for _, mode := range []string{"plain", "tls"} {
+		m := regexp.MustCompile(`(?m)^` + mode + `\s+median of 1: ([0-9.]+) KiB/conn idle WebSocket \(N=500\)`).FindSubmatch(out)
+		if m == nil {
+			t.Errorf("no %s median in wsidle.sh's output", mode)
+			continue
+		}
+		if v, err := strconv.ParseFloat(string(m[1]), 64); err != nil || v <= 0 {
+			t.Errorf("%s: %q KiB/conn, want a positive figure", mode, m[1])
+		}
+		if !regexp.MustCompile(`(?m)^` + mode + `\s+run 1: [0-9.]+ KiB/conn  \(500 conns`).Match(out) {
+			t.Errorf("%s: not all 500 WebSockets were held", mode)
+		}
+	}
+	if t.Failed() {
+		t.Logf("wsidle.sh output:\n%s", out)
 	}
 }
