@@ -30,27 +30,8 @@ func TestStaticBenchSmoke(t *testing.T) {
 	requireTool(t, "openssl", "openssl")
 	requireTool(t, "curl", "curl")
 	requireTool(t, "taskset", "util-linux")
-	script, err := filepath.Abs("bench/static.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("bash", script, "--quick", "--only", "nginx,gatehouse,nethttp")
-	cmd.Env = append(os.Environ(), "GATEHOUSE_BIN="+binPath, "TMPDIR="+t.TempDir())
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-done:
-		case <-time.After(3 * time.Minute):
-			if cmd.Process != nil {
-				cmd.Process.Kill()
-			}
-		}
-	}()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("static.sh --quick: %v\n%s", err, out)
-	}
+	out := runScript(t, 3*time.Minute, []string{"GATEHOUSE_BIN=" + binPath, "TMPDIR=" + t.TempDir()},
+		"bench/static.sh", "--quick", "--only", "nginx,gatehouse,nethttp")
 	cells := regexp.MustCompile(`(?m)^\s+(http|https)\s+(css|js)\s+([0-9.]+)\s*$`).FindAllSubmatch(out, -1)
 	if len(cells) != 12 {
 		t.Fatalf("want 12 ratio cells (3 tables of http/https × css/js), got %d:\n%s", len(cells), out)
@@ -80,11 +61,15 @@ func sharedBench(t *testing.T) string {
 	return dir
 }
 
-// runScript runs a benchmark script with env added, killing it after
-// limit, and returns its combined output.
-func runScript(t *testing.T, limit time.Duration, env []string, name string, args ...string) []byte {
+// runScript runs a bash script (a path relative to test/, or absolute)
+// with env added, killing it after limit, and returns its combined output.
+func runScript(t *testing.T, limit time.Duration, env []string, script string, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command(name, args...)
+	script, err := filepath.Abs(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", append([]string{script}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	done := make(chan struct{})
 	defer close(done)
@@ -99,7 +84,7 @@ func runScript(t *testing.T, limit time.Duration, env []string, name string, arg
 	}()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		t.Fatalf("%s %s: %v\n%s", script, strings.Join(args, " "), err, out)
 	}
 	return out
 }
@@ -126,7 +111,7 @@ func TestHarnessAdapterSmoke(t *testing.T) {
 	tmp := t.TempDir()
 	js := filepath.Join(tmp, "out.json")
 	out := runScript(t, 5*time.Minute, []string{"GATEHOUSE_BIN=" + binPath, "BENCH_ADAPTERS=" + adapters, "BENCH_BIN=" + filepath.Join(tmp, "bin"), "TMPDIR=" + tmp},
-		"bash", filepath.Join(bench, "run"), "--quick", "--only", "gatehouse", "--port-base", "27600", "--json", js)
+		filepath.Join(bench, "run"), "--quick", "--only", "gatehouse", "--port-base", "27600", "--json", js)
 	raw, err := os.ReadFile(js)
 	if err != nil {
 		t.Fatalf("the harness wrote no JSON: %v\n%s", err, out)
@@ -171,13 +156,8 @@ func TestWSIdleScriptSmoke(t *testing.T) {
 	requireTool(t, "taskset", "util-linux")
 	requireTool(t, "openssl", "openssl")
 	requireTool(t, "curl", "curl")
-	script, err := filepath.Abs("bench/wsidle.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := t.TempDir()
-	out := runScript(t, 4*time.Minute, []string{"GATEHOUSE_BIN=" + binPath, "BENCH_DIR=" + bench, "TMPDIR=" + tmp},
-		"bash", script, "--quick", "--port-base", "29600")
+	out := runScript(t, 4*time.Minute, []string{"GATEHOUSE_BIN=" + binPath, "BENCH_DIR=" + bench, "TMPDIR=" + t.TempDir()},
+		"bench/wsidle.sh", "--quick", "--port-base", "29600")
 	for _, mode := range []string{"plain", "tls"} {
 		m := regexp.MustCompile(`(?m)^` + mode + `\s+median of 1: ([0-9.]+) KiB/conn idle WebSocket \(N=500\)`).FindSubmatch(out)
 		if m == nil {
