@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -62,26 +64,23 @@ func sharedBench(t *testing.T) string {
 }
 
 // runScript runs a bash script (a path relative to test/, or absolute)
-// with env added, killing it after limit, and returns its combined output.
+// with env added, stopping it after limit, and returns its combined
+// output.
 func runScript(t *testing.T, limit time.Duration, env []string, script string, args ...string) []byte {
 	t.Helper()
 	script, err := filepath.Abs(script)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("bash", append([]string{script}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-done:
-		case <-time.After(limit):
-			if cmd.Process != nil {
-				cmd.Process.Kill()
-			}
-		}
-	}()
+	// At the limit, SIGTERM: the scripts stop what they started on it (a
+	// SIGKILL would leave their servers running); SIGKILL and closed
+	// pipes 10 s later if that did not end it.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", script, strings.Join(args, " "), err, out)
