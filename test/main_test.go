@@ -172,12 +172,20 @@ func startGatehouse(t *testing.T, tomlText string) *gatehouse {
 // made (to put certificates in it first).
 func startGatehouseIn(t *testing.T, dir, tomlText string) *gatehouse {
 	t.Helper()
+	g := launchGatehouseIn(t, dir, tomlText)
+	g.waitListening()
+	g.checkDrained()
+	return g
+}
+
+// launchGatehouseIn writes tomlText ($DIR replaced by dir) to
+// dir/gatehouse.toml and runs the daemon on it, without waiting for it.
+func launchGatehouseIn(t *testing.T, dir, tomlText string) *gatehouse {
+	t.Helper()
 	cfgPath := filepath.Join(dir, "gatehouse.toml")
 	writeFileAtomic(t, cfgPath, strings.ReplaceAll(tomlText, "$DIR", dir))
 	g := runGatehouse(t, dir, "run", "-config", cfgPath)
 	g.cfgPath = cfgPath
-	g.waitListening()
-	g.checkDrained()
 	return g
 }
 
@@ -343,10 +351,7 @@ func startGatehouseOnPort(t *testing.T, dir string, cfgFor func(port string) str
 	t.Helper()
 	for try := 1; ; try++ {
 		port := strconv.Itoa(freePort(t))
-		cfgPath := filepath.Join(dir, "gatehouse.toml")
-		writeFileAtomic(t, cfgPath, strings.ReplaceAll(cfgFor(port), "$DIR", dir))
-		g := runGatehouse(t, dir, "run", "-config", cfgPath)
-		g.cfgPath = cfgPath
+		g := launchGatehouseIn(t, dir, cfgFor(port))
 		err := g.tryWaitListening()
 		if err == nil {
 			g.checkDrained()

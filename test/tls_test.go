@@ -316,8 +316,6 @@ keepalive = "60s"
 	}
 }
 
-// tlsEdgeFreePort returns a loopback port that was free a moment ago (the
-// redirect names the configured HTTPS port, so ":0" will not do).
 // TestTLSEdgeRedirectHSTS: the plain listener redirects to the same URL on
 // the HTTPS port with 301, except ACME HTTP-01 challenges; HSTS is on every
 // HTTPS response, error pages included, and never on plain HTTP.
