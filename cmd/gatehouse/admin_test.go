@@ -159,6 +159,7 @@ func FuzzAdminRequest(f *testing.F) {
 		"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nUser-Agent: Prometheus/3.0\r\nAccept: application/openmetrics-text\r\n\r\n",
 		"GET /upstreams HTTP/1.1\r\nHost: evil.example:9180\r\n\r\n",
 		"GET /healthz HTTP/1.1\r\nHost: [::1]:9180\r\n\r\n",
+		"GET /healthz HTTP/1.1\r\nHost: [::0]\r\n\r\n",
 		"HEAD /readyz HTTP/1.0\r\n\r\n",
 		"POST /upstreams/app/servers/b1/drain HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nOrigin: https://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
 		"POST /bans?addr=192.0.2.1 HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nOrigin: http://127.0.0.1:9180\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
@@ -230,6 +231,8 @@ func oracleHost(host string, names []string) bool {
 	h := host
 	if hh, _, err := net.SplitHostPort(host); err == nil {
 		h = hh
+	} else if lit, ok := strings.CutPrefix(host, "["); ok && strings.HasSuffix(lit, "]") {
+		h = strings.TrimSuffix(lit, "]") // an IPv6 literal without a port
 	}
 	h = strings.ToLower(strings.TrimSuffix(h, "."))
 	if _, err := netip.ParseAddr(h); err == nil {
