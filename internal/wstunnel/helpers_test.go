@@ -51,7 +51,8 @@ func checkNoPipes(t *testing.T) {
 	for {
 		n := runtime.Stack(buf, true)
 		s := string(buf[:n])
-		if !strings.Contains(s, "wstunnel.(*pipe).run") && !strings.Contains(s, "wstunnel.(*Registry).sweeper") {
+		if !strings.Contains(s, "wstunnel.(*pipe).run") && !strings.Contains(s, "wstunnel.(*Registry).sweeper") &&
+			!strings.Contains(s, "wstunnel.(*dormancy).run") {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -414,4 +415,34 @@ func pipeTunnel(t *testing.T, reg *Registry, o Options) (client, backend net.Con
 	bp, bl := net.Pipe()
 	t.Cleanup(func() { cl.Close(); bl.Close() })
 	return cl, bl, reg.Start(cp, nil, bp, nil, o)
+}
+
+// waitDormant waits until every pipe of reg that waits on a socket is
+// dormant (no goroutine).
+func waitDormant(t testing.TB, reg *Registry) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		awake := 0
+		var which []string
+		reg.mu.Lock()
+		for tun := range reg.tunnels {
+			for i, p := range []*pipe{&tun.c2b, &tun.b2c} {
+				if p.raw != nil && p.state.Load() != pipeDormant {
+					awake++
+					which = append(which, fmt.Sprintf("%s: state %d, asked %v", [2]string{"client to backend", "backend to client"}[i], p.state.Load(), p.sleep.Load()))
+				}
+			}
+		}
+		reg.mu.Unlock()
+		if awake == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pipes did not go dormant: %q", awake, which)
+		}
+		<-tick.C
+	}
 }

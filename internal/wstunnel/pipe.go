@@ -97,6 +97,17 @@ type pipe struct {
 
 	pending atomic.Uint32 // injection requests (injClose, injPing)
 
+	// Dormancy (see dormancy): state is pipeRunning while a goroutine
+	// owns the pipe, pipeWoken when something woke it since it last
+	// looked (a park then fails), pipeDormant while no goroutine does.
+	// sleep is the sweeper's request to park; slot and armed are the
+	// pipe's registration in the registry's epoll set (owned by whoever
+	// runs the pipe).
+	state atomic.Uint32
+	sleep atomic.Bool
+	slot  uint64
+	armed bool
+
 	bytes int64 // bytes read from src; read by the tunnel after the pipe ends
 }
 
@@ -170,8 +181,48 @@ func (p *pipe) request(what uint32) {
 }
 
 // wake interrupts a parked read with a read deadline in the past; the pipe
-// clears it before looking at pending, so no request is lost.
-func (p *pipe) wake() { p.rd.SetReadDeadline(aLongTimeAgo) }
+// clears it before looking at pending, so no request is lost. A dormant
+// pipe is taken up by a fresh goroutine, whose first read sees the
+// deadline.
+func (p *pipe) wake() {
+	p.rd.SetReadDeadline(aLongTimeAgo)
+	p.revive()
+}
+
+// Pipe states (pipe.state).
+const (
+	pipeRunning uint32 = iota
+	pipeWoken
+	pipeDormant
+)
+
+// revive gives a dormant pipe a goroutine, or marks a running one woken so
+// that a park it is making fails and it goes on reading.
+func (p *pipe) revive() {
+	for {
+		switch p.state.Load() {
+		case pipeDormant:
+			if p.state.CompareAndSwap(pipeDormant, pipeRunning) {
+				p.t.r.wg.Add(1)
+				go p.run()
+				return
+			}
+		case pipeRunning:
+			if p.state.CompareAndSwap(pipeRunning, pipeWoken) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// canSleep reports whether p may park without a goroutine: it waits on a
+// socket of its own, holds no buffer, and no bytes are held for it where
+// the socket cannot show them (the caller's, crypto/tls's).
+func (p *pipe) canSleep() bool {
+	return p.raw != nil && p.buf == nil && !p.drain && len(p.first) == 0
+}
 
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -180,6 +231,9 @@ func (p *pipe) run() {
 	defer p.t.r.wg.Done()
 	p.grown.Store(false)
 	failed, err := p.loop()
+	if err == errDormant {
+		return // revive starts the next goroutine
+	}
 	if err == errHandoff {
 		// Go on in a fresh goroutine (small stack), owned like this one.
 		p.t.r.wg.Add(1)
@@ -187,8 +241,13 @@ func (p *pipe) run() {
 		return
 	}
 	p.release()
+	p.t.r.dorm.Load().forget(p)
 	p.t.pipeEnded(failed, err)
 }
+
+// errDormant is returned by loop when the pipe has parked without a
+// goroutine (see dormancy).
+var errDormant = errors.New("wstunnel: dormant")
 
 // errHandoff is returned by loop when the pipe goes on in a fresh
 // goroutine (see pipe.handoff).
@@ -234,9 +293,17 @@ func (p *pipe) loop() (side, error) {
 				return p.srcSide, rerr
 			}
 			// Woken by request: clear the deadline, then look at pending.
+			// Running again before the deadline is cleared: a wake from
+			// here on makes a park below fail, and one before is in
+			// pending, which process reads after the clear.
+			p.state.Store(pipeRunning)
 			p.rd.SetReadDeadline(time.Time{})
 			if err := p.process(nil); err != nil {
 				return dstSide, err
+			}
+			if p.sleep.Swap(false) && p.canSleep() && p.t.r.dormancy().park(p) {
+				p.grown.Store(false) // this goroutine's stack goes with it
+				return p.srcSide, errDormant
 			}
 			if p.shrink.Swap(false) && p.handoff {
 				return p.srcSide, errHandoff
@@ -490,4 +557,10 @@ func (p *pipe) writeControl(op byte, payload []byte) error {
 	}
 	var a [maxHeader + maxControlPayload]byte
 	return p.write(appendFrame(a[:0], op, payload, p.toBackend, key))
+}
+
+// wantSleep reports whether the sweeper should ask p to park: p has a
+// goroutine, waits on a socket and has not been asked yet.
+func (p *pipe) wantSleep() bool {
+	return p.raw != nil && p.state.Load() != pipeDormant && !p.sleep.Load()
 }

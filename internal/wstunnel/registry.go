@@ -32,8 +32,9 @@ type RegistryOptions struct {
 type Registry struct {
 	now        func() time.Time
 	sweepEvery time.Duration
-	clock      atomic.Int64 // UnixNano of the last sweep: the coarse activity clock
-	bufs       sync.Pool    // *[bufSize]byte lent to pipes while data moves
+	clock      atomic.Int64             // UnixNano of the last sweep: the coarse activity clock
+	bufs       sync.Pool                // *[bufSize]byte lent to pipes while data moves
+	dorm       atomic.Pointer[dormancy] // idle pipes without goroutines; see dormancy()
 	quit       chan struct{}
 	wg         sync.WaitGroup // pipes, sweeper, spreaders
 
@@ -43,9 +44,14 @@ type Registry struct {
 	tunnels  map[*Tunnel]struct{}
 	draining bool // Shutdown or Close started: new tunnels are closed at once
 	closed   bool
+	noDorm   bool // dormancy() gave up: unsupported here, or the registry closed
 
 	sweepMu sync.Mutex // serialises sweep; guards scratch
 	scratch []sweepAction
+
+	// testHookArmed, if set (before the first Start), is called by a
+	// parking pipe between its registration and its move to dormant.
+	testHookArmed func(*pipe)
 }
 
 type sweepAction struct {
@@ -58,6 +64,7 @@ const (
 	actIdle
 	actPingTimeout
 	actShrink // hand crypto/tls-grown pipes over to fresh goroutines
+	actSleep  // park quiet pipes without a goroutine (dormancy)
 )
 
 // NewRegistry returns a Registry and starts its sweeper.
@@ -130,15 +137,48 @@ func (r *Registry) Start(client net.Conn, clientBuffered []byte, backend net.Con
 		return t
 	}
 	r.tunnels[t] = struct{}{}
-	r.wg.Add(2)
 	draining := r.draining
 	r.mu.Unlock()
-	go t.c2b.run()
-	go t.b2c.run()
+	// A pipe with nothing to forward yet starts dormant: a tunnel that
+	// stays quiet never has a goroutine. A TLS client's pipe starts
+	// running, as crypto/tls may hold bytes that came with the handshake.
+	for _, p := range []*pipe{&t.c2b, &t.b2c} {
+		if p.tls == nil && p.canSleep() && r.dormancy().park(p) {
+			continue
+		}
+		r.wg.Add(1)
+		go p.run()
+	}
 	if draining {
 		t.Close(CloseGoingAway, "", CauseShutdown)
 	}
 	return t
+}
+
+// dormancy returns the registry's dormancy, made with its goroutine on
+// first use (a registry whose conns have no sockets, as in tests over
+// net.Pipe, never has one), or nil where there is none.
+func (r *Registry) dormancy() *dormancy {
+	if d := r.dorm.Load(); d != nil {
+		return d
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d := r.dorm.Load(); d != nil || r.noDorm {
+		return d
+	}
+	d := newDormancy()
+	if d == nil {
+		r.noDorm = true
+		return nil
+	}
+	r.dorm.Store(d)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		d.run()
+	}()
+	return d
 }
 
 func (r *Registry) remove(t *Tunnel) {
@@ -273,6 +313,10 @@ func (r *Registry) Close() error {
 	for _, t := range r.snapshot(nil) {
 		t.abort(CauseShutdown)
 	}
+	r.mu.Lock()
+	r.noDorm = true
+	r.mu.Unlock()
+	r.dorm.Load().close()
 	r.wg.Wait()
 	return nil
 }
@@ -300,12 +344,19 @@ func (r *Registry) sweep(now time.Time) {
 	n := now.UnixNano()
 	r.clock.Store(n)
 	acts := r.scratch[:0]
+	dorm := r.dorm.Load()
 	r.mu.Lock()
 	for t := range r.tunnels {
 		if t.closing.Load() {
 			continue
 		}
-		if n-t.last.Load() >= int64(r.sweepEvery) && (t.c2b.grown.Load() || t.b2c.grown.Load()) {
+		if quiet := n-t.last.Load() >= int64(r.sweepEvery); quiet && dorm != nil {
+			// Quiet for a sweep interval: let the pipes give up their
+			// goroutines (see dormancy).
+			if t.c2b.wantSleep() || t.b2c.wantSleep() {
+				acts = append(acts, sweepAction{t, actSleep})
+			}
+		} else if quiet && (t.c2b.grown.Load() || t.b2c.grown.Load()) {
 			// Quiet for a sweep interval after crypto/tls work: let the
 			// pipes park on fresh, small stacks (see pipe.handoff).
 			acts = append(acts, sweepAction{t, actShrink})
@@ -337,6 +388,13 @@ func (r *Registry) sweep(now time.Time) {
 			for _, p := range []*pipe{&a.t.c2b, &a.t.b2c} {
 				if p.grown.Load() {
 					p.shrink.Store(true)
+					p.wake()
+				}
+			}
+		case actSleep:
+			for _, p := range []*pipe{&a.t.c2b, &a.t.b2c} {
+				if p.wantSleep() {
+					p.sleep.Store(true)
 					p.wake()
 				}
 			}

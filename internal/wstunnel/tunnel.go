@@ -310,6 +310,9 @@ func (t *Tunnel) closeConns() {
 	t.mu.Unlock()
 	t.client.Close()
 	t.backend.Close()
+	// A dormant pipe learns of it from a read of its own.
+	t.c2b.revive()
+	t.b2c.revive()
 }
 
 // pipeEnded is called by each pipe when it returns.
