@@ -3,8 +3,9 @@
 //
 // The proxy validates the upgrade, dials the backend, relays the 101
 // response and hijacks the client conn (package wsproxy); then
-// [Registry.Start] takes both conns and runs two copy goroutines, one per
-// direction, until the stream ends. The package imports no net/http and
+// [Registry.Start] takes both conns and copies each direction until the
+// stream ends, on a goroutine of its own while that direction has data to
+// move (see Memory). The package imports no net/http and
 // no Prometheus: it reports through [Result] (via [Options.OnEnd]) and
 // counters on [Registry].
 //
@@ -53,26 +54,37 @@
 //
 // An idle tunnel holds no read buffer when its source conn is a
 // *net.TCPConn or *net.UnixConn (or [Options.ClientSocket] names the socket
-// under a wrapped client conn): the goroutine parks in the poller and,
-// once the socket is readable, borrows a 16 KiB buffer from a pool, reads,
+// under a wrapped client conn): the pipe waits for the socket to become
+// readable and only then borrows a 16 KiB buffer from a pool, reads,
 // writes and gives it back. A TLS client named by [Options.ClientTLS] is
 // waited for the same way on the socket under the *tls.Conn; once the
 // socket is readable the pipe reads one byte through crypto/tls (which
 // returns when a whole record is in), then borrows a buffer and takes what
-// crypto/tls holds without waiting. crypto/tls grows a goroutine's stack
-// past 2 KiB and the runtime never shrinks a parked stack back to 2 KiB, so
-// once such a tunnel has been quiet for a sweep interval the sweeper wakes
-// the pipes that ran through crypto/tls (reading or writing that client)
-// and each hands over to a fresh goroutine; a busy tunnel never does (a
-// hand-over per message would cost more CPU than the stack is worth). A
-// source with none of these (a net.Pipe, a wrapper that holds bytes) is
-// read through a 2 KiB buffer kept by its direction. The steady state of an
-// idle tunnel is two parked 2 KiB goroutine stacks and about 2.5 KiB of
-// state. TestIdleMemory measures it (Go 1.26, linux/amd64): about 7 KiB
-// of heap and stack per idle tunnel with TCP on both sides, and no more
-// with a TLS client once handed over (it was 11.5 KiB before ClientTLS: a
-// 2 KiB buffer and a reader parked deep in crypto/tls on a 4–8 KiB stack);
-// the conns themselves are not counted.
+// crypto/tls holds without waiting. A source with none of these (a
+// net.Pipe, a wrapper that holds bytes) is read through a 2 KiB buffer
+// kept by its direction.
+//
+// On Linux an idle pipe holds no goroutine either ("dormant"): it
+// registers its socket for one readiness event in an epoll set of the
+// registry's own and its goroutine returns; one goroutine per registry
+// waits for that set (through Go's poller, so it holds no thread) and
+// starts a fresh goroutine for a pipe whose socket became readable. Every
+// other way of reaching a pipe (a Close to inject, a Ping, the conns being
+// closed) wakes a dormant pipe the same way, and a pipe that is woken
+// while it parks does not park. A new tunnel's pipes start dormant (a
+// TLS client's starts running, as crypto/tls may hold bytes read with the
+// handshake); a pipe that has run goes dormant when the sweeper finds its
+// tunnel quiet for a sweep interval, so a busy tunnel pays nothing for it
+// and a quiet one pays one hand-over per quiet spell. The steady state of
+// an idle tunnel is about 2.5 KiB of state and no goroutine stack;
+// TestIdleMemory and TestDormantTunnel check it.
+//
+// Elsewhere each pipe keeps a goroutine parked in Go's poller. There
+// crypto/tls grows a goroutine's stack past 2 KiB and the runtime never
+// shrinks a parked stack back, so once such a tunnel has been quiet for a
+// sweep interval the sweeper wakes the pipes that ran through crypto/tls
+// (reading or writing that client) and each hands over to a fresh
+// goroutine with a small stack.
 //
 // # System calls
 //

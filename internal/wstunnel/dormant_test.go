@@ -42,10 +42,10 @@ func echo(t *testing.T, client, backend net.Conn, msg string) {
 	}
 }
 
-// sleepAll makes the sweeper see every tunnel of reg quiet, a sweep
-// interval past the last data, until their pipes are dormant. (A pipe that
-// is still dormant when a sweep looks, about to be woken by bytes the test
-// just sent, is asked at the next sweep.)
+// sleepAll makes the sweeper see every tunnel of reg quiet (no data since
+// the sweep before) until their pipes are dormant. (A pipe that is still
+// dormant when a sweep looks, about to be woken by bytes the test just
+// sent, is asked at the next sweep.)
 func sleepAll(t *testing.T, reg *Registry) {
 	t.Helper()
 	at := time.Unix(0, reg.clock.Load()).Add(reg.sweepEvery)
@@ -268,7 +268,7 @@ func TestDormantParkRace(t *testing.T) {
 			client, backend, tun = dormantTunnel(t, reg, Options{CloseTimeout: waitFor})
 			echo(t, client, backend, "before")
 			armed.Store(true)
-			reg.sweep(time.Unix(0, reg.clock.Load()).Add(reg.sweepEvery))
+			sweepQuiet(reg)
 			if err := <-hooked; err != nil {
 				t.Fatal(err)
 			}
@@ -282,5 +282,24 @@ func TestDormantParkRace(t *testing.T) {
 				t.Fatalf("backend read op %d, want Close", op)
 			}
 		})
+	}
+}
+
+// TestBusyTunnelStaysAwake: a tunnel that moved data since the last sweep
+// is not asked to park, even though its last data is stamped with that
+// sweep's clock, a whole sweep interval before the next one.
+func TestBusyTunnelStaysAwake(t *testing.T) {
+	reg := newTestRegistry(t, RegistryOptions{SweepInterval: time.Hour})
+	client, backend, tun := dormantTunnel(t, reg, Options{})
+	at := time.Unix(0, reg.clock.Load())
+	for i := range 4 {
+		echo(t, client, backend, fmt.Sprint("message ", i))
+		at = at.Add(reg.sweepEvery)
+		reg.sweep(at)
+		for _, p := range []*pipe{&tun.c2b, &tun.b2c} {
+			if p.sleep.Load() || p.state.Load() == pipeDormant {
+				t.Fatalf("after sweep %d: a pipe of a busy tunnel was asked to park (state %d)", i, p.state.Load())
+			}
+		}
 	}
 }

@@ -89,7 +89,7 @@ func TestIdleMemory(t *testing.T) {
 			// Quiet for a sweep interval: the pipes give up their
 			// goroutines (dormancy), or where there is none, those that
 			// ran crypto/tls park again on fresh, small stacks.
-			reg.sweep(time.Now().Add(time.Minute))
+			sweepQuiet(reg)
 			if reg.dorm.Load() != nil {
 				waitDormant(t, reg)
 			} else if useTLS {

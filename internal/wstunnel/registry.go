@@ -342,7 +342,11 @@ func (r *Registry) sweep(now time.Time) {
 	r.sweepMu.Lock()
 	defer r.sweepMu.Unlock()
 	n := now.UnixNano()
-	r.clock.Store(n)
+	// Data stamps its tunnel with the clock of the sweep before it, so a
+	// tunnel stamped before the previous sweep moved nothing for a whole
+	// sweep interval (comparing durations would also catch a tunnel busy
+	// all along, stamped a sweep interval ago).
+	prev := r.clock.Swap(n)
 	acts := r.scratch[:0]
 	dorm := r.dorm.Load()
 	r.mu.Lock()
@@ -350,7 +354,7 @@ func (r *Registry) sweep(now time.Time) {
 		if t.closing.Load() {
 			continue
 		}
-		if quiet := n-t.last.Load() >= int64(r.sweepEvery); quiet && dorm != nil {
+		if quiet := t.last.Load() < prev; quiet && dorm != nil {
 			// Quiet for a sweep interval: let the pipes give up their
 			// goroutines (see dormancy).
 			if t.c2b.wantSleep() || t.b2c.wantSleep() {
