@@ -92,8 +92,9 @@ func runScript(t *testing.T, limit time.Duration, env []string, script string, a
 // Gatehouse's adapter (test/bench/gatehouse.sh) alone, against the binary
 // TestMain built, so that the adapter cannot rot: every column must have
 // a figure and no check of the harness may fail (wrong responses, failed
-// requests, backends not both used, idle WebSockets not held). The
-// figures of a quick run mean nothing and are not asserted.
+// requests, backends not both used, idle WebSockets not held) but those
+// that say the machine was busy. The figures of a quick run mean nothing
+// and are not asserted.
 func TestHarnessAdapterSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a one-minute benchmark smoke run; not with -short")
@@ -129,15 +130,42 @@ func TestHarnessAdapterSmoke(t *testing.T) {
 	if !ok {
 		t.Fatalf("no gatehouse results in the harness's JSON:\n%s\n%s", raw, out)
 	}
-	if len(g.ChecksFailed) > 0 {
-		t.Errorf("harness checks failed for gatehouse: %q\n%s", g.ChecksFailed, out)
+	// A check that the machine was busy judges the figures, not the
+	// adapter (go test runs other packages beside this one), and so does,
+	// in a test that was busy, a request count that is off by the
+	// requests in flight when the load generator stopped.
+	const busy, count = "other jobs used the CPUs", "backends counted"
+	noisy := map[string]bool{} // "run 1: h2" and the like
+	for _, c := range g.ChecksFailed {
+		if i := strings.Index(c, ": "+busy); i >= 0 {
+			noisy[c[:i]] = true
+		}
+	}
+	var failed []string
+	for _, c := range g.ChecksFailed {
+		if i := strings.Index(c, ": "+count); strings.Contains(c, busy) || i >= 0 && noisy[c[:i]] {
+			t.Logf("harness check (the machine was busy, ignored here): %s", c)
+			continue
+		}
+		failed = append(failed, c)
+	}
+	if len(failed) > 0 {
+		t.Errorf("harness checks failed for gatehouse: %q\n%s", failed, out)
 	}
 	if len(res.Columns) == 0 {
 		t.Fatalf("no columns in the harness's JSON:\n%s", raw)
 	}
 	for _, c := range res.Columns {
-		if v := g.Runs[c]; len(v) != 1 || !(v[0] > 0) {
-			t.Errorf("column %q: %v, want one positive figure", c, v)
+		v := g.Runs[c]
+		switch {
+		case len(v) != 1:
+			t.Errorf("column %q: %v, want one figure", c, v)
+		case c == "ws_kib_per_conn":
+			// An RSS difference: after the load tests the heap may
+			// already hold room for 1,000 idle tunnels (the harness's
+			// own checks catch WebSockets that did not open or stay).
+		case !(v[0] > 0):
+			t.Errorf("column %q: %v, want a positive figure", c, v)
 		}
 	}
 }
