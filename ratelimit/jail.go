@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/statefile"
 )
 
 // Jail defaults: the reference fail2ban jail (maxretry 10, findtime 600,
@@ -200,7 +202,7 @@ func NewJail(o JailOptions) *Jail {
 		seed:       rand.Uint64(),
 		strikes:    make(map[Key]*strikeEntry),
 		kick:       make(chan struct{}, 1),
-		writeFile:  writeFileAtomic,
+		writeFile:  statefile.Write,
 	}
 	if j.now == nil {
 		j.now = time.Now

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/statefile"
 )
 
 // TestJailLoadKeepsGoodEntries: a bans file with bad entries among good
@@ -247,7 +249,7 @@ func TestJailBurstBoundedWrites(t *testing.T) {
 		var writes atomic.Int64
 		j.writeFile = func(p string, b []byte) error {
 			writes.Add(1)
-			return writeFileAtomic(p, b)
+			return statefile.Write(p, b)
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)

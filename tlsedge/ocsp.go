@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/ocspstaple"
+	"github.com/gatehouse-proxy/gatehouse/internal/statefile"
 )
 
 // OCSP stapling itself (fetching, verifying, when to ask again) is
@@ -129,7 +130,7 @@ func certNames(c *x509.Certificate) []string {
 func (m *Manager) saveStaple(e *entry, raw []byte) {
 	dir, err := m.ensureDir("ocsp")
 	if err == nil {
-		err = writeFileAtomic(filepath.Join(dir, stapleName(e)), raw)
+		err = statefile.Write(filepath.Join(dir, stapleName(e)), raw)
 	}
 	if err != nil {
 		m.log.Warn("ocsp response not saved", "certificate", e.src, "err", err)

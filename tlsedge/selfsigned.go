@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/devcert"
+	"github.com/gatehouse-proxy/gatehouse/internal/statefile"
 )
 
 // selfSignedMinLeft: the development certificate (valid for
@@ -47,10 +48,10 @@ func (m *Manager) selfSigned(names []string, now time.Time) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(keyPath, keyPEM); err != nil {
+	if err := statefile.Write(keyPath, keyPEM); err != nil {
 		return nil, fmt.Errorf("self-signed key: %w", err)
 	}
-	if err := writeFileAtomic(certPath, certPEM); err != nil {
+	if err := statefile.Write(certPath, certPEM); err != nil {
 		return nil, fmt.Errorf("self-signed certificate: %w", err)
 	}
 	m.log.Info("generated self-signed development certificate", "names", names, "file", certPath)
