@@ -3,7 +3,9 @@ package wstunnel
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +31,8 @@ type dormancy struct {
 	mu    sync.Mutex       // guards the fields below
 	next  uint64           // last slot handed out
 	pipes map[uint64]*pipe // slot -> pipe, from its first park until it ends
+
+	dead atomic.Bool // run has returned: nothing parks any more
 }
 
 // newDormancy returns a dormancy, or nil when the epoll set cannot be made
@@ -46,6 +50,11 @@ func newDormancy() *dormancy {
 	// run can wait for it through SyscallConn without holding a thread.
 	f := os.NewFile(uintptr(fd), "wstunnel-epoll")
 	raw, err := f.SyscallConn()
+	if err == nil {
+		// Fails (os.ErrNoDeadline) when the file is not in Go's poller:
+		// run could not wait for it.
+		err = f.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		f.Close()
 		return nil
@@ -74,6 +83,19 @@ func (d *dormancy) run() {
 			}
 		}
 	})
+	// Closed (or, unexpectedly, failed): no event will come any more, so
+	// every dormant pipe gets its goroutine back; park refuses from now
+	// on, and a pipe that parked just before sees dead and revives itself.
+	d.dead.Store(true)
+	d.mu.Lock()
+	ps := make([]*pipe, 0, len(d.pipes))
+	for _, p := range d.pipes {
+		ps = append(ps, p)
+	}
+	d.mu.Unlock()
+	for _, p := range ps {
+		p.revive()
+	}
 }
 
 func (d *dormancy) dispatch(slot uint64) {
@@ -92,7 +114,7 @@ func (d *dormancy) dispatch(slot uint64) {
 // caller then goes on reading. Only p's goroutine (or Start, before there
 // is one) calls park.
 func (d *dormancy) park(p *pipe) bool {
-	if d == nil || p.raw == nil {
+	if d == nil || p.raw == nil || d.dead.Load() {
 		return false
 	}
 	if p.slot == 0 {
@@ -126,6 +148,7 @@ func (d *dormancy) park(p *pipe) bool {
 		return false
 	}
 	p.armed = true
+	p.grown.Store(false) // this goroutine's stack goes with it (see pipe.handoff)
 	if h := p.t.r.testHookArmed; h != nil {
 		h(p)
 	}
@@ -134,8 +157,14 @@ func (d *dormancy) park(p *pipe) bool {
 		p.state.Store(pipeRunning)
 		return false
 	}
+	if d.dead.Load() {
+		p.revive() // run may have looked at the pipes before this one parked
+	}
 	return true
 }
+
+// usable reports whether pipes can park: d exists and run is waiting.
+func (d *dormancy) usable() bool { return d != nil && !d.dead.Load() }
 
 // forget drops p's slot when p has ended.
 func (d *dormancy) forget(p *pipe) {

@@ -42,36 +42,6 @@ func echo(t *testing.T, client, backend net.Conn, msg string) {
 	}
 }
 
-// sleepAll makes the sweeper see every tunnel of reg quiet (no data since
-// the sweep before) until their pipes are dormant. (A pipe that is still
-// dormant when a sweep looks, about to be woken by bytes the test just
-// sent, is asked at the next sweep.)
-func sleepAll(t *testing.T, reg *Registry) {
-	t.Helper()
-	at := time.Unix(0, reg.clock.Load()).Add(reg.sweepEvery)
-	deadline := time.Now().Add(waitFor)
-	for !allDormant(reg) {
-		if time.Now().After(deadline) {
-			waitDormant(t, reg) // fails, naming the pipes
-		}
-		reg.sweep(at)
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func allDormant(reg *Registry) bool {
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	for tun := range reg.tunnels {
-		for _, p := range []*pipe{&tun.c2b, &tun.b2c} {
-			if p.raw != nil && p.state.Load() != pipeDormant {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // TestDormantTunnel: a tunnel over sockets starts without goroutines, gets
 // one per direction when data comes, gives them up when the sweeper finds
 // it quiet, and is taken up again by data, by Close, by a Ping that falls
@@ -80,7 +50,7 @@ func TestDormantTunnel(t *testing.T) {
 	// The test drives the sweeps.
 	reg := newTestRegistry(t, RegistryOptions{SweepInterval: time.Hour})
 	base := runtime.NumGoroutine()
-	client, backend, tun := dormantTunnel(t, reg, Options{PingInterval: 3 * time.Hour, CloseTimeout: waitFor})
+	client, backend, tun := dormantTunnel(t, reg, Options{PingInterval: 100000 * time.Hour, CloseTimeout: waitFor})
 	waitDormant(t, reg) // from the start: nothing came yet
 	if g := runtime.NumGoroutine() - base; g > 1 {
 		t.Errorf("a new, quiet tunnel runs %d goroutines (the registry's dispatcher counts one), want at most 1", g)
@@ -93,7 +63,7 @@ func TestDormantTunnel(t *testing.T) {
 
 	// A Ping falls due for the quiet client: the dormant backend-to-client
 	// pipe is woken to send it, and the client's Pong is dropped.
-	reg.sweep(time.Unix(0, reg.clock.Load()).Add(4 * time.Hour))
+	reg.sweep(time.Unix(0, reg.clock.Load()).Add(200000 * time.Hour))
 	op, _, p, err := readFrame(client)
 	if err != nil || op != opPing || len(p) != markerLen {
 		t.Fatalf("client read op %d payload %q err %v, want our Ping", op, p, err)
@@ -268,8 +238,16 @@ func TestDormantParkRace(t *testing.T) {
 			client, backend, tun = dormantTunnel(t, reg, Options{CloseTimeout: waitFor})
 			echo(t, client, backend, "before")
 			armed.Store(true)
-			sweepQuiet(reg)
-			if err := <-hooked; err != nil {
+			var err error
+			sweepUntil(t, reg, "the client pipe parks", func() bool {
+				select {
+				case err = <-hooked:
+					return true
+				default:
+					return false
+				}
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
 			op, _, p, err := readFrame(backend)
@@ -302,4 +280,28 @@ func TestBusyTunnelStaysAwake(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestDormancyLost: if the registry's epoll set goes away under dormant
+// tunnels (its dispatcher returns), every dormant pipe gets its goroutine
+// back and the tunnels go on, their pipes kept running from then on.
+func TestDormancyLost(t *testing.T) {
+	reg := newTestRegistry(t, RegistryOptions{SweepInterval: time.Hour})
+	client, backend, _ := dormantTunnel(t, reg, Options{})
+	echo(t, client, backend, "before")
+	sleepAll(t, reg)
+	reg.dorm.Load().close()
+	echo(t, client, backend, "after the epoll set closed")
+	for range 2 {
+		reg.sweep(time.Unix(0, reg.clock.Load()).Add(reg.sweepEvery))
+	}
+	reg.Range(func(tun *Tunnel) bool {
+		for _, p := range []*pipe{&tun.c2b, &tun.b2c} {
+			if s := p.state.Load(); s == pipeDormant || p.sleep.Load() {
+				t.Errorf("a pipe was asked to park (state %d) with no epoll set to wake it", s)
+			}
+		}
+		return true
+	})
+	echo(t, client, backend, "after a quiet sweep")
 }

@@ -450,12 +450,46 @@ func waitDormant(t testing.TB, reg *Registry) {
 	}
 }
 
-// sweepQuiet runs two sweeps of reg, each a sweep interval after the last,
-// so that tunnels that moved nothing since the first are found quiet.
-func sweepQuiet(reg *Registry) {
+// sweepUntil runs sweeps of reg, each a sweep interval after the last,
+// until done reports true. (A tunnel is quiet once a sweep finds nothing
+// moved since the one before; bytes a test has just seen may still be
+// stamped by the pipe after a first sweep, and a pipe still dormant when
+// a sweep looks, about to be woken by bytes just sent, is asked at the
+// next one.)
+func sweepUntil(t testing.TB, reg *Registry, what string, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
 	at := time.Unix(0, reg.clock.Load())
-	for range 2 {
+	for n := 1; ; n++ {
 		at = at.Add(reg.sweepEvery)
 		reg.sweep(at)
+		if done() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %d sweeps", what, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
+}
+
+// allDormant reports whether every pipe of reg that waits on a socket is
+// dormant.
+func allDormant(reg *Registry) bool {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	for tun := range reg.tunnels {
+		for _, p := range []*pipe{&tun.c2b, &tun.b2c} {
+			if p.raw != nil && p.state.Load() != pipeDormant {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sleepAll sweeps reg until every pipe is dormant.
+func sleepAll(t testing.TB, reg *Registry) {
+	t.Helper()
+	sweepUntil(t, reg, "pipes dormant", func() bool { return allDormant(reg) })
 }

@@ -89,11 +89,10 @@ func TestIdleMemory(t *testing.T) {
 			// Quiet for a sweep interval: the pipes give up their
 			// goroutines (dormancy), or where there is none, those that
 			// ran crypto/tls park again on fresh, small stacks.
-			sweepQuiet(reg)
 			if reg.dorm.Load() != nil {
-				waitDormant(t, reg)
+				sleepAll(t, reg)
 			} else if useTLS {
-				waitHandedOver(t, reg)
+				sweepUntil(t, reg, "TLS pipes handed over", func() bool { return grownPipes(reg) == 0 })
 			}
 			withTunnels := memInUse()
 			perTunnel := float64(withTunnels.total()-withConns.total()) / float64(n)

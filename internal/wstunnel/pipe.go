@@ -302,8 +302,8 @@ func (p *pipe) loop() (side, error) {
 				return dstSide, err
 			}
 			if p.sleep.Swap(false) && p.canSleep() && p.t.r.dormancy().park(p) {
-				p.grown.Store(false) // this goroutine's stack goes with it
-				return p.srcSide, errDormant
+				// Another goroutine may own p already: touch nothing.
+				return sideClient, errDormant
 			}
 			if p.shrink.Swap(false) && p.handoff {
 				return p.srcSide, errHandoff

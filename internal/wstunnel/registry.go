@@ -354,7 +354,7 @@ func (r *Registry) sweep(now time.Time) {
 		if t.closing.Load() {
 			continue
 		}
-		if quiet := t.last.Load() < prev; quiet && dorm != nil {
+		if quiet := t.last.Load() < prev; quiet && dorm.usable() {
 			// Quiet for a sweep interval: let the pipes give up their
 			// goroutines (see dormancy).
 			if t.c2b.wantSleep() || t.b2c.wantSleep() {

@@ -201,31 +201,18 @@ func handOver(t *testing.T, reg *Registry, tun *Tunnel) {
 	if !tun.c2b.grown.Load() || !tun.b2c.grown.Load() {
 		t.Fatalf("after TLS traffic both ways: grown c2b %v b2c %v, want both", tun.c2b.grown.Load(), tun.b2c.grown.Load())
 	}
-	sweepQuiet(reg)
-	waitHandedOver(t, reg)
+	sweepUntil(t, reg, "pipes that ran crypto/tls handed over", func() bool { return grownPipes(reg) == 0 })
 }
 
-// waitHandedOver waits until no pipe of reg is marked grown.
-func waitHandedOver(t testing.TB, reg *Registry) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
-		grown := 0
-		reg.mu.Lock()
-		for tun := range reg.tunnels {
-			if tun.c2b.grown.Load() || tun.b2c.grown.Load() {
-				grown++
-			}
+// grownPipes counts reg's tunnels with a pipe marked grown.
+func grownPipes(reg *Registry) int {
+	grown := 0
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	for tun := range reg.tunnels {
+		if tun.c2b.grown.Load() || tun.b2c.grown.Load() {
+			grown++
 		}
-		reg.mu.Unlock()
-		if grown == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tunnels' pipes did not hand over to fresh goroutines", grown)
-		}
-		<-tick.C
 	}
+	return grown
 }
