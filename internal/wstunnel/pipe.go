@@ -132,6 +132,10 @@ func (p *pipe) init(t *Tunnel, src, dst, srcSocket, dstSocket net.Conn, srcTLS *
 			p.tls, p.rd, p.raw = srcTLS, srcTLS, raw
 			p.readFn = p.waitTLS
 			p.handoff = true
+			// crypto/tls may already hold bytes the socket cannot show
+			// (a record the HTTP server read only in part): take them
+			// before the first wait.
+			p.drain = true
 		}
 	}
 	if p.raw == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -215,4 +216,41 @@ func grownPipes(reg *Registry) int {
 		}
 	}
 	return grown
+}
+
+// TestTLSClientHeldAtStart: bytes crypto/tls already holds when the tunnel
+// starts (a client that sent its first frame in the TLS record that also
+// carried the end of its upgrade request, read only in part by the HTTP
+// server) are forwarded at once, not when the client's next record comes.
+func TestTLSClientHeldAtStart(t *testing.T) {
+	if !hasRawIO {
+		t.Skip("no socket wait on this platform: the tunnel reads through crypto/tls")
+	}
+	reg := newTestRegistry(t, RegistryOptions{})
+	a, b := tcpPairs(t, 2)
+	ca, cb := []net.Conn{a[0]}, []net.Conn{b[0]}
+	tlsWrap(t, ca, cb, 1)
+	client, srv := ca[0].(*tls.Conn), cb[0].(*tls.Conn)
+	backend := b[1]
+	client.SetDeadline(time.Now().Add(waitFor))
+	backend.SetDeadline(time.Now().Add(waitFor))
+
+	f := frame(true, 1, true, []byte("sent with the handshake"))
+	if _, err := client.Write(f); err != nil { // one record
+		t.Fatal(err)
+	}
+	// The HTTP server read the first byte of the record; crypto/tls holds
+	// the rest, and the socket has nothing more to show.
+	first := make([]byte, 1)
+	srv.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := io.ReadFull(srv, first); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetReadDeadline(time.Time{})
+	reg.Start(srv, first, a[1], nil, Options{ClientTLS: srv, CloseTimeout: waitFor})
+
+	backend.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, _, p, err := readFrame(backend); err != nil || string(p) != "sent with the handshake" {
+		t.Fatalf("backend read %q, %v: the bytes crypto/tls held at the start were not forwarded", p, err)
+	}
 }
