@@ -60,7 +60,9 @@
 // waited for the same way on the socket under the *tls.Conn; once the
 // socket is readable the pipe reads one byte through crypto/tls (which
 // returns when a whole record is in), then borrows a buffer and takes what
-// crypto/tls holds without waiting. A source with none of these (a
+// crypto/tls holds without waiting (and it takes what crypto/tls holds
+// before its first wait: bytes of a record that the HTTP server read only
+// in part). A source with none of these (a
 // net.Pipe, a wrapper that holds bytes) is read through a 2 KiB buffer
 // kept by its direction.
 //
