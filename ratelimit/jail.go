@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gatehouse-proxy/gatehouse/internal/statefile"
 )
 
 // Jail defaults: the reference fail2ban jail (maxretry 10, findtime 600,
@@ -202,7 +200,7 @@ func NewJail(o JailOptions) *Jail {
 		seed:       rand.Uint64(),
 		strikes:    make(map[Key]*strikeEntry),
 		kick:       make(chan struct{}, 1),
-		writeFile:  statefile.Write,
+		writeFile:  writeFileAtomic,
 	}
 	if j.now == nil {
 		j.now = time.Now

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/gatehouse-proxy/gatehouse/internal/statefile"
 )
 
 // TestJailLoadKeepsGoodEntries: a bans file with bad entries among good
@@ -249,7 +247,7 @@ func TestJailBurstBoundedWrites(t *testing.T) {
 		var writes atomic.Int64
 		j.writeFile = func(p string, b []byte) error {
 			writes.Add(1)
-			return statefile.Write(p, b)
+			return writeFileAtomic(p, b)
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)

@@ -8,10 +8,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
-
-	"github.com/gatehouse-proxy/gatehouse/internal/statefile"
 )
 
 // The bans file (JailOptions.Path) is JSON, one ban per line so that a
@@ -152,6 +151,45 @@ func encodeBans(bans []Ban) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// writeFileAtomic replaces the file at path with b atomically (a synced
+// temporary file in the same directory, mode 0600, renamed over it; then
+// the directory synced). It is internal/statefile.Write again: ratelimit
+// imports no project package (test/deps_test.go).
+func writeFileAtomic(path string, b []byte) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // best effort: make the rename durable
+		d.Close()
+	}
+	return nil
+}
+
 // Load adds the bans saved in Path that are still in force (bans that
 // ended while the process was down are dropped); it replaces nothing. A
 // missing file is not an error.
@@ -229,7 +267,7 @@ func (j *Jail) keepCopy(b []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return name, statefile.Write(name, b)
+	return name, writeFileAtomic(name, b)
 }
 
 // moveAside renames a bans file that could not be read (readErr) out of

@@ -1,10 +1,12 @@
 // Package statefile writes the files Gatehouse keeps for itself under its
-// state directory (the ban list, the self-signed pair, OCSP staples) so
-// that a reader, or Gatehouse after a crash, finds either the old content
-// or the new one, never a part: the bytes go to a temporary file in the
-// same directory (mode 0600, created exclusively), are synced, and the
+// state directory (the self-signed pair, OCSP staples) so that a reader,
+// or Gatehouse after a crash, finds either the old content or the new
+// one, never a part: the bytes go to a temporary file in the same
+// directory (mode 0600, created exclusively), are synced, and the
 // temporary file is renamed over the old one; then the directory is synced
-// so that the rename itself survives a power loss.
+// so that the rename itself survives a power loss. (The ban list is
+// written the same way by a copy in package ratelimit, which imports no
+// project package.)
 package statefile
 
 import (
