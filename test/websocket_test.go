@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -1249,6 +1250,7 @@ func TestWebSocketIdleRSS(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond)
 			before := wsRSS(t, e.cmd.Process.Pid)
+			goroutines := wsMetricSum(e.metrics(), "go_goroutines")
 			conns := make([]*websocket.Conn, 0, n)
 			t.Cleanup(func() {
 				warm.Close()
@@ -1269,6 +1271,18 @@ func TestWebSocketIdleRSS(t *testing.T) {
 			t.Logf("%s: VmRSS %d KiB → %d KiB with %d idle streams: %.1f KiB per stream", tc.comment, before, after, n, per)
 			if per > tc.maxKiB {
 				t.Errorf("%.1f KiB of RSS per idle %s stream, want ≤ %.0f", per, tc.comment, tc.maxKiB)
+			}
+			if runtime.GOOS == "linux" {
+				// Idle tunnels hold no goroutines (internal/wstunnel,
+				// dormant pipes): a plaintext one from the start, a TLS
+				// one once a sweep has found it quiet. Two per stream
+				// before.
+				var more float64
+				waitUntil(t, 10*time.Second, "idle streams without goroutines", func() bool {
+					more = wsMetricSum(e.metrics(), "go_goroutines") - goroutines
+					return more < n/4
+				})
+				t.Logf("%s: %.0f more goroutines with %d idle streams", tc.comment, more, n)
 			}
 		})
 	}
