@@ -44,7 +44,7 @@ type Registry struct {
 	tunnels  map[*Tunnel]struct{}
 	draining bool // Shutdown or Close started: new tunnels are closed at once
 	closed   bool
-	noDorm   bool // dormancy() gave up: unsupported here, or the registry closed
+	noDorm   bool // the registry closed: dormancy() makes no more
 
 	sweepMu sync.Mutex // serialises sweep; guards scratch
 	scratch []sweepAction
@@ -157,7 +157,8 @@ func (r *Registry) Start(client net.Conn, clientBuffered []byte, backend net.Con
 
 // dormancy returns the registry's dormancy, made with its goroutine on
 // first use (a registry whose conns have no sockets, as in tests over
-// net.Pipe, never has one), or nil where there is none.
+// net.Pipe, never has one), or nil where there is none (not Linux, the
+// registry closed, or no epoll set could be made just now).
 func (r *Registry) dormancy() *dormancy {
 	if d := r.dorm.Load(); d != nil {
 		return d
@@ -169,7 +170,8 @@ func (r *Registry) dormancy() *dormancy {
 	}
 	d := newDormancy()
 	if d == nil {
-		r.noDorm = true
+		// Unsupported here, or out of descriptors for the moment: the
+		// next pipe to park asks again.
 		return nil
 	}
 	r.dorm.Store(d)
