@@ -25,14 +25,13 @@ import (
 // closed (the kernel drops a closed file's registrations), which happens
 // to every conn of a tunnel when it ends.
 type dormancy struct {
-	f   *os.File        // the epoll instance, non-blocking, in Go's poller
-	raw syscall.RawConn // f's
+	f    *os.File        // the epoll instance, non-blocking, in Go's poller
+	raw  syscall.RawConn // f's
+	dead atomic.Bool     // run has returned: nothing parks any more
 
 	mu    sync.Mutex       // guards the fields below
 	next  uint64           // last slot handed out
 	pipes map[uint64]*pipe // slot -> pipe, from its first park until it ends
-
-	dead atomic.Bool // run has returned: nothing parks any more
 }
 
 // newDormancy returns a dormancy, or nil when the epoll set cannot be made
