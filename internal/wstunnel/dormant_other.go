@@ -12,3 +12,4 @@ func (d *dormancy) run()            {}
 func (d *dormancy) park(*pipe) bool { return false }
 func (d *dormancy) forget(*pipe)    {}
 func (d *dormancy) close()          {}
+func (d *dormancy) usable() bool    { return false }
