@@ -417,6 +417,25 @@ func pipeTunnel(t *testing.T, reg *Registry, o Options) (client, backend net.Con
 	return cl, bl, reg.Start(cp, nil, bp, nil, o)
 }
 
+// awakePipes counts the pipes of reg that wait on a socket and are not
+// dormant, and describes up to four of them.
+func awakePipes(reg *Registry) (n int, which []string) {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	for tun := range reg.tunnels {
+		for i, p := range []*pipe{&tun.c2b, &tun.b2c} {
+			if p.raw == nil || p.state.Load() == pipeDormant {
+				continue
+			}
+			n++
+			if len(which) < 4 {
+				which = append(which, fmt.Sprintf("%s: state %d, asked %v", [2]string{"client to backend", "backend to client"}[i], p.state.Load(), p.sleep.Load()))
+			}
+		}
+	}
+	return n, which
+}
+
 // waitDormant waits until every pipe of reg that waits on a socket is
 // dormant (no goroutine).
 func waitDormant(t testing.TB, reg *Registry) {
@@ -425,21 +444,7 @@ func waitDormant(t testing.TB, reg *Registry) {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
-		awake := 0
-		var which []string
-		reg.mu.Lock()
-		for tun := range reg.tunnels {
-			for i, p := range []*pipe{&tun.c2b, &tun.b2c} {
-				if p.raw != nil && p.state.Load() != pipeDormant {
-					awake++
-					if len(which) == 4 {
-						continue
-					}
-					which = append(which, fmt.Sprintf("%s: state %d, asked %v", [2]string{"client to backend", "backend to client"}[i], p.state.Load(), p.sleep.Load()))
-				}
-			}
-		}
-		reg.mu.Unlock()
+		awake, which := awakePipes(reg)
 		if awake == 0 {
 			return
 		}
@@ -473,23 +478,11 @@ func sweepUntil(t testing.TB, reg *Registry, what string, done func() bool) {
 	}
 }
 
-// allDormant reports whether every pipe of reg that waits on a socket is
-// dormant.
-func allDormant(reg *Registry) bool {
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	for tun := range reg.tunnels {
-		for _, p := range []*pipe{&tun.c2b, &tun.b2c} {
-			if p.raw != nil && p.state.Load() != pipeDormant {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // sleepAll sweeps reg until every pipe is dormant.
 func sleepAll(t testing.TB, reg *Registry) {
 	t.Helper()
-	sweepUntil(t, reg, "pipes dormant", func() bool { return allDormant(reg) })
+	sweepUntil(t, reg, "pipes dormant", func() bool {
+		awake, _ := awakePipes(reg)
+		return awake == 0
+	})
 }

@@ -228,6 +228,12 @@ func (p *pipe) canSleep() bool {
 	return p.raw != nil && p.buf == nil && !p.drain && len(p.first) == 0
 }
 
+// wantSleep reports whether the sweeper should ask p to park: p has a
+// goroutine, waits on a socket and has not been asked yet.
+func (p *pipe) wantSleep() bool {
+	return p.raw != nil && p.state.Load() != pipeDormant && !p.sleep.Load()
+}
+
 var aLongTimeAgo = time.Unix(1, 0)
 
 // run is the pipe's goroutine, owned by the tunnel's Registry.
@@ -561,10 +567,4 @@ func (p *pipe) writeControl(op byte, payload []byte) error {
 	}
 	var a [maxHeader + maxControlPayload]byte
 	return p.write(appendFrame(a[:0], op, payload, p.toBackend, key))
-}
-
-// wantSleep reports whether the sweeper should ask p to park: p has a
-// goroutine, waits on a socket and has not been asked yet.
-func (p *pipe) wantSleep() bool {
-	return p.raw != nil && p.state.Load() != pipeDormant && !p.sleep.Load()
 }
