@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,9 +20,34 @@ import (
 
 const day = 24 * time.Hour
 
-// ariCertID is the RFC 9773 identifier of c: base64url(AKI).base64url(serial).
+// ariCertID is the RFC 9773 identifier of c: base64url(AKI).base64url(serial),
+// the serial in its DER encoding without tag and length, so with a leading
+// zero byte when its top bit is set (a positive INTEGER).
 func ariCertID(c *x509.Certificate) string {
-	return base64.RawURLEncoding.EncodeToString(c.AuthorityKeyId) + "." + base64.RawURLEncoding.EncodeToString(c.SerialNumber.Bytes())
+	serial := c.SerialNumber.Bytes()
+	if len(serial) == 0 || serial[0]&0x80 != 0 {
+		serial = append([]byte{0}, serial...)
+	}
+	return base64.RawURLEncoding.EncodeToString(c.AuthorityKeyId) + "." + base64.RawURLEncoding.EncodeToString(serial)
+}
+
+// TestARICertIDSerial: a serial whose top bit is set keeps the DER sign
+// byte in the identifier (the flake this fixed: about half of Pebble's
+// random serials).
+func TestARICertIDSerial(t *testing.T) {
+	for _, c := range []struct {
+		serial int64
+		want   string
+	}{
+		{0x7f01, "fwE"},  // 7f 01
+		{0xe26d, "AOJt"}, // 00 e2 6d
+		{0, "AA"},        // 00
+	} {
+		cert := &x509.Certificate{AuthorityKeyId: []byte{1}, SerialNumber: big.NewInt(c.serial)}
+		if got := ariCertID(cert); got != "AQ."+c.want {
+			t.Errorf("serial %#x: %s, want AQ.%s", c.serial, got, c.want)
+		}
+	}
 }
 
 // setARI makes Pebble answer renewalInfo for c with the window [start, end].
