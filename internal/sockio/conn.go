@@ -7,7 +7,9 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Supported reports whether this build has the raw socket paths (unix,
@@ -31,6 +33,22 @@ type Conn struct {
 	wn      int
 	werr    error
 	writeFn func(uintptr) bool
+
+	// Deadlines reach the socket when an operation needs them (see
+	// SetReadDeadline). eager: something may use the socket around this
+	// Conn (Unwrap, NetConn), so every deadline goes through at once.
+	rdl, wdl deadline
+	eager    atomic.Bool
+	rc       rawConn
+}
+
+// deadline is one direction's deadline as the caller set it.
+type deadline struct {
+	busy atomic.Int32 // operations running: a new deadline must go through at once
+	pend atomic.Bool // want has not reached the socket
+	mu   sync.Mutex  // guards want and the setting of the socket's deadline
+	want time.Time
+	err  error // expired's error, made once
 }
 
 // Wrap returns c as a *Conn when c exposes a RawConn (a *net.TCPConn, or a
@@ -50,26 +68,162 @@ func Wrap(c net.Conn) net.Conn {
 	}
 	s := &Conn{Conn: c, raw: raw}
 	s.readFn, s.writeFn = s.read, s.write
+	s.rc.c = s
 	return s
 }
 
-// NetConn returns the wrapped conn.
-func (c *Conn) NetConn() net.Conn { return c.Conn }
+// NetConn returns the wrapped conn. From then on every deadline set on c
+// reaches the socket at once, since the caller may use the wrapped conn
+// directly.
+func (c *Conn) NetConn() net.Conn {
+	c.handOver()
+	return c.Conn
+}
 
 // Unwrap returns the wrapped conn: reading and writing it directly is the
-// same as going through c.
-func (c *Conn) Unwrap() net.Conn { return c.Conn }
+// same as going through c (deadlines included: see NetConn).
+func (c *Conn) Unwrap() net.Conn {
+	c.handOver()
+	return c.Conn
+}
 
-// SyscallConn returns the wrapped conn's RawConn.
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.raw, nil }
+// SyscallConn returns the wrapped conn's RawConn, behind one that brings
+// the socket's deadlines up to date before each call.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return &c.rc, nil }
+
+// SetDeadline sets both deadlines; see SetReadDeadline.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.set(&c.rdl, t, true)
+	c.set(&c.wdl, t, false)
+	return nil
+}
+
+// SetReadDeadline sets the read deadline. It reaches the socket when a
+// Read starts, or at once if a Read is running, so that a connection whose
+// deadline is set and cleared around every request (net/http sets a
+// client connection's read deadline six times per request) pays for one
+// setting per Read that follows a change, not one per change. A deadline before 2001 is the standard library's
+// idiom for "now" (aLongTimeAgo in net/http and crypto/tls): a Read that
+// starts while it is set fails as the socket would, without a system
+// call. Errors from the socket's deadline (a closed conn) are left to the
+// operation, which meets the same condition.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.set(&c.rdl, t, true)
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline; see SetReadDeadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.set(&c.wdl, t, false)
+	return nil
+}
+
+func (c *Conn) set(d *deadline, t time.Time, read bool) {
+	d.mu.Lock()
+	d.want = t
+	d.pend.Store(true)
+	if d.busy.Load() != 0 || c.eager.Load() {
+		c.apply(d, read)
+	}
+	d.mu.Unlock()
+}
+
+// apply sets the socket's deadline to d.want; d.mu is held.
+func (c *Conn) apply(d *deadline, read bool) {
+	if read {
+		_ = c.Conn.SetReadDeadline(d.want)
+	} else {
+		_ = c.Conn.SetWriteDeadline(d.want)
+	}
+	d.pend.Store(false)
+}
+
+// begin starts an operation in d's direction: the deadline as set goes to
+// the socket if it has not. It fails (with the socket's error for an
+// expired deadline) when the deadline is the idiom for now.
+func (c *Conn) begin(d *deadline, read bool) error {
+	d.busy.Add(1)
+	if !d.pend.Load() {
+		return nil
+	}
+	d.mu.Lock()
+	if d.pend.Load() {
+		if t := d.want; !t.IsZero() && t.Unix() < pastDeadline {
+			err := c.expired(d, read)
+			d.mu.Unlock()
+			d.busy.Add(-1)
+			return err
+		}
+		c.apply(d, read)
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+// expired returns the error of an operation whose deadline has passed, as
+// the socket returns it; it is made once per direction (net/http ends
+// its background read with it after every request). d.mu is held.
+func (c *Conn) expired(d *deadline, read bool) error {
+	if d.err == nil {
+		op := "write"
+		if read {
+			op = "read"
+		}
+		d.err = &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
+	}
+	return d.err
+}
+
+// pastDeadline: deadlines before this Unix time (September 2001) are
+// taken for the idiom "now" (see SetReadDeadline).
+const pastDeadline = 1e9
+
+// handOver makes every deadline go through at once from now on, and
+// sends those not yet there.
+func (c *Conn) handOver() {
+	c.eager.Store(true)
+	for _, d := range [...]*deadline{&c.rdl, &c.wdl} {
+		d.mu.Lock()
+		if d.pend.Load() {
+			c.apply(d, d == &c.rdl)
+		}
+		d.mu.Unlock()
+	}
+}
+
+// rawConn is c's RawConn for callers outside: each call runs with the
+// socket's deadline up to date, as c's own operations do.
+type rawConn struct{ c *Conn }
+
+func (r *rawConn) Control(f func(fd uintptr)) error { return r.c.raw.Control(f) }
+
+func (r *rawConn) Read(f func(fd uintptr) bool) error {
+	if err := r.c.begin(&r.c.rdl, true); err != nil {
+		return err
+	}
+	defer r.c.rdl.busy.Add(-1)
+	return r.c.raw.Read(f)
+}
+
+func (r *rawConn) Write(f func(fd uintptr) bool) error {
+	if err := r.c.begin(&r.c.wdl, false); err != nil {
+		return err
+	}
+	defer r.c.wdl.busy.Add(-1)
+	return r.c.raw.Write(f)
+}
 
 // Read reads from the socket; see the package documentation.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if err := c.begin(&c.rdl, true); err != nil {
+		return 0, err
+	}
 	c.rb, c.rn, c.rerr = p, 0, nil
 	err := c.raw.Read(c.readFn)
+	c.rdl.busy.Add(-1)
 	c.rb = nil
 	if err != nil {
 		return 0, err
@@ -103,8 +257,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if err := c.begin(&c.wdl, false); err != nil {
+		return 0, err
+	}
 	c.wb, c.wn, c.werr = p, 0, nil
 	err := c.raw.Write(c.writeFn)
+	c.wdl.busy.Add(-1)
 	c.wb = nil
 	n := c.wn
 	if err != nil {
@@ -143,6 +301,10 @@ func (c *Conn) write(fd uintptr) bool {
 // goroutine at a time may call Write or ReadFrom.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Conn.(io.ReaderFrom); ok && kernelSource(r) {
+		if err := c.begin(&c.wdl, false); err != nil {
+			return 0, err
+		}
+		defer c.wdl.busy.Add(-1)
 		return rf.ReadFrom(r)
 	}
 	bp := copyBufs.Get().(*[]byte)

@@ -11,6 +11,15 @@
 // harness, WebSocket round trips were 19-32 % faster with them;
 // docs/performance.md, "Cleverness budget").
 //
+// A Conn's deadlines reach the socket when an operation needs them, not
+// when they are set: net/http sets a client connection's read deadline
+// six times per request and its write deadline twice (and the send
+// bound once more), each a call into the runtime's poller that resets a
+// timer, while a request needs the one in force when it reads or writes.
+// A deadline set while an operation runs goes through at once, so a
+// blocked Read or Write still ends when it passes; once the wrapped conn
+// is handed out (Unwrap, NetConn) every deadline goes through at once.
+//
 // A read always tries the socket before it waits. Go's poller forgets a
 // readiness event when a read begins (it expects the read to find the
 // data), so the nginx habit of waiting first after a short read would
