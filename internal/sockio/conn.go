@@ -45,8 +45,8 @@ type Conn struct {
 // deadline is one direction's deadline as the caller set it.
 type deadline struct {
 	busy atomic.Int32 // operations running: a new deadline must go through at once
-	pend atomic.Bool // want has not reached the socket
-	mu   sync.Mutex  // guards want and the setting of the socket's deadline
+	pend atomic.Bool  // want has not reached the socket
+	mu   sync.Mutex   // guards want and the setting of the socket's deadline
 	want time.Time
 	err  error // expired's error, made once
 }
