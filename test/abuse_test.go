@@ -757,26 +757,6 @@ func TestAbuseBan(t *testing.T) {
 	}
 }
 
-// abuseRaiseNoFile raises RLIMIT_NOFILE to at least n (the gatehouse
-// child inherits it) or skips the test.
-func abuseRaiseNoFile(t *testing.T, n uint64) {
-	t.Helper()
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Skipf("getrlimit: %v", err)
-	}
-	if rl.Cur >= n {
-		return
-	}
-	if rl.Max < n {
-		t.Skipf("RLIMIT_NOFILE hard limit %d < %d", rl.Max, n)
-	}
-	rl.Cur = n
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Skipf("raising RLIMIT_NOFILE to %d: %v", n, err)
-	}
-}
-
 // TestAbuseSlowloris: 500 connections trickling their request head one
 // byte every 500 ms are all cut at client_header (2 s), not sooner and
 // well before the 12 s default, and a normal client is served throughout:
@@ -785,7 +765,7 @@ func TestAbuseSlowloris(t *testing.T) {
 	if testing.Short() {
 		t.Skip("500 connections for 3 s; not in -short mode")
 	}
-	abuseRaiseNoFile(t, 4096)
+	raiseNoFile(t, 4096)
 	t.Parallel()
 	be := newBackend(t, "b1", nil)
 	g := startGatehouse(t, abuseListeners("", "")+`

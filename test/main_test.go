@@ -644,3 +644,26 @@ func plainClient() *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
+
+// raiseNoFile makes sure this process and the gatehouse it starts may
+// open at least want files: it sets RLIMIT_NOFILE explicitly (which also
+// makes Go pass the raised limit on to children instead of restoring the
+// original soft limit), or skips.
+func raiseNoFile(t *testing.T, want uint64) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skipf("getrlimit RLIMIT_NOFILE: %v", err)
+	}
+	setRlimitField(&lim.Cur, max(uint64(lim.Cur), min(uint64(lim.Max), want)))
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Skipf("cannot set RLIMIT_NOFILE to %d: %v", lim.Cur, err)
+	}
+	if uint64(lim.Cur) < want {
+		t.Skipf("RLIMIT_NOFILE hard limit is %d; this test needs %d (raise it with ulimit -Hn)", lim.Max, want)
+	}
+}
+
+// setRlimitField sets a field of syscall.Rlimit, which is uint64 on
+// Linux and int64 on the BSDs.
+func setRlimitField[T int64 | uint64](f *T, n uint64) { *f = T(n) }

@@ -358,25 +358,6 @@ func (e *wsEdge) wsWaitMetric(t *testing.T, series string, want float64) {
 	})
 }
 
-// wsRaiseNoFile makes sure this process and the gatehouse it starts may
-// open at least want files: it sets RLIMIT_NOFILE explicitly (which also
-// makes Go pass the raised limit on to children instead of restoring the
-// original soft limit), or skips.
-func wsRaiseNoFile(t *testing.T, want uint64) {
-	t.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skipf("getrlimit RLIMIT_NOFILE: %v", err)
-	}
-	lim.Cur = max(lim.Cur, min(lim.Max, want))
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skipf("cannot set RLIMIT_NOFILE to %d: %v", lim.Cur, err)
-	}
-	if lim.Cur < want {
-		t.Skipf("RLIMIT_NOFILE hard limit is %d; this test needs %d (raise it with ulimit -Hn)", lim.Max, want)
-	}
-}
-
 // wsOpenMany opens n WebSockets to path with 16 dialers at a time.
 func (e *wsEdge) wsOpenMany(t *testing.T, n int, path string) []*websocket.Conn {
 	t.Helper()
@@ -466,7 +447,7 @@ func TestWebSocketThousandIdle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("holds 1,000 WebSockets for 30 s; not in -short mode")
 	}
-	wsRaiseNoFile(t, 4096)
+	raiseNoFile(t, 4096)
 	t.Parallel()
 	const n, hold = 1000, 30 * time.Second
 	b1 := newWSServer(t, "b1")
@@ -1034,7 +1015,7 @@ func TestWebSocketSpreadClose(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 WebSockets closed over 10 s; not in -short mode")
 	}
-	wsRaiseNoFile(t, 4096)
+	raiseNoFile(t, 4096)
 	t.Parallel()
 	const n = 1000
 	b1, b2 := newWSServer(t, "b1"), newWSServer(t, "b2")
@@ -1226,7 +1207,7 @@ func TestWebSocketIdleRSS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 2 × 1,000 WebSockets; not in -short mode")
 	}
-	wsRaiseNoFile(t, 4096)
+	raiseNoFile(t, 4096)
 	const n = 1000
 	for _, tc := range []struct {
 		scheme  string
