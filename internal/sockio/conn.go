@@ -99,13 +99,15 @@ func (c *Conn) SetDeadline(t time.Time) error {
 }
 
 // SetReadDeadline sets the read deadline. It reaches the socket when a
-// Read starts, or at once if a Read is running, so that a connection whose
-// deadline is set and cleared around every request (net/http sets a
+// Read starts, or at once if a Read is running, so that a connection
+// whose deadline is set and cleared around every request (net/http sets a
 // client connection's read deadline six times per request) pays for one
-// setting per Read that follows a change, not one per change. A deadline before 2001 is the standard library's
-// idiom for "now" (aLongTimeAgo in net/http and crypto/tls): a Read that
-// starts while it is set fails as the socket would, without a system
-// call. Errors from the socket's deadline (a closed conn) are left to the
+// setting per Read that follows a change, not one per change. A Read
+// always runs under the deadline last set, as with the socket's own
+// SetReadDeadline. A deadline before 2001 is the standard library's idiom
+// for "now" (aLongTimeAgo in net/http and crypto/tls): a Read that starts
+// while it is set fails as the socket would, without a system call.
+// Errors from the socket's deadline (a closed conn) are left to the
 // operation, which meets the same condition.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.set(&c.rdl, t, true)
