@@ -13,9 +13,10 @@
 //
 // A Conn's deadlines reach the socket when an operation needs them, not
 // when they are set: net/http sets a client connection's read deadline
-// six times per request and its write deadline twice (and the send
-// bound once more), each a call into the runtime's poller that resets a
-// timer, while a request needs the one in force when it reads or writes.
+// six times per request and clears its write deadline once (which the
+// proxy's send bound sets and clears around the response), each a call
+// into the runtime's poller that resets a timer, while a request needs
+// the one in force when it reads or writes.
 // A deadline set while an operation runs goes through at once, so a
 // blocked Read or Write still ends when it passes; once the wrapped conn
 // is handed out (Unwrap, NetConn) every deadline goes through at once.
