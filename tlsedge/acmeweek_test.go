@@ -119,6 +119,17 @@ func TestACMEShortLivedWeek(t *testing.T) {
 		// let bubble time pass so no refresher outlives the bubble.
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
+		// A renewal in the week's last hour is in certmagic's cache (and
+		// counted by Pebble) but may not be served yet: Run indexes the
+		// cache hourly, at the same bubble instants as the loop above
+		// looks, in either order. Index once more so that every order
+		// is matched to its certificate.
+		m.indexACME()
+		if e := (*m.acmeCerts.Load())[name]; e != nil && len(certs) > 0 && certs[len(certs)-1].leaf.SerialNumber.Cmp(e.leaf.SerialNumber) != 0 {
+			certs = append(certs, seen{e.leaf, time.Now()})
+			t.Logf("at the end: serving %v, valid days %.2f to %.2f", e.leaf.SerialNumber,
+				e.leaf.NotBefore.Sub(start).Hours()/24, e.leaf.NotAfter.Sub(start).Hours()/24)
+		}
 
 		if len(certs) < 2 || len(certs) > 3 {
 			t.Fatalf("%d certificates in a week of 6-day certificates, want 2 or 3 (a renewal every 3 to 5 days)", len(certs))
