@@ -89,12 +89,12 @@ func runScript(t *testing.T, limit time.Duration, env []string, script string, a
 }
 
 // TestHarnessAdapterSmoke runs the shared harness in its quick mode with
-// Gatehouse's adapter (test/bench/gatehouse.sh) alone, against the binary
-// TestMain built, so that the adapter cannot rot: every column must have
-// a figure and no check of the harness may fail (wrong responses, failed
-// requests, backends not both used, idle WebSockets not held) but those
-// that say the machine was busy. The figures of a quick run mean nothing
-// and are not asserted.
+// Gatehouse's adapter (test/bench/gatehouse.sh, against the binary TestMain
+// built) and the net/http floor's (test/bench/proxyfloor.sh), so that
+// neither can rot: every column must have a figure and no check of the
+// harness may fail (wrong responses, failed requests, backends not both
+// used, idle WebSockets not held) but those that say the machine was
+// busy. The figures of a quick run mean nothing and are not asserted.
 func TestHarnessAdapterSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a one-minute benchmark smoke run; not with -short")
@@ -110,8 +110,8 @@ func TestHarnessAdapterSmoke(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	js := filepath.Join(tmp, "out.json")
-	out := runScript(t, 5*time.Minute, []string{"GATEHOUSE_BIN=" + binPath, "BENCH_ADAPTERS=" + adapters, "BENCH_BIN=" + filepath.Join(tmp, "bin"), "TMPDIR=" + tmp},
-		filepath.Join(bench, "run"), "--quick", "--only", "gatehouse", "--port-base", "27600", "--json", js)
+	out := runScript(t, 8*time.Minute, []string{"GATEHOUSE_BIN=" + binPath, "BENCH_ADAPTERS=" + adapters, "BENCH_BIN=" + filepath.Join(tmp, "bin"), "TMPDIR=" + tmp},
+		filepath.Join(bench, "run"), "--quick", "--only", "gatehouse,proxyfloor", "--port-base", "27600", "--json", js)
 	raw, err := os.ReadFile(js)
 	if err != nil {
 		t.Fatalf("the harness wrote no JSON: %v\n%s", err, out)
@@ -126,46 +126,49 @@ func TestHarnessAdapterSmoke(t *testing.T) {
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatalf("harness JSON: %v\n%s", err, raw)
 	}
-	g, ok := res.Results["gatehouse"]
-	if !ok {
-		t.Fatalf("no gatehouse results in the harness's JSON:\n%s\n%s", raw, out)
-	}
-	// A check that the machine was busy judges the figures, not the
-	// adapter (go test runs other packages beside this one), and so does,
-	// in a test that was busy, a request count that is off by the
-	// requests in flight when the load generator stopped.
-	const busy, count = "other jobs used the CPUs", "backends counted"
-	noisy := map[string]bool{} // "run 1: h2" and the like
-	for _, c := range g.ChecksFailed {
-		if i := strings.Index(c, ": "+busy); i >= 0 {
-			noisy[c[:i]] = true
-		}
-	}
-	var failed []string
-	for _, c := range g.ChecksFailed {
-		if i := strings.Index(c, ": "+count); strings.Contains(c, busy) || i >= 0 && noisy[c[:i]] {
-			t.Logf("harness check (the machine was busy, ignored here): %s", c)
-			continue
-		}
-		failed = append(failed, c)
-	}
-	if len(failed) > 0 {
-		t.Errorf("harness checks failed for gatehouse: %q\n%s", failed, out)
-	}
 	if len(res.Columns) == 0 {
 		t.Fatalf("no columns in the harness's JSON:\n%s", raw)
 	}
-	for _, c := range res.Columns {
-		v := g.Runs[c]
-		switch {
-		case len(v) != 1:
-			t.Errorf("column %q: %v, want one figure", c, v)
-		case c == "ws_kib_per_conn":
-			// An RSS difference: after the load tests the heap may
-			// already hold room for 1,000 idle tunnels (the harness's
-			// own checks catch WebSockets that did not open or stay).
-		case !(v[0] > 0):
-			t.Errorf("column %q: %v, want a positive figure", c, v)
+	for _, name := range []string{"gatehouse", "proxyfloor"} {
+		g, ok := res.Results[name]
+		if !ok {
+			t.Errorf("no %s results in the harness's JSON:\n%s\n%s", name, raw, out)
+			continue
+		}
+		// A check that the machine was busy judges the figures, not the
+		// adapter (go test runs other packages beside this one), and so
+		// does, in a test that was busy, a request count that is off by
+		// the requests in flight when the load generator stopped.
+		const busy, count = "other jobs used the CPUs", "backends counted"
+		noisy := map[string]bool{} // "run 1: h2" and the like
+		for _, c := range g.ChecksFailed {
+			if i := strings.Index(c, ": "+busy); i >= 0 {
+				noisy[c[:i]] = true
+			}
+		}
+		var failed []string
+		for _, c := range g.ChecksFailed {
+			if i := strings.Index(c, ": "+count); strings.Contains(c, busy) || i >= 0 && noisy[c[:i]] {
+				t.Logf("harness check for %s (the machine was busy, ignored here): %s", name, c)
+				continue
+			}
+			failed = append(failed, c)
+		}
+		if len(failed) > 0 {
+			t.Errorf("harness checks failed for %s: %q\n%s", name, failed, out)
+		}
+		for _, c := range res.Columns {
+			v := g.Runs[c]
+			switch {
+			case len(v) != 1:
+				t.Errorf("%s, column %q: %v, want one figure", name, c, v)
+			case c == "ws_kib_per_conn":
+				// An RSS difference: after the load tests the heap may
+				// already hold room for 1,000 idle tunnels (the harness's
+				// own checks catch WebSockets that did not open or stay).
+			case !(v[0] > 0):
+				t.Errorf("%s, column %q: %v, want a positive figure", name, c, v)
+			}
 		}
 	}
 }
