@@ -116,16 +116,27 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reuse, err := p.copyResponse(w, uc, r.Method == http.MethodHead)
-	if err != nil || !reuse {
+	switch {
+	case errors.Is(err, errHead):
+		// Nothing was sent: the client gets a 502, without the fields
+		// read before the head broke off.
 		uc.c.Close()
-		if err != nil && !errors.Is(err, errClient) {
-			// Nothing was sent yet only if the head failed; a body cut
-			// short ends the response (net/http closes the connection).
+		clear(w.Header())
+		log.Printf("backend %s: %v", b.addr, err)
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+	case err != nil:
+		// The body broke off: net/http ends the response short (and
+		// closes the connection, the length being known) or without its
+		// last chunk.
+		uc.c.Close()
+		if !errors.Is(err, errClient) {
 			log.Printf("backend %s: %v", b.addr, err)
 		}
-		return
+	case !reuse:
+		uc.c.Close()
+	default:
+		b.put(uc)
 	}
-	b.put(uc)
 }
 
 // writeRequest writes r's head and body to uc; upgrade keeps the
@@ -192,58 +203,21 @@ func (p *proxy) writeRequest(uc *upConn, r *http.Request, upgrade bool) error {
 	return bw.Flush()
 }
 
-// errClient marks a failed write to the client.
-var errClient = errors.New("client write failed")
+// errClient marks a failed write to the client, errHead a response head
+// that could not be read (nothing was sent to the client).
+var (
+	errClient = errors.New("client write failed")
+	errHead   = errors.New("reading the response head")
+)
 
 // copyResponse reads the response head from uc, passes it to w and
 // copies the body; reuse reports whether uc may carry another request.
+// A head that cannot be read is errHead: nothing was sent.
 func (p *proxy) copyResponse(w http.ResponseWriter, uc *upConn, head bool) (reuse bool, err error) {
 	br := uc.br
-	line, err := br.ReadSlice('\n')
+	code, length, chunked, closeAfter, err := readHead(br, w.Header())
 	if err != nil {
-		return false, err
-	}
-	// "HTTP/1.1 200 OK\r\n"
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
-		return false, fmt.Errorf("bad status line %q", line)
-	}
-	code, err := strconv.Atoi(string(line[9:12]))
-	if err != nil {
-		return false, fmt.Errorf("bad status line %q", line)
-	}
-	h := w.Header()
-	length, chunked, closeAfter := int64(-1), false, false
-	for {
-		line, err = br.ReadSlice('\n')
-		if err != nil {
-			return false, err
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
-			break
-		}
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 {
-			return false, fmt.Errorf("bad header line %q", line)
-		}
-		k := http.CanonicalHeaderKey(string(line[:i]))
-		v := string(bytes.TrimSpace(line[i+1:]))
-		switch k {
-		case "Content-Length":
-			if length, err = strconv.ParseInt(v, 10, 64); err != nil || length < 0 {
-				return false, fmt.Errorf("bad Content-Length %q", v)
-			}
-		case "Transfer-Encoding":
-			chunked = strings.EqualFold(v, "chunked")
-			continue
-		case "Connection":
-			closeAfter = strings.EqualFold(v, "close")
-			continue
-		}
-		if hopByHop[k] {
-			continue
-		}
-		h[k] = append(h[k], v)
+		return false, fmt.Errorf("%w: %w", errHead, err)
 	}
 	w.WriteHeader(code)
 	if head || code == http.StatusNoContent || code == http.StatusNotModified || code/100 == 1 {
@@ -283,6 +257,55 @@ func (p *proxy) copyResponse(w http.ResponseWriter, uc *upConn, head bool) (reus
 		}
 	}
 	return !closeAfter, nil
+}
+
+// readHead reads a response head from br into h (hop-by-hop fields
+// left out) and returns its status code and framing.
+func readHead(br *bufio.Reader, h http.Header) (code int, length int64, chunked, closeAfter bool, err error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, 0, false, false, err
+	}
+	// "HTTP/1.1 200 OK\r\n"
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, 0, false, false, fmt.Errorf("bad status line %q", line)
+	}
+	if code, err = strconv.Atoi(string(line[9:12])); err != nil {
+		return 0, 0, false, false, fmt.Errorf("bad status line %q", line)
+	}
+	length = -1
+	for {
+		line, err = br.ReadSlice('\n')
+		if err != nil {
+			return 0, 0, false, false, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			return code, length, chunked, closeAfter, nil
+		}
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 {
+			return 0, 0, false, false, fmt.Errorf("bad header line %q", line)
+		}
+		k := http.CanonicalHeaderKey(string(line[:i]))
+		v := string(bytes.TrimSpace(line[i+1:]))
+		switch k {
+		case "Content-Length":
+			if length, err = strconv.ParseInt(v, 10, 64); err != nil || length < 0 {
+				return 0, 0, false, false, fmt.Errorf("bad Content-Length %q", v)
+			}
+		case "Transfer-Encoding":
+			chunked = strings.EqualFold(v, "chunked")
+			continue
+		case "Connection":
+			closeAfter = strings.EqualFold(v, "close")
+			continue
+		}
+		if hopByHop[k] {
+			continue
+		}
+		h[k] = append(h[k], v)
+	}
 }
 
 // tunnel splices an upgraded request (WebSocket) to a new backend
