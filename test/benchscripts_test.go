@@ -97,7 +97,7 @@ func runScript(t *testing.T, limit time.Duration, env []string, script string, a
 // busy. The figures of a quick run mean nothing and are not asserted.
 func TestHarnessAdapterSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a one-minute benchmark smoke run; not with -short")
+		t.Skip("a two-minute benchmark smoke run; not with -short")
 	}
 	needBinary(t)
 	bench := sharedBench(t)
