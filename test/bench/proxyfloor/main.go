@@ -95,6 +95,13 @@ var hopByHop = map[string]bool{
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 }
 
+// ownFields are the request fields writeRequest writes itself (the
+// framing of the body it sends, the forwarding fields) or leaves out:
+// Expect: 100-continue is answered by net/http when the body is read.
+var ownFields = map[string]bool{
+	"Content-Length": true, "X-Forwarded-For": true, "X-Forwarded-Proto": true, "Expect": true,
+}
+
 func (p *proxy) pick() *backend {
 	return p.backends[int(p.next.Add(1))%len(p.backends)]
 }
@@ -150,9 +157,7 @@ func (p *proxy) writeRequest(uc *upConn, r *http.Request, upgrade bool) error {
 	bw.WriteString(r.Host)
 	bw.WriteString("\r\n")
 	for k, vv := range r.Header {
-		if hopByHop[k] && !(upgrade && (k == "Connection" || k == "Upgrade")) || k == "X-Forwarded-For" || k == "X-Forwarded-Proto" || k == "Expect" {
-			// Expect: 100-continue is answered by net/http when the body
-			// is read.
+		if hopByHop[k] && !(upgrade && (k == "Connection" || k == "Upgrade")) || ownFields[k] {
 			continue
 		}
 		for _, v := range vv {
@@ -170,9 +175,10 @@ func (p *proxy) writeRequest(uc *upConn, r *http.Request, upgrade bool) error {
 	} else {
 		bw.WriteString("\r\nX-Forwarded-Proto: http\r\n")
 	}
+	hasBody := !upgrade && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	chunked := false
 	switch {
-	case upgrade || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
+	case !hasBody:
 	case r.ContentLength > 0:
 		bw.WriteString("Content-Length: ")
 		bw.WriteString(strconv.FormatInt(r.ContentLength, 10))
@@ -182,7 +188,7 @@ func (p *proxy) writeRequest(uc *upConn, r *http.Request, upgrade bool) error {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	bw.WriteString("\r\n")
-	if !upgrade && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+	if hasBody {
 		var dst io.Writer = bw
 		var cw io.WriteCloser
 		if chunked {
