@@ -46,9 +46,10 @@ type Conn struct {
 type deadline struct {
 	busy atomic.Int32 // operations running: a new deadline must go through at once
 	pend atomic.Bool  // want has not reached the socket
-	mu   sync.Mutex   // guards want and the setting of the socket's deadline
+	mu   sync.Mutex   // guards want, sock and the setting of the socket's deadline
 	want time.Time
-	err  error // expired's error, made once
+	sock time.Time // the deadline the socket has
+	err  error     // expired's error, made once
 }
 
 // Wrap returns c as a *Conn when c exposes a RawConn (a *net.TCPConn, or a
@@ -99,13 +100,17 @@ func (c *Conn) SetDeadline(t time.Time) error {
 }
 
 // SetReadDeadline sets the read deadline. It reaches the socket when a
-// Read starts, or at once if a Read is running, so that a connection
-// whose deadline is set and cleared around every request (net/http sets a
-// client connection's read deadline six times per request) pays for one
-// setting per Read that follows a change, not one per change. A Read
-// always runs under the deadline last set, as with the socket's own
-// SetReadDeadline. A deadline before 2001 is the standard library's idiom
-// for "now" (aLongTimeAgo in net/http and crypto/tls): a Read that starts
+// Read has to wait for data, or at once if a Read is running, so that a
+// connection whose deadline is set and cleared around every request
+// (net/http sets a client connection's read deadline six times per
+// request) pays for one setting per Read that waits after a change, not
+// one per change, and none while reads find their data (a busy
+// keep-alive connection). A Read always runs under the deadline last set,
+// as with the socket's own SetReadDeadline: one that has passed when the
+// Read starts fails it, and a Read that finds data without waiting is not
+// failed by one the socket still has from before, which may not be later
+// than now. A deadline before 2001 is the standard library's idiom for
+// "now" (aLongTimeAgo in net/http and crypto/tls): a Read that starts
 // while it is set fails as the socket would, without a system call.
 // Errors from the socket's deadline (a closed conn) are left to the
 // operation, which meets the same condition.
@@ -123,9 +128,15 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 func (c *Conn) set(d *deadline, t time.Time, read bool) {
 	d.mu.Lock()
 	d.want = t
-	d.pend.Store(true)
-	if d.busy.Load() != 0 || c.eager.Load() {
-		c.apply(d, read)
+	if t.Equal(d.sock) {
+		// Back to what the socket has (the send bound's clear after a
+		// response whose write did not wait).
+		d.pend.Store(false)
+	} else {
+		d.pend.Store(true)
+		if d.busy.Load() != 0 || c.eager.Load() {
+			c.apply(d, read)
+		}
 	}
 	d.mu.Unlock()
 }
@@ -137,13 +148,18 @@ func (c *Conn) apply(d *deadline, read bool) {
 	} else {
 		_ = c.Conn.SetWriteDeadline(d.want)
 	}
+	d.sock = d.want
 	d.pend.Store(false)
 }
 
-// begin starts an operation in d's direction: the deadline as set goes to
-// the socket if it has not. It fails (with the socket's error for an
-// expired deadline) when the deadline is the idiom for now.
-func (c *Conn) begin(d *deadline, read bool) error {
+// begin starts an operation in d's direction. It fails (with the socket's
+// error for an expired deadline) when the deadline is the idiom for now.
+// Otherwise the deadline as set goes to the socket if it has not, unless
+// the operation is lazy (Read, Write: their system calls are made here,
+// and settle sends it before they wait) and may start under the socket's
+// deadline as it is: the one set has not passed, nor has the socket's
+// (the poller fails an operation that starts after its deadline).
+func (c *Conn) begin(d *deadline, read, lazy bool) error {
 	d.busy.Add(1)
 	if !d.pend.Load() {
 		return nil
@@ -156,10 +172,28 @@ func (c *Conn) begin(d *deadline, read bool) error {
 			d.busy.Add(-1)
 			return err
 		}
-		c.apply(d, read)
+		if !lazy || passed(d.want) || passed(d.sock) {
+			c.apply(d, read)
+		}
 	}
 	d.mu.Unlock()
 	return nil
+}
+
+// passed reports whether t is set and not in the future.
+func passed(t time.Time) bool { return !t.IsZero() && time.Until(t) <= 0 }
+
+// settle sends d's deadline to the socket if it has not gone yet: a lazy
+// operation is about to wait.
+func (c *Conn) settle(d *deadline, read bool) {
+	if !d.pend.Load() {
+		return
+	}
+	d.mu.Lock()
+	if d.pend.Load() {
+		c.apply(d, read)
+	}
+	d.mu.Unlock()
 }
 
 // expired returns the error of an operation whose deadline has passed, as
@@ -200,7 +234,7 @@ type rawConn struct{ c *Conn }
 func (r *rawConn) Control(f func(fd uintptr)) error { return r.c.raw.Control(f) }
 
 func (r *rawConn) Read(f func(fd uintptr) bool) error {
-	if err := r.c.begin(&r.c.rdl, true); err != nil {
+	if err := r.c.begin(&r.c.rdl, true, false); err != nil {
 		return err
 	}
 	defer r.c.rdl.busy.Add(-1)
@@ -208,7 +242,7 @@ func (r *rawConn) Read(f func(fd uintptr) bool) error {
 }
 
 func (r *rawConn) Write(f func(fd uintptr) bool) error {
-	if err := r.c.begin(&r.c.wdl, false); err != nil {
+	if err := r.c.begin(&r.c.wdl, false, false); err != nil {
 		return err
 	}
 	defer r.c.wdl.busy.Add(-1)
@@ -220,7 +254,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if err := c.begin(&c.rdl, true); err != nil {
+	if err := c.begin(&c.rdl, true, true); err != nil {
 		return 0, err
 	}
 	c.rb, c.rn, c.rerr = p, 0, nil
@@ -246,6 +280,7 @@ func (c *Conn) read(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			c.settle(&c.rdl, true)
 			return false
 		}
 		c.rn, c.rerr = n, err
@@ -259,7 +294,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if err := c.begin(&c.wdl, false); err != nil {
+	if err := c.begin(&c.wdl, false, true); err != nil {
 		return 0, err
 	}
 	c.wb, c.wn, c.werr = p, 0, nil
@@ -284,6 +319,7 @@ func (c *Conn) write(fd uintptr) bool {
 			c.wn += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
+			c.settle(&c.wdl, false)
 			return false
 		default:
 			c.werr = err
@@ -303,7 +339,7 @@ func (c *Conn) write(fd uintptr) bool {
 // goroutine at a time may call Write or ReadFrom.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Conn.(io.ReaderFrom); ok && kernelSource(r) {
-		if err := c.begin(&c.wdl, false); err != nil {
+		if err := c.begin(&c.wdl, false, false); err != nil {
 			return 0, err
 		}
 		defer c.wdl.busy.Add(-1)

@@ -4,6 +4,7 @@ package sockio
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -204,4 +205,109 @@ func TestDeadlineConcurrent(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestDeadlinePassedBeforeRead: a deadline that passes before a Read
+// starts fails the Read even with data waiting, as the socket's own
+// deadline would (the Read does not wait, so the deadline has to be
+// looked at as it starts); a later deadline lets the data through, even
+// though the socket still has the one that passed.
+func TestDeadlinePassedBeforeRead(t *testing.T) {
+	s, peer := pair(t)
+	if _, err := peer.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	s.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+	time.Sleep(20 * time.Millisecond)
+	if n, err := s.Read(make([]byte, 8)); n != 0 || !isTimeout(err) {
+		t.Fatalf("Read after its deadline passed = %d, %v; want a timeout", n, err)
+	}
+	s.SetReadDeadline(time.Now().Add(time.Hour))
+	buf := make([]byte, 8)
+	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "data" {
+		t.Fatalf("Read under a later deadline = %q, %v", buf[:n], err)
+	}
+}
+
+// countingConn counts the deadlines that reach the socket.
+type countingConn struct {
+	*net.TCPConn
+	mu           sync.Mutex
+	reads, write []time.Time
+}
+
+func (c *countingConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.reads = append(c.reads, t)
+	c.mu.Unlock()
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+func (c *countingConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.write = append(c.write, t)
+	c.mu.Unlock()
+	return c.TCPConn.SetWriteDeadline(t)
+}
+
+// TestDeadlineOnlyWhenWaiting: deadlines set and cleared around reads
+// and writes that find their data or buffer space reach the socket not
+// at all (a busy keep-alive connection: net/http's six read deadlines and
+// the proxy's send bound per request); the first Read that has to wait
+// takes the deadline last set with it, and still ends by it.
+func TestDeadlineOnlyWhenWaiting(t *testing.T) {
+	_, peer := pair(t) // the platform check
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	ac, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &countingConn{TCPConn: ac.(*net.TCPConn)}
+	s := Wrap(cc).(*Conn)
+	defer s.Close()
+	buf := make([]byte, 8)
+	for range 10 {
+		if _, err := peer.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // the request is there before the Read
+		s.SetReadDeadline(time.Now().Add(time.Minute))
+		if _, err := io.ReadFull(s, buf[:4]); err != nil {
+			t.Fatal(err)
+		}
+		s.SetReadDeadline(time.Time{})
+		s.SetWriteDeadline(time.Now().Add(time.Minute))
+		if _, err := s.Write([]byte("pong")); err != nil {
+			t.Fatal(err)
+		}
+		s.SetWriteDeadline(time.Time{})
+		if _, err := io.ReadFull(peer, buf[:4]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc.mu.Lock()
+	reads, writes := len(cc.reads), len(cc.write)
+	cc.mu.Unlock()
+	if reads != 0 || writes != 0 {
+		t.Errorf("deadlines that reached the socket: %d read, %d write; want none (no operation waited)", reads, writes)
+	}
+	s.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	if _, err := readWithin(t, s, 5*time.Second); !isTimeout(err) {
+		t.Fatalf("Read with nothing to read = %v, want a timeout", err)
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if len(cc.reads) != 1 {
+		t.Errorf("read deadlines that reached the socket: %v; want the one the waiting Read ran under", cc.reads)
+	}
 }
