@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/h1guard"
 )
@@ -21,6 +22,14 @@ type ConnInfo struct {
 	Peer netip.Addr
 	// TLS is the connection's TLS state; nil on a plaintext listener.
 	TLS *tls.ConnectionState
+	// SendBound is the bound the connection (HTTP/1) keeps on every
+	// write to the client that has to wait (ServerOptions.SendTimeout,
+	// as it was when the connection was accepted), so that a handler
+	// bounding its writes by the same need not set a write deadline
+	// around each. Zero on HTTP/2, whose streams share the connection (a
+	// handler bounds its stream's writes), and where the socket is not
+	// read and written through internal/sockio.
+	SendBound time.Duration
 
 	guard *h1guard.Conn // HTTP/1 framing guard; nil on HTTP/2
 	h2    *h2Conn       // reset accounting; nil on HTTP/1

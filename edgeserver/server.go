@@ -65,12 +65,17 @@ type ServerOptions struct {
 	// more than this many requests beyond those it let complete (rapid
 	// reset); 0: never.
 	HTTP2MaxResets int
-	// SendTimeout bounds each write of an HTTP/2 connection to the
-	// client socket: a connection that takes no byte for that long is
-	// closed (net/http's HTTP2Config.WriteByteTimeout). The handler
-	// bounds each response write itself; this covers the connection's
-	// own frames (a reset stream's RST_STREAM, SETTINGS, GOAWAY) when the
-	// whole connection is stuck. 0: none.
+	// SendTimeout bounds the writes to the client socket. On HTTP/1 a
+	// write that has to wait (the client takes no byte) may wait at most
+	// this long, then fails and the connection closes (nginx's
+	// send_timeout), kept by the connection where it is read and written
+	// through internal/sockio (ConnInfo.SendBound); a hijacked
+	// connection's writes are its new owner's business. An HTTP/2
+	// connection that takes no byte for that long is closed (net/http's
+	// HTTP2Config.WriteByteTimeout): the handler bounds each stream's
+	// writes itself; this covers the connection's own frames (a reset
+	// stream's RST_STREAM, SETTINGS, GOAWAY) when the whole connection is
+	// stuck. 0: none.
 	SendTimeout time.Duration
 	// OnHandshakeError, if set, is told about failed TLS handshakes.
 	OnHandshakeError func(err error)
@@ -176,6 +181,10 @@ func (s *Server) Serve() error {
 		s.o.Metrics.connsTotal.WithLabelValues(s.o.Name).Inc()
 		s.o.Metrics.connsOpen.WithLabelValues(s.o.Name).Inc()
 		cc := &countedConn{Conn: sockio.Wrap(c), done: s.connClosed}
+		if sc, ok := cc.Conn.(*sockio.Conn); ok && s.o.SendTimeout > 0 {
+			sc.SetWriteTimeout(s.o.SendTimeout)
+			cc.sendBound = s.o.SendTimeout
+		}
 		if s.o.TLSConfig == nil {
 			g := h1guard.Wrap(cc, h1guard.Options{MaxHeadBytes: headLimit(s.o.MaxHeaderBytes)})
 			if !s.conns.push(g) {
@@ -236,17 +245,35 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 			st := tc.ConnectionState()
 			ci.TLS = &st
 		}
+		if cc := counted(g); cc != nil {
+			ci.SendBound = cc.sendBound
+		}
 	}
 	return context.WithValue(ctx, connInfoKey{}, ci)
 }
 
+// counted returns the countedConn under an HTTP/1 connection's guard
+// (and TLS), or nil.
+func counted(g *h1guard.Conn) *countedConn {
+	c := g.NetConn()
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	cc, _ := c.(*countedConn)
+	return cc
+}
+
 // connState tells the framing guard when net/http hands a connection to
 // a handler: only a hijacked connection can switch protocols (101), so
-// only then may the guard stop inspecting it.
+// only then may the guard stop inspecting it. The send timeout is then
+// off: the tunnel that takes the connection over owns its deadlines.
 func connState(c net.Conn, st http.ConnState) {
 	if st == http.StateHijacked {
 		if g, ok := c.(*h1guard.Conn); ok {
 			g.Hijacked()
+			if cc := counted(g); cc != nil && cc.sendBound > 0 {
+				cc.Conn.(*sockio.Conn).SetWriteTimeout(0)
+			}
 		}
 	}
 }
@@ -286,6 +313,9 @@ type countedConn struct {
 	net.Conn
 	once sync.Once
 	done func()
+	// sendBound: Conn is a *sockio.Conn with this write timeout
+	// (ServerOptions.SendTimeout); 0: none.
+	sendBound time.Duration
 }
 
 func (c *countedConn) Close() error {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -473,4 +474,60 @@ func TestH2SlowStreamNotCut(t *testing.T) {
 	if err != nil || status != 200 {
 		t.Fatalf("event stream with a 3 s quiet spell: status %d, err %v after %v; want 200 and both events", status, err, took)
 	}
+}
+
+// TestH1StalledClientSendTimeout (issue 12, item 1, on HTTP/1): clients
+// that request a large response and read nothing hold every max_conns
+// slot of the upstream until the send timeout cuts their connections
+// (kept by the connection itself on HTTP/1: no deadline is set per
+// write); then the slots come back and a normal client queued behind
+// them is answered. Plaintext and TLS.
+func TestH1StalledClientSendTimeout(t *testing.T) {
+	t.Parallel()
+	be := newH2Backend(t, 32<<20)
+	cfg := strings.Replace(h2Config(be.addr, 2, "queue = 1\nqueue_timeout = \"10s\"\nclient_share = 1\n", ""),
+		"[listeners.http]\naddress = \"\"", "[listeners.http]\naddress = \"127.0.0.1:0\"", 1)
+	cfg = strings.Replace(cfg, "hsts = \"off\"", "hsts = \"off\"\nredirect_https = false", 1)
+	g := startGatehouse(t, cfg)
+
+	stall := func(useTLS bool) {
+		addr := g.httpAddr
+		if useTLS {
+			addr = g.httpsAddr
+		}
+		c, err := abuseDialer("127.0.0.1").Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.(*net.TCPConn).SetReadBuffer(4096)
+		if useTLS {
+			tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, ServerName: "app.test", NextProtos: []string{"http/1.1"}})
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			c = tc
+		}
+		fmt.Fprintf(c, "GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n")
+	}
+	stall(false)
+	stall(true)
+	lbWait(t, 5*time.Second, "the 2 stalled clients holding both slots", func() bool { return h2InFlight(t, g) == 2 })
+
+	start := time.Now()
+	resp, err := abuseClient("127.0.0.2", false).Do(mustRequest("GET", "http://"+g.httpAddr+"/normal", "app.test"))
+	if err != nil {
+		t.Fatalf("normal client behind the stalled ones: %v after %v", err, time.Since(start))
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || err != nil || n != 32<<20 {
+		t.Fatalf("normal client: status %d, %d bytes, %v; want 200 with the 32 MiB body", resp.StatusCode, n, err)
+	}
+	// Answered once a stalled client's write waited the 2 s send timeout
+	// (the first writes fill the socket buffers at once).
+	if took := time.Since(start); took > 8*time.Second {
+		t.Errorf("normal client answered after %v, want within a few seconds of the 2 s send timeout", took)
+	}
+	lbWait(t, 10*time.Second, "every slot back", func() bool { return h2InFlight(t, g) == 0 })
 }

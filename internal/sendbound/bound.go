@@ -16,11 +16,15 @@ type Bound struct {
 	Now func() time.Time
 	// H2 is whether the response is an HTTP/2 stream.
 	H2 bool
+	// Conn is whether the connection (HTTP/1) bounds its writes by Send
+	// itself (edgeserver.ConnInfo.SendBound): no deadline is set, and
+	// End only flushes.
+	Conn bool
 }
 
 // Arm bounds the next write or flush by the send timeout from now.
 func (b Bound) Arm(rc *http.ResponseController) {
-	if b.Send > 0 {
+	if b.Send > 0 && !b.Conn {
 		_ = rc.SetWriteDeadline(b.Now().Add(b.Send))
 	}
 }
@@ -49,10 +53,13 @@ func (b Bound) Idle(rc *http.ResponseController) {
 // nothing was waited for since (the body ended with it): that bound,
 // set a moment ago, is the one End would set, and is kept rather than
 // set again (on HTTP/2 every setting is a message to the connection's
-// serve loop).
+// serve loop). With Conn, End flushes under the connection's own bound.
 func (b Bound) End(rc *http.ResponseController, armed bool) error {
 	if b.Send <= 0 {
 		return nil
+	}
+	if b.Conn {
+		return rc.Flush()
 	}
 	if !armed {
 		b.Arm(rc)

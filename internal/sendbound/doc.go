@@ -13,7 +13,15 @@
 // and each of those is bounded.
 //
 // On HTTP/1 the deadline is the connection's: a write past it fails and
-// net/http closes the connection. On HTTP/2 it is the stream's: when it
+// net/http closes the connection. Where the connection keeps the bound
+// itself (edgeserver.ConnInfo.SendBound: a socket written through
+// internal/sockio, whose write timeout is the send timeout), a Bound with
+// Conn set sets no deadline: each write to the socket that has to wait
+// may wait at most the send timeout, as with nginx's send_timeout, and a
+// write that finds buffer space (every write of a small response) costs
+// nothing for it. Over TLS the socket's writes are the records (16 KiB at
+// most), so a client that takes a record within every send timeout keeps
+// the connection, as it does under nginx. On HTTP/2 it is the stream's: when it
 // passes, net/http resets the stream (RST_STREAM INTERNAL_ERROR) and a
 // write blocked on flow control — a client that advertised a zero window
 // and never opens it — returns an error at once, so the handler returns

@@ -32,7 +32,11 @@ type Conn struct {
 	wb      []byte
 	wn      int
 	werr    error
+	waited  bool // the running Write has waited (SetWriteTimeout)
 	writeFn func(uintptr) bool
+
+	// wto is the write timeout (SetWriteTimeout), in nanoseconds.
+	wto atomic.Int64
 
 	// Deadlines reach the socket when an operation needs them (see
 	// SetReadDeadline). eager: something may use the socket around this
@@ -91,6 +95,18 @@ func (c *Conn) Unwrap() net.Conn {
 // SyscallConn returns the wrapped conn's RawConn, behind one that brings
 // the socket's deadlines up to date before each call.
 func (c *Conn) SyscallConn() (syscall.RawConn, error) { return &c.rc, nil }
+
+// SetWriteTimeout bounds every write that has to wait for the socket
+// while no write deadline is set: a Write may wait at most d from the
+// moment it first has to (for the peer to take bytes), a ReadFrom that
+// hands the copy to the kernel (sendfile) at most d from its start. This
+// is nginx's send_timeout, kept by the connection instead of by a
+// deadline set around every write: a write that finds buffer space,
+// which is nearly every write of a small response, costs nothing for it.
+// A write deadline set on the Conn takes its place while it is set. Zero
+// (the default) turns it off; so does handing the wrapped conn out
+// (Unwrap, NetConn), since its writes no longer pass through the Conn.
+func (c *Conn) SetWriteTimeout(d time.Duration) { c.wto.Store(int64(d)) }
 
 // SetDeadline sets both deadlines; see SetReadDeadline.
 func (c *Conn) SetDeadline(t time.Time) error {
@@ -180,6 +196,30 @@ func (c *Conn) begin(d *deadline, read, lazy bool) error {
 	return nil
 }
 
+// bound gives the write about to wait (or, for one the kernel runs, about
+// to start) the write timeout's deadline if no write deadline is set; it
+// reports whether the timeout is on. The deadline is then the socket's,
+// not the one set (none), so the next write starts by clearing it unless
+// it finds buffer space while the deadline has not passed.
+func (c *Conn) bound() bool {
+	to := c.wto.Load()
+	if to <= 0 {
+		return false
+	}
+	d := &c.wdl
+	d.mu.Lock()
+	if d.want.IsZero() {
+		t := time.Now().Add(time.Duration(to))
+		_ = c.Conn.SetWriteDeadline(t)
+		d.sock = t
+		d.pend.Store(true)
+	} else if d.pend.Load() {
+		c.apply(d, false)
+	}
+	d.mu.Unlock()
+	return true
+}
+
 // passed reports whether t is set and not in the future.
 func passed(t time.Time) bool { return !t.IsZero() && time.Until(t) <= 0 }
 
@@ -215,8 +255,10 @@ func (c *Conn) expired(d *deadline, read bool) error {
 const pastDeadline = 1e9
 
 // handOver makes every deadline go through at once from now on, and
-// sends those not yet there.
+// sends those not yet there (a write deadline of the write timeout's is
+// cleared, and the write timeout is off).
 func (c *Conn) handOver() {
+	c.wto.Store(0)
 	c.eager.Store(true)
 	for _, d := range [...]*deadline{&c.rdl, &c.wdl} {
 		d.mu.Lock()
@@ -246,6 +288,7 @@ func (r *rawConn) Write(f func(fd uintptr) bool) error {
 		return err
 	}
 	defer r.c.wdl.busy.Add(-1)
+	r.c.bound()
 	return r.c.raw.Write(f)
 }
 
@@ -297,7 +340,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if err := c.begin(&c.wdl, false, true); err != nil {
 		return 0, err
 	}
-	c.wb, c.wn, c.werr = p, 0, nil
+	c.wb, c.wn, c.werr, c.waited = p, 0, nil, false
 	err := c.raw.Write(c.writeFn)
 	c.wdl.busy.Add(-1)
 	c.wb = nil
@@ -319,7 +362,16 @@ func (c *Conn) write(fd uintptr) bool {
 			c.wn += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			c.settle(&c.wdl, false)
+			// The first wait of this Write sends the deadline set, or
+			// starts the write timeout's; later waits of the same Write
+			// stay under it (a deadline set meanwhile went through at
+			// once).
+			if !c.waited {
+				c.waited = true
+				if !c.bound() {
+					c.settle(&c.wdl, false)
+				}
+			}
 			return false
 		default:
 			c.werr = err
@@ -343,6 +395,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 			return 0, err
 		}
 		defer c.wdl.busy.Add(-1)
+		c.bound()
 		return rf.ReadFrom(r)
 	}
 	bp := copyBufs.Get().(*[]byte)

@@ -311,3 +311,86 @@ func TestDeadlineOnlyWhenWaiting(t *testing.T) {
 		t.Errorf("read deadlines that reached the socket: %v; want the one the waiting Read ran under", cc.reads)
 	}
 }
+
+// TestWriteTimeout: with a write timeout, a Write to a peer that reads
+// nothing fails that long after it first had to wait; a write deadline
+// set takes its place while it is set; writes that find buffer space set
+// no deadline on the socket; handing the wrapped conn out turns it off.
+func TestWriteTimeout(t *testing.T) {
+	writeFor := func(s *Conn) (time.Duration, error) {
+		start := time.Now()
+		_, err := s.Write(make([]byte, 64<<20))
+		return time.Since(start), err
+	}
+	t.Run("waiting write", func(t *testing.T) {
+		s, _ := pair(t)
+		s.SetWriteTimeout(100 * time.Millisecond)
+		for range 2 { // the first bound passed, the next Write gets its own
+			took, err := writeFor(s)
+			if !isTimeout(err) || took > 5*time.Second {
+				t.Fatalf("Write to a peer reading nothing = %v after %v, want a timeout after about 100 ms", err, took)
+			}
+		}
+	})
+	t.Run("deadline set wins", func(t *testing.T) {
+		s, _ := pair(t)
+		s.SetWriteTimeout(100 * time.Millisecond)
+		s.SetWriteDeadline(time.Now().Add(600 * time.Millisecond))
+		took, err := writeFor(s)
+		if !isTimeout(err) || took < 500*time.Millisecond {
+			t.Fatalf("Write under a 600 ms deadline = %v after %v, want the deadline's timeout, not the 100 ms write timeout's", err, took)
+		}
+	})
+	t.Run("no wait, no deadline", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		peer, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Close()
+		ac, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := &countingConn{TCPConn: ac.(*net.TCPConn)}
+		s := Wrap(cc).(*Conn)
+		defer s.Close()
+		s.SetWriteTimeout(time.Second)
+		for range 10 {
+			if _, err := s.Write([]byte("small")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		if len(cc.write) != 0 {
+			t.Errorf("write deadlines that reached the socket: %v; want none (no write waited)", cc.write)
+		}
+	})
+	t.Run("handed over", func(t *testing.T) {
+		// A TLS tunnel still writes through the Conn (crypto/tls is not
+		// unwrapped) after the conn underneath was handed out.
+		s, _ := pair(t)
+		s.SetWriteTimeout(100 * time.Millisecond)
+		if _, err := writeFor(s); !isTimeout(err) {
+			t.Fatalf("Write before the hand-over = %v, want a timeout", err)
+		}
+		s.Unwrap()
+		res := make(chan error, 1)
+		go func() {
+			_, err := writeFor(s)
+			res <- err
+		}()
+		select {
+		case err := <-res:
+			t.Fatalf("Write after the hand-over ended within 1 s: %v; want it to wait (the write timeout is off)", err)
+		case <-time.After(time.Second):
+		}
+		s.Close()
+		<-res
+	})
+}
