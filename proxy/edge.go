@@ -21,6 +21,7 @@ type Edge struct {
 	metrics *Metrics
 	log     *slog.Logger
 	now     func() time.Time
+	since   func(time.Time) time.Duration // now().Sub(t)
 
 	// Tunnels owns live WebSocket streams; they outlive Runtime
 	// generations (a reload does not close them).
@@ -57,13 +58,18 @@ func NewEdge(o EdgeOptions) *Edge {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil, "")
 	}
+	since := time.Since // the monotonic clock alone: one clock read, not two
 	if o.Now == nil {
 		o.Now = time.Now
+	} else {
+		now := o.Now
+		since = func(t time.Time) time.Duration { return now().Sub(t) }
 	}
 	e := &Edge{
 		metrics: o.Metrics,
 		log:     o.Logger,
 		now:     o.Now,
+		since:   since,
 		Tunnels: wsproxy.NewTunnels(wstunnel.RegistryOptions{SweepInterval: o.TunnelSweep}),
 	}
 	o.Metrics.edge.Store(e)

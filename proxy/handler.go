@@ -285,7 +285,7 @@ func (q *request) fail(code int, close bool) {
 
 // finish records metrics and the access log line.
 func (q *request) finish() {
-	d := q.e.now().Sub(q.start)
+	d := q.e.since(q.start)
 	q.banStatus()
 	if q.backend != nil {
 		q.backend.ObserveResponse(q.status, d) // the status page's per-server rates

@@ -170,7 +170,7 @@ func (q *request) serveWebSocket() {
 	if s := q.site; s.log != nil && q.route.cfg.AccessLog {
 		le := q.logEntry(s, 0)
 		logLine = func(res wstunnel.Result) {
-			le.Duration = e.now().Sub(le.Start)
+			le.Duration = e.since(le.Start)
 			le.Bytes, le.WS, le.WSBytesIn, le.WSCode, le.WSCause = res.BytesOut, true, res.BytesIn, res.Code, res.Cause
 			s.log.write(&le)
 		}
@@ -198,7 +198,7 @@ func (q *request) serveWebSocket() {
 				slot.Release()
 				releaseClient()
 				e.metrics.WSCloses.WithLabelValues(res.Cause, strconv.Itoa(int(res.Code))).Inc()
-				e.metrics.WSLifetime.Observe(e.now().Sub(start).Seconds())
+				e.metrics.WSLifetime.Observe(e.since(start).Seconds())
 				e.metrics.WSBytes.WithLabelValues("in").Add(float64(res.BytesIn))
 				e.metrics.WSBytes.WithLabelValues("out").Add(float64(res.BytesOut))
 				if logLine != nil {

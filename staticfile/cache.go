@@ -176,7 +176,7 @@ type entry struct {
 	ctype    []string                  // Content-Type value, shared, never mutated
 	cc       []string                  // Cache-Control value, shared, never mutated
 
-	checked  atomic.Int64 // clock (Unix ns) of the last check against the disk
+	checked  atomic.Int64 // clock (Server.now) of the last check against the disk
 	checking atomic.Bool  // a request is checking it now (or it was found changed)
 
 	// guarded by cache.mu

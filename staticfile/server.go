@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 var (
@@ -41,6 +42,9 @@ type Server struct {
 	vary         []string
 	acceptRanges []string
 
+	// epoch is the origin of the open-file cache's clock (now).
+	epoch time.Time
+
 	// viaServeContent sends every response through http.ServeContent,
 	// also those serveDirect would answer: set by tests that compare
 	// the two. False (the zero value): the direct path is used.
@@ -65,6 +69,7 @@ func New(opts Options) (*Server, error) {
 		nosniff:      []string{"nosniff"},
 		vary:         []string{"Accept-Encoding"},
 		acceptRanges: []string{"bytes"},
+		epoch:        time.Now(),
 	}
 	if o.CacheEntries > 0 {
 		s.cache = newCache(o.CacheEntries, o.CacheValid, o.CacheInactive, o.MemoryBytes)
@@ -250,13 +255,22 @@ func (s *Server) redirectDir(w http.ResponseWriter, r *http.Request, name string
 	w.WriteHeader(http.StatusMovedPermanently)
 }
 
+// now is the open-file cache's clock, in nanoseconds: Options.Now's, or
+// the monotonic time since the Server was made.
+func (s *Server) now() int64 {
+	if s.o.Now != nil {
+		return s.o.Now().UnixNano()
+	}
+	return int64(time.Since(s.epoch))
+}
+
 // lookup returns the entry for a file name (no trailing slash), from the
 // cache when it is there and still valid.
 func (s *Server) lookup(name string) (*entry, error) {
 	if s.cache == nil {
 		return s.build(name)
 	}
-	now := s.o.Now().UnixNano()
+	now := s.now()
 	if e := s.cache.get(name, now); e != nil {
 		if now-e.checked.Load() < s.cache.valid || !e.checking.CompareAndSwap(false, true) {
 			// Fresh, or another request is checking it: serve what we
