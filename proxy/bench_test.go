@@ -173,7 +173,9 @@ alias = "` + root + `"
 			e.Swap(rt)
 			req := httptest.NewRequest("GET", "http://app.test/static/app.3f2a1b9c4d5e.css", nil)
 			req.Header.Set("User-Agent", "bench/1.0")
-			ci := &edgeserver.ConnInfo{Listener: "http", Peer: netip.MustParseAddr("192.0.2.10")}
+			// As an edge server's HTTP/1 connection, which keeps the send
+			// timeout itself.
+			ci := &edgeserver.ConnInfo{Listener: "http", Peer: netip.MustParseAddr("192.0.2.10"), SendBound: config.DefaultSendTimeout}
 			req = req.WithContext(edgeserver.WithConnInfo(req.Context(), ci))
 			w := &discardWriter{h: http.Header{}}
 			b.ReportAllocs()

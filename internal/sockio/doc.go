@@ -13,13 +13,15 @@
 //
 // A Conn's deadlines reach the socket when an operation has to wait, not
 // when they are set: net/http sets a client connection's read deadline
-// six times per request and clears its write deadline once (which the
-// proxy's send bound sets and clears around the response), each a call
-// into the runtime's poller that resets a timer (and reads the clock
-// twice), while a request needs the one in force when it waits, and on a
-// busy connection its reads find their data and its writes buffer space
-// without waiting. An operation that starts after the deadline set has
-// passed fails, as on the socket.
+// six times per request, each a call into the runtime's poller that
+// resets a timer (and reads the clock twice), while a request needs the
+// one in force when it waits, and on a busy connection its reads find
+// their data and its writes buffer space without waiting. An operation
+// that starts after the deadline set has passed fails, as on the socket.
+// A write timeout (SetWriteTimeout) bounds every write that has to wait
+// with no deadline set, as nginx's send_timeout does: the edge server's
+// HTTP/1 connections keep the send timeout that way, instead of the
+// proxy setting and clearing a write deadline around every response.
 // A deadline set while an operation runs goes through at once, so a
 // blocked Read or Write still ends when it passes; once the wrapped conn
 // is handed out (Unwrap, NetConn) every deadline goes through at once.
