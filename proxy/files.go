@@ -164,6 +164,11 @@ func (f *fileWriter) WriteHeader(code int) {
 	f.q.status = code
 	h := f.q.w.Header()
 	f.rules.Apply(h)
+	if f.comp == nil || len(f.q.r.Header["Accept-Encoding"]) == 0 {
+		// compressWriter's first check, before the length is parsed.
+		f.q.w.WriteHeader(code)
+		return
+	}
 	if f.cw = f.q.compressWriter(f.comp, h, code, contentLength(h), f.q.rt.compMaxFile, false); f.cw != nil {
 		f.cw.WriteHeader(code)
 		return
