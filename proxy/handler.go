@@ -420,8 +420,13 @@ func (q *request) forward() {
 			break
 		}
 		untouched := body == nil || body.Untouched()
+		// Another server after: a failed connect; no response head in
+		// time, or a server that dropped the request twice before any
+		// byte of a response (the upstream client sends it once more on
+		// a new connection first), for a request that may be sent again.
+		again := kind == errTimeout || kind == errProtocol && errors.Is(err, uhttp.ErrNoResponse)
 		retry := more && q.e.now().Before(deadline) && untouched &&
-			(kind == errDial || kind == errTimeout && replayable && idempotent(r.Method))
+			(kind == errDial || again && replayable && idempotent(r.Method))
 		if !retry {
 			break
 		}

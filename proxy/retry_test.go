@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -106,5 +107,62 @@ servers = [{ name = "only", address = "`+addr+`" }]
 	e.ServeHTTP(rec, httptest.NewRequest("GET", "http://a.example/", nil))
 	if rec.Code != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502 for a refused connection", rec.Code)
+	}
+}
+
+// TestRetryDroppedTwice (nginx proxy_next_upstream error): a server that
+// drops every request before answering (a backend dying: its accept queue
+// reset) gets an idempotent request twice, the second time on a new
+// connection (the upstream client's rule), then the request goes to the
+// next server; a POST, even with its body kept, is sent once and answered
+// 502: the dropped server may have acted on it.
+func TestRetryDroppedTwice(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			dropped.Add(1)
+			http.ReadRequest(bufio.NewReader(c))
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	var goodHits atomic.Int32
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		goodHits.Add(1)
+		io.WriteString(w, "ok")
+	}))
+	defer good.Close()
+	e := newTestEdge(t, `
+[listeners.https]
+address = ""
+[sites.a]
+hosts = ["a.example"]
+tls = "off"
+[[sites.a.routes]]
+upstream = "app"
+[upstreams.app]
+policy = "first"
+retries = 1
+servers = [{ name = "dying", address = "`+ln.Addr().String()+`" }, { name = "good", address = "`+good.Listener.Addr().String()+`" }]
+`)
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest("GET", "http://a.example/", nil))
+	if rec.Code != http.StatusOK || dropped.Load() != 2 || goodHits.Load() != 1 {
+		t.Fatalf("GET: status %d after %d dropped connections and %d requests to the next server; want 200 after 2 and 1", rec.Code, dropped.Load(), goodHits.Load())
+	}
+	rec = httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest("POST", "http://a.example/form", strings.NewReader("a=1")))
+	if rec.Code != http.StatusBadGateway || dropped.Load() != 3 || goodHits.Load() != 1 {
+		t.Fatalf("POST: status %d, %d dropped connections in all, next server hit %d times in all; want 502, 3 (the POST sent once) and the POST never sent there", rec.Code, dropped.Load(), goodHits.Load())
 	}
 }

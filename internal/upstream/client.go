@@ -127,6 +127,12 @@ func (c *Client) Do(ctx context.Context, req *Request) (*http.Response, error) {
 	resp, err = uc.exchange(ctx, req)
 	if err != nil {
 		uc.close()
+		if errors.Is(err, errStaleConn) {
+			// Dropped again before any byte: the server is going away
+			// (a restart closing its accept queue) or will not answer
+			// this request; the caller may try another server.
+			return nil, &noResponseError{unwrapStale(err)}
+		}
 		return nil, unwrapStale(err)
 	}
 	return resp, nil

@@ -530,3 +530,44 @@ func TestClientDroppedNewConn(t *testing.T) {
 	ln.Close()
 	wg.Wait()
 }
+
+// TestClientDroppedTwice: a server that drops every connection after
+// reading the request: a GET is sent twice (the second time on a new
+// connection) and fails with ErrNoResponse, which tells the caller it may
+// try another server; a POST is sent once and its error is not
+// ErrNoResponse.
+func TestClientDroppedTwice(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			http.ReadRequest(bufio.NewReader(c))
+			c.Close()
+		}
+	}()
+	c := testClient(4)
+	defer c.Close()
+	_, err = c.Do(context.Background(), &Request{Addr: ln.Addr().String(), Method: "GET", Target: "/", Host: "a", Header: plainHead{}})
+	if !errors.Is(err, ErrNoResponse) || accepted.Load() != 2 {
+		t.Fatalf("GET to a server dropping every connection: %v after %d connections; want ErrNoResponse after 2", err, accepted.Load())
+	}
+	_, err = c.Do(context.Background(), &Request{Addr: ln.Addr().String(), Method: "POST", Target: "/",
+		Host: "a", Header: plainHead{}, Body: strings.NewReader("x"), ContentLength: 1, Replayable: true})
+	if err == nil || errors.Is(err, ErrNoResponse) || accepted.Load() != 3 {
+		t.Fatalf("POST: %v after %d connections; want an error other than ErrNoResponse, sent once", err, accepted.Load())
+	}
+	ln.Close()
+	wg.Wait()
+}

@@ -190,6 +190,21 @@ type canceledError struct{}
 func (canceledError) Error() string        { return "upstream: request canceled" }
 func (canceledError) Is(target error) bool { return target == context.Canceled }
 
+// ErrNoResponse is reported (errors.Is) by Client.Do when a request that
+// may be sent twice was: a connection closed before any byte of its
+// response, and the new connection it was sent on once more closed the
+// same way. The server is going away, or will not answer this request;
+// a caller may try another server with a request that may be sent again.
+var ErrNoResponse = errors.New("upstream: connection closed before any byte of the response, twice")
+
+// noResponseError is the failure of the second connection; it is
+// ErrNoResponse for errors.Is.
+type noResponseError struct{ err error }
+
+func (e *noResponseError) Error() string        { return e.err.Error() }
+func (e *noResponseError) Unwrap() error        { return e.err }
+func (e *noResponseError) Is(target error) bool { return target == ErrNoResponse }
+
 // errStaleConn marks a reused connection that failed before any byte of a
 // response arrived (the backend closed it while idle).
 var errStaleConn = errors.New("reused upstream connection closed before the response")
