@@ -2,7 +2,10 @@
 
 package sockio
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
 // Supported reports whether this platform has the raw socket paths; where
 // it does not, Wrap returns its argument.
@@ -26,3 +29,6 @@ func (c *Conn) NetConn() net.Conn { return c.Conn }
 
 // Unwrap returns the wrapped conn.
 func (c *Conn) Unwrap() net.Conn { return c.Conn }
+
+// SetWriteTimeout does nothing: a Conn is never made on this platform.
+func (c *Conn) SetWriteTimeout(time.Duration) {}
