@@ -13,6 +13,12 @@ import (
 
 // pair returns a wrapped accepted conn and the dialling end.
 func pair(t *testing.T) (*Conn, net.Conn) {
+	return pairOf(t, func(c *net.TCPConn) net.Conn { return c })
+}
+
+// pairOf is pair with the accepted conn passed through under before it
+// is wrapped.
+func pairOf(t *testing.T, under func(*net.TCPConn) net.Conn) (*Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -27,9 +33,11 @@ func pair(t *testing.T) (*Conn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := Wrap(c)
+	w := Wrap(under(c.(*net.TCPConn)))
 	s, ok := w.(*Conn)
 	if !ok {
+		c.Close()
+		peer.Close()
 		t.Skipf("Wrap returned %T: no raw socket I/O on this platform", w)
 	}
 	t.Cleanup(func() { s.Close(); peer.Close() })

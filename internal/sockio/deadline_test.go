@@ -253,28 +253,11 @@ func (c *countingConn) SetWriteDeadline(t time.Time) error {
 
 // countingPair is pair with the deadlines that reach the socket counted.
 func countingPair(t *testing.T) (*Conn, *countingConn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ac, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := &countingConn{TCPConn: ac.(*net.TCPConn)}
-	s, ok := Wrap(cc).(*Conn)
-	if !ok {
-		ac.Close()
-		peer.Close()
-		t.Skip("Wrap returned its argument: no raw socket I/O in this build")
-	}
-	t.Cleanup(func() { s.Close(); peer.Close() })
+	var cc *countingConn
+	s, peer := pairOf(t, func(c *net.TCPConn) net.Conn {
+		cc = &countingConn{TCPConn: c}
+		return cc
+	})
 	return s, cc, peer
 }
 

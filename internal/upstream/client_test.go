@@ -491,12 +491,34 @@ func TestClientPooledTimeout(t *testing.T) {
 // answering (a server shutting down resets its accept queue) is retried
 // once for a GET, never for a POST.
 func TestClientDroppedNewConn(t *testing.T) {
+	// Odd connections: dropped after the request.
+	ln, accepted, stop := droppingServer(t, func(n int32) bool { return n%2 == 0 })
+	c := testClient(4)
+	defer c.Close()
+	if code, body, err := get(c, ln.Addr().String(), "GET"); err != nil || code != 200 || body != "ok" {
+		t.Fatalf("GET: %d %q %v, want retried once on a new connection", code, body, err)
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+	_, err := c.Do(context.Background(), &Request{Addr: ln.Addr().String(), Method: "POST", Target: "/",
+		Host: "a", Header: plainHead{}, Body: strings.NewReader("x"), ContentLength: 1, Replayable: true})
+	if err == nil || accepted.Load() != 3 {
+		t.Fatalf("POST on a dropped connection: err %v after %d connections; want an error, not sent twice", err, accepted.Load())
+	}
+	stop()
+}
+
+// droppingServer accepts connections, reads a request from each and
+// answers 200 on the n-th connection (from 1) when answer(n), else closes
+// it unanswered. stop closes the listener and waits for the loop.
+func droppingServer(t *testing.T, answer func(n int32) bool) (ln net.Listener, accepted *atomic.Int32, stop func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	var accepted atomic.Int32
+	accepted = new(atomic.Int32)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -507,28 +529,15 @@ func TestClientDroppedNewConn(t *testing.T) {
 				return
 			}
 			n := accepted.Add(1)
-			br := bufio.NewReader(c)
-			if _, err := http.ReadRequest(br); err == nil && n%2 == 0 {
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil && answer(n) {
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 			}
-			c.Close() // odd connections: dropped after the request
+			c.Close()
 		}
 	}()
-	c := testClient(4)
-	defer c.Close()
-	if code, body, err := get(c, ln.Addr().String(), "GET"); err != nil || code != 200 || body != "ok" {
-		t.Fatalf("GET: %d %q %v, want retried once on a new connection", code, body, err)
-	}
-	if n := accepted.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2", n)
-	}
-	_, err = c.Do(context.Background(), &Request{Addr: ln.Addr().String(), Method: "POST", Target: "/",
-		Host: "a", Header: plainHead{}, Body: strings.NewReader("x"), ContentLength: 1, Replayable: true})
-	if err == nil || accepted.Load() != 3 {
-		t.Fatalf("POST on a dropped connection: err %v after %d connections; want an error, not sent twice", err, accepted.Load())
-	}
-	ln.Close()
-	wg.Wait()
+	stop = sync.OnceFunc(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(stop)
+	return ln, accepted, stop
 }
 
 // TestClientDroppedTwice: a server that drops every connection after
@@ -537,29 +546,10 @@ func TestClientDroppedNewConn(t *testing.T) {
 // try another server; a POST is sent once and its error is not
 // ErrNoResponse.
 func TestClientDroppedTwice(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted atomic.Int32
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			http.ReadRequest(bufio.NewReader(c))
-			c.Close()
-		}
-	}()
+	ln, accepted, stop := droppingServer(t, func(int32) bool { return false })
 	c := testClient(4)
 	defer c.Close()
-	_, err = c.Do(context.Background(), &Request{Addr: ln.Addr().String(), Method: "GET", Target: "/", Host: "a", Header: plainHead{}})
+	_, err := c.Do(context.Background(), &Request{Addr: ln.Addr().String(), Method: "GET", Target: "/", Host: "a", Header: plainHead{}})
 	if !errors.Is(err, ErrNoResponse) || accepted.Load() != 2 {
 		t.Fatalf("GET to a server dropping every connection: %v after %d connections; want ErrNoResponse after 2", err, accepted.Load())
 	}
@@ -568,6 +558,5 @@ func TestClientDroppedTwice(t *testing.T) {
 	if err == nil || errors.Is(err, ErrNoResponse) || accepted.Load() != 3 {
 		t.Fatalf("POST: %v after %d connections; want an error other than ErrNoResponse, sent once", err, accepted.Load())
 	}
-	ln.Close()
-	wg.Wait()
+	stop()
 }
