@@ -22,13 +22,15 @@ type ConnInfo struct {
 	Peer netip.Addr
 	// TLS is the connection's TLS state; nil on a plaintext listener.
 	TLS *tls.ConnectionState
-	// SendBound is the bound the connection (HTTP/1) keeps on every
-	// write to the client that has to wait (ServerOptions.SendTimeout,
-	// as it was when the connection was accepted), so that a handler
-	// bounding its writes by the same need not set a write deadline
-	// around each. Zero on HTTP/2, whose streams share the connection (a
-	// handler bounds its stream's writes), and where the socket is not
-	// read and written through internal/sockio.
+	// SendBound is the bound the connection (plaintext HTTP/1) keeps on
+	// every write to the client that has to wait
+	// (ServerOptions.SendTimeout), so that a handler bounding its writes
+	// by the same need not set a write deadline around each. Zero over
+	// TLS (a socket write is one TLS record, a fraction of a handler's
+	// write, so the connection's bound per socket write would let a slow
+	// reader take a handler's write far slower), on HTTP/2 (a handler
+	// bounds its stream's writes), and where the socket is not read and
+	// written through internal/sockio.
 	SendBound time.Duration
 
 	guard *h1guard.Conn // HTTP/1 framing guard; nil on HTTP/2

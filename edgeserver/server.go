@@ -66,11 +66,15 @@ type ServerOptions struct {
 	// reset); 0: never.
 	HTTP2MaxResets int
 	// SendTimeout bounds the writes to the client socket. On HTTP/1 a
-	// write that has to wait (the client takes no byte) may wait at most
-	// this long, then fails and the connection closes (nginx's
-	// send_timeout), kept by the connection where it is read and written
-	// through internal/sockio (ConnInfo.SendBound); a hijacked
-	// connection's writes are its new owner's business. An HTTP/2
+	// write that has to wait (the client takes no byte) with no write
+	// deadline set may wait at most this long, then fails and the
+	// connection closes (nginx's send_timeout), kept by the connection
+	// where it is read and written through internal/sockio. On plaintext
+	// that is the handler's bound too (ConnInfo.SendBound); over TLS a
+	// socket write is a TLS record, as small as 1.4 KiB, so a handler
+	// still bounds each of its writes and this is the backstop for the
+	// writes outside them. A hijacked connection's writes are its new
+	// owner's business. An HTTP/2
 	// connection that takes no byte for that long is closed (net/http's
 	// HTTP2Config.WriteByteTimeout): the handler bounds each stream's
 	// writes itself; this covers the connection's own frames (a reset
@@ -183,7 +187,7 @@ func (s *Server) Serve() error {
 		cc := &countedConn{Conn: sockio.Wrap(c), done: s.connClosed}
 		if sc, ok := cc.Conn.(*sockio.Conn); ok && s.o.SendTimeout > 0 {
 			sc.SetWriteTimeout(s.o.SendTimeout)
-			cc.sendBound = s.o.SendTimeout
+			cc.bounded = sc
 		}
 		if s.o.TLSConfig == nil {
 			g := h1guard.Wrap(cc, h1guard.Options{MaxHeadBytes: headLimit(s.o.MaxHeaderBytes)})
@@ -245,8 +249,8 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 			st := tc.ConnectionState()
 			ci.TLS = &st
 		}
-		if cc := counted(g); cc != nil {
-			ci.SendBound = cc.sendBound
+		if cc := counted(g); cc != nil && cc.bounded != nil && ci.TLS == nil {
+			ci.SendBound = s.o.SendTimeout
 		}
 	}
 	return context.WithValue(ctx, connInfoKey{}, ci)
@@ -271,8 +275,8 @@ func connState(c net.Conn, st http.ConnState) {
 	if st == http.StateHijacked {
 		if g, ok := c.(*h1guard.Conn); ok {
 			g.Hijacked()
-			if cc := counted(g); cc != nil && cc.sendBound > 0 {
-				cc.Conn.(*sockio.Conn).SetWriteTimeout(0)
+			if cc := counted(g); cc != nil && cc.bounded != nil {
+				cc.bounded.SetWriteTimeout(0)
 			}
 		}
 	}
@@ -313,9 +317,9 @@ type countedConn struct {
 	net.Conn
 	once sync.Once
 	done func()
-	// sendBound: Conn is a *sockio.Conn with this write timeout
-	// (ServerOptions.SendTimeout); 0: none.
-	sendBound time.Duration
+	// bounded is Conn when it is a *sockio.Conn with the send timeout
+	// (ServerOptions.SendTimeout) as its write timeout; else nil.
+	bounded *sockio.Conn
 }
 
 func (c *countedConn) Close() error {

@@ -82,47 +82,61 @@ func BenchmarkServeHTTP(b *testing.B) {
 			if bc.noID {
 				text = "[request_id]\nenabled = false\n" + text
 			}
-			cfg, err := config.Parse([]byte(text))
-			if err != nil {
-				b.Fatal(err)
-			}
 			logs := accesslog.New()
 			logs.Stdout, logs.Stderr = io.Discard, io.Discard
-			rt, err := Build(context.Background(), cfg, Deps{AccessLogs: logs})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer rt.Close()
+			e, rt := benchEdge(b, text, Deps{AccessLogs: logs})
 			useStaticUpstream(rt, staticOK)
-			e := NewEdge(EdgeOptions{})
-			defer e.Close()
-			e.Swap(rt)
 
 			req := httptest.NewRequest("GET", "http://app.test/api/items?page=2", nil)
 			req.Header.Set("User-Agent", "bench/1.0")
 			req.Header.Set("Accept", "application/json")
 			req.Header.Set("Cookie", "sessionid=abc; csrftoken=def")
 			ci := &edgeserver.ConnInfo{Listener: "http", Peer: netip.MustParseAddr("192.0.2.10")}
-			req = req.WithContext(edgeserver.WithConnInfo(req.Context(), ci))
-			w := &discardWriter{h: http.Header{}}
-
-			e.ServeHTTP(w, req)
-			if w.code != 200 {
-				b.Fatalf("warm-up request: status %d, want 200", w.code)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				clear(w.h)
-				w.code = 0
-				e.ServeHTTP(w, req)
-			}
-			b.StopTimer()
-			if w.code != 200 {
-				b.Fatalf("status %d, want 200", w.code)
-			}
+			benchServe(b, e, req.WithContext(edgeserver.WithConnInfo(req.Context(), ci)))
 		})
 	}
+}
+
+// benchEdge builds a Runtime from the config text and serves it from a
+// new Edge, both closed when b ends.
+func benchEdge(b *testing.B, text string, d Deps) (*Edge, *Runtime) {
+	b.Helper()
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt, err := Build(context.Background(), cfg, d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := NewEdge(EdgeOptions{})
+	e.Swap(rt)
+	b.Cleanup(func() { e.Close(); rt.Close() })
+	return e, rt
+}
+
+// benchServe serves req on e into a reused writer, once as a warm-up and
+// then b.N times; each answer must be 200. It returns the writer, with the
+// last answer's header.
+func benchServe(b *testing.B, e *Edge, req *http.Request) *discardWriter {
+	b.Helper()
+	w := &discardWriter{h: http.Header{}}
+	e.ServeHTTP(w, req)
+	if w.code != 200 {
+		b.Fatalf("warm-up request: status %d, want 200", w.code)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		clear(w.h)
+		w.code = 0
+		e.ServeHTTP(w, req)
+	}
+	b.StopTimer()
+	if w.code != 200 {
+		b.Fatalf("status %d, want 200", w.code)
+	}
+	return w
 }
 
 // BenchmarkServeHTTPStatic measures a GET of a cached 2 KiB hashed CSS on
@@ -159,34 +173,13 @@ alias = "` + root + `"
 			if bc.noID {
 				text = "[request_id]\nenabled = false\n" + text
 			}
-			cfg, err := config.Parse([]byte(text))
-			if err != nil {
-				b.Fatal(err)
-			}
-			rt, err := Build(context.Background(), cfg, Deps{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer rt.Close()
-			e := NewEdge(EdgeOptions{})
-			defer e.Close()
-			e.Swap(rt)
+			e, _ := benchEdge(b, text, Deps{})
 			req := httptest.NewRequest("GET", "http://app.test/static/app.3f2a1b9c4d5e.css", nil)
 			req.Header.Set("User-Agent", "bench/1.0")
 			// As an edge server's HTTP/1 connection, which keeps the send
 			// timeout itself.
 			ci := &edgeserver.ConnInfo{Listener: "http", Peer: netip.MustParseAddr("192.0.2.10"), SendBound: config.DefaultSendTimeout}
-			req = req.WithContext(edgeserver.WithConnInfo(req.Context(), ci))
-			w := &discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
-				clear(w.h)
-				w.code = 0
-				e.ServeHTTP(w, req)
-			}
-			if w.code != 200 {
-				b.Fatalf("status %d, want 200", w.code)
-			}
+			benchServe(b, e, req.WithContext(edgeserver.WithConnInfo(req.Context(), ci)))
 		})
 	}
 }

@@ -77,6 +77,13 @@ func newCompressor(cc config.Compression, limit *compress.EncoderLimit) (*compre
 // noMaxLength is compressWriter's maxLength for proxied responses.
 const noMaxLength = -1
 
+// mayCompress reports whether a response to q may be compressed by comp
+// at all: compression is on for the route and the client accepts some
+// encoding. compressWriter looks at the response only when it may.
+func (q *request) mayCompress(comp *compress.Compressor) bool {
+	return comp != nil && len(q.r.Header["Accept-Encoding"]) != 0
+}
+
 // compressWriter returns the compress.Writer a response of status code
 // with header h (complete, but for what compress changes) is to be sent
 // through, or nil when it goes out as it is (see the notes above).
@@ -85,7 +92,7 @@ const noMaxLength = -1
 // The caller sends the status through the returned Writer and ends it
 // with Close or Abort; q.sent counts what reaches the client.
 func (q *request) compressWriter(comp *compress.Compressor, h http.Header, code int, length, maxLength int64, trailers bool) *compress.Writer {
-	if comp == nil || len(q.r.Header["Accept-Encoding"]) == 0 {
+	if !q.mayCompress(comp) {
 		return nil
 	}
 	switch {

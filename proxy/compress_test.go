@@ -840,35 +840,17 @@ func BenchmarkServeHTTPCompressed(b *testing.B) {
 	html := "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 4096\r\n\r\n" + string(compressText(4096))
 	for _, ae := range []string{"", "gzip", "zstd", "br"} {
 		b.Run("accept="+ae, func(b *testing.B) {
-			cfg, err := config.Parse([]byte(benchConfigFor("off", "gatehouse")))
-			if err != nil {
-				b.Fatal(err)
-			}
-			rt, err := Build(context.Background(), cfg, Deps{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer rt.Close()
+			e, rt := benchEdge(b, benchConfigFor("off", "gatehouse"), Deps{})
 			useStaticUpstream(rt, html)
-			e := NewEdge(EdgeOptions{})
-			defer e.Close()
-			e.Swap(rt)
 			req := httptest.NewRequest("GET", "/page", nil)
 			req.Host = "app.test"
 			if ae != "" {
 				req.Header.Set("Accept-Encoding", ae)
 			}
 			ci := &edgeserver.ConnInfo{Listener: "http", Peer: netip.MustParseAddr("192.0.2.10")}
-			req = req.WithContext(edgeserver.WithConnInfo(req.Context(), ci))
-			w := &discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
-				clear(w.h)
-				w.code = 0
-				e.ServeHTTP(w, req)
-			}
-			if w.code != 200 || w.h.Get("Content-Encoding") != ae {
-				b.Fatalf("status %d, Content-Encoding %q", w.code, w.h.Get("Content-Encoding"))
+			w := benchServe(b, e, req.WithContext(edgeserver.WithConnInfo(req.Context(), ci)))
+			if got := w.h.Get("Content-Encoding"); got != ae {
+				b.Fatalf("Content-Encoding %q, want %q", got, ae)
 			}
 		})
 	}

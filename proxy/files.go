@@ -164,8 +164,8 @@ func (f *fileWriter) WriteHeader(code int) {
 	f.q.status = code
 	h := f.q.w.Header()
 	f.rules.Apply(h)
-	if f.comp == nil || len(f.q.r.Header["Accept-Encoding"]) == 0 {
-		// compressWriter's first check, before the length is parsed.
+	if !f.q.mayCompress(f.comp) {
+		// Before the length is parsed for compressWriter.
 		f.q.w.WriteHeader(code)
 		return
 	}

@@ -676,9 +676,10 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // sendBound is the bound of q's response (package sendbound).
 func (q *request) sendBound() sendbound.Bound {
 	send := q.rt.cfg.Timeouts.Send
-	// The connection keeps the bound itself on HTTP/1, unless a reload
-	// changed timeouts.send since it was accepted.
-	return sendbound.Bound{Send: send, Now: q.e.now, H2: q.r.ProtoMajor == 2, Conn: q.ci.SendBound == send && q.r.ProtoMajor == 1}
+	// The connection keeps the bound itself on plaintext HTTP/1
+	// (SendBound is zero over TLS and HTTP/2), unless a reload changed
+	// timeouts.send since it was accepted.
+	return sendbound.Bound{Send: send, Now: q.e.now, H2: q.r.ProtoMajor == 2, Conn: q.ci.SendBound == send}
 }
 
 // ownHeaders sets the fields Gatehouse owns on a response: HSTS over TLS

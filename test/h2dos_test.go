@@ -479,9 +479,9 @@ func TestH2SlowStreamNotCut(t *testing.T) {
 // TestH1StalledClientSendTimeout (issue 12, item 1, on HTTP/1): clients
 // that request a large response and read nothing hold every max_conns
 // slot of the upstream until the send timeout cuts their connections
-// (kept by the connection itself on HTTP/1: no deadline is set per
-// write); then the slots come back and a normal client queued behind
-// them is answered. Plaintext and TLS.
+// (on plaintext kept by the connection itself, no deadline set per
+// write; over TLS by the response's own deadlines); then the slots come
+// back and a normal client queued behind them is answered.
 func TestH1StalledClientSendTimeout(t *testing.T) {
 	t.Parallel()
 	be := newH2Backend(t, 32<<20)

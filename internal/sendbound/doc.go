@@ -19,9 +19,9 @@
 // Conn set sets no deadline: each write to the socket that has to wait
 // may wait at most the send timeout, as with nginx's send_timeout, and a
 // write that finds buffer space (every write of a small response) costs
-// nothing for it. Over TLS the socket's writes are the records (16 KiB at
-// most), so a client that takes a record within every send timeout keeps
-// the connection, as it does under nginx. On HTTP/2 it is the stream's: when it
+// nothing for it. That is plaintext only: over TLS a socket write is one
+// record, a fraction of a response's write, so the response keeps its
+// own deadlines. On HTTP/2 it is the stream's: when it
 // passes, net/http resets the stream (RST_STREAM INTERNAL_ERROR) and a
 // write blocked on flow control — a client that advertised a zero window
 // and never opens it — returns an error at once, so the handler returns

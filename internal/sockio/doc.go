@@ -20,8 +20,9 @@
 // that starts after the deadline set has passed fails, as on the socket.
 // A write timeout (SetWriteTimeout) bounds every write that has to wait
 // with no deadline set, as nginx's send_timeout does: the edge server's
-// HTTP/1 connections keep the send timeout that way, instead of the
-// proxy setting and clearing a write deadline around every response.
+// plaintext HTTP/1 connections keep the send timeout that way, instead
+// of the proxy setting and clearing a write deadline around every
+// response (over TLS it is the backstop beside the response's own).
 // A deadline set while an operation runs goes through at once, so a
 // blocked Read or Write still ends when it passes; once the wrapped conn
 // is handed out (Unwrap, NetConn) every deadline goes through at once.
