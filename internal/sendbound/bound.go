@@ -17,8 +17,8 @@ type Bound struct {
 	// H2 is whether the response is an HTTP/2 stream.
 	H2 bool
 	// Conn is whether the connection (HTTP/1) bounds its writes by Send
-	// itself (edgeserver.ConnInfo.SendBound): no deadline is set, and
-	// End only flushes.
+	// itself (edgeserver.ConnInfo.SendBound): no deadline is set, and End
+	// does nothing.
 	Conn bool
 }
 
@@ -53,13 +53,16 @@ func (b Bound) Idle(rc *http.ResponseController) {
 // nothing was waited for since (the body ended with it): that bound,
 // set a moment ago, is the one End would set, and is kept rather than
 // set again (on HTTP/2 every setting is a message to the connection's
-// serve loop). With Conn, End flushes under the connection's own bound.
+// serve loop).
+//
+// With Conn, End does nothing: what is buffered goes out when net/http
+// finishes the response, under the connection's own bound, as nginx
+// sends a response's tail. A flush here would only tell the caller
+// earlier that the client is gone, and cost a small static file 3-4 %
+// of its CPU time (docs/performance.md).
 func (b Bound) End(rc *http.ResponseController, armed bool) error {
-	if b.Send <= 0 {
+	if b.Send <= 0 || b.Conn {
 		return nil
-	}
-	if b.Conn {
-		return rc.Flush()
 	}
 	if !armed {
 		b.Arm(rc)

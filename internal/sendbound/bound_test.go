@@ -61,18 +61,21 @@ func join(log []string) string { return strings.Join(log, ", ") }
 // TestCopyArmsEveryWrite: every write is armed first; between writes an
 // HTTP/2 stream is disarmed (the wait for the source does not count), an
 // HTTP/1 connection is not; the write that ends the body keeps its bound
-// for End, which on HTTP/1 flushes and clears.
+// for End, which on HTTP/1 flushes and clears. On a connection that keeps
+// the bound itself nothing is armed, cleared or flushed: net/http sends
+// the tail when the handler returns.
 func TestCopyArmsEveryWrite(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		h2   bool
-		want string
+		name     string
+		h2, conn bool
+		want     string
 	}{
-		{"HTTP/1", false, "arm, write 3, arm, write 2, flush, clear"},
-		{"HTTP/2", true, "arm, write 3, clear, arm, write 2"},
+		{"HTTP/1", false, false, "arm, write 3, arm, write 2, flush, clear"},
+		{"HTTP/2", true, false, "arm, write 3, clear, arm, write 2"},
+		{"HTTP/1 bounded by the connection", false, true, "write 3, write 2"},
 	} {
 		w := &recorder{h: http.Header{}}
-		b := Bound{Send: time.Second, Now: clock, H2: tc.h2}
+		b := Bound{Send: time.Second, Now: clock, H2: tc.h2, Conn: tc.conn}
 		n, armed, err := b.Copy(w, &chunky{[]string{"abc", "de"}}, make([]byte, 8), false, -1)
 		if err != nil || n != 5 || !armed {
 			t.Fatalf("%s: Copy = %d, %v, %v; want 5, armed, nil", tc.name, n, armed, err)
