@@ -99,7 +99,9 @@ func (q *request) serveFile(path string) {
 	}
 	q.ownHeaders(q.w.Header())
 	q.fw = fileWriter{q: q, rules: rt.respRules, comp: rt.comp}
-	rt.files.Serve(&q.fw, q.r, rt.fileName(path))
+	// The request's start is the open-file cache's time: one clock read
+	// fewer.
+	rt.files.ServeAt(&q.fw, q.r, rt.fileName(path), q.start)
 	q.fw.finish()
 }
 

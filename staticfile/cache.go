@@ -251,8 +251,10 @@ func (c *cache) get(name string, now int64) *entry {
 	c.mu.Lock()
 	e := c.m[name]
 	if e != nil {
-		c.unlink(e)
-		c.pushFront(e)
+		if c.ring.next != e { // a hot file is at the front already
+			c.unlink(e)
+			c.pushFront(e)
+		}
 		e.lastUsed = now
 	}
 	v := c.sweepLocked(now, victims[:0])

@@ -125,6 +125,39 @@ func testCacheInvalidation(t *testing.T, memory int64) {
 	wantOpenFiles(t, root, 0, "after the file was removed")
 }
 
+// TestServeAt: without Options.Now the open-file cache takes the time
+// ServeAt is given (the proxy passes the request's arrival) instead of
+// reading the clock: a cached file changed on disk is served as cached
+// until a request arrives after the revalidation interval.
+func TestServeAt(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeFileAt(t, root, "app.css", "v1", mtime(0))
+	s, err := New(Options{Root: root, CacheValid: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	t0 := time.Now()
+	at := t0
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ServeAt(w, r, r.URL.Path, at)
+	}))
+	t.Cleanup(hs.Close)
+	if r := get(t, hs, "/app.css"); r.body != "v1" {
+		t.Fatalf("first GET: %q, want v1", r.body)
+	}
+	replaceFile(t, root, "app.css", "version 2", mtime(time.Minute))
+	at = t0.Add(59 * time.Minute)
+	if r := get(t, hs, "/app.css"); r.body != "v1" {
+		t.Errorf("arrived within the interval: %q, want the cached v1", r.body)
+	}
+	at = t0.Add(time.Hour)
+	if r := get(t, hs, "/app.css"); r.body != "version 2" {
+		t.Errorf("arrived after the interval: %q, want version 2", r.body)
+	}
+}
+
 // TestCacheValidNegative: CacheValid < 0 checks the disk on every request.
 func TestCacheValidNegative(t *testing.T) {
 	t.Parallel()

@@ -50,15 +50,20 @@ func Canonical(hostport string) (host string, ok bool) {
 		}
 		h = h[:i]
 	}
-	for i := 0; i < len(h); i++ {
-		if !regNameByte[h[i]] {
-			return "", false
-		}
-	}
-	if h == "" || h[0] == '.' || strings.Contains(h, "..") {
+	if h == "" || h[0] == '.' {
 		return "", false
 	}
-	h = strings.ToLower(h)
+	upper := false
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !regNameByte[c] || c == '.' && i > 0 && h[i-1] == '.' {
+			return "", false
+		}
+		upper = upper || 'A' <= c && c <= 'Z'
+	}
+	if upper {
+		h = strings.ToLower(h)
+	}
 	if h[len(h)-1] == '.' {
 		h = h[:len(h)-1]
 	}
