@@ -99,8 +99,9 @@ type Conn struct {
 	wmu      sync.Mutex // guards watch
 	watch    statusWatch
 
-	reason atomic.Uint32
-	pass   atomic.Bool
+	reason   atomic.Uint32
+	pass     atomic.Bool
+	aborting atomic.Bool // the read deadline is the idiom for "now" (SetReadDeadline)
 }
 
 // Values of Conn.up: where an upgrade request stands.
@@ -223,11 +224,26 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 // RemoteAddr returns the wrapped connection's remote address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
-// SetDeadline sets the wrapped connection's deadlines.
-func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
+// SetDeadline sets the wrapped connection's deadlines; see SetReadDeadline.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.aborting.Store(isAbort(t))
+	return c.nc.SetDeadline(t)
+}
 
-// SetReadDeadline sets the wrapped connection's read deadline.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+// SetReadDeadline sets the wrapped connection's read deadline. While it
+// is one before 2001, the standard library's idiom for "now" (net/http
+// aborting its one-byte background read after every request), a Read
+// with nothing pending reads into the caller's buffer: the wrapped
+// connection fails it at once, and the guard takes no head buffer from
+// its pool only to give it back.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.aborting.Store(isAbort(t))
+	return c.nc.SetReadDeadline(t)
+}
+
+// isAbort reports whether a deadline is the idiom for "now" (see
+// SetReadDeadline).
+func isAbort(t time.Time) bool { return !t.IsZero() && t.Unix() < 1e9 }
 
 // SetWriteDeadline sets the wrapped connection's write deadline.
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
@@ -285,7 +301,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if c.err != nil {
 			return 0, c.err
 		}
-		if c.ok < len(c.buf) || (c.st == stHead && len(p) < minDirect) {
+		if c.ok < len(c.buf) || (c.st == stHead && len(p) < minDirect && !c.aborting.Load()) {
 			// Slow path: a head is pending or the caller's buffer is small.
 			n, err := c.fill()
 			if n == 0 && err == nil {

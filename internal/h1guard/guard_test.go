@@ -696,6 +696,56 @@ func TestTimeoutReleasesBuffer(t *testing.T) {
 	}
 }
 
+// readSizes records the size of every Read of the wrapped connection.
+type readSizes struct {
+	net.Conn
+	sizes []int
+}
+
+func (r *readSizes) Read(p []byte) (int, error) {
+	r.sizes = append(r.sizes, len(p))
+	return r.Conn.Read(p)
+}
+
+// TestAbortedReadTakesNoBuffer: a one-byte Read under a read deadline in
+// the past (net/http's background read, aborted after every request) goes
+// to the wrapped connection with the caller's byte, which fails it, rather
+// than through a pooled head buffer; under any other deadline a small
+// Read still fills the head buffer, and a later request is read whole.
+func TestAbortedReadTakesNoBuffer(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	rs := &readSizes{Conn: a}
+	g := Wrap(rs, Options{})
+	var one [1]byte
+	g.SetReadDeadline(time.Unix(1, 0))
+	_, err := g.Read(one[:])
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Read under an aborting deadline = %v, want a timeout", err)
+	}
+	if len(rs.sizes) != 1 || rs.sizes[0] != 1 || g.bp != nil {
+		t.Fatalf("aborted Read: reads of %v bytes, buffer held %v; want one read of the caller's 1 byte and no buffer", rs.sizes, g.bp != nil)
+	}
+	rs.sizes = nil
+	g.SetReadDeadline(time.Now().Add(time.Millisecond))
+	g.Read(one[:])
+	if len(rs.sizes) != 1 || rs.sizes[0] <= 1 {
+		t.Errorf("Read under a future deadline: reads of %v bytes, want one into the head buffer", rs.sizes)
+	}
+	g.SetReadDeadline(time.Time{})
+	go b.Write([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+	buf := make([]byte, 0, 64)
+	for !strings.HasSuffix(string(buf), "\r\n\r\n") {
+		n, err := g.Read(one[:])
+		if err != nil {
+			t.Fatalf("after the abort: %v (got %q)", err, buf)
+		}
+		buf = append(buf, one[:n]...)
+	}
+}
+
 // TestStatusWatch checks the response watch on its own: the final status
 // code, or -1 for what is not an HTTP/1.x response, or 0 while incomplete,
 // whatever the write boundaries.
