@@ -291,6 +291,17 @@ declare -A RES US RPS
 IFS=, read -r -a SERVERS <<<"$ONLY"
 for name in "${SERVERS[@]}"; do
 	ports "$name"
+	# A server left on these ports would answer for the one started here
+	# (which then fails to bind), and the figures would be its.
+	for p in "$HTTP_PORT" "$HTTPS_PORT"; do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "static.sh: port $p is in use (PORT_BASE=$PORT_BASE)" >&2
+			exit 1
+		fi
+	done
+done
+for name in "${SERVERS[@]}"; do
+	ports "$name"
 	"start_$name"
 done
 for name in "${SERVERS[@]}"; do
