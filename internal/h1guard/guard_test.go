@@ -684,13 +684,21 @@ func TestTimeoutReleasesBuffer(t *testing.T) {
 		t.Error("the connection still holds its head buffer after an idle timeout")
 	}
 	// The conn still works: a request that arrives later is read whole.
+	readWholeHead(t, g, b, "after the timeout")
+}
+
+// readWholeHead clears g's read deadline, writes a request head on b (the
+// client's end) and reads it back through g one byte at a time.
+func readWholeHead(t *testing.T, g *Conn, b net.Conn, when string) {
+	t.Helper()
 	g.SetReadDeadline(time.Time{})
 	go b.Write([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+	var one [1]byte
 	buf := make([]byte, 0, 64)
 	for !strings.HasSuffix(string(buf), "\r\n\r\n") {
 		n, err := g.Read(one[:])
 		if err != nil {
-			t.Fatalf("after the timeout: %v (got %q)", err, buf)
+			t.Fatalf("%s: %v (got %q)", when, err, buf)
 		}
 		buf = append(buf, one[:n]...)
 	}
@@ -734,16 +742,7 @@ func TestAbortedReadTakesNoBuffer(t *testing.T) {
 	if len(rs.sizes) != 1 || rs.sizes[0] <= 1 {
 		t.Errorf("Read under a future deadline: reads of %v bytes, want one into the head buffer", rs.sizes)
 	}
-	g.SetReadDeadline(time.Time{})
-	go b.Write([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
-	buf := make([]byte, 0, 64)
-	for !strings.HasSuffix(string(buf), "\r\n\r\n") {
-		n, err := g.Read(one[:])
-		if err != nil {
-			t.Fatalf("after the abort: %v (got %q)", err, buf)
-		}
-		buf = append(buf, one[:n]...)
-	}
+	readWholeHead(t, g, b, "after the abort")
 }
 
 // TestStatusWatch checks the response watch on its own: the final status
