@@ -123,12 +123,7 @@ func (q *request) serve() {
 		q.fail(http.StatusBadRequest, true)
 		return
 	}
-	q.client = q.ci.Peer.Unmap()
-	if len(q.rt.trusted) > 0 {
-		// Without trusted proxies (an edge facing the internet) the
-		// forwarding headers are not even looked up.
-		q.client = realip.Client(q.rt.trusted, q.ci.Peer, r.Header["X-Forwarded-For"], headerValue(r.Header, "X-Real-Ip"))
-	}
+	q.client = realip.Client(q.rt.trusted, q.ci.Peer, r.Header)
 	if j := q.rt.deps.Jail; j != nil {
 		// Bans are enforced at accept on the TCP peer; behind a trusted
 		// proxy (or on a keep-alive connection that outlived the ban's

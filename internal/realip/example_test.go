@@ -2,6 +2,7 @@ package realip_test
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/realip"
@@ -12,7 +13,7 @@ func ExampleClient() {
 	lb := netip.MustParseAddr("10.0.0.2")
 	// A client forged the first entry; the load balancer appended the
 	// address it saw, then a second trusted proxy its own.
-	xff := []string{"127.0.0.1, 198.51.100.7", "10.0.0.9"}
-	fmt.Println(realip.Client(trusted, lb, xff, ""))
+	h := http.Header{"X-Forwarded-For": {"127.0.0.1, 198.51.100.7", "10.0.0.9"}}
+	fmt.Println(realip.Client(trusted, lb, h))
 	// Output: 198.51.100.7
 }

@@ -7,6 +7,7 @@
 package realip
 
 import (
+	"net/http"
 	"net/netip"
 	"strings"
 )
@@ -32,15 +33,17 @@ func Trusted(trusted []netip.Prefix, addr netip.Addr) bool {
 // that is not one. A chain made only of trusted addresses yields its
 // leftmost entry. Anything unparsable stops the walk at the last good
 // address. X-Real-IP is used, from a trusted peer, only when there is no
-// X-Forwarded-For.
-func Client(trusted []netip.Prefix, peer netip.Addr, xff []string, xRealIP string) netip.Addr {
+// X-Forwarded-For. h is the request's header; it is not even looked at
+// when the peer is not trusted (an edge facing the internet trusts none).
+func Client(trusted []netip.Prefix, peer netip.Addr, h http.Header) netip.Addr {
 	peer = peer.Unmap()
 	if len(trusted) == 0 || !Trusted(trusted, peer) {
 		return peer
 	}
+	xff := h["X-Forwarded-For"]
 	if len(xff) == 0 {
-		if xRealIP != "" {
-			if a, err := netip.ParseAddr(strings.TrimSpace(xRealIP)); err == nil {
+		if v := h["X-Real-Ip"]; len(v) > 0 && v[0] != "" {
+			if a, err := netip.ParseAddr(strings.TrimSpace(v[0])); err == nil {
 				return a.Unmap()
 			}
 		}

@@ -1,6 +1,7 @@
 package realip
 
 import (
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -29,14 +30,27 @@ func TestClient(t *testing.T) {
 		{"::ffff:10.0.0.1", []string{"198.51.100.7"}, "", "198.51.100.7"},
 		{"10.0.0.1", []string{" , ,198.51.100.7,"}, "", "198.51.100.7"}, // empty entries are skipped
 	} {
-		got := Client(trusted, netip.MustParseAddr(tc.peer), tc.xff, tc.xRealIP)
+		got := Client(trusted, netip.MustParseAddr(tc.peer), forwarded(tc.xff, tc.xRealIP))
 		if got.String() != tc.want {
 			t.Errorf("peer %s, X-Forwarded-For %q, X-Real-IP %q: client %s, want %s", tc.peer, tc.xff, tc.xRealIP, got, tc.want)
 		}
 	}
-	if got := Client(nil, netip.MustParseAddr("10.0.0.1"), []string{"198.51.100.7"}, ""); got.String() != "10.0.0.1" {
+	if got := Client(nil, netip.MustParseAddr("10.0.0.1"), forwarded([]string{"198.51.100.7"}, "")); got.String() != "10.0.0.1" {
 		t.Errorf("no trusted proxies: client %s, want the peer", got)
 	}
+}
+
+// forwarded is a request header with the X-Forwarded-For fields xff and,
+// when not empty, X-Real-IP.
+func forwarded(xff []string, xRealIP string) http.Header {
+	h := http.Header{}
+	if len(xff) > 0 {
+		h["X-Forwarded-For"] = xff
+	}
+	if xRealIP != "" {
+		h["X-Real-Ip"] = []string{xRealIP}
+	}
+	return h
 }
 
 func TestAllowed(t *testing.T) {
@@ -71,7 +85,7 @@ func FuzzClient(f *testing.F) {
 		if err != nil {
 			return
 		}
-		got := Client(trusted, p, []string{xff}, xRealIP)
+		got := Client(trusted, p, forwarded([]string{xff}, xRealIP))
 		if !got.IsValid() || got.Is4In6() {
 			t.Fatalf("Client(%s, %q, %q) = %v: not a valid unmapped address", peer, xff, xRealIP, got)
 		}
