@@ -20,7 +20,8 @@ import (
 // must serve the same files with the same Cache-Control (the script checks
 // that before measuring), wrk must complete requests without errors on
 // every cell, and the three ratio tables must come out with a number in
-// each of their four cells. The figures of a one-second run mean nothing
+// each of their four cells, the rounds' median between their lowest and
+// highest (one round here). The figures of a one-second run mean nothing
 // and are not asserted.
 func TestStaticBenchSmoke(t *testing.T) {
 	if testing.Short() {
@@ -34,13 +35,23 @@ func TestStaticBenchSmoke(t *testing.T) {
 	requireTool(t, "taskset", "util-linux")
 	out := runScript(t, 3*time.Minute, []string{"GATEHOUSE_BIN=" + binPath, "TMPDIR=" + t.TempDir()},
 		"bench/static.sh", "--quick", "--only", "nginx,gatehouse,nethttp")
-	cells := regexp.MustCompile(`(?m)^\s+(http|https)\s+(css|js)\s+([0-9.]+)\s*$`).FindAllSubmatch(out, -1)
+	// "  http   css 1.31  (rounds 1.31-1.31, n=1; ratio of medians 1.31)"
+	cells := regexp.MustCompile(`(?m)^\s+(http|https)\s+(css|js)\s+([0-9.]+)  \(rounds ([0-9.]+)-([0-9.]+), n=(\d+); ratio of medians ([0-9.]+)\)$`).FindAllSubmatch(out, -1)
 	if len(cells) != 12 {
 		t.Fatalf("want 12 ratio cells (3 tables of http/https × css/js), got %d:\n%s", len(cells), out)
 	}
 	for _, c := range cells {
-		if r, err := strconv.ParseFloat(string(c[3]), 64); err != nil || r <= 0 {
-			t.Errorf("ratio %s %s = %q, want a positive number", c[1], c[2], c[3])
+		var v [4]float64
+		for i, s := range [][]byte{c[3], c[4], c[5], c[7]} {
+			r, err := strconv.ParseFloat(string(s), 64)
+			if err != nil || r <= 0 {
+				t.Fatalf("%s %s: %q is not a positive number:\n%s", c[1], c[2], s, out)
+			}
+			v[i] = r
+		}
+		med, lo, hi := v[0], v[1], v[2]
+		if string(c[6]) != "1" || lo > med || med > hi {
+			t.Errorf("%s %s: median %v of rounds %v-%v, n=%s: want one round, the median between the lowest and highest", c[1], c[2], med, lo, hi, c[6])
 		}
 	}
 }

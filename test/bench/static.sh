@@ -7,18 +7,23 @@
 # and per MiB, with Gatehouse's ratio to nginx. Lower is better; the bar of
 # issue 14 is ≤ 1.5× nginx for the small file.
 #
-# The servers run side by side, each on its own ports, and every cell is
-# measured on each server in turn, round after round (--repeat), so that a
-# change of the machine's speed during the run (a shared VM's figures move
-# by 2× from one minute to the next) touches all servers alike; the table
-# gives each cell's median. A third server, nethttp (test/bench/nethttpfloor:
-# Go's net/http serving the files from memory with nothing else), is the
-# floor of any net/http server: "floor / nginx" is what is not Gatehouse's,
-# "Gatehouse / floor" what is.
+# The servers run side by side, each on its own ports. After one warm-up
+# run per server and cell, every cell is measured on each server in turn,
+# round after round (--repeat), short runs back to back, the server that
+# starts a round moving from one round to the next. A shared VM's speed
+# moves by 1.5-2x from one minute to the next, and not alike for every
+# server (Go's runtime suffers more in a slow phase than nginx), so the
+# ratios are paired: each round's ratio of two servers measured seconds
+# apart, and the median of those over the rounds, with the lowest and
+# highest round and the ratio of the two servers' medians beside it. The
+# table of CPU figures gives each server's median. A third server,
+# nethttp (test/bench/nethttpfloor: Go's net/http serving the files from
+# memory with nothing else), is the floor of any net/http server:
+# "floor / nginx" is what is not Gatehouse's, "Gatehouse / floor" what is.
 #
-#   test/bench/static.sh                 # full run, about 2 minutes
+#   test/bench/static.sh                 # full run, about 4 minutes
 #   test/bench/static.sh --quick         # smoke run: proves the script works, measures little
-#   test/bench/static.sh --duration 20 --repeat 3
+#   test/bench/static.sh --duration 5 --repeat 15
 #
 # Fairness, as in ../shared/bench: both servers on one core (PROXY_CPU,
 # default 0; nginx 1 worker, Gatehouse GOMAXPROCS=1), wrk on another
@@ -33,9 +38,9 @@
 # ports PORT_BASE+0..5 (default 28180-28185) must be free.
 set -euo pipefail
 
-DURATION=10
+DURATION=2
 WARMUP=2
-REPEAT=1
+REPEAT=9
 CONNS_SMALL=50
 CONNS_LARGE=16
 PORT_BASE=${PORT_BASE:-28180}
@@ -49,9 +54,9 @@ usage() {
 	cat <<USAGE
 
 Options:
-  --quick            1 s runs after a 1 s warm-up (a smoke test)
+  --quick            one round of 1 s runs after a 1 s warm-up (a smoke test)
   --duration S       seconds per measured run (default $DURATION)
-  --repeat N         runs per cell; the table shows the median (default $REPEAT)
+  --repeat N         rounds; the tables show medians (default $REPEAT)
   --only LIST        servers, comma-separated (default $ONLY)
   --keep-tmp         keep the work directory (configs, logs, wrk output)
 USAGE
@@ -59,7 +64,7 @@ USAGE
 
 while [ $# -gt 0 ]; do
 	case $1 in
-	--quick) DURATION=1 WARMUP=1 ;;
+	--quick) DURATION=1 WARMUP=1 REPEAT=1 ;;
 	--duration) DURATION=$2; shift ;;
 	--repeat) REPEAT=$2; shift ;;
 	--only) ONLY=$2; shift ;;
@@ -260,14 +265,24 @@ check() {
 	done
 }
 
+# url NAME SCHEME FILE: the file's URL on NAME.
+url() {
+	ports "$1"
+	local port=$HTTP_PORT
+	[ "$2" = https ] && port=$HTTPS_PORT
+	echo "$2://localhost:$port/static/$3"
+}
+
+# warm NAME SCHEME FILE CONNS: one unmeasured run (connections, caches,
+# the Go heap's size).
+warm() {
+	taskset -c "$CLIENT_CPU" wrk -t1 -c"$4" -d"${WARMUP}s" "$(url "$1" "$2" "$3")" >/dev/null 2>&1 || true
+}
+
 # measure NAME SCHEME FILE CONNS: prints "us_per_req req_per_s"
 measure() {
-	local name=$1 scheme=$2 file=$3 conns=$4 port url before after out n secs non2xx errs
-	ports "$name"
-	port=$HTTP_PORT
-	[ "$scheme" = https ] && port=$HTTPS_PORT
-	url="$scheme://localhost:$port/static/$file"
-	taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+	local name=$1 scheme=$2 file=$3 conns=$4 url before after out n secs non2xx errs
+	url=$(url "$name" "$scheme" "$file")
 	before=$(tree_ticks "${SERVER_PID[$name]}")
 	out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" "$url" 2>&1)
 	after=$(tree_ticks "${SERVER_PID[$name]}")
@@ -285,7 +300,7 @@ measure() {
 	awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$n" -v s="$secs" 'BEGIN {printf "%.2f %.0f\n", t * 1e6 / hz / n, n / s}'
 }
 
-median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print a[int((NR + 1) / 2)]}'; }
+median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 declare -A RES US RPS
 IFS=, read -r -a SERVERS <<<"$ONLY"
@@ -309,17 +324,29 @@ for name in "${SERVERS[@]}"; do
 	wait_ready "$name"
 	check "$name"
 done
-# Round after round, each cell on each server in turn (see the top).
-for _ in $(seq 1 "$REPEAT"); do
-	for scheme in http https; do
-		for f in css js; do
-			file=$CSS conns=$CONNS_SMALL
-			[ $f = js ] && file=$JS conns=$CONNS_LARGE
-			for name in "${SERVERS[@]}"; do
-				read -r u r < <(measure "$name" "$scheme" "$file" "$conns")
-				US[$name,$scheme,$f]+="$u "
-				RPS[$name,$scheme,$f]+="$r "
-			done
+# cells: "scheme file conns" for each cell of the tables.
+CELLS=()
+for scheme in http https; do
+	CELLS+=("$scheme css $CONNS_SMALL" "$scheme js $CONNS_LARGE")
+done
+file_of() { if [ "$1" = css ]; then echo "$CSS"; else echo "$JS"; fi; }
+for cell in "${CELLS[@]}"; do
+	read -r scheme f conns <<<"$cell"
+	for name in "${SERVERS[@]}"; do
+		warm "$name" "$scheme" "$(file_of "$f")" "$conns"
+	done
+done
+# Round after round, each cell on each server in turn, the first server
+# of a round moving by one each round (see the top).
+for ((round = 0; round < REPEAT; round++)); do
+	for cell in "${CELLS[@]}"; do
+		read -r scheme f conns <<<"$cell"
+		for ((i = 0; i < ${#SERVERS[@]}; i++)); do
+			name=${SERVERS[$(((i + round) % ${#SERVERS[@]}))]}
+			read -r u r < <(measure "$name" "$scheme" "$(file_of "$f")" "$conns")
+			US[$name,$scheme,$f]+="$u "
+			RPS[$name,$scheme,$f]+="$r "
+			echo "$((round + 1)) $name $scheme $f $u $r" >>"$WORK/rounds.txt"
 		done
 	done
 done
@@ -344,18 +371,28 @@ for name in "${SERVERS[@]}"; do
 		echo "$line"
 	done
 done
-# ratios A B TITLE: A's CPU per request over B's, per cell.
+# ratios A B TITLE: A's CPU per request over B's, per cell: the median of
+# the rounds' ratios (lowest-highest round), and the ratio of the two
+# servers' medians.
 ratios() {
 	[[ ",$ONLY," == *,$1,* && ",$ONLY," == *,$2,* ]] || return 0
 	echo
 	echo "$3"
 	for scheme in http https; do
 		for f in css js; do
-			awk -v g="${RES[$1,$scheme,$f,us]}" -v n="${RES[$2,$scheme,$f,us]}" -v s="$scheme" -v f="$f" \
-				'BEGIN {if (g == "-" || n == "-" || n == 0) r = "-"; else r = sprintf("%.2f", g / n); printf "  %-6s %-4s %s\n", s, f, r}'
+			echo "${US[$1,$scheme,$f]}|${US[$2,$scheme,$f]}|${RES[$1,$scheme,$f,us]}|${RES[$2,$scheme,$f,us]}" | awk -F'|' -v s="$scheme" -v f="$f" '
+			{
+				na = split($1, a, " "); split($2, b, " "); k = 0
+				for (i = 1; i <= na; i++) if (a[i] != "-" && b[i] != "-" && b[i] > 0) r[++k] = a[i] / b[i]
+				for (i = 2; i <= k; i++) for (j = i; j > 1 && r[j-1] > r[j]; j--) { t = r[j]; r[j] = r[j-1]; r[j-1] = t }
+				if (k == 0) { printf "  %-6s %-4s -\n", s, f; next }
+				med = (k % 2) ? r[(k+1)/2] : (r[k/2] + r[k/2+1]) / 2
+				rom = ($3 == "-" || $4 == "-" || $4 == 0) ? "-" : sprintf("%.2f", $3 / $4)
+				printf "  %-6s %-4s %.2f  (rounds %.2f-%.2f, n=%d; ratio of medians %s)\n", s, f, med, r[1], r[k], k, rom
+			}'
 		done
 	done
 }
-ratios gatehouse nginx "Gatehouse / nginx (CPU per request; ≤ 1.5 is issue 14's bar for the small file)"
+ratios gatehouse nginx "Gatehouse / nginx (CPU per request, median of the rounds' ratios; ≤ 1.5 is issue 14's bar for the small file)"
 ratios nethttp nginx "net/http floor / nginx (what is not Gatehouse's)"
 ratios gatehouse nethttp "Gatehouse / net/http floor (what is)"
