@@ -35,7 +35,7 @@ func TestStaticBenchSmoke(t *testing.T) {
 	requireTool(t, "taskset", "util-linux")
 	out := runScript(t, 3*time.Minute, []string{"GATEHOUSE_BIN=" + binPath, "TMPDIR=" + t.TempDir()},
 		"bench/static.sh", "--quick", "--only", "nginx,gatehouse,nethttp")
-	// "  http   css 1.31  (rounds 1.31-1.31, n=1; ratio of medians 1.31)"
+	// "  http   css  1.31  (rounds 1.31-1.31, n=1; ratio of medians 1.31)"
 	cells := regexp.MustCompile(`(?m)^\s+(http|https)\s+(css|js)\s+([0-9.]+)  \(rounds ([0-9.]+)-([0-9.]+), n=(\d+); ratio of medians ([0-9.]+)\)$`).FindAllSubmatch(out, -1)
 	if len(cells) != 12 {
 		t.Fatalf("want 12 ratio cells (3 tables of http/https × css/js), got %d:\n%s", len(cells), out)
