@@ -53,17 +53,13 @@ func Canonical(hostport string) (host string, ok bool) {
 	if h == "" || h[0] == '.' {
 		return "", false
 	}
-	upper := false
 	for i := 0; i < len(h); i++ {
 		c := h[i]
 		if !regNameByte[c] || c == '.' && i > 0 && h[i-1] == '.' {
 			return "", false
 		}
-		upper = upper || 'A' <= c && c <= 'Z'
 	}
-	if upper {
-		h = strings.ToLower(h)
-	}
+	h = strings.ToLower(h) // returns h itself when it has no upper case
 	if h[len(h)-1] == '.' {
 		h = h[:len(h)-1]
 	}
